@@ -1,0 +1,189 @@
+//! Progress bars fed by the engine's event stream: one per running job plus a total.
+//! Nothing here reads the database for changes; it only looks up a job's file name once.
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::HashMap;
+use storyteller_engine::store::{JobStore, SqliteStore};
+use storyteller_engine::{Event, EventBus, JobId, JobState};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
+
+/// What happened while the display ran.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Jobs that succeeded.
+    pub succeeded: u64,
+    /// Jobs that ended dead.
+    pub failed: u64,
+}
+
+/// A spinner for hashing files before they are queued.
+pub fn hashing_bar() -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} hashing {pos} files…")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar
+}
+
+/// The running display; [`Display::finish`] stops it.
+pub struct Display {
+    task: JoinHandle<Summary>,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Display {
+    /// Starts drawing from events on `bus`.
+    pub fn start(store: &SqliteStore, bus: &EventBus) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(draw(store.clone(), bus.subscribe(), stopped));
+        Self { task, stop }
+    }
+
+    /// Stops drawing; what happened.
+    pub async fn finish(self) -> Summary {
+        let _ = self.stop.send(());
+        self.task.await.unwrap_or_default()
+    }
+}
+
+fn job_style() -> ProgressStyle {
+    ProgressStyle::with_template("  {bar:24.cyan/blue} {percent:>3}% {prefix:.bold} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("█▌ ")
+}
+
+fn total_style() -> ProgressStyle {
+    ProgressStyle::with_template("{bar:30.green/white} {pos}/{len} done {msg} [{elapsed_precise}]")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("█▌ ")
+}
+
+/// The job's file name, looked up once per job.
+async fn file_name(store: &SqliteStore, job_id: JobId) -> String {
+    store
+        .get(&job_id.to_string())
+        .await
+        .map(|j| j.file_name())
+        .unwrap_or_else(|_| job_id.to_string())
+}
+
+async fn draw(
+    store: SqliteStore,
+    mut events: tokio::sync::broadcast::Receiver<Event>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) -> Summary {
+    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    let total = multi.add(ProgressBar::new(0));
+    total.set_style(total_style());
+    let mut bars: HashMap<JobId, ProgressBar> = HashMap::new();
+    let mut names: HashMap<JobId, String> = HashMap::new();
+    let mut summary = Summary::default();
+    let mut baseline: Option<u64> = None;
+    // Lines go through the multi-progress when bars are drawn, straight to stderr otherwise.
+    let say = |multi: &MultiProgress, line: String| {
+        if multi.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            let _ = multi.println(line);
+        }
+    };
+    loop {
+        let event = tokio::select! {
+            _ = &mut stopped => break,
+            event = events.recv() => match event {
+                Ok(event) => event,
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => break,
+            },
+        };
+        match event {
+            Event::JobUpdated {
+                job_id,
+                state: JobState::Running,
+                stage,
+                progress,
+                ..
+            } => {
+                if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(job_id) {
+                    slot.insert(file_name(&store, job_id).await);
+                }
+                let bar = bars.entry(job_id).or_insert_with(|| {
+                    let bar = multi.insert_before(&total, ProgressBar::new(100));
+                    bar.set_style(job_style());
+                    bar.set_prefix(names.get(&job_id).cloned().unwrap_or_default());
+                    bar
+                });
+                bar.set_message(stage.as_str());
+                bar.set_position((progress * 100.0).round() as u64);
+            }
+            Event::JobUpdated {
+                job_id,
+                state: JobState::Queued,
+                error: Some(error),
+                ..
+            } => {
+                if let Some(bar) = bars.remove(&job_id) {
+                    bar.finish_and_clear();
+                }
+                let name = names
+                    .get(&job_id)
+                    .cloned()
+                    .unwrap_or_else(|| job_id.to_string());
+                say(&multi, format!("↻ {name} — will retry: {}", error.message));
+            }
+            Event::JobFinished {
+                job_id,
+                state,
+                cached,
+                error,
+            } => {
+                if let Some(bar) = bars.remove(&job_id) {
+                    bar.finish_and_clear();
+                }
+                let name = match names.get(&job_id) {
+                    Some(name) => name.clone(),
+                    None => file_name(&store, job_id).await,
+                };
+                let line = match (state, error) {
+                    (JobState::Succeeded, _) => {
+                        summary.succeeded += 1;
+                        format!("✓ {name}{}", if cached { " (from cache)" } else { "" })
+                    }
+                    (JobState::Dead, Some(error)) => {
+                        summary.failed += 1;
+                        format!("✗ {name} — {}", error.message)
+                    }
+                    (state, _) => {
+                        if state == JobState::Dead {
+                            summary.failed += 1;
+                        }
+                        format!("· {name} — {state}")
+                    }
+                };
+                say(&multi, line);
+            }
+            Event::QueueStats(stats) => {
+                let finished = stats.succeeded + stats.dead + stats.cancelled;
+                let base = *baseline
+                    .get_or_insert(finished.saturating_sub(summary.succeeded + summary.failed));
+                let done = finished.saturating_sub(base);
+                total.set_length(done + stats.queued + stats.running);
+                total.set_position(done);
+                total.set_message(format!(
+                    "· {} running · {} queued",
+                    stats.running, stats.queued
+                ));
+            }
+            Event::QueuePaused { reason } => say(&multi, format!("⏸ queue paused: {reason}")),
+            Event::QueueResumed => say(&multi, "▶ queue resumed".into()),
+            _ => {}
+        }
+    }
+    for bar in bars.values() {
+        bar.finish_and_clear();
+    }
+    total.finish_and_clear();
+    summary
+}

@@ -1,0 +1,280 @@
+//! Engine benchmarks; prints its figures. Run: `cargo bench -p storyteller-engine --bench engine`.
+//!
+//! - overhead: 10,000 no-op jobs in one batch at concurrency 8 (enqueue/s, claim+complete/s);
+//! - makespan: 30 jobs of a 1 s storyteller at concurrency 3 against the ideal 10 s;
+//! - restart: a database holding 100,000 finished jobs, from open to the first claim;
+//! - memory: peak RSS of `storyteller run` over 100,000 queued jobs (needs the release CLI:
+//!   `cargo build --release -p storyteller-cli`, or `STORYTELLER_BIN`).
+//!
+//! Every database is a real WAL file on disk. `BENCH_QUICK=1` shrinks the runs for a smoke test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use storyteller_engine::job::{NewJob, Priority, StorySpec, Usage};
+use storyteller_engine::pool::{Pool, PoolConfig, RunUntil};
+use storyteller_engine::retry::SystemClock;
+use storyteller_engine::store::{JobStore, SqliteStore};
+use storyteller_engine::storyteller::{
+    BoxFuture, StoryError, StoryRequest, StorySink, Storyteller, StorytellerRegistry,
+};
+use storyteller_engine::EventBus;
+
+/// Writes a one-word story after `delay` (zero: a no-op job).
+struct Fixed {
+    delay: Duration,
+}
+
+impl Storyteller for Fixed {
+    fn name(&self) -> &str {
+        "bench"
+    }
+    fn default_model(&self) -> &str {
+        "none"
+    }
+    fn presets(&self) -> &[&'static str] {
+        &["narrative"]
+    }
+    fn tell<'a>(
+        &'a self,
+        _request: &'a StoryRequest,
+        sink: &'a mut StorySink,
+    ) -> BoxFuture<'a, Result<Usage, StoryError>> {
+        Box::pin(async move {
+            if !self.delay.is_zero() {
+                tokio::time::sleep(self.delay).await;
+            }
+            sink.write("done");
+            Ok(Usage::default())
+        })
+    }
+}
+
+fn new_jobs(n: usize, storyteller: &str) -> Vec<NewJob> {
+    (0..n)
+        .map(|i| NewJob {
+            source: PathBuf::from(format!("/bench/video-{i}.mp4")),
+            size: 1,
+            mtime_ms: 0,
+            content_hash: format!("{i:064x}"),
+            spec: StorySpec {
+                storyteller: storyteller.into(),
+                model: "none".into(),
+                preset: "narrative".into(),
+            },
+            priority: Priority::Normal,
+            no_cache: false,
+        })
+        .collect()
+}
+
+fn pool(store: &SqliteStore, delay: Duration, concurrency: usize) -> Pool {
+    let mut registry = StorytellerRegistry::new();
+    registry.register(Arc::new(Fixed { delay }));
+    Pool::new(
+        Arc::new(store.clone()),
+        registry,
+        store.bus().clone(),
+        Arc::new(SystemClock),
+        PoolConfig {
+            concurrency,
+            ..PoolConfig::default()
+        },
+        None,
+    )
+    .unwrap()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+async fn overhead(dir: &Path, jobs: usize, rounds: usize) {
+    let mut enqueue_rates = Vec::new();
+    let mut run_rates = Vec::new();
+    for round in 0..rounds {
+        let store = SqliteStore::open(dir.join(format!("overhead-{round}.db")), EventBus::new())
+            .await
+            .unwrap();
+        // Listen like a UI would, so publishing costs are counted.
+        let mut events = store.bus().subscribe();
+        let drain = tokio::spawn(async move { while events.recv().await.is_ok() {} });
+        let batch = new_jobs(jobs, "bench");
+        let started = Instant::now();
+        store.enqueue(batch).await.unwrap();
+        enqueue_rates.push(jobs as f64 / started.elapsed().as_secs_f64());
+
+        let pool = pool(&store, Duration::ZERO, 8);
+        let started = Instant::now();
+        pool.run(RunUntil::Empty, std::future::pending())
+            .await
+            .unwrap();
+        run_rates.push(jobs as f64 / started.elapsed().as_secs_f64());
+        let stats = store.stats().await.unwrap();
+        assert_eq!(stats.succeeded as usize, jobs, "not every job succeeded");
+        drain.abort();
+    }
+    println!(
+        "overhead: {jobs} no-op jobs, one batch, concurrency 8, median of {rounds}: \
+         enqueue {:.0} jobs/s, claim+complete {:.0} jobs/s",
+        median(enqueue_rates),
+        median(run_rates)
+    );
+}
+
+async fn makespan(dir: &Path, jobs: usize) {
+    let store = SqliteStore::open(dir.join("makespan.db"), EventBus::new())
+        .await
+        .unwrap();
+    store.enqueue(new_jobs(jobs, "bench")).await.unwrap();
+    let pool = pool(&store, Duration::from_secs(1), 3);
+    let started = Instant::now();
+    pool.run(RunUntil::Empty, std::future::pending())
+        .await
+        .unwrap();
+    let took = started.elapsed().as_secs_f64();
+    let ideal = (jobs as f64 / 3.0).ceil();
+    println!(
+        "makespan: {jobs} jobs × 1 s at concurrency 3: {took:.2} s (ideal {ideal:.0} s, +{:.1}%)",
+        (took / ideal - 1.0) * 100.0
+    );
+}
+
+async fn fill_finished(path: &Path, jobs: usize) {
+    let store = SqliteStore::open(path, EventBus::new()).await.unwrap();
+    for _ in 0..jobs / 10_000 {
+        store.enqueue(new_jobs(10_000, "bench")).await.unwrap();
+    }
+    let pool = pool(&store, Duration::ZERO, 8);
+    pool.run(RunUntil::Empty, std::future::pending())
+        .await
+        .unwrap();
+}
+
+async fn restart(dir: &Path, finished: usize) {
+    let path = dir.join("restart.db");
+    fill_finished(&path, finished).await;
+    // One queued job, so "ready" means a claim that returns it.
+    {
+        let store = SqliteStore::open(&path, EventBus::new()).await.unwrap();
+        let mut job = new_jobs(1, "bench");
+        job[0].content_hash = "fresh".into();
+        store.enqueue(job).await.unwrap();
+    }
+    let started = Instant::now();
+    let store = SqliteStore::open(&path, EventBus::new()).await.unwrap();
+    store.reclaim(Vec::new(), 5).await.unwrap();
+    let stats = store.stats().await.unwrap();
+    let claimed = store
+        .claim("bench", 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(claimed.len(), 1);
+    println!(
+        "restart: {} finished jobs in the database: open + reclaim + stats + first claim in {:.1} ms",
+        stats.succeeded,
+        took.as_secs_f64() * 1000.0
+    );
+}
+
+fn storyteller_bin() -> Option<PathBuf> {
+    if let Some(bin) = std::env::var_os("STORYTELLER_BIN") {
+        return Some(PathBuf::from(bin));
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let bin = target.join("release/storyteller");
+    bin.exists().then_some(bin)
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+async fn memory(dir: &Path, queued: usize) {
+    let Some(bin) = storyteller_bin() else {
+        println!("memory: skipped (build the CLI first: cargo build --release -p storyteller-cli)");
+        return;
+    };
+    let home = dir.join("rss-home");
+    std::fs::create_dir_all(&home).unwrap();
+    {
+        let store = SqliteStore::open(home.join("storyteller.db"), EventBus::new())
+            .await
+            .unwrap();
+        for _ in 0..queued / 10_000 {
+            // The offline storyteller finds each file missing: every job runs and fails fast,
+            // which exercises the whole queue.
+            store.enqueue(new_jobs(10_000, "offline")).await.unwrap();
+        }
+    }
+    let mut child = std::process::Command::new(&bin)
+        .args(["--home"])
+        .arg(&home)
+        .args(["run", "--until-empty", "--concurrency", "8"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let started = Instant::now();
+    let mut peak = 0;
+    let limit = Duration::from_secs(120);
+    loop {
+        if let Some(kib) = peak_rss_kib(pid) {
+            peak = peak.max(kib);
+        }
+        if child.try_wait().unwrap().is_some() || started.elapsed() > limit {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let finished = child.try_wait().unwrap().is_some();
+    if !finished {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    println!(
+        "memory: `storyteller run` over {queued} queued jobs: peak RSS {:.1} MB ({} in {:.1} s)",
+        peak as f64 / 1024.0,
+        if finished {
+            "all worked"
+        } else {
+            "stopped after"
+        },
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn main() {
+    let quick = std::env::var_os("BENCH_QUICK").is_some();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    runtime.block_on(async {
+        if quick {
+            overhead(dir.path(), 1_000, 1).await;
+            makespan(dir.path(), 6).await;
+            restart(dir.path(), 10_000).await;
+            memory(dir.path(), 10_000).await;
+        } else {
+            overhead(dir.path(), 10_000, 5).await;
+            makespan(dir.path(), 30).await;
+            restart(dir.path(), 100_000).await;
+            memory(dir.path(), 100_000).await;
+        }
+    });
+}

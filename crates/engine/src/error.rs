@@ -1,0 +1,129 @@
+//! The engine's error type: one `thiserror` enum with a stable `code` per variant, and the
+//! `{ code, message }` form it takes across process and IPC boundaries.
+
+use crate::job::{IllegalTransition, JobId};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Everything the engine can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// SQLite said no.
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// The state machine forbids what was asked.
+    #[error(transparent)]
+    IllegalTransition(#[from] IllegalTransition),
+    /// No job has that id.
+    #[error("no job with id {0}")]
+    JobNotFound(String),
+    /// More than one job starts with that id prefix.
+    #[error("'{0}' matches more than one job; give more of the id")]
+    AmbiguousJobId(String),
+    /// The job is running, which the operation does not allow.
+    #[error("job {0} is running; cancel it first")]
+    JobRunning(JobId),
+    /// A file or folder could not be used.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What went wrong, for people.
+        message: String,
+    },
+    /// The database was written by a newer Storyteller.
+    #[error("the database at {path} has schema version {found}, newer than this app understands ({known}); update Storyteller")]
+    SchemaTooNew {
+        /// Where the database is.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+        /// Ours.
+        known: i64,
+    },
+    /// No place for the database could be found.
+    #[error("no data directory could be found for this user; set STORYTELLER_HOME to a folder")]
+    NoHome,
+    /// A transaction could not be committed; none of its changes happened.
+    #[error("the database could not save the change: {0}")]
+    CommitFailed(String),
+    /// The job is no longer held by this worker (cancelled, or its lease expired and was reclaimed).
+    #[error("job {0} is no longer held by this worker")]
+    LeaseLost(JobId),
+    /// The store's connection thread has stopped.
+    #[error("the job store has shut down")]
+    StoreClosed,
+    /// A job named a storyteller this app does not have.
+    #[error("unknown storyteller '{name}' (available: {available})")]
+    UnknownStoryteller {
+        /// The name asked for.
+        name: String,
+        /// The names there are.
+        available: String,
+    },
+    /// A storyteller does not have that preset.
+    #[error("storyteller '{storyteller}' has no preset '{preset}' (available: {available})")]
+    UnknownPreset {
+        /// The storyteller.
+        storyteller: String,
+        /// The preset asked for.
+        preset: String,
+        /// The presets there are.
+        available: String,
+    },
+    /// Stored data that does not parse (a database edited by hand, or a bug).
+    #[error("corrupt record in the database: {0}")]
+    CorruptRecord(String),
+}
+
+/// The engine's result type.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+impl EngineError {
+    /// A stable, machine-readable code; UIs branch on this, never on the message.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::Database(_) => "database",
+            EngineError::IllegalTransition(_) => "illegal_transition",
+            EngineError::JobNotFound(_) => "job_not_found",
+            EngineError::AmbiguousJobId(_) => "ambiguous_job_id",
+            EngineError::JobRunning(_) => "job_running",
+            EngineError::Io { .. } => "io",
+            EngineError::SchemaTooNew { .. } => "schema_too_new",
+            EngineError::NoHome => "no_home",
+            EngineError::StoreClosed => "store_closed",
+            EngineError::CommitFailed(_) => "database",
+            EngineError::LeaseLost(_) => "lease_lost",
+            EngineError::UnknownStoryteller { .. } => "unknown_storyteller",
+            EngineError::UnknownPreset { .. } => "unknown_preset",
+            EngineError::CorruptRecord(_) => "corrupt_record",
+        }
+    }
+
+    /// An [`EngineError::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, error: &std::io::Error) -> Self {
+        EngineError::Io {
+            path: path.into(),
+            message: crate::intake::describe_io_error(error),
+        }
+    }
+}
+
+/// An error as it crosses a process or IPC boundary.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorPayload {
+    /// Stable code, see [`EngineError::code`].
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+impl From<&EngineError> for ErrorPayload {
+    fn from(error: &EngineError) -> Self {
+        ErrorPayload {
+            code: error.code().to_owned(),
+            message: error.to_string(),
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Stories out in bulk: every succeeded story with its source file, as Markdown, JSON or text.
+
+use crate::job::Job;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::str::FromStr;
+
+/// An export format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// One `##` section per video.
+    Markdown,
+    /// A JSON array of `{ source, file, story, … }`.
+    Json,
+    /// Plain text, videos separated by rules.
+    Text,
+}
+
+impl FromStr for ExportFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "md" | "markdown" => Ok(ExportFormat::Markdown),
+            "json" => Ok(ExportFormat::Json),
+            "txt" | "text" => Ok(ExportFormat::Text),
+            other => Err(format!(
+                "unknown export format '{other}' (expected md, json or txt)"
+            )),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ExportedStory<'a> {
+    id: String,
+    file: String,
+    source: String,
+    storyteller: &'a str,
+    model: &'a str,
+    preset: &'a str,
+    cached: bool,
+    finished_at_ms: Option<i64>,
+    story: &'a str,
+}
+
+/// Renders the stories of `jobs` (those without a story are left out) in `format`.
+pub fn render(jobs: &[Job], format: ExportFormat) -> String {
+    let with_story: Vec<(&Job, &str)> = jobs
+        .iter()
+        .filter_map(|job| job.story.as_deref().map(|story| (job, story)))
+        .collect();
+    match format {
+        ExportFormat::Json => {
+            let rows: Vec<ExportedStory<'_>> = with_story
+                .iter()
+                .map(|(job, story)| ExportedStory {
+                    id: job.id.to_string(),
+                    file: job.file_name(),
+                    source: job.source.display().to_string(),
+                    storyteller: &job.storyteller,
+                    model: &job.model,
+                    preset: &job.preset,
+                    cached: job.cached,
+                    finished_at_ms: job.finished_at_ms,
+                    story,
+                })
+                .collect();
+            let mut out = serde_json::to_string_pretty(&rows).unwrap_or_else(|_| "[]".into());
+            out.push('\n');
+            out
+        }
+        ExportFormat::Markdown => {
+            let mut out = String::from("# Stories\n");
+            for (job, story) in &with_story {
+                let _ = write!(
+                    out,
+                    "\n## {}\n\n*{}*\n\n{}\n",
+                    job.file_name(),
+                    job.source.display(),
+                    story.trim_end()
+                );
+            }
+            out
+        }
+        ExportFormat::Text => {
+            let mut out = String::new();
+            for (index, (job, story)) in with_story.iter().enumerate() {
+                if index > 0 {
+                    out.push_str("\n----------------------------------------\n\n");
+                }
+                let _ = write!(
+                    out,
+                    "{}\n{}\n\n{}\n",
+                    job.file_name(),
+                    job.source.display(),
+                    story.trim_end()
+                );
+            }
+            out
+        }
+    }
+}

@@ -1,0 +1,585 @@
+//! Jobs: one video turned into one story, and the state machine every job follows.
+//!
+//! ```text
+//!              enqueue (cache miss)                 enqueue (cache hit)
+//!                     │                                     │
+//!                     ▼          claim                      ▼
+//!   retry ──────▶  queued ──────────────▶ running ──▶  succeeded
+//!   (dead,          ▲  │ ▲                 │ │ │
+//!   cancelled)      │  │ └── release ──────┘ │ │   release: transient error (retry at run_after),
+//!                   │  │     (retry, lease   │ │   expired lease, clean shutdown, auth pause
+//!                   │  │      expiry, auth,  │ │
+//!                   │  │      shutdown)      │ └──▶ dead        permanent error, attempts exhausted
+//!                   │  └──── cancel ─────────┴────▶ cancelled   by the person, queued or running
+//!                   └───────────────────────────────┘
+//! ```
+//!
+//! `succeeded`, `dead` and `cancelled` are finished; only `dead` and `cancelled` may be retried.
+//! Deleting a job is not a transition: any job that is not `running` may be removed.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// A job's identity: a UUID v7, so ids sort by creation time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(pub Uuid);
+
+impl JobId {
+    /// A fresh, time-ordered id.
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for JobId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// The batch a job was added with (one drag-and-drop, one `add` command).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BatchId(pub Uuid);
+
+impl BatchId {
+    /// A fresh, time-ordered batch id.
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl Default for BatchId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for BatchId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Where a job is in its life; see the module docs for the transitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Waiting for a worker (possibly not before `run_after`).
+    Queued,
+    /// Held by a worker under a lease.
+    Running,
+    /// Has its story.
+    Succeeded,
+    /// Failed for good: permanent error or attempts exhausted.
+    Dead,
+    /// Stopped by the person.
+    Cancelled,
+}
+
+impl JobState {
+    /// Every state, in display order.
+    pub const ALL: [JobState; 5] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Dead,
+        JobState::Cancelled,
+    ];
+
+    /// The name stored in the database and shown to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Dead => "dead",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the job has finished (it will not run again unless retried).
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Dead | JobState::Cancelled
+        )
+    }
+
+    /// Whether the state machine allows `self → to`.
+    pub fn can_become(self, to: JobState) -> bool {
+        use JobState::*;
+        matches!(
+            (self, to),
+            (Queued, Running)
+                | (Queued, Cancelled)
+                | (Running, Succeeded)
+                | (Running, Queued)
+                | (Running, Dead)
+                | (Running, Cancelled)
+                | (Dead, Queued)
+                | (Cancelled, Queued)
+        )
+    }
+
+    /// `Ok` when `self → to` is legal, else [`IllegalTransition`].
+    pub fn check_transition(self, to: JobState) -> Result<(), IllegalTransition> {
+        if self.can_become(to) {
+            Ok(())
+        } else {
+            Err(IllegalTransition { from: self, to })
+        }
+    }
+}
+
+/// A transition the state machine forbids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a {from} job cannot become {to}")]
+pub struct IllegalTransition {
+    /// The state the job is in.
+    pub from: JobState,
+    /// The state that was asked for.
+    pub to: JobState,
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown state '{s}' (expected queued, running, succeeded, dead or cancelled)"
+                )
+            })
+    }
+}
+
+/// What a running job is doing right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Not started (queued).
+    Waiting,
+    /// Reading the file's container and streams.
+    Probing,
+    /// Scenes, keyframes, sound.
+    Analysing,
+    /// The storyteller is writing.
+    Writing,
+    /// Finished (whatever the outcome).
+    Done,
+}
+
+impl Stage {
+    /// The name stored in the database and shown to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Waiting => "waiting",
+            Stage::Probing => "probing",
+            Stage::Analysing => "analysing",
+            Stage::Writing => "writing",
+            Stage::Done => "done",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Stage {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            Stage::Waiting,
+            Stage::Probing,
+            Stage::Analysing,
+            Stage::Writing,
+            Stage::Done,
+        ]
+        .into_iter()
+        .find(|stage| stage.as_str() == s)
+        .ok_or_else(|| format!("unknown stage '{s}'"))
+    }
+}
+
+/// Scheduling class: every high job is claimed before any normal one, and so on.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Ahead of everything else.
+    High,
+    /// The default.
+    #[default]
+    Normal,
+    /// Only when nothing else waits.
+    Low,
+}
+
+impl Priority {
+    /// Every priority, highest first.
+    pub const ALL: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
+
+    /// The sort rank stored in the database (lower runs first).
+    pub fn rank(self) -> i64 {
+        match self {
+            Priority::High => 0,
+            Priority::Normal => 1,
+            Priority::Low => 2,
+        }
+    }
+
+    /// The priority for a stored rank.
+    pub fn from_rank(rank: i64) -> Self {
+        match rank {
+            0 => Priority::High,
+            2 => Priority::Low,
+            _ => Priority::Normal,
+        }
+    }
+
+    /// The name shown to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::High => "high",
+            Priority::Normal => "normal",
+            Priority::Low => "low",
+        }
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Priority {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Priority::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("unknown priority '{s}' (expected high, normal or low)"))
+    }
+}
+
+/// Why a job failed, so the queue knows what to do about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorKind {
+    /// Worth trying again later (timeouts, connection errors, HTTP 429/5xx).
+    Transient,
+    /// Trying again cannot help (unsupported or corrupt file, HTTP 400).
+    Permanent,
+    /// The storyteller refused our credentials; the queue pauses.
+    Auth,
+    /// Something the app needs is missing (ffmpeg, a model); the queue pauses.
+    Setup,
+    /// The process died while running the job, too many times.
+    Crashed,
+}
+
+impl ErrorKind {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Transient => "transient",
+            ErrorKind::Permanent => "permanent",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Setup => "setup",
+            ErrorKind::Crashed => "crashed",
+        }
+    }
+}
+
+impl FromStr for ErrorKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            ErrorKind::Transient,
+            ErrorKind::Permanent,
+            ErrorKind::Auth,
+            ErrorKind::Setup,
+            ErrorKind::Crashed,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| format!("unknown error kind '{s}'"))
+    }
+}
+
+/// The last error a job met: what kind, and a sentence a person understands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    /// What the queue does about it.
+    pub kind: ErrorKind,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+/// Which storyteller writes a job's story, and how; part of the result-cache key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StorySpec {
+    /// The storyteller's name, e.g. `offline`.
+    pub storyteller: String,
+    /// The model the storyteller uses (the offline analyser reports its version).
+    pub model: String,
+    /// The preset: `narrative`, `summary`, `social`.
+    pub preset: String,
+}
+
+impl StorySpec {
+    /// The result-cache key for a file with this content hash.
+    pub fn cache_key(&self, content_hash: &str) -> String {
+        let mut hasher = blake3::Hasher::new();
+        for part in [content_hash, &self.storyteller, &self.model, &self.preset] {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+        hasher.finalize().to_hex().to_string()
+    }
+}
+
+/// Token and money figures a storyteller reports for one story.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens sent to the model.
+    pub input_tokens: u64,
+    /// Tokens the model wrote.
+    pub output_tokens: u64,
+    /// What the call cost, in US dollars (0 for the offline analyser).
+    pub cost_usd: f64,
+}
+
+/// A job to be added: a file already checked, sized and hashed.
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    /// The video file.
+    pub source: PathBuf,
+    /// Size in bytes when it was added.
+    pub size: u64,
+    /// Modification time when it was added (milliseconds since the Unix epoch).
+    pub mtime_ms: i64,
+    /// blake3 of the file's content, hex.
+    pub content_hash: String,
+    /// Who writes the story and how.
+    pub spec: StorySpec,
+    /// Scheduling class.
+    pub priority: Priority,
+    /// Ignore the result cache and write a fresh story.
+    pub no_cache: bool,
+}
+
+/// One job as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Identity.
+    pub id: JobId,
+    /// The video file.
+    pub source: PathBuf,
+    /// Size in bytes when added.
+    pub size: u64,
+    /// Modification time when added (ms since the Unix epoch).
+    pub mtime_ms: i64,
+    /// blake3 of the content, hex.
+    pub content_hash: String,
+    /// Media facts found while running (JSON), once probed.
+    pub media: Option<serde_json::Value>,
+    /// Storyteller name.
+    pub storyteller: String,
+    /// Storyteller model.
+    pub model: String,
+    /// Preset.
+    pub preset: String,
+    /// Scheduling class.
+    pub priority: Priority,
+    /// The batch it was added with.
+    pub batch_id: BatchId,
+    /// Life-cycle state.
+    pub state: JobState,
+    /// What it is doing.
+    pub stage: Stage,
+    /// 0..=1 within the whole job.
+    pub progress: f64,
+    /// How many times a worker has claimed it.
+    pub attempts: u32,
+    /// Not claimed before this time (ms since the Unix epoch).
+    pub run_after_ms: i64,
+    /// The worker holding it, while running.
+    pub lease_owner: Option<String>,
+    /// When that worker's lease ends unless renewed (ms).
+    pub lease_expires_ms: Option<i64>,
+    /// The last error met, if any.
+    pub error: Option<JobError>,
+    /// The story, once written.
+    pub story: Option<String>,
+    /// Whether the story came from the result cache.
+    pub cached: bool,
+    /// Whether the result cache was bypassed.
+    pub no_cache: bool,
+    /// Tokens and cost.
+    pub usage: Usage,
+    /// Added (ms).
+    pub created_at_ms: i64,
+    /// Last changed (ms).
+    pub updated_at_ms: i64,
+    /// First claimed (ms).
+    pub started_at_ms: Option<i64>,
+    /// Finished (ms).
+    pub finished_at_ms: Option<i64>,
+}
+
+impl Job {
+    /// The storyteller spec this job was added with.
+    pub fn spec(&self) -> StorySpec {
+        StorySpec {
+            storyteller: self.storyteller.clone(),
+            model: self.model.clone(),
+            preset: self.preset.clone(),
+        }
+    }
+
+    /// The file name people recognise the job by.
+    pub fn file_name(&self) -> String {
+        self.source
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.source.display().to_string())
+    }
+}
+
+/// Formats ms since the Unix epoch as an ISO-8601 UTC time, e.g. `2026-11-23T02:03:14.123Z`.
+pub fn iso8601(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_machine_allows_exactly_the_documented_transitions() {
+        use JobState::*;
+        let legal = [
+            (Queued, Running),
+            (Queued, Cancelled),
+            (Running, Succeeded),
+            (Running, Queued),
+            (Running, Dead),
+            (Running, Cancelled),
+            (Dead, Queued),
+            (Cancelled, Queued),
+        ];
+        for from in JobState::ALL {
+            for to in JobState::ALL {
+                let expected = legal.contains(&(from, to));
+                assert_eq!(from.can_become(to), expected, "{from} → {to}");
+                assert_eq!(from.check_transition(to).is_ok(), expected, "{from} → {to}");
+            }
+        }
+        assert_eq!(
+            Succeeded.check_transition(Running).unwrap_err().to_string(),
+            "a succeeded job cannot become running"
+        );
+    }
+
+    #[test]
+    fn timestamps_format_as_utc() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(784_111_777_000), "1994-11-06T08:49:37.000Z");
+        assert_eq!(iso8601(1_795_399_394_123), "2026-11-23T02:03:14.123Z");
+        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for state in JobState::ALL {
+            assert_eq!(state.as_str().parse::<JobState>().unwrap(), state);
+        }
+        for p in Priority::ALL {
+            assert_eq!(p.as_str().parse::<Priority>().unwrap(), p);
+            assert_eq!(Priority::from_rank(p.rank()), p);
+        }
+        assert!("urgent".parse::<Priority>().is_err());
+    }
+
+    #[test]
+    fn cache_key_depends_on_every_part() {
+        let spec = StorySpec {
+            storyteller: "offline".into(),
+            model: "v1".into(),
+            preset: "narrative".into(),
+        };
+        let base = spec.cache_key("abc");
+        assert_eq!(base, spec.cache_key("abc"));
+        assert_ne!(base, spec.cache_key("abd"));
+        let mut other = spec.clone();
+        other.preset = "summary".into();
+        assert_ne!(base, other.cache_key("abc"));
+        // Length-prefixing keeps ("ab","c") and ("a","bc") apart.
+        let a = StorySpec {
+            storyteller: "ab".into(),
+            model: "c".into(),
+            preset: "".into(),
+        };
+        let b = StorySpec {
+            storyteller: "a".into(),
+            model: "bc".into(),
+            preset: "".into(),
+        };
+        assert_ne!(a.cache_key("h"), b.cache_key("h"));
+    }
+}

@@ -1,0 +1,304 @@
+//! Running ffmpeg and ffprobe as child processes.
+//!
+//! Every child is spawned with stdin closed and `kill_on_drop`, so dropping the future that owns
+//! it (cancelling a job) kills the process at once. Output is streamed line by line (or capped
+//! when binary), so memory stays bounded whatever the size of the file being read.
+
+use super::MediaError;
+use std::collections::VecDeque;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::process::Command;
+
+/// Longest line we keep; the rest of a longer line is dropped (ffmpeg never writes one).
+const MAX_LINE: usize = 64 * 1024;
+/// How many of the last stderr lines are kept to explain a failure.
+const STDERR_TAIL: usize = 24;
+
+/// A command for `program` with stdin closed, both outputs piped and kill-on-drop set.
+pub(crate) fn command(program: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// How a child process ended.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// The last lines it wrote to stderr, oldest first.
+    pub stderr_tail: Vec<String>,
+}
+
+/// What the child wrote to stdout, when collected as bytes.
+#[derive(Debug)]
+pub(crate) struct Collected {
+    /// At most the cap asked for.
+    pub stdout: Vec<u8>,
+    /// How it ended.
+    pub finished: Finished,
+}
+
+/// Runs `cmd`, handing every stdout line to `on_stdout` and every stderr line to `on_stderr`.
+pub(crate) async fn run_lines(
+    tool: &'static str,
+    mut cmd: Command,
+    mut on_stdout: impl FnMut(&str) + Send,
+    mut on_stderr: impl FnMut(&str) + Send,
+) -> Result<Finished, MediaError> {
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| spawn_error(tool, cmd.as_std(), &e))?;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let mut tail = VecDeque::with_capacity(STDERR_TAIL);
+    // Both pipes are drained together: a child blocked on a full stderr pipe would never
+    // finish its stdout.
+    let (out, err) = tokio::join!(
+        async {
+            match stdout {
+                Some(pipe) => for_each_line(pipe, &mut on_stdout).await,
+                None => Ok(()),
+            }
+        },
+        async {
+            match stderr {
+                Some(pipe) => {
+                    for_each_line(pipe, |line| {
+                        on_stderr(line);
+                        keep_tail(&mut tail, line);
+                    })
+                    .await
+                }
+                None => Ok(()),
+            }
+        }
+    );
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| tool_failed(tool, &e.to_string()))?;
+    out.and(err)
+        .map_err(|e| tool_failed(tool, &format!("reading its output failed: {e}")))?;
+    Ok(Finished {
+        status,
+        stderr_tail: tail.into(),
+    })
+}
+
+/// Runs `cmd`, keeping at most `cap` bytes of its stdout (the rest is read and dropped).
+pub(crate) async fn run_collect(
+    tool: &'static str,
+    mut cmd: Command,
+    cap: usize,
+) -> Result<Collected, MediaError> {
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| spawn_error(tool, cmd.as_std(), &e))?;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let mut tail = VecDeque::with_capacity(STDERR_TAIL);
+    let mut collected = Vec::new();
+    let (out, err) = tokio::join!(
+        async {
+            match stdout {
+                Some(pipe) => read_capped(pipe, &mut collected, cap).await,
+                None => Ok(()),
+            }
+        },
+        async {
+            match stderr {
+                Some(pipe) => for_each_line(pipe, |line| keep_tail(&mut tail, line)).await,
+                None => Ok(()),
+            }
+        }
+    );
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| tool_failed(tool, &e.to_string()))?;
+    out.and(err)
+        .map_err(|e| tool_failed(tool, &format!("reading its output failed: {e}")))?;
+    Ok(Collected {
+        stdout: collected,
+        finished: Finished {
+            status,
+            stderr_tail: tail.into(),
+        },
+    })
+}
+
+/// Remembers `line` among the last [`STDERR_TAIL`] non-empty lines.
+fn keep_tail(tail: &mut VecDeque<String>, line: &str) {
+    if line.trim().is_empty() {
+        return;
+    }
+    if tail.len() == STDERR_TAIL {
+        tail.pop_front();
+    }
+    tail.push_back(line.to_owned());
+}
+
+/// Reads `reader` to its end, keeping the first `cap` bytes.
+async fn read_capped(
+    mut reader: impl AsyncRead + Unpin,
+    into: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<()> {
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader.read(&mut buffer).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let room = cap.saturating_sub(into.len());
+        into.extend_from_slice(&buffer[..n.min(room)]);
+    }
+}
+
+/// Calls `f` with every line of `reader`; `\r` ends a line too (ffmpeg's status lines use it).
+pub(crate) async fn for_each_line(
+    reader: impl AsyncRead + Unpin,
+    mut f: impl FnMut(&str),
+) -> std::io::Result<()> {
+    let mut reader = BufReader::with_capacity(16 * 1024, reader);
+    let mut line: Vec<u8> = Vec::with_capacity(256);
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            if !line.is_empty() {
+                f(&String::from_utf8_lossy(&line));
+            }
+            return Ok(());
+        }
+        for &byte in buf {
+            if byte == b'\n' || byte == b'\r' {
+                if !line.is_empty() {
+                    f(&String::from_utf8_lossy(&line));
+                    line.clear();
+                }
+            } else if line.len() < MAX_LINE {
+                line.push(byte);
+            }
+        }
+        let consumed = buf.len();
+        reader.consume(consumed);
+    }
+}
+
+/// The error for a child that could not be started.
+fn spawn_error(
+    tool: &'static str,
+    cmd: &std::process::Command,
+    error: &std::io::Error,
+) -> MediaError {
+    let program = Path::new(cmd.get_program());
+    match error.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+            let env_var = if tool == "ffprobe" {
+                super::locate::FFPROBE_ENV
+            } else {
+                super::locate::FFMPEG_ENV
+            };
+            MediaError::ToolMissing {
+                tool,
+                message: format!(
+                    "{tool} could not be run from {} ({}); {} or set {env_var} to its path",
+                    program.display(),
+                    if error.kind() == std::io::ErrorKind::NotFound {
+                        "no such file"
+                    } else {
+                        "permission denied"
+                    },
+                    super::locate::INSTALL_HINT
+                ),
+            }
+        }
+        _ => tool_failed(tool, &format!("it could not be started: {error}")),
+    }
+}
+
+/// A transient failure to run `tool`.
+fn tool_failed(tool: &'static str, message: &str) -> MediaError {
+    MediaError::ToolFailed {
+        tool,
+        message: message.to_owned(),
+    }
+}
+
+/// A short reason for a failure, for people: the last meaningful stderr line, without ffmpeg's
+/// `[demuxer @ 0x…]` prefix or the file's path.
+pub(crate) fn short_reason(tail: &[String], path: &Path) -> Option<String> {
+    let path_text = path.display().to_string();
+    tail.iter().rev().find_map(|line| {
+        let mut text = line.trim();
+        // "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55d5c8f0] moov atom not found"
+        if text.starts_with('[') {
+            if let Some(end) = text.find("] ") {
+                text = &text[end + 2..];
+            }
+        }
+        for prefix in [format!("file:{path_text}: "), format!("{path_text}: ")] {
+            if let Some(rest) = text.strip_prefix(prefix.as_str()) {
+                text = rest;
+            }
+        }
+        let text = text.trim();
+        if text.is_empty() || text.starts_with("Conversion failed") {
+            return None;
+        }
+        let mut reason: String = text.chars().take(160).collect();
+        if reason.len() < text.len() {
+            reason.push('…');
+        }
+        Some(reason)
+    })
+}
+
+/// Whether `status` means the child was killed by a signal rather than exiting.
+pub(crate) fn killed_by_signal(status: &ExitStatus) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        status.signal().is_some()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = status;
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lines_split_on_newline_and_carriage_return() {
+        let input: &[u8] = b"one\ntwo\r\nthree\rfour";
+        let mut lines = Vec::new();
+        for_each_line(input, |l| lines.push(l.to_owned()))
+            .await
+            .unwrap();
+        assert_eq!(lines, ["one", "two", "three", "four"]);
+    }
+
+    #[test]
+    fn short_reason_strips_prefixes_and_paths() {
+        let path = Path::new("/videos/a.mp4");
+        let tail = vec![
+            "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55d5c8f0] moov atom not found".to_owned(),
+            "file:/videos/a.mp4: Invalid data found when processing input".to_owned(),
+        ];
+        assert_eq!(
+            short_reason(&tail, path).as_deref(),
+            Some("Invalid data found when processing input")
+        );
+        assert_eq!(short_reason(&[], path), None);
+    }
+}

@@ -1,0 +1,977 @@
+//! [`SqliteStore`]: the job store in one local SQLite file (bundled SQLite, WAL).
+//!
+//! Writes go through one connection on its own thread with group commit (see `writer`); reads use
+//! a small set of read-only connections on the blocking pool. No call blocks a tokio worker.
+//! Claiming is a single `UPDATE … WHERE seq = (SELECT … LIMIT 1) RETURNING` inside an immediate
+//! transaction, so two pools, in one process or two, never take the same job.
+//!
+//! Fairness is start-time fair queuing: each job gets a fair key when added, one past the larger
+//! of its batch's previous key and the priority's virtual clock (the key of the newest claimed
+//! job). Claiming in (priority, fair key, seq) order then serves batches round-robin, a batch
+//! added later joins the rotation at once, and each claim is one index seek.
+
+use super::writer::{Outbox, Writer};
+use super::{schema, JobFilter, JobStore, Outcome, StoreFuture};
+use crate::error::{EngineError, Result};
+use crate::event::{Event, EventBus, QueueStats};
+use crate::job::{
+    BatchId, ErrorKind, Job, JobError, JobId, JobState, NewJob, Priority, Stage, Usage,
+};
+use crate::retry::{Clock, SystemClock};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The columns [`job_from_row`] reads, in order.
+const JOB_COLUMNS: &str = "id, source, size, mtime_ms, content_hash, media, storyteller, model, \
+     preset, priority, batch_id, state, stage, progress, attempts, run_after, lease_owner, \
+     lease_expires, error_kind, error_message, story, cached, no_cache, input_tokens, \
+     output_tokens, cost_usd, created_at, updated_at, started_at, finished_at";
+
+/// Read connections kept open for reuse.
+const MAX_IDLE_READERS: usize = 4;
+
+/// The SQLite job store; cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Writer,
+    // A std Mutex is right here: it is only ever locked for a push or pop inside
+    // `spawn_blocking`, never across an await.
+    readers: Mutex<Vec<Connection>>,
+    clock: Arc<dyn Clock>,
+    bus: EventBus,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating) the database at `path`, publishing changes on `bus`.
+    pub async fn open(path: impl Into<PathBuf>, bus: EventBus) -> Result<Self> {
+        Self::open_with_clock(path, bus, Arc::new(SystemClock)).await
+    }
+
+    /// [`SqliteStore::open`] with an injected clock (tests move time by hand).
+    pub async fn open_with_clock(
+        path: impl Into<PathBuf>,
+        bus: EventBus,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        let path = path.into();
+        let open_path = path.clone();
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection> {
+            if let Some(parent) = open_path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| EngineError::io(parent, &e))?;
+            }
+            let mut conn = Connection::open(&open_path)?;
+            schema::configure(&conn)?;
+            schema::migrate(&mut conn, &open_path)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(|_| EngineError::StoreClosed)??;
+        let writer = Writer::spawn(conn, bus.clone(), counts_event)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                writer,
+                readers: Mutex::new(Vec::new()),
+                clock,
+                bus,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The bus this store publishes on.
+    pub fn bus(&self) -> &EventBus {
+        &self.inner.bus
+    }
+
+    /// The clock this store stamps with.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.inner.clock.clone()
+    }
+
+    /// Runs `PRAGMA integrity_check`; `Ok("ok")` for a healthy file.
+    pub async fn integrity_check(&self) -> Result<String> {
+        self.read(|conn| Ok(conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?))
+            .await
+    }
+
+    async fn read<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let idle = inner
+                .readers
+                .lock()
+                .map_err(|_| EngineError::StoreClosed)?
+                .pop();
+            let conn = match idle {
+                Some(conn) => conn,
+                None => {
+                    let conn = Connection::open_with_flags(
+                        &inner.path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY
+                            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                            | OpenFlags::SQLITE_OPEN_URI,
+                    )?;
+                    conn.busy_timeout(Duration::from_secs(10))?;
+                    conn
+                }
+            };
+            let result = work(&conn);
+            if let Ok(mut idle) = inner.readers.lock() {
+                if idle.len() < MAX_IDLE_READERS {
+                    idle.push(conn);
+                }
+            }
+            result
+        })
+        .await
+        .map_err(|_| EngineError::StoreClosed)?
+    }
+
+    async fn write<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Outbox, i64) -> Result<T> + Send + 'static,
+    {
+        let clock = self.inner.clock.clone();
+        self.inner
+            .writer
+            .run(move |conn, outbox| work(conn, outbox, clock.now_ms()))
+            .await
+    }
+}
+
+fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
+    fn parsed<T: std::str::FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let text: String = row.get(index)?;
+        text.parse::<T>().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(
+                index,
+                rusqlite::types::Type::Text,
+                e.to_string().into(),
+            )
+        })
+    }
+    let media: Option<String> = row.get(5)?;
+    let error_kind: Option<String> = row.get(18)?;
+    let error_message: Option<String> = row.get(19)?;
+    let error = match (error_kind, error_message) {
+        (Some(kind), Some(message)) => Some(JobError {
+            kind: kind.parse::<ErrorKind>().unwrap_or(ErrorKind::Permanent),
+            message,
+        }),
+        _ => None,
+    };
+    Ok(Job {
+        id: parsed(row, 0)?,
+        source: PathBuf::from(row.get::<_, String>(1)?),
+        size: row.get::<_, i64>(2)?.max(0) as u64,
+        mtime_ms: row.get(3)?,
+        content_hash: row.get(4)?,
+        media: media.and_then(|m| serde_json::from_str(&m).ok()),
+        storyteller: row.get(6)?,
+        model: row.get(7)?,
+        preset: row.get(8)?,
+        priority: Priority::from_rank(row.get(9)?),
+        batch_id: BatchId(parsed(row, 10)?),
+        state: parsed(row, 11)?,
+        stage: parsed(row, 12)?,
+        progress: row.get(13)?,
+        attempts: row.get::<_, i64>(14)?.max(0) as u32,
+        run_after_ms: row.get(15)?,
+        lease_owner: row.get(16)?,
+        lease_expires_ms: row.get(17)?,
+        error,
+        story: row.get(20)?,
+        cached: row.get(21)?,
+        no_cache: row.get(22)?,
+        usage: Usage {
+            input_tokens: row.get::<_, i64>(23)?.max(0) as u64,
+            output_tokens: row.get::<_, i64>(24)?.max(0) as u64,
+            cost_usd: row.get(25)?,
+        },
+        created_at_ms: row.get(26)?,
+        updated_at_ms: row.get(27)?,
+        started_at_ms: row.get(28)?,
+        finished_at_ms: row.get(29)?,
+    })
+}
+
+fn load_job(conn: &Connection, id: JobId) -> Result<Option<Job>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?
+        .query_row([id.to_string()], job_from_row)
+        .optional()?)
+}
+
+fn read_stats(conn: &Connection) -> Result<QueueStats> {
+    let mut stats = QueueStats::default();
+    let mut counts = conn.prepare_cached("SELECT state, n FROM state_counts")?;
+    let mut rows = counts.query([])?;
+    while let Some(row) = rows.next()? {
+        let n = row.get::<_, i64>(1)?.max(0) as u64;
+        match row.get::<_, String>(0)?.parse::<JobState>() {
+            Ok(JobState::Queued) => stats.queued = n,
+            Ok(JobState::Running) => stats.running = n,
+            Ok(JobState::Succeeded) => stats.succeeded = n,
+            Ok(JobState::Dead) => stats.dead = n,
+            Ok(JobState::Cancelled) => stats.cancelled = n,
+            Err(e) => return Err(EngineError::CorruptRecord(e)),
+        }
+    }
+    let mut meta = conn.prepare_cached("SELECT key, value FROM meta")?;
+    let mut rows = meta.query([])?;
+    while let Some(row) = rows.next()? {
+        let key: String = row.get(0)?;
+        match key.as_str() {
+            "cache_hits" => stats.cache_hits = row.get::<_, i64>(1)?.max(0) as u64,
+            "cache_misses" => stats.cache_misses = row.get::<_, i64>(1)?.max(0) as u64,
+            "paused" => stats.paused = row.get(1)?,
+            _ => {}
+        }
+    }
+    Ok(stats)
+}
+
+fn counts_event(conn: &Connection) -> Result<Event> {
+    read_stats(conn).map(Event::QueueStats)
+}
+
+fn bump_counter(conn: &Connection, key: &str) -> Result<()> {
+    conn.prepare_cached("UPDATE meta SET value = value + 1 WHERE key = ?1")?
+        .execute([key])?;
+    Ok(())
+}
+
+fn paused_reason(conn: &Connection) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM meta WHERE key = 'paused'")?
+        .query_row([], |r| r.get::<_, Option<String>>(0))
+        .optional()?
+        .flatten())
+}
+
+fn updated_event(job: &Job) -> Event {
+    Event::JobUpdated {
+        job_id: job.id,
+        state: job.state,
+        stage: job.stage,
+        progress: job.progress,
+        attempts: job.attempts,
+        error: job.error.clone(),
+    }
+}
+
+fn finished_event(job: &Job) -> Event {
+    Event::JobFinished {
+        job_id: job.id,
+        state: job.state,
+        cached: job.cached,
+        error: job.error.clone(),
+    }
+}
+
+/// The error for a job that is not in a state `to` can be reached from.
+fn transition_error(conn: &Connection, id: JobId, to: JobState) -> EngineError {
+    match load_job(conn, id) {
+        Ok(Some(job)) => match job.state.check_transition(to) {
+            Err(illegal) => EngineError::IllegalTransition(illegal),
+            // Legal in principle but the row did not match (lease held by someone else).
+            Ok(()) => EngineError::LeaseLost(id),
+        },
+        Ok(None) => EngineError::JobNotFound(id.to_string()),
+        Err(e) => e,
+    }
+}
+
+/// The succeeded story with this cache key, if any: (story, input tokens, output tokens).
+fn cached_story(conn: &Connection, cache_key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT story FROM jobs WHERE cache_key = ?1 AND state = 'succeeded' \
+             AND story IS NOT NULL LIMIT 1",
+        )?
+        .query_row([cache_key], |r| r.get(0))
+        .optional()?)
+}
+
+fn enqueue_batch(
+    conn: &Connection,
+    outbox: &mut Outbox,
+    now: i64,
+    jobs: Vec<NewJob>,
+) -> Result<Vec<Job>> {
+    let batch = BatchId::new();
+    conn.prepare_cached("INSERT INTO batches (id, created_at) VALUES (?1, ?2)")?
+        .execute(params![batch.to_string(), now])?;
+    let mut vtimes = [0i64; 3];
+    for priority in Priority::ALL {
+        vtimes[priority.rank() as usize] = conn
+            .prepare_cached("SELECT vtime FROM fair_clock WHERE priority = ?1")?
+            .query_row([priority.rank()], |r| r.get(0))?;
+    }
+    // A new batch starts at the virtual clock: it joins the rotation now, neither ahead of
+    // batches already waiting nor behind all of them.
+    let mut next_key = vtimes;
+    let mut added = Vec::with_capacity(jobs.len());
+    let mut insert = conn.prepare_cached(&format!(
+        "INSERT INTO jobs (id, source, size, mtime_ms, content_hash, storyteller, model, preset, \
+         cache_key, no_cache, priority, batch_id, fair_key, state, stage, progress, story, cached, \
+         created_at, updated_at, finished_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+         ?19, ?19, ?20) RETURNING {JOB_COLUMNS}"
+    ))?;
+    for job in jobs {
+        let cache_key = job.spec.cache_key(&job.content_hash);
+        let cached = if job.no_cache {
+            None
+        } else {
+            cached_story(conn, &cache_key)?
+        };
+        let rank = job.priority.rank() as usize;
+        next_key[rank] += 1;
+        let (state, stage, progress, finished_at) = match cached {
+            Some(_) => (JobState::Succeeded, Stage::Done, 1.0, Some(now)),
+            None => (JobState::Queued, Stage::Waiting, 0.0, None),
+        };
+        let stored = insert.query_row(
+            params![
+                JobId::new().to_string(),
+                job.source.to_string_lossy(),
+                i64::try_from(job.size).unwrap_or(i64::MAX),
+                job.mtime_ms,
+                job.content_hash,
+                job.spec.storyteller,
+                job.spec.model,
+                job.spec.preset,
+                cache_key,
+                job.no_cache,
+                job.priority.rank(),
+                batch.to_string(),
+                next_key[rank],
+                state.as_str(),
+                stage.as_str(),
+                progress,
+                cached,
+                cached.is_some(),
+                now,
+                finished_at,
+            ],
+            job_from_row,
+        )?;
+        if stored.cached {
+            bump_counter(conn, "cache_hits")?;
+        }
+        outbox.events.push(Event::JobAdded {
+            job_id: stored.id,
+            job: Box::new(stored.clone()),
+        });
+        if stored.cached {
+            outbox.events.push(finished_event(&stored));
+        }
+        added.push(stored);
+    }
+    let last_key = next_key.iter().copied().max().unwrap_or(0);
+    conn.prepare_cached("UPDATE batches SET last_fair_key = ?2 WHERE id = ?1")?
+        .execute(params![batch.to_string(), last_key])?;
+    outbox.counts_changed = !added.is_empty();
+    Ok(added)
+}
+
+fn claim_jobs(
+    conn: &Connection,
+    outbox: &mut Outbox,
+    now: i64,
+    owner: &str,
+    max: usize,
+    lease_ms: i64,
+) -> Result<Vec<Job>> {
+    if max == 0 || paused_reason(conn)?.is_some() {
+        return Ok(Vec::new());
+    }
+    // One statement picks and takes the job, so no other claimer can take it in between. The
+    // index is named because without statistics SQLite prefers `jobs_state` and sorts every
+    // queued row on each claim; `jobs_ready` is already in claim order, so a claim is one seek. A job
+    // whose twin (same cache key) is running waits: when the twin succeeds, it takes its story
+    // from the cache instead of paying for it twice.
+    let mut take = conn.prepare_cached(&format!(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?1, \
+         lease_expires = ?2, started_at = coalesce(started_at, ?3), updated_at = ?3, \
+         stage = 'waiting', progress = 0 \
+         WHERE seq = ( \
+           SELECT j.seq FROM jobs AS j INDEXED BY jobs_ready \
+           WHERE j.state = 'queued' AND j.run_after <= ?3 \
+             AND (j.no_cache = 1 OR NOT EXISTS ( \
+               SELECT 1 FROM jobs AS twin \
+               WHERE twin.cache_key = j.cache_key AND twin.state = 'running')) \
+           ORDER BY j.priority, j.fair_key, j.seq LIMIT 1) \
+         RETURNING {JOB_COLUMNS}, cache_key, fair_key"
+    ))?;
+    let mut advance_clock =
+        conn.prepare_cached("UPDATE fair_clock SET vtime = max(vtime, ?2) WHERE priority = ?1")?;
+    let mut claimed = Vec::with_capacity(max);
+    while claimed.len() < max {
+        let Some((job, cache_key, fair_key)) = take
+            .query_row(params![owner, now + lease_ms, now], |row| {
+                Ok((
+                    job_from_row(row)?,
+                    row.get::<_, String>(30)?,
+                    row.get::<_, i64>(31)?,
+                ))
+            })
+            .optional()?
+        else {
+            break;
+        };
+        advance_clock.execute(params![job.priority.rank(), fair_key])?;
+        outbox.counts_changed = true;
+        if !job.no_cache {
+            if let Some(story) = cached_story(conn, &cache_key)? {
+                let done = conn
+                    .prepare_cached(&format!(
+                        "UPDATE jobs SET state = 'succeeded', stage = 'done', progress = 1, \
+                         story = ?2, cached = 1, attempts = attempts - 1, lease_owner = NULL, \
+                         lease_expires = NULL, error_kind = NULL, error_message = NULL, \
+                         updated_at = ?3, finished_at = ?3 WHERE id = ?1 \
+                         RETURNING {JOB_COLUMNS}"
+                    ))?
+                    .query_row(params![job.id.to_string(), story, now], job_from_row)?;
+                bump_counter(conn, "cache_hits")?;
+                outbox.events.push(finished_event(&done));
+                continue;
+            }
+            if job.attempts == 1 {
+                bump_counter(conn, "cache_misses")?;
+            }
+        }
+        outbox.events.push(updated_event(&job));
+        claimed.push(job);
+    }
+    Ok(claimed)
+}
+
+fn finish_job(
+    conn: &Connection,
+    outbox: &mut Outbox,
+    now: i64,
+    id: JobId,
+    owner: &str,
+    outcome: Outcome,
+) -> Result<Job> {
+    let held = "WHERE id = ?1 AND state = 'running' AND lease_owner = ?2";
+    let (to, job) = match outcome {
+        Outcome::Succeeded {
+            story,
+            media,
+            usage,
+        } => {
+            let media = media.map(|m| m.to_string());
+            let job = conn
+                .prepare_cached(&format!(
+                    "UPDATE jobs SET state = 'succeeded', stage = 'done', progress = 1, story = ?3, \
+                     media = coalesce(?4, media), input_tokens = ?5, output_tokens = ?6, \
+                     cost_usd = ?7, error_kind = NULL, error_message = NULL, lease_owner = NULL, \
+                     lease_expires = NULL, updated_at = ?8, finished_at = ?8 {held} \
+                     RETURNING {JOB_COLUMNS}"
+                ))?
+                .query_row(
+                    params![
+                        id.to_string(),
+                        owner,
+                        story,
+                        media,
+                        i64::try_from(usage.input_tokens).unwrap_or(i64::MAX),
+                        i64::try_from(usage.output_tokens).unwrap_or(i64::MAX),
+                        usage.cost_usd,
+                        now
+                    ],
+                    job_from_row,
+                )
+                .optional()?;
+            (JobState::Succeeded, job)
+        }
+        Outcome::Retry {
+            error,
+            run_after_ms,
+        } => {
+            let job = conn
+                .prepare_cached(&format!(
+                    "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
+                     run_after = ?3, error_kind = ?4, error_message = ?5, lease_owner = NULL, \
+                     lease_expires = NULL, updated_at = ?6 {held} RETURNING {JOB_COLUMNS}"
+                ))?
+                .query_row(
+                    params![
+                        id.to_string(),
+                        owner,
+                        run_after_ms,
+                        error.kind.as_str(),
+                        error.message,
+                        now
+                    ],
+                    job_from_row,
+                )
+                .optional()?;
+            (JobState::Queued, job)
+        }
+        Outcome::Dead { error } => {
+            let job = conn
+                .prepare_cached(&format!(
+                    "UPDATE jobs SET state = 'dead', stage = 'done', error_kind = ?3, \
+                     error_message = ?4, lease_owner = NULL, lease_expires = NULL, \
+                     updated_at = ?5, finished_at = ?5 {held} RETURNING {JOB_COLUMNS}"
+                ))?
+                .query_row(
+                    params![
+                        id.to_string(),
+                        owner,
+                        error.kind.as_str(),
+                        error.message,
+                        now
+                    ],
+                    job_from_row,
+                )
+                .optional()?;
+            (JobState::Dead, job)
+        }
+        Outcome::Released { error } => {
+            let (kind, message) = match &error {
+                Some(e) => (Some(e.kind.as_str()), Some(e.message.as_str())),
+                None => (None, None),
+            };
+            let job = conn
+                .prepare_cached(&format!(
+                    "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
+                     attempts = max(attempts - 1, 0), error_kind = coalesce(?3, error_kind), \
+                     error_message = coalesce(?4, error_message), lease_owner = NULL, \
+                     lease_expires = NULL, updated_at = ?5 {held} RETURNING {JOB_COLUMNS}"
+                ))?
+                .query_row(
+                    params![id.to_string(), owner, kind, message, now],
+                    job_from_row,
+                )
+                .optional()?;
+            (JobState::Queued, job)
+        }
+    };
+    let job = job.ok_or_else(|| transition_error(conn, id, to))?;
+    outbox.counts_changed = true;
+    outbox.events.push(if job.state.is_finished() {
+        finished_event(&job)
+    } else {
+        updated_event(&job)
+    });
+    Ok(job)
+}
+
+fn reclaim_jobs(
+    conn: &Connection,
+    outbox: &mut Outbox,
+    now: i64,
+    dead_owners: &[String],
+    max_attempts: u32,
+) -> Result<Vec<JobId>> {
+    let mut stale = Vec::new();
+    {
+        let mut expired = conn
+            .prepare_cached("SELECT id FROM jobs WHERE state = 'running' AND lease_expires < ?1")?;
+        let mut rows = expired.query([now])?;
+        while let Some(row) = rows.next()? {
+            stale.push(row.get::<_, String>(0)?);
+        }
+        let mut by_owner = conn.prepare_cached(
+            "SELECT id FROM jobs WHERE state = 'running' AND lease_owner = ?1 \
+             AND lease_expires >= ?2",
+        )?;
+        for owner in dead_owners {
+            let mut rows = by_owner.query(params![owner, now])?;
+            while let Some(row) = rows.next()? {
+                stale.push(row.get::<_, String>(0)?);
+            }
+        }
+    }
+    let mut touched = Vec::with_capacity(stale.len());
+    for id in stale {
+        let crashed_out = conn
+            .prepare_cached(&format!(
+                "UPDATE jobs SET state = 'dead', stage = 'done', error_kind = 'crashed', \
+                 error_message = 'Storyteller stopped while working on this video ' || attempts || \
+                 ' times; it was set aside so it cannot stall the queue (retry it to try again)', \
+                 lease_owner = NULL, lease_expires = NULL, updated_at = ?2, finished_at = ?2 \
+                 WHERE id = ?1 AND state = 'running' AND attempts >= ?3 RETURNING {JOB_COLUMNS}"
+            ))?
+            .query_row(params![id, now, max_attempts], job_from_row)
+            .optional()?;
+        let job = match crashed_out {
+            Some(job) => Some(job),
+            None => conn
+                .prepare_cached(&format!(
+                    "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
+                     run_after = ?2, lease_owner = NULL, lease_expires = NULL, updated_at = ?2 \
+                     WHERE id = ?1 AND state = 'running' RETURNING {JOB_COLUMNS}"
+                ))?
+                .query_row(params![id, now], job_from_row)
+                .optional()?,
+        };
+        if let Some(job) = job {
+            tracing::warn!(job = %job.id, state = %job.state, attempts = job.attempts,
+                "reclaimed a job from a worker that stopped");
+            outbox.events.push(if job.state.is_finished() {
+                finished_event(&job)
+            } else {
+                updated_event(&job)
+            });
+            touched.push(job.id);
+        }
+    }
+    outbox.counts_changed = !touched.is_empty();
+    Ok(touched)
+}
+
+fn resolve_id(conn: &Connection, id_or_prefix: &str) -> Result<JobId> {
+    let needle = id_or_prefix.trim().to_ascii_lowercase();
+    if let Ok(id) = needle.parse::<JobId>() {
+        return Ok(id);
+    }
+    if needle.is_empty() || !needle.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err(EngineError::JobNotFound(id_or_prefix.to_owned()));
+    }
+    // Ids are canonical lower-case UUIDs, so a range scan on the unique index finds the prefix.
+    let mut upper = needle.clone();
+    upper.push('\u{7f}');
+    let mut stmt = conn.prepare_cached("SELECT id FROM jobs WHERE id >= ?1 AND id < ?2 LIMIT 2")?;
+    let found: Vec<String> = stmt
+        .query_map(params![needle, upper], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    match found.as_slice() {
+        [one] => one
+            .parse()
+            .map_err(|_| EngineError::CorruptRecord(format!("job id '{one}'"))),
+        [] => Err(EngineError::JobNotFound(id_or_prefix.to_owned())),
+        _ => Err(EngineError::AmbiguousJobId(id_or_prefix.to_owned())),
+    }
+}
+
+impl JobStore for SqliteStore {
+    fn enqueue(&self, jobs: Vec<NewJob>) -> StoreFuture<'_, Vec<Job>> {
+        Box::pin(async move {
+            if jobs.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.write(move |conn, outbox, now| enqueue_batch(conn, outbox, now, jobs))
+                .await
+        })
+    }
+
+    fn claim(&self, owner: &str, max: usize, lease: Duration) -> StoreFuture<'_, Vec<Job>> {
+        let owner = owner.to_owned();
+        let lease_ms = duration_ms(lease);
+        Box::pin(async move {
+            self.write(move |conn, outbox, now| {
+                claim_jobs(conn, outbox, now, &owner, max, lease_ms)
+            })
+            .await
+        })
+    }
+
+    fn heartbeat(&self, owner: &str, lease: Duration) -> StoreFuture<'_, Vec<JobId>> {
+        let owner = owner.to_owned();
+        let lease_ms = duration_ms(lease);
+        Box::pin(async move {
+            self.write(move |conn, _, now| {
+                let mut renew = conn.prepare_cached(
+                    "UPDATE jobs SET lease_expires = ?2 \
+                     WHERE lease_owner = ?1 AND state = 'running' RETURNING id",
+                )?;
+                let ids = renew
+                    .query_map(params![owner, now + lease_ms], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                ids.into_iter()
+                    .map(|id| {
+                        id.parse()
+                            .map_err(|_| EngineError::CorruptRecord(format!("job id '{id}'")))
+                    })
+                    .collect()
+            })
+            .await
+        })
+    }
+
+    fn report(&self, id: JobId, owner: &str, stage: Stage, progress: f64) -> StoreFuture<'_, ()> {
+        let owner = owner.to_owned();
+        Box::pin(async move {
+            self.write(move |conn, _, now| {
+                conn.prepare_cached(
+                    "UPDATE jobs SET stage = ?3, progress = ?4, updated_at = ?5 \
+                     WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
+                )?
+                .execute(params![
+                    id.to_string(),
+                    owner,
+                    stage.as_str(),
+                    progress,
+                    now
+                ])?;
+                Ok(())
+            })
+            .await
+        })
+    }
+
+    fn finish(&self, id: JobId, owner: &str, outcome: Outcome) -> StoreFuture<'_, Job> {
+        let owner = owner.to_owned();
+        Box::pin(async move {
+            self.write(move |conn, outbox, now| finish_job(conn, outbox, now, id, &owner, outcome))
+                .await
+        })
+    }
+
+    fn finish_and_claim(
+        &self,
+        id: JobId,
+        owner: &str,
+        outcome: Outcome,
+        lease: Duration,
+    ) -> StoreFuture<'_, (Job, Option<Job>)> {
+        let owner = owner.to_owned();
+        let lease_ms = duration_ms(lease);
+        Box::pin(async move {
+            self.write(move |conn, outbox, now| {
+                let done = finish_job(conn, outbox, now, id, &owner, outcome)?;
+                let next = claim_jobs(conn, outbox, now, &owner, 1, lease_ms)?;
+                Ok((done, next.into_iter().next()))
+            })
+            .await
+        })
+    }
+
+    fn reclaim(&self, dead_owners: Vec<String>, max_attempts: u32) -> StoreFuture<'_, Vec<JobId>> {
+        Box::pin(async move {
+            self.write(move |conn, outbox, now| {
+                reclaim_jobs(conn, outbox, now, &dead_owners, max_attempts)
+            })
+            .await
+        })
+    }
+
+    fn cancel(&self, id: JobId) -> StoreFuture<'_, Job> {
+        Box::pin(async move {
+            self.write(move |conn, outbox, now| {
+                let job = conn
+                    .prepare_cached(&format!(
+                        "UPDATE jobs SET state = 'cancelled', stage = 'done', lease_owner = NULL, \
+                         lease_expires = NULL, updated_at = ?2, finished_at = ?2 \
+                         WHERE id = ?1 AND state IN ('queued', 'running') RETURNING {JOB_COLUMNS}"
+                    ))?
+                    .query_row(params![id.to_string(), now], job_from_row)
+                    .optional()?
+                    .ok_or_else(|| transition_error(conn, id, JobState::Cancelled))?;
+                outbox.counts_changed = true;
+                outbox.events.push(finished_event(&job));
+                Ok(job)
+            })
+            .await
+        })
+    }
+
+    fn retry(&self, id: JobId) -> StoreFuture<'_, Job> {
+        Box::pin(async move {
+            self.write(move |conn, outbox, now| {
+                let job = conn
+                    .prepare_cached(&format!(
+                        "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
+                         attempts = 0, run_after = 0, story = NULL, finished_at = NULL, \
+                         updated_at = ?2 WHERE id = ?1 AND state IN ('dead', 'cancelled') \
+                         RETURNING {JOB_COLUMNS}"
+                    ))?
+                    .query_row(params![id.to_string(), now], job_from_row)
+                    .optional()?
+                    .ok_or_else(|| transition_error(conn, id, JobState::Queued))?;
+                outbox.counts_changed = true;
+                outbox.events.push(updated_event(&job));
+                Ok(job)
+            })
+            .await
+        })
+    }
+
+    fn delete(&self, id: JobId) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            self.write(move |conn, outbox, _| {
+                let deleted = conn
+                    .prepare_cached("DELETE FROM jobs WHERE id = ?1 AND state <> 'running'")?
+                    .execute([id.to_string()])?;
+                if deleted == 0 {
+                    return Err(match load_job(conn, id)? {
+                        Some(_) => EngineError::JobRunning(id),
+                        None => EngineError::JobNotFound(id.to_string()),
+                    });
+                }
+                outbox.counts_changed = true;
+                outbox.events.push(Event::JobRemoved { job_id: id });
+                Ok(())
+            })
+            .await
+        })
+    }
+
+    fn clear_finished(&self) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            self.write(move |conn, outbox, _| {
+                let ids = conn
+                    .prepare_cached(
+                        "DELETE FROM jobs WHERE state IN ('succeeded', 'dead', 'cancelled') \
+                         RETURNING id",
+                    )?
+                    .query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                for id in &ids {
+                    if let Ok(job_id) = id.parse() {
+                        outbox.events.push(Event::JobRemoved { job_id });
+                    }
+                }
+                outbox.counts_changed = !ids.is_empty();
+                Ok(ids.len() as u64)
+            })
+            .await
+        })
+    }
+
+    fn set_paused(&self, reason: Option<String>) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            self.write(move |conn, outbox, _| {
+                let was = paused_reason(conn)?;
+                match &reason {
+                    Some(reason) => {
+                        conn.prepare_cached(
+                            "INSERT INTO meta (key, value) VALUES ('paused', ?1) \
+                             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        )?
+                        .execute([reason])?;
+                        outbox.events.push(Event::QueuePaused {
+                            reason: reason.clone(),
+                        });
+                    }
+                    None => {
+                        conn.prepare_cached("DELETE FROM meta WHERE key = 'paused'")?
+                            .execute([])?;
+                        if was.is_some() {
+                            outbox.events.push(Event::QueueResumed);
+                        }
+                    }
+                }
+                outbox.counts_changed = was != reason;
+                Ok(())
+            })
+            .await
+        })
+    }
+
+    fn get(&self, id_or_prefix: &str) -> StoreFuture<'_, Job> {
+        let needle = id_or_prefix.to_owned();
+        Box::pin(async move {
+            self.read(move |conn| {
+                let id = resolve_id(conn, &needle)?;
+                load_job(conn, id)?.ok_or(EngineError::JobNotFound(needle))
+            })
+            .await
+        })
+    }
+
+    fn list(&self, filter: JobFilter) -> StoreFuture<'_, Vec<Job>> {
+        Box::pin(async move {
+            self.read(move |conn| {
+                let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1");
+                let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+                if let Some(state) = filter.state {
+                    sql.push_str(" AND state = ?");
+                    args.push(Box::new(state.as_str()));
+                }
+                if let Some(batch) = filter.batch {
+                    sql.push_str(" AND batch_id = ?");
+                    args.push(Box::new(batch.to_string()));
+                }
+                if let Some(ids) = &filter.ids {
+                    sql.push_str(" AND id IN (SELECT value FROM json_each(?))");
+                    let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+                    args.push(Box::new(serde_json::to_string(&ids).unwrap_or_default()));
+                }
+                sql.push_str(" ORDER BY seq");
+                if let Some(limit) = filter.limit {
+                    sql.push_str(" LIMIT ?");
+                    args.push(Box::new(i64::try_from(limit).unwrap_or(i64::MAX)));
+                }
+                let mut stmt = conn.prepare(&sql)?;
+                let jobs = stmt
+                    .query_map(rusqlite::params_from_iter(args.iter()), job_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(jobs)
+            })
+            .await
+        })
+    }
+
+    fn stats(&self) -> StoreFuture<'_, QueueStats> {
+        Box::pin(async move { self.read(read_stats).await })
+    }
+
+    fn next_ready_at(&self) -> StoreFuture<'_, Option<i64>> {
+        let now = self.inner.clock.now_ms();
+        Box::pin(async move {
+            self.read(move |conn| {
+                Ok(conn
+                    .prepare_cached(
+                        "SELECT min(run_after) FROM jobs INDEXED BY jobs_waiting \
+                         WHERE state = 'queued' AND run_after > ?1",
+                    )?
+                    .query_row([now], |r| r.get::<_, Option<i64>>(0))?)
+            })
+            .await
+        })
+    }
+
+    fn lease_owners(&self) -> StoreFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            self.read(|conn| {
+                Ok(conn
+                    .prepare_cached(
+                        "SELECT DISTINCT lease_owner FROM jobs \
+                         WHERE state = 'running' AND lease_owner IS NOT NULL",
+                    )?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()?)
+            })
+            .await
+        })
+    }
+}

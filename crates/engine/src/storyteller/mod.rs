@@ -1,0 +1,258 @@
+//! Storytellers: whatever turns one video into one story (the offline analyser, AI models).
+//!
+//! A storyteller writes its story into a [`StorySink`], which streams each piece to the event bus
+//! as it is written, and fails with a [`StoryError`] whose kind tells the queue what to do.
+//! Cancelling a job drops the future returned by [`Storyteller::tell`], so storytellers must hold
+//! nothing that outlives a drop: child processes are spawned `kill_on_drop`, HTTP requests are
+//! futures.
+
+pub mod http;
+pub mod offline;
+
+use crate::event::{Event, EventBus};
+use crate::job::{ErrorKind, JobError, JobId, Stage, Usage};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// A boxed, sendable future: what [`Storyteller::tell`] returns so storytellers can live behind `dyn`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One video to tell.
+#[derive(Clone, Debug)]
+pub struct StoryRequest {
+    /// The job being run.
+    pub job_id: JobId,
+    /// The video file.
+    pub source: PathBuf,
+    /// blake3 of the file's content when it was added (hex); names its thumbnail folder.
+    pub content_hash: String,
+    /// The preset asked for (`narrative`, `summary`, `social`).
+    pub preset: String,
+    /// The model asked for.
+    pub model: String,
+}
+
+/// Turns a video into a story.
+pub trait Storyteller: Send + Sync + 'static {
+    /// The name jobs refer to it by, e.g. `offline`.
+    fn name(&self) -> &str;
+    /// The model it uses by default (part of the result-cache key).
+    fn default_model(&self) -> &str;
+    /// The presets it knows; the first is the default.
+    fn presets(&self) -> &[&'static str];
+    /// Writes the story for `request` into `sink`, returning what it cost.
+    fn tell<'a>(
+        &'a self,
+        request: &'a StoryRequest,
+        sink: &'a mut StorySink,
+    ) -> BoxFuture<'a, Result<Usage, StoryError>>;
+}
+
+/// Why a story could not be written; the variant decides what the queue does.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoryError {
+    /// Try again later (after `retry_after` if the server said so).
+    #[error("{message}")]
+    Transient {
+        /// For people.
+        message: String,
+        /// How long the server asked us to wait.
+        retry_after: Option<Duration>,
+    },
+    /// Trying again cannot help; the job is dead.
+    #[error("{message}")]
+    Permanent {
+        /// For people.
+        message: String,
+    },
+    /// Credentials refused: the queue pauses rather than failing every job.
+    #[error("{message}")]
+    Auth {
+        /// For people.
+        message: String,
+    },
+    /// Something the app needs is missing: the queue pauses.
+    #[error("{message}")]
+    Setup {
+        /// For people.
+        message: String,
+    },
+}
+
+impl StoryError {
+    /// A transient error with no server-given delay.
+    pub fn transient(message: impl Into<String>) -> Self {
+        StoryError::Transient {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A permanent error.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        StoryError::Permanent {
+            message: message.into(),
+        }
+    }
+
+    /// The kind stored with the job.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoryError::Transient { .. } => ErrorKind::Transient,
+            StoryError::Permanent { .. } => ErrorKind::Permanent,
+            StoryError::Auth { .. } => ErrorKind::Auth,
+            StoryError::Setup { .. } => ErrorKind::Setup,
+        }
+    }
+
+    /// The error as stored with the job.
+    pub fn to_job_error(&self) -> JobError {
+        JobError {
+            kind: self.kind(),
+            message: self.to_string(),
+        }
+    }
+}
+
+/// Where a running storyteller reports its stage, progress, media facts and story text.
+///
+/// Text and progress go straight to the event bus; the pool persists the latest stage and
+/// progress (throttled) from the watch channel and the story and media facts at the end.
+#[derive(Debug)]
+pub struct StorySink {
+    job_id: JobId,
+    bus: EventBus,
+    text: String,
+    media: Option<serde_json::Value>,
+    status: watch::Sender<(Stage, f64)>,
+    attempts: u32,
+}
+
+impl StorySink {
+    /// A sink for `job_id` publishing on `bus`; `attempts` is echoed in update events.
+    pub fn new(job_id: JobId, attempts: u32, bus: EventBus) -> Self {
+        let (status, _) = watch::channel((Stage::Waiting, 0.0));
+        Self {
+            job_id,
+            bus,
+            text: String::new(),
+            media: None,
+            status,
+            attempts,
+        }
+    }
+
+    /// The job this sink belongs to.
+    pub fn job_id(&self) -> JobId {
+        self.job_id
+    }
+
+    /// Moves the job to `stage`, keeping its progress.
+    pub fn stage(&mut self, stage: Stage) {
+        let progress = self.status.borrow().1;
+        self.set(stage, progress);
+    }
+
+    /// Sets overall progress, 0..=1 (clamped; never goes backwards within an attempt).
+    pub fn progress(&mut self, fraction: f64) {
+        let (stage, current) = *self.status.borrow();
+        let fraction = if fraction.is_finite() {
+            fraction.clamp(0.0, 1.0)
+        } else {
+            current
+        };
+        if fraction > current {
+            self.set(stage, fraction);
+        }
+    }
+
+    fn set(&mut self, stage: Stage, progress: f64) {
+        self.status.send_replace((stage, progress));
+        self.bus.publish(Event::JobUpdated {
+            job_id: self.job_id,
+            state: crate::job::JobState::Running,
+            stage,
+            progress,
+            attempts: self.attempts,
+            error: None,
+        });
+    }
+
+    /// Appends story text and streams it to subscribers.
+    pub fn write(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        self.text.push_str(text);
+        self.bus.publish(Event::StoryDelta {
+            job_id: self.job_id,
+            text: text.to_owned(),
+        });
+    }
+
+    /// Records media facts (probe results) to store with the job.
+    pub fn media(&mut self, facts: serde_json::Value) {
+        self.media = Some(facts);
+    }
+
+    /// The story written so far.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The media facts recorded, if any.
+    pub fn media_facts(&self) -> Option<&serde_json::Value> {
+        self.media.as_ref()
+    }
+
+    /// Follows the latest (stage, progress) without cloning every update.
+    pub fn watch_status(&self) -> watch::Receiver<(Stage, f64)> {
+        self.status.subscribe()
+    }
+
+    /// Takes the story and media facts out of the sink.
+    pub fn into_parts(self) -> (String, Option<serde_json::Value>) {
+        (self.text, self.media)
+    }
+}
+
+/// The storytellers a pool can use, by name.
+#[derive(Clone, Default)]
+pub struct StorytellerRegistry {
+    by_name: BTreeMap<String, Arc<dyn Storyteller>>,
+}
+
+impl StorytellerRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) a storyteller under its own name.
+    pub fn register(&mut self, storyteller: Arc<dyn Storyteller>) -> &mut Self {
+        self.by_name
+            .insert(storyteller.name().to_owned(), storyteller);
+        self
+    }
+
+    /// The storyteller called `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Storyteller>> {
+        self.by_name.get(name).cloned()
+    }
+
+    /// Every registered name, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.by_name.keys().cloned().collect()
+    }
+}
+
+impl std::fmt::Debug for StorytellerRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.by_name.keys()).finish()
+    }
+}

@@ -1,0 +1,1236 @@
+//! The offline storyteller: no network, no model. It analyses the video with ffmpeg
+//! ([`crate::media`]) and writes what the pictures and sound show — length, scenes and pacing,
+//! light and colour, motion, sound, the opening and closing shots — in one of three presets.
+//!
+//! The writing is deterministic: the same file always gives the same story (no randomness, no
+//! clock). Variety between videos comes from the content hash, which picks among sentence
+//! templates, so two videos with similar facts still read differently.
+
+use super::{BoxFuture, StoryError, StoryRequest, StorySink, Storyteller};
+use crate::job::{Stage, Usage};
+use crate::media::{self, clock, describe_format, Analysis, Keyframe, Media};
+
+/// The model name: part of the result-cache key, so bump it whenever the writing changes.
+pub const OFFLINE_MODEL: &str = "offline-analyser-1";
+
+/// The presets, the default first.
+pub const PRESETS: [&str; 3] = ["narrative", "summary", "social"];
+
+/// The closing line of every long story: who wrote it and how.
+pub const SIGNATURE: &str = "— Written offline by Storyteller's analyser from the video's \
+pictures and sound; no AI model saw it.";
+
+/// The short form of [`SIGNATURE`] for the social preset.
+const SOCIAL_SIGNATURE: &str = "(written offline by Storyteller's analyser, no AI)";
+
+/// Progress when probing is done and analysis starts.
+const ANALYSIS_START: f64 = 0.05;
+/// Progress when analysis is done and writing starts.
+const ANALYSIS_END: f64 = 0.9;
+
+/// How the story is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preset {
+    /// A few paragraphs of flowing prose.
+    Narrative,
+    /// A compact factual list.
+    Summary,
+    /// One to three punchy lines with hashtags.
+    Social,
+}
+
+impl Preset {
+    /// The preset called `name`, or a permanent error naming the ones there are.
+    pub fn parse(name: &str) -> Result<Preset, StoryError> {
+        match name {
+            "narrative" => Ok(Preset::Narrative),
+            "summary" => Ok(Preset::Summary),
+            "social" => Ok(Preset::Social),
+            other => Err(StoryError::permanent(format!(
+                "the offline storyteller has no preset '{other}' (available: {})",
+                PRESETS.join(", ")
+            ))),
+        }
+    }
+}
+
+/// Writes stories from ffmpeg's analysis alone.
+#[derive(Clone, Debug)]
+pub struct OfflineStoryteller {
+    /// The analyser.
+    media: Media,
+}
+
+impl OfflineStoryteller {
+    /// A storyteller using these ffmpeg binaries and thumbnail folder.
+    pub fn new(media: Media) -> Self {
+        Self { media }
+    }
+
+    /// The media analyser it uses.
+    pub fn media(&self) -> &Media {
+        &self.media
+    }
+
+    /// Probes, analyses and writes, reporting into `sink`.
+    async fn run(&self, request: &StoryRequest, sink: &mut StorySink) -> Result<Usage, StoryError> {
+        // Checked before any work: an unknown preset will never succeed.
+        let preset = Preset::parse(&request.preset)?;
+        let source = &request.source;
+
+        sink.stage(Stage::Probing);
+        // The content hash taken when the job was added names the thumbnail folder and seeds the
+        // wording, so the same file always gets the same story.
+        let content_hash = request.content_hash.as_str();
+        let info = self.media.probe(source).await?;
+        match serde_json::to_value(&info) {
+            Ok(facts) => sink.media(facts),
+            Err(e) => tracing::warn!(error = %e, "media facts could not be recorded"),
+        }
+        sink.progress(ANALYSIS_START);
+
+        sink.stage(Stage::Analysing);
+        let analysis = {
+            let mut on_progress =
+                |f: f64| sink.progress(ANALYSIS_START + (ANALYSIS_END - ANALYSIS_START) * f);
+            self.media
+                .analyse_probed(source, &info, content_hash, &mut on_progress)
+                .await?
+        };
+
+        sink.stage(Stage::Writing);
+        let name = media::display_name(source);
+        let pieces = compose(&analysis, &name, preset, content_hash);
+        let total = pieces.len().max(1);
+        for (i, piece) in pieces.iter().enumerate() {
+            sink.write(piece);
+            sink.progress(ANALYSIS_END + (1.0 - ANALYSIS_END) * (i + 1) as f64 / total as f64);
+            // Let subscribers see the story arrive piece by piece.
+            tokio::task::yield_now().await;
+        }
+        sink.progress(1.0);
+        Ok(Usage::default())
+    }
+}
+
+impl Storyteller for OfflineStoryteller {
+    fn name(&self) -> &str {
+        "offline"
+    }
+
+    fn default_model(&self) -> &str {
+        OFFLINE_MODEL
+    }
+
+    fn presets(&self) -> &[&'static str] {
+        &PRESETS
+    }
+
+    fn tell<'a>(
+        &'a self,
+        request: &'a StoryRequest,
+        sink: &'a mut StorySink,
+    ) -> BoxFuture<'a, Result<Usage, StoryError>> {
+        Box::pin(self.run(request, sink))
+    }
+}
+
+/// Writes the story of `analysis` for the file called `file_name`, as the pieces to stream
+/// (each carries its own leading space or paragraph break, so they concatenate to the story).
+/// `seed` (the content hash) picks among sentence templates.
+pub fn compose(analysis: &Analysis, file_name: &str, preset: Preset, seed: &str) -> Vec<String> {
+    let facts = Facts::new(analysis, file_name);
+    let mut voice = Voice::new(seed);
+    let paragraphs = match preset {
+        Preset::Narrative => narrative(&facts, &mut voice),
+        Preset::Summary => summary(&facts),
+        Preset::Social => social(&facts, &mut voice),
+    };
+    let line_break = if preset == Preset::Narrative {
+        "\n\n"
+    } else {
+        "\n"
+    };
+    let mut pieces = Vec::new();
+    for (p, paragraph) in paragraphs.iter().enumerate() {
+        for (s, sentence) in paragraph.iter().enumerate() {
+            let lead = match (p, s) {
+                (0, 0) => "",
+                (_, 0) => line_break,
+                _ => " ",
+            };
+            pieces.push(format!("{lead}{sentence}"));
+        }
+    }
+    pieces.push("\n".into());
+    pieces
+}
+
+/// Picks sentence templates deterministically from the seed, avoiding its latest picks so
+/// neighbouring sentences do not repeat a phrase.
+struct Voice {
+    seed: u64,
+    turn: u64,
+    recent: std::collections::VecDeque<&'static str>,
+    /// The motion category last written, so a shot's motion is only told when it changes.
+    last_motion: Option<&'static str>,
+}
+
+impl Voice {
+    /// How many recent picks are avoided.
+    const MEMORY: usize = 6;
+
+    fn new(seed: &str) -> Self {
+        let digest = blake3::hash(seed.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest.as_bytes()[..8]);
+        Self {
+            seed: u64::from_le_bytes(first),
+            turn: 0,
+            recent: std::collections::VecDeque::with_capacity(Self::MEMORY),
+            last_motion: None,
+        }
+    }
+
+    /// One of `options`, a different draw each call, not one of the last few used if avoidable.
+    fn pick(&mut self, options: &[&'static str]) -> &'static str {
+        self.turn += 1;
+        let mut x = self.seed ^ self.turn.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // splitmix64's finaliser: neighbouring turns land far apart.
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+        let len = options.len().max(1);
+        let start = (x % len as u64) as usize;
+        let choice = (0..len)
+            .map(|k| options.get((start + k) % len).copied().unwrap_or_default())
+            .find(|option| !self.recent.contains(option))
+            .unwrap_or_else(|| options.get(start).copied().unwrap_or_default());
+        if self.recent.len() == Self::MEMORY {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(choice);
+        choice
+    }
+
+    /// The motion clause for a shot, or nothing when it is as the last shot told.
+    fn motion_clause(&mut self, motion: Option<f64>) -> &'static str {
+        let clause = motion_clause(motion);
+        if clause.is_empty() || self.last_motion == Some(clause) {
+            return "";
+        }
+        let first = self.last_motion.is_none();
+        self.last_motion = Some(clause);
+        if first {
+            clause
+        } else {
+            // A change of pace, told as such.
+            match clause {
+                ", perfectly still" => ", now perfectly still",
+                ", with a little movement" => ", now moving a little",
+                ", full of movement" => ", now full of movement",
+                other => other,
+            }
+        }
+    }
+}
+
+/// The facts the writers draw on, already in words where that is shared.
+struct Facts<'a> {
+    analysis: &'a Analysis,
+    /// The title in quotes, or the file name.
+    name: String,
+    duration: String,
+    resolution: String,
+    orientation: &'static str,
+    fps: Option<String>,
+    format: String,
+    recorded: Option<String>,
+    scenes: usize,
+    pace: &'static str,
+    mean_scene: String,
+    opening: Option<&'a Keyframe>,
+    closing: Option<&'a Keyframe>,
+    middles: Vec<&'a Keyframe>,
+    motion: Option<&'static str>,
+    palette: Vec<String>,
+}
+
+impl<'a> Facts<'a> {
+    fn new(analysis: &'a Analysis, file_name: &str) -> Self {
+        let info = &analysis.info;
+        let (width, height) = info.video.display_size();
+        let name = match &info.title {
+            Some(title) => format!("“{title}”"),
+            None => file_name.to_owned(),
+        };
+        let keyframes = &analysis.keyframes;
+        let opening = keyframes.first();
+        let closing = keyframes.last().filter(|_| keyframes.len() > 1);
+        let middles = if keyframes.len() > 2 {
+            keyframes[1..keyframes.len() - 1].iter().collect()
+        } else {
+            Vec::new()
+        };
+        Facts {
+            analysis,
+            name,
+            duration: duration_words(info.duration_secs),
+            resolution: resolution_words(width, height),
+            orientation: orientation(width, height),
+            fps: info.video.fps.map(number_words),
+            format: describe_format(info),
+            recorded: info.creation_time.as_deref().and_then(date_words),
+            scenes: analysis.scenes.len(),
+            pace: pace_words(analysis.scenes.len(), analysis.mean_scene_secs()),
+            mean_scene: duration_words(analysis.mean_scene_secs()),
+            opening,
+            closing,
+            middles,
+            motion: analysis.motion.map(motion_words),
+            palette: palette(keyframes),
+        }
+    }
+
+    /// The longest scene, when there is more than one.
+    fn longest(&self) -> Option<&media::Scene> {
+        (self.scenes > 1)
+            .then(|| first_longest(self.analysis.scenes.iter(), media::Scene::length))
+            .flatten()
+    }
+
+    /// The sound in a few words, for summaries: "loud (−15.7 LUFS)", "none".
+    fn sound_short(&self) -> String {
+        match &self.analysis.audio {
+            None if self.analysis.info.audio.is_none() => "none".into(),
+            None => "present but unreadable".into(),
+            Some(audio) => match audio.integrated_lufs {
+                Some(lufs) => format!("{} ({lufs:.1} LUFS)", loudness_words(lufs)),
+                None => "present, level unmeasured".into(),
+            },
+        }
+    }
+}
+
+/// The narrative preset: overview, a walk through the keyframes, the sound, the signature.
+fn narrative(facts: &Facts, voice: &mut Voice) -> Vec<Vec<String>> {
+    let info = &facts.analysis.info;
+    let mut overview = Vec::new();
+    let fps = facts
+        .fps
+        .as_ref()
+        .map(|f| format!(" at {f} frames a second"))
+        .unwrap_or_default();
+    let with_sound = info.audio.is_some();
+    let template = voice.pick(&[
+        "{name} runs for {duration}: a {orientation} {resolution} video{fps}, {sound}.",
+        "{name} lasts {duration}, shot {orientation} in {resolution}{fps} and {sound2}.",
+        "Over {duration}, {name} unfolds in {resolution}, {orientation}{fps}, {sound}.",
+    ]);
+    overview.push(
+        template
+            .replace("{name}", &facts.name)
+            .replace("{duration}", &facts.duration)
+            .replace("{orientation}", facts.orientation)
+            .replace("{resolution}", &facts.resolution)
+            .replace("{fps}", &fps)
+            .replace(
+                "{sound}",
+                if with_sound {
+                    "with a soundtrack"
+                } else {
+                    "with no soundtrack at all"
+                },
+            )
+            .replace(
+                "{sound2}",
+                if with_sound {
+                    "carrying sound"
+                } else {
+                    "carrying no sound"
+                },
+            ),
+    );
+    if let Some(date) = &facts.recorded {
+        overview.push(format!("It was recorded on {date}."));
+    }
+    if facts.scenes <= 1 {
+        overview.push(
+            voice
+                .pick(&[
+                    "It is a single unbroken shot that never cuts away.",
+                    "There are no cuts: the camera stays with one continuous shot.",
+                    "It never cuts; everything happens in one take.",
+                ])
+                .to_owned(),
+        );
+    } else {
+        let template = voice.pick(&[
+            "It moves through {n} scenes with {pace}, each lasting about {avg}.",
+            "{N} scenes pass by: {pace}, around {avg} apiece.",
+            "The edit cuts between {n} scenes, with {pace} averaging {avg} a scene.",
+        ]);
+        overview.push(capitalise(
+            &template
+                .replace("{n}", &count_words(facts.scenes))
+                .replace("{N}", &capitalise(&count_words(facts.scenes)))
+                .replace("{pace}", facts.pace)
+                .replace("{avg}", &facts.mean_scene),
+        ));
+        if let (Some(longest), true) = (facts.longest(), facts.scenes >= 3) {
+            let template = voice.pick(&[
+                "The longest holds for {len}, from {from} to {to}.",
+                "The longest stretch, from {from} to {to}, lasts {len}.",
+            ]);
+            overview.push(
+                template
+                    .replace("{len}", &duration_words(longest.length()))
+                    .replace("{from}", &clock(longest.start))
+                    .replace("{to}", &clock(longest.end)),
+            );
+        }
+    }
+
+    let mut journey = Vec::new();
+    if let Some(opening) = facts.opening {
+        let template = voice.pick(&[
+            "It opens on {a_light} frame {colour}{motion}.",
+            "The first shot is {light} and {colour}{motion}.",
+            "We begin with {a_light} picture {colour}{motion}.",
+        ]);
+        journey.push(shot_sentence(template, opening, voice));
+    }
+    let mut previous = facts.opening;
+    for keyframe in &facts.middles {
+        journey.push(middle_sentence(keyframe, previous, voice));
+        previous = Some(keyframe);
+    }
+    if let Some(closing) = facts.closing {
+        let template = voice.pick(&[
+            "It closes at {time} on {a_light} frame {colour}{motion}.",
+            "The final shot, at {time}, is {light} and {colour}{motion}.",
+            "By the end, at {time}, the picture is {light} and {colour}{motion}.",
+        ]);
+        journey.push(shot_sentence(template, closing, voice));
+    }
+    if let Some(motion) = facts.motion {
+        let busiest = facts
+            .analysis
+            .keyframes
+            .iter()
+            .filter(|k| k.motion.is_some_and(|m| m >= MOTION_GENTLE))
+            .max_by(|a, b| a.motion.unwrap_or(0.0).total_cmp(&b.motion.unwrap_or(0.0)));
+        let mut sentence = voice
+            .pick(&[
+                "Overall the picture is {motion}",
+                "Taken as a whole, the footage is {motion}",
+                "On balance the video is {motion}",
+            ])
+            .replace("{motion}", motion);
+        if let Some(busiest) = busiest.filter(|_| facts.analysis.keyframes.len() > 2) {
+            sentence.push_str(&format!(", busiest around {}", clock(busiest.time)));
+        }
+        sentence.push('.');
+        journey.push(sentence);
+    }
+
+    let sound = sound_sentences(facts, voice);
+    let mut paragraphs = vec![overview];
+    if !journey.is_empty() {
+        paragraphs.push(journey);
+    }
+    paragraphs.push(sound);
+    paragraphs.push(vec![SIGNATURE.to_owned()]);
+    paragraphs
+}
+
+/// Fills a shot template with one keyframe's light, colour and motion.
+fn shot_sentence(template: &str, keyframe: &Keyframe, voice: &mut Voice) -> String {
+    let light = light_words(keyframe.colour.brightness, keyframe.colour.contrast);
+    let sentence = template
+        .replace("{a_light}", &with_article(&light))
+        .replace("{light}", &light)
+        .replace(
+            "{colour}",
+            &colour_phrase(&keyframe.colour.colour_name, voice),
+        )
+        .replace("{time}", &clock(keyframe.time));
+    let sentence = sentence.replace("{motion}", voice.motion_clause(keyframe.motion));
+    capitalise(&sentence)
+}
+
+/// One sentence for a keyframe from the body of the video, aware of the one before it.
+fn middle_sentence(keyframe: &Keyframe, previous: Option<&Keyframe>, voice: &mut Voice) -> String {
+    let time = clock(keyframe.time);
+    let lead = voice
+        .pick(&["At {t}", "By {t}", "Around {t}", "Later, at {t}"])
+        .replace("{t}", &time);
+    let colour = &keyframe.colour.colour_name;
+    let same_scene = previous.is_some_and(|p| p.scene == keyframe.scene);
+    let same_colour = previous.is_some_and(|p| &p.colour.colour_name == colour);
+    let light = light_words(keyframe.colour.brightness, keyframe.colour.contrast);
+    let change = previous.map(|p| keyframe.colour.brightness - p.colour.brightness);
+    let body = if same_colour {
+        let shift = match change {
+            Some(d) if d > 0.12 => ", now brighter",
+            Some(d) if d < -0.12 => ", now darker",
+            _ => "",
+        };
+        voice
+            .pick(&[
+                "the same {c} palette holds{shift}",
+                "the picture stays {c}{shift}",
+                "{c} still dominates{shift}",
+            ])
+            .replace("{c}", colour)
+            .replace("{shift}", shift)
+    } else if same_scene {
+        voice
+            .pick(&[
+                "still in the same shot, the picture turns {light} and {colour}",
+                "the shot drifts to {a_light} frame {colour}",
+            ])
+            .replace("{a_light}", &with_article(&light))
+            .replace("{light}", &light)
+            .replace("{colour}", &colour_phrase(colour, voice))
+    } else {
+        voice
+            .pick(&[
+                "a new scene brings {a_light} frame {colour}",
+                "the film cuts to {a_light} picture {colour}",
+                "we are somewhere {light} and {colour}",
+                "the scene changes to something {light}, {colour}",
+            ])
+            .replace("{a_light}", &with_article(&light))
+            .replace("{light}", &light)
+            .replace("{colour}", &colour_phrase(colour, voice))
+    };
+    let motion = voice.motion_clause(keyframe.motion);
+    // "now darker, now still" reads as a stutter: "now darker and still".
+    match motion.strip_prefix(", now ") {
+        Some(rest) if body.ends_with("brighter") || body.ends_with("darker") => {
+            format!("{lead}, {body} and {rest}.")
+        }
+        _ => format!("{lead}, {body}{motion}."),
+    }
+}
+
+/// The sound paragraph.
+fn sound_sentences(facts: &Facts, voice: &mut Voice) -> Vec<String> {
+    let info = &facts.analysis.info;
+    let Some(audio) = &facts.analysis.audio else {
+        return vec![if info.audio.is_some() {
+            "There is a soundtrack, but it could not be read, so the pictures have to speak for \
+             themselves."
+                .to_owned()
+        } else {
+            voice
+                .pick(&[
+                    "There is no soundtrack; the pictures carry it alone.",
+                    "It has no sound at all: a silent film.",
+                    "Not a sound: the video has no audio track.",
+                ])
+                .to_owned()
+        }];
+    };
+    let mut sentences = Vec::new();
+    match audio.integrated_lufs {
+        Some(lufs) if lufs <= -60.0 => {
+            sentences.push("The soundtrack is there but silent throughout.".to_owned());
+            return sentences;
+        }
+        Some(lufs) => {
+            let range = audio
+                .loudness_range_lu
+                .map(|lra| {
+                    if lra < 3.0 {
+                        ", holding a steady level"
+                    } else if lra < 10.0 {
+                        ", rising and falling a little"
+                    } else {
+                        ", swinging between quiet and loud"
+                    }
+                })
+                .unwrap_or("");
+            let template = voice.pick(&[
+                "The sound is {loud} ({lufs} LUFS){range}.",
+                "Its soundtrack plays {loud} ({lufs} LUFS){range}.",
+                "On the audio side it is {loud}, at {lufs} LUFS{range}.",
+            ]);
+            sentences.push(
+                template
+                    .replace("{loud}", loudness_words(lufs))
+                    .replace("{lufs}", &format!("{lufs:.1}"))
+                    .replace("{range}", range),
+            );
+        }
+        None => sentences.push("It has sound, though its loudness could not be measured.".into()),
+    }
+    let silences = &audio.silences;
+    match silences.len() {
+        0 => sentences.push(
+            voice
+                .pick(&[
+                    "It never falls silent.",
+                    "There is no silent stretch anywhere.",
+                    "The sound never drops away.",
+                ])
+                .to_owned(),
+        ),
+        1 => sentences.push(format!(
+            "It falls silent once, for {}, from {} to {}.",
+            duration_words(silences[0].length()),
+            clock(silences[0].start),
+            clock(silences[0].end)
+        )),
+        n => {
+            let longest = first_longest(silences.iter(), media::Silence::length);
+            let mut sentence = format!(
+                "It falls silent {} times, {} in all",
+                count_words(n),
+                duration_words(audio.silent_secs())
+            );
+            if let Some(longest) = longest {
+                sentence.push_str(&format!(
+                    "; the longest hush runs from {} to {}",
+                    clock(longest.start),
+                    clock(longest.end)
+                ));
+            }
+            sentence.push('.');
+            sentences.push(sentence);
+        }
+    }
+    sentences
+}
+
+/// The summary preset: a header line and a few bullets.
+fn summary(facts: &Facts) -> Vec<Vec<String>> {
+    let fps = facts
+        .fps
+        .as_ref()
+        .map(|f| format!(" at {f} fps"))
+        .unwrap_or_default();
+    let mut lines = vec![format!(
+        "{}: {}, {} {}{}, {}.",
+        facts.name, facts.duration, facts.resolution, facts.orientation, fps, facts.format
+    )];
+    if let Some(date) = &facts.recorded {
+        lines.push(format!("- Recorded: {date}."));
+    }
+    let mut scenes = if facts.scenes <= 1 {
+        "- Scenes: one continuous shot".to_owned()
+    } else {
+        format!(
+            "- Scenes: {} ({}; about {} each",
+            facts.scenes, facts.pace, facts.mean_scene
+        )
+    };
+    if facts.scenes > 1 {
+        if let Some(longest) = facts.longest() {
+            scenes.push_str(&format!(
+                ", longest {} from {}",
+                duration_words(longest.length()),
+                clock(longest.start)
+            ));
+        }
+        scenes.push(')');
+    }
+    scenes.push('.');
+    lines.push(scenes);
+    if !facts.palette.is_empty() {
+        let brightness = mean(facts.analysis.keyframes.iter().map(|k| k.colour.brightness));
+        lines.push(format!(
+            "- Look: mostly {}; {} overall.",
+            join_words(&facts.palette),
+            light_words(brightness, 0.15)
+        ));
+    }
+    if let Some(opening) = facts.opening {
+        let mut line = format!(
+            "- Opening ({}): {}, {}",
+            clock(opening.time),
+            light_words(opening.colour.brightness, opening.colour.contrast),
+            opening.colour.colour_name
+        );
+        if let Some(closing) = facts.closing {
+            line.push_str(&format!(
+                "; closing ({}): {}, {}",
+                clock(closing.time),
+                light_words(closing.colour.brightness, closing.colour.contrast),
+                closing.colour.colour_name
+            ));
+        }
+        line.push('.');
+        lines.push(line);
+    }
+    if let Some(motion) = facts.motion {
+        lines.push(format!("- Motion: {motion}."));
+    }
+    let mut sound = format!("- Sound: {}", facts.sound_short());
+    if let Some(audio) = &facts.analysis.audio {
+        match audio.silences.len() {
+            0 => sound.push_str(", no silences"),
+            n => sound.push_str(&format!(
+                ", {} silence{} ({} in all)",
+                n,
+                if n == 1 { "" } else { "s" },
+                duration_words(audio.silent_secs())
+            )),
+        }
+    }
+    sound.push('.');
+    lines.push(sound);
+    lines.push(SIGNATURE.to_owned());
+    lines.into_iter().map(|l| vec![l]).collect()
+}
+
+/// The social preset: up to three short lines, hashtags, and the short signature.
+fn social(facts: &Facts, voice: &mut Voice) -> Vec<Vec<String>> {
+    let scenes = if facts.scenes <= 1 {
+        "one take".to_owned()
+    } else {
+        format!("{} scenes", facts.scenes)
+    };
+    let journey = match (facts.opening, facts.closing) {
+        (Some(a), Some(b)) if a.colour.colour_name != b.colour.colour_name => {
+            format!("from {} to {}", a.colour.colour_name, b.colour.colour_name)
+        }
+        (Some(a), _) => format!("all {}", a.colour.colour_name),
+        _ => "pure picture".to_owned(),
+    };
+    let first = voice
+        .pick(&[
+            "{duration} · {scenes} · {journey}.",
+            "{duration}, {scenes}, {journey}.",
+            "{scenes} in {duration}: {journey}.",
+        ])
+        .replace("{duration}", &facts.duration)
+        .replace("{scenes}", &scenes)
+        .replace("{journey}", &journey);
+    let sound = match &facts.analysis.audio {
+        Some(audio) => match audio.integrated_lufs {
+            Some(lufs) if lufs <= -60.0 => "silent soundtrack",
+            Some(lufs) if lufs < -40.0 => "near-silent sound",
+            Some(lufs) if lufs < -28.0 => "quiet sound",
+            Some(lufs) if lufs < -20.0 => "easy sound",
+            Some(_) => "loud sound",
+            None => "sound on",
+        },
+        None => "no sound",
+    };
+    let (pace, pace_tag) = match facts.pace {
+        "rapid-fire cuts" => ("rapid-fire cuts", "#rapidcuts"),
+        "quick cuts" => ("quick cuts", "#quickcuts"),
+        "a brisk rhythm" => ("a brisk edit", "#brisk"),
+        "an unhurried pace" => ("an unhurried edit", "#slowburn"),
+        "long, patient takes" => ("long takes", "#longtakes"),
+        _ => ("one take", "#onetake"),
+    };
+    let mut vibe = vec![capitalise(pace)];
+    if let Some(motion) = facts.analysis.motion {
+        vibe.push(
+            match motion {
+                m if m < MOTION_STILL => "stillness",
+                m if m < MOTION_GENTLE => "gentle motion",
+                m if m < MOTION_RESTLESS => "lively motion",
+                _ => "restless motion",
+            }
+            .to_owned(),
+        );
+    }
+    vibe.push(sound.to_owned());
+    let second = format!("{}.", vibe.join(", "));
+    let mut tags: Vec<String> = Vec::new();
+    for colour in facts.palette.iter().take(2) {
+        tags.push(hashtag(colour));
+    }
+    tags.push(pace_tag.to_owned());
+    tags.push("#video".into());
+    let third = format!("{} {SOCIAL_SIGNATURE}", tags.join(" "));
+    vec![vec![capitalise(&first)], vec![second], vec![third]]
+}
+
+/// `#deepblue` from "deep blue".
+fn hashtag(words: &str) -> String {
+    let tag: String = words
+        .split_whitespace()
+        .take(3)
+        .collect::<String>()
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .collect::<String>()
+        .to_lowercase();
+    format!("#{tag}")
+}
+
+/// The colours seen most, most frequent first (ties: first seen), at most three.
+fn palette(keyframes: &[Keyframe]) -> Vec<String> {
+    let mut counts: Vec<(String, usize, usize)> = Vec::new();
+    for (i, keyframe) in keyframes.iter().enumerate() {
+        let name = &keyframe.colour.colour_name;
+        match counts.iter_mut().find(|(n, _, _)| n == name) {
+            Some(entry) => entry.1 += 1,
+            None => counts.push((name.clone(), 1, i)),
+        }
+    }
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)));
+    counts.into_iter().take(3).map(|(n, _, _)| n).collect()
+}
+
+/// Motion below this is still.
+const MOTION_STILL: f64 = 0.002;
+/// Motion below this is gentle.
+const MOTION_GENTLE: f64 = 0.012;
+/// Motion at or above this is restless.
+const MOTION_RESTLESS: f64 = 0.05;
+
+/// Overall motion in words.
+fn motion_words(motion: f64) -> &'static str {
+    if motion < MOTION_STILL {
+        "calm and still"
+    } else if motion < MOTION_GENTLE {
+        "gently moving"
+    } else if motion < MOTION_RESTLESS {
+        "lively"
+    } else {
+        "restless"
+    }
+}
+
+/// A trailing clause for one shot's motion.
+fn motion_clause(motion: Option<f64>) -> &'static str {
+    match motion {
+        Some(m) if m < MOTION_STILL => ", perfectly still",
+        Some(m) if m < MOTION_GENTLE => ", with a little movement",
+        Some(m) if m < MOTION_RESTLESS => ", full of movement",
+        Some(_) => ", in restless motion",
+        None => "",
+    }
+}
+
+/// Light in words from brightness and contrast (both 0..1).
+fn light_words(brightness: f64, contrast: f64) -> String {
+    let light = match brightness {
+        b if b < 0.12 => "dark",
+        b if b < 0.3 => "dim",
+        b if b < 0.55 => "softly lit",
+        b if b < 0.8 => "bright",
+        _ => "glaringly bright",
+    };
+    let contrast = match contrast {
+        c if c < 0.04 => "flat, ",
+        c if c > 0.25 => "high-contrast, ",
+        _ => "",
+    };
+    format!("{contrast}{light}")
+}
+
+/// A colour as a phrase after a noun: "washed in deep blue", "bursting with colour".
+fn colour_phrase(colour: &str, voice: &mut Voice) -> String {
+    match colour {
+        "multicoloured" => voice
+            .pick(&[
+                "bursting with colour",
+                "in a patchwork of colours",
+                "full of mixed colours",
+            ])
+            .to_owned(),
+        "black" => "close to black".to_owned(),
+        "white" => "washed out to white".to_owned(),
+        grey if grey.ends_with("grey") => format!("in shades of {grey}"),
+        colour => voice
+            .pick(&[
+                "washed in {c}",
+                "in {c} tones",
+                "dominated by {c}",
+                "bathed in {c}",
+            ])
+            .replace("{c}", colour),
+    }
+}
+
+/// Loudness (integrated LUFS) in words.
+fn loudness_words(lufs: f64) -> &'static str {
+    match lufs {
+        l if l <= -60.0 => "silent",
+        l if l < -40.0 => "barely audible",
+        l if l < -28.0 => "quiet",
+        l if l < -20.0 => "at a moderate level",
+        l if l < -11.0 => "loud and full",
+        _ => "very loud",
+    }
+}
+
+/// Pacing in words from the scene count and mean scene length.
+fn pace_words(scenes: usize, mean_secs: f64) -> &'static str {
+    match (scenes, mean_secs) {
+        (0 | 1, _) => "a single take",
+        (_, m) if m < 2.0 => "rapid-fire cuts",
+        (_, m) if m < 5.0 => "quick cuts",
+        (_, m) if m < 12.0 => "a brisk rhythm",
+        (_, m) if m < 30.0 => "an unhurried pace",
+        _ => "long, patient takes",
+    }
+}
+
+/// A length in words: "6 seconds", "4.5 seconds", "2 minutes 5 seconds", "1 hour 2 minutes".
+pub fn duration_words(secs: f64) -> String {
+    let secs = if secs.is_finite() { secs.max(0.0) } else { 0.0 };
+    if secs < 1.0 {
+        return "under a second".into();
+    }
+    if secs < 10.0 {
+        let tenths = (secs * 10.0).round() / 10.0;
+        if (tenths - tenths.round()).abs() > 1e-9 {
+            return format!("{tenths:.1} seconds");
+        }
+    }
+    let total = secs.round() as u64;
+    let (h, m, s) = (total / 3600, (total / 60) % 60, total % 60);
+    let unit = |n: u64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    match (h, m, s) {
+        (0, 0, s) => unit(s, "second"),
+        (0, m, 0) => unit(m, "minute"),
+        (0, m, s) => format!("{} {}", unit(m, "minute"), unit(s, "second")),
+        (h, 0, _) => unit(h, "hour"),
+        (h, m, _) => format!("{} {}", unit(h, "hour"), unit(m, "minute")),
+    }
+}
+
+/// A picture size in words: "1080p", "4K", or "320×180" for small ones.
+fn resolution_words(width: u32, height: u32) -> String {
+    match width.min(height) {
+        s if s >= 2160 => "4K".into(),
+        s if s >= 1440 => "1440p".into(),
+        s if s >= 1080 => "1080p".into(),
+        s if s >= 720 => "720p".into(),
+        _ => format!("{width}×{height}"),
+    }
+}
+
+/// Landscape, portrait or square.
+fn orientation(width: u32, height: u32) -> &'static str {
+    let (w, h) = (f64::from(width), f64::from(height));
+    if w > h * 1.05 {
+        "landscape"
+    } else if h > w * 1.05 {
+        "portrait"
+    } else {
+        "square"
+    }
+}
+
+/// A number without needless decimals: 25 → "25", 29.97 → "29.97".
+fn number_words(value: f64) -> String {
+    let text = format!("{value:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// Small counts as words ("three"), larger ones as digits.
+fn count_words(n: usize) -> String {
+    const WORDS: [&str; 13] = [
+        "no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+        "eleven", "twelve",
+    ];
+    WORDS
+        .get(n)
+        .map_or_else(|| n.to_string(), |w| (*w).to_owned())
+}
+
+/// "1 May 2024" from an ISO 8601 timestamp; none for the zero date cameras write when unset.
+fn date_words(timestamp: &str) -> Option<String> {
+    let date = timestamp.get(..10)?;
+    let mut parts = date.split('-');
+    let year: u32 = parts.next()?.parse().ok()?;
+    let month: usize = parts.next()?.parse().ok()?;
+    let day: u32 = parts.next()?.parse().ok()?;
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let month_name = MONTHS.get(month.checked_sub(1)?)?;
+    if year <= 1970 || day == 0 || day > 31 {
+        return None;
+    }
+    Some(format!("{day} {month_name} {year}"))
+}
+
+/// "a" or "an" before `word`.
+fn with_article(word: &str) -> String {
+    let vowel = word
+        .chars()
+        .next()
+        .is_some_and(|c| "aeiouAEIOU".contains(c));
+    format!("{} {word}", if vowel { "an" } else { "a" })
+}
+
+/// The text with its first letter in upper case.
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// "a", "a and b", "a, b and c".
+fn join_words(words: &[String]) -> String {
+    match words {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// The item with the greatest `length`, the earliest among equals.
+fn first_longest<'a, T>(
+    items: impl Iterator<Item = &'a T>,
+    length: impl Fn(&T) -> f64,
+) -> Option<&'a T> {
+    items.fold(None, |best: Option<&'a T>, item| match best {
+        Some(b) if length(b) >= length(item) => Some(b),
+        _ => Some(item),
+    })
+}
+
+/// The mean of some values (0 for none).
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 {
+        0.0
+    } else {
+        sum / n as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::{
+        AudioFacts, AudioStream, ColourFacts, MediaInfo, Scene, SceneStrategy, ShotRole, Silence,
+        VideoStream,
+    };
+    use std::path::PathBuf;
+
+    fn keyframe(
+        time: f64,
+        scene: usize,
+        role: ShotRole,
+        colour: &str,
+        brightness: f64,
+    ) -> Keyframe {
+        Keyframe {
+            time,
+            scene,
+            role,
+            thumbnail: PathBuf::from(format!("/t/{time}.jpg")),
+            colour: ColourFacts {
+                brightness,
+                saturation: 0.8,
+                contrast: 0.1,
+                hue_degrees: Some(240.0),
+                colour_name: colour.into(),
+                mean_rgb: [0, 0, 128],
+            },
+            motion: Some(0.02),
+        }
+    }
+
+    fn analysis(audio: bool) -> Analysis {
+        let scenes = vec![
+            Scene {
+                start: 0.0,
+                end: 70.0,
+                cut_score: None,
+                motion: Some(0.01),
+            },
+            Scene {
+                start: 70.0,
+                end: 110.0,
+                cut_score: Some(0.7),
+                motion: None,
+            },
+            Scene {
+                start: 110.0,
+                end: 600.0,
+                cut_score: Some(0.8),
+                motion: Some(0.03),
+            },
+        ];
+        Analysis {
+            info: MediaInfo {
+                duration_secs: 600.0,
+                format_name: "mov,mp4,m4a,3gp,3g2,mj2".into(),
+                format_long_name: None,
+                size_bytes: Some(1),
+                bit_rate: None,
+                creation_time: Some("2024-05-01T10:00:00.000000Z".into()),
+                title: None,
+                video: VideoStream {
+                    index: 0,
+                    codec: "h264".into(),
+                    width: 1920,
+                    height: 1080,
+                    fps: Some(25.0),
+                    rotation: 0,
+                    pixel_format: Some("yuv420p".into()),
+                },
+                audio: audio.then(|| AudioStream {
+                    index: 1,
+                    codec: "aac".into(),
+                    sample_rate: Some(48000),
+                    channels: Some(1),
+                    channel_layout: Some("mono".into()),
+                }),
+            },
+            strategy: SceneStrategy::KeyframesOnly,
+            scenes,
+            keyframes: vec![
+                keyframe(1.0, 0, ShotRole::Opening, "deep blue", 0.1),
+                keyframe(35.0, 0, ShotRole::Middle, "deep blue", 0.5),
+                keyframe(90.0, 1, ShotRole::Middle, "warm orange", 0.7),
+                keyframe(599.0, 2, ShotRole::Closing, "multicoloured", 0.5),
+            ],
+            motion: Some(0.02),
+            audio: audio.then(|| AudioFacts {
+                integrated_lufs: Some(-15.7),
+                loudness_range_lu: Some(0.2),
+                silences: vec![
+                    Silence {
+                        start: 120.0,
+                        end: 135.0,
+                    },
+                    Silence {
+                        start: 270.0,
+                        end: 290.0,
+                    },
+                ],
+            }),
+            thumbnails_dir: PathBuf::from("/t"),
+        }
+    }
+
+    fn text(analysis: &Analysis, preset: Preset, seed: &str) -> String {
+        compose(analysis, "trip.mp4", preset, seed).concat()
+    }
+
+    #[test]
+    fn narrative_tells_the_facts() {
+        let story = text(&analysis(true), Preset::Narrative, "abc");
+        for needle in [
+            "trip.mp4",
+            "10 minutes",
+            "1080p",
+            "hree scenes",
+            "1 May 2024",
+            "-15.7 LUFS",
+            "falls silent two times",
+            "9:59",
+            "warm orange",
+            SIGNATURE,
+        ] {
+            assert!(story.contains(needle), "missing {needle:?} in:\n{story}");
+        }
+        assert_eq!(story.matches("\n\n").count(), 3, "{story}");
+        assert!(!story.contains("{"), "{story}");
+    }
+
+    #[test]
+    fn presets_differ_and_all_sign_off() {
+        let a = analysis(false);
+        let stories: Vec<String> = [Preset::Narrative, Preset::Summary, Preset::Social]
+            .iter()
+            .map(|p| text(&a, *p, "seed"))
+            .collect();
+        for story in &stories {
+            assert!(story.contains("10 minutes"), "{story}");
+            assert!(
+                story.contains("offline") && story.contains("analyser"),
+                "{story}"
+            );
+            assert!(!story.contains("{"), "{story}");
+        }
+        assert_ne!(stories[0], stories[1]);
+        assert_ne!(stories[1], stories[2]);
+        assert!(
+            stories[0].contains("no soundtrack")
+                || stories[0].contains("no sound")
+                || stories[0].contains("no audio"),
+            "{}",
+            stories[0]
+        );
+        assert!(stories[2].lines().count() <= 3, "{}", stories[2]);
+        assert!(stories[2].contains('#'), "{}", stories[2]);
+        assert!(stories[1].contains("- Scenes: 3"), "{}", stories[1]);
+    }
+
+    #[test]
+    fn deterministic_but_varied_by_seed() {
+        let a = analysis(true);
+        assert_eq!(
+            text(&a, Preset::Narrative, "x"),
+            text(&a, Preset::Narrative, "x")
+        );
+        let variants: std::collections::HashSet<String> = (0..8)
+            .map(|i| text(&a, Preset::Narrative, &format!("seed{i}")))
+            .collect();
+        assert!(variants.len() > 1);
+    }
+
+    #[test]
+    fn titles_are_used() {
+        let mut a = analysis(true);
+        a.info.title = Some("Harbour walk".into());
+        assert!(text(&a, Preset::Narrative, "s").contains("“Harbour walk”"));
+        assert!(text(&a, Preset::Summary, "s").starts_with("“Harbour walk”"));
+    }
+
+    #[test]
+    fn unknown_presets_are_permanent_errors() {
+        let err = Preset::parse("epic").unwrap_err();
+        assert!(matches!(err, StoryError::Permanent { .. }));
+        assert!(err.to_string().contains("narrative, summary, social"));
+    }
+
+    #[test]
+    fn words() {
+        assert_eq!(duration_words(0.4), "under a second");
+        assert_eq!(duration_words(6.02), "6 seconds");
+        assert_eq!(duration_words(4.5), "4.5 seconds");
+        assert_eq!(duration_words(1.0), "1 second");
+        assert_eq!(duration_words(600.0), "10 minutes");
+        assert_eq!(duration_words(125.0), "2 minutes 5 seconds");
+        assert_eq!(duration_words(61.0), "1 minute 1 second");
+        assert_eq!(duration_words(3720.0), "1 hour 2 minutes");
+        assert_eq!(resolution_words(1920, 1080), "1080p");
+        assert_eq!(resolution_words(320, 180), "320×180");
+        assert_eq!(orientation(1080, 1920), "portrait");
+        assert_eq!(number_words(29.97), "29.97");
+        assert_eq!(number_words(25.0), "25");
+        assert_eq!(
+            date_words("2024-05-01T10:00:00Z").as_deref(),
+            Some("1 May 2024")
+        );
+        assert_eq!(date_words("1970-01-01T00:00:00Z"), None);
+        assert_eq!(date_words("junk"), None);
+        assert_eq!(with_article("evenly lit"), "an evenly lit");
+        assert_eq!(hashtag("deep blue"), "#deepblue");
+        assert_eq!(
+            join_words(&["a".into(), "b".into(), "c".into()]),
+            "a, b and c"
+        );
+        assert_eq!(loudness_words(-15.7), "loud and full");
+        assert_eq!(pace_words(10, 60.0), "long, patient takes");
+    }
+}

@@ -1,0 +1,217 @@
+//! Queue fixtures: stores on real SQLite files, fabricated jobs, and scripted storytellers.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use storyteller_engine::job::{NewJob, Priority, StorySpec, Usage};
+use storyteller_engine::pool::{Pool, PoolConfig};
+use storyteller_engine::retry::{RetryPolicy, SystemClock};
+use storyteller_engine::store::SqliteStore;
+use storyteller_engine::storyteller::{
+    http, BoxFuture, StoryError, StoryRequest, StorySink, Storyteller, StorytellerRegistry,
+};
+use storyteller_engine::{EventBus, JobId};
+
+/// A store on a fresh database file in `dir`.
+pub async fn store_in(dir: &Path) -> SqliteStore {
+    SqliteStore::open(dir.join("jobs.db"), EventBus::new())
+        .await
+        .unwrap()
+}
+
+/// A job for a (fake) file `name`; jobs with the same `content` share a cache key.
+pub fn job(name: &str, content: &str) -> NewJob {
+    job_for("scripted", name, content)
+}
+
+/// [`job`] for storyteller `storyteller`.
+pub fn job_for(storyteller: &str, name: &str, content: &str) -> NewJob {
+    NewJob {
+        source: PathBuf::from(format!("/videos/{name}")),
+        size: 1000,
+        mtime_ms: 0,
+        content_hash: blake3::hash(content.as_bytes()).to_hex().to_string(),
+        spec: StorySpec {
+            storyteller: storyteller.into(),
+            model: "test-model".into(),
+            preset: "narrative".into(),
+        },
+        priority: Priority::Normal,
+        no_cache: false,
+    }
+}
+
+/// `n` jobs with distinct content, named `{prefix}{i}`.
+pub fn jobs(prefix: &str, n: usize) -> Vec<NewJob> {
+    (0..n)
+        .map(|i| job(&format!("{prefix}{i}.mp4"), &format!("{prefix}-{i}")))
+        .collect()
+}
+
+/// Fast timings for tests: short leases and backoff.
+pub fn fast_config(concurrency: usize) -> PoolConfig {
+    PoolConfig {
+        concurrency,
+        lease: Duration::from_secs(5),
+        heartbeat: Duration::from_millis(200),
+        reclaim_every: Duration::from_millis(500),
+        retry: RetryPolicy {
+            base: Duration::from_millis(20),
+            cap: Duration::from_millis(100),
+            max_attempts: 5,
+        },
+        save_progress_every: Duration::from_millis(50),
+    }
+}
+
+/// A pool over `store` with one storyteller.
+pub fn pool_with(
+    store: &SqliteStore,
+    storyteller: Arc<dyn Storyteller>,
+    config: PoolConfig,
+    runners: Option<&Path>,
+) -> Pool {
+    let mut registry = StorytellerRegistry::new();
+    registry.register(storyteller);
+    Pool::new(
+        Arc::new(store.clone()),
+        registry,
+        store.bus().clone(),
+        Arc::new(SystemClock),
+        config,
+        runners,
+    )
+    .unwrap()
+}
+
+/// What a scripted storyteller does for one call.
+pub type Script =
+    dyn Fn(&StoryRequest, u32) -> BoxFuture<'static, Result<String, StoryError>> + Send + Sync;
+
+/// A storyteller named `scripted` that records every call and does what its script says;
+/// it tracks how many calls run at once.
+pub struct Scripted {
+    script: Box<Script>,
+    pub calls: Mutex<Vec<(JobId, PathBuf, Instant)>>,
+    pub per_job: Mutex<HashMap<JobId, u32>>,
+    pub running: AtomicUsize,
+    pub max_running: AtomicUsize,
+}
+
+impl Scripted {
+    pub fn new(
+        script: impl Fn(&StoryRequest, u32) -> BoxFuture<'static, Result<String, StoryError>>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            script: Box::new(script),
+            calls: Mutex::new(Vec::new()),
+            per_job: Mutex::new(HashMap::new()),
+            running: AtomicUsize::new(0),
+            max_running: AtomicUsize::new(0),
+        })
+    }
+
+    /// Succeeds after `delay` with a story naming the file.
+    pub fn sleeping(delay: Duration) -> Arc<Self> {
+        Self::new(move |request, _| {
+            let name = request.source.display().to_string();
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                Ok(format!("A story of {name}."))
+            })
+        })
+    }
+
+    /// Files in the order they were first called.
+    pub fn order(&self) -> Vec<String> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, source, _)| {
+                source
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .trim_end_matches(".mp4")
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    pub fn call_count(&self) -> usize {
+        self.calls.lock().unwrap().len()
+    }
+}
+
+struct RunningGuard<'a>(&'a AtomicUsize);
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Storyteller for Scripted {
+    fn name(&self) -> &str {
+        "scripted"
+    }
+    fn default_model(&self) -> &str {
+        "test-model"
+    }
+    fn presets(&self) -> &[&'static str] {
+        &["narrative"]
+    }
+    fn tell<'a>(
+        &'a self,
+        request: &'a StoryRequest,
+        sink: &'a mut StorySink,
+    ) -> BoxFuture<'a, Result<Usage, StoryError>> {
+        Box::pin(async move {
+            let now_running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            let _guard = RunningGuard(&self.running);
+            self.max_running.fetch_max(now_running, Ordering::SeqCst);
+            let call = {
+                let mut per_job = self.per_job.lock().unwrap();
+                let n = per_job.entry(request.job_id).or_default();
+                *n += 1;
+                *n
+            };
+            self.calls.lock().unwrap().push((
+                request.job_id,
+                request.source.clone(),
+                Instant::now(),
+            ));
+            sink.stage(storyteller_engine::Stage::Writing);
+            let story = (self.script)(request, call).await?;
+            sink.write(&story);
+            sink.progress(1.0);
+            Ok(Usage::default())
+        })
+    }
+}
+
+/// A storyteller that asks a real HTTP server (wiremock on 127.0.0.1) for each story, so
+/// retries, `Retry-After` and auth handling run against a real wire.
+pub fn http_storyteller(base_url: String) -> Arc<Scripted> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    Scripted::new(move |request, _| {
+        let url = format!("{base_url}/v1/story");
+        let body = serde_json::json!({ "source": request.source, "preset": request.preset });
+        let call = client.post(url).json(&body);
+        Box::pin(async move {
+            let response = http::send_checked("Test provider", call).await?;
+            response
+                .text()
+                .await
+                .map_err(|e| http::error_for_transport("Test provider", &e))
+        })
+    })
+}

@@ -1,0 +1,9 @@
+//! The engine's integration tests: one binary, a module per area, shared fixtures.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod fixtures;
+mod media;
+mod offline_storyteller;
+mod pool;
+mod store;
+mod support;

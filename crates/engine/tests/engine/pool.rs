@@ -1,0 +1,475 @@
+//! The task pool against real stores: bounds, fairness, contention, retries over real HTTP,
+//! cancel, cache, shutdown and restart after a worker dies.
+
+use crate::fixtures::{fast_config, http_storyteller, job, jobs, pool_with, store_in, Scripted};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use storyteller_engine::job::{ErrorKind, Priority};
+use storyteller_engine::pool::RunUntil;
+use storyteller_engine::retry::RetryPolicy;
+use storyteller_engine::store::{JobFilter, JobStore, SqliteStore};
+use storyteller_engine::{EventBus, JobState};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+async fn run_until_empty(pool: &storyteller_engine::pool::Pool) {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        pool.run(RunUntil::Empty, std::future::pending()),
+    )
+    .await
+    .expect("pool did not empty the queue in time")
+    .unwrap();
+}
+
+async fn all(store: &SqliteStore) -> Vec<storyteller_engine::Job> {
+    store.list(JobFilter::default()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_more_than_the_concurrency_limit_and_it_can_change_while_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    store.enqueue(jobs("j", 12)).await.unwrap();
+    let teller = Scripted::sleeping(Duration::from_millis(80));
+    let pool = pool_with(&store, teller.clone(), fast_config(3), None);
+    run_until_empty(&pool).await;
+    assert_eq!(teller.max_running.load(Ordering::SeqCst), 3);
+    assert!(all(&store)
+        .await
+        .iter()
+        .all(|j| j.state == JobState::Succeeded));
+
+    // Raise the limit mid-run: it takes effect, and is never exceeded.
+    store.enqueue(jobs("k", 20)).await.unwrap();
+    let teller = Scripted::sleeping(Duration::from_millis(80));
+    let pool = pool_with(&store, teller.clone(), fast_config(1), None);
+    let resizer = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            pool.set_concurrency(5);
+        })
+    };
+    run_until_empty(&pool).await;
+    resizer.await.unwrap();
+    assert_eq!(teller.max_running.load(Ordering::SeqCst), 5);
+    assert_eq!(teller.call_count(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priority_first_then_batches_take_turns() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    store.enqueue(jobs("big", 6)).await.unwrap();
+    store.enqueue(jobs("one", 1)).await.unwrap();
+    let mut urgent = jobs("urgent", 1);
+    urgent[0].priority = Priority::High;
+    store.enqueue(urgent).await.unwrap();
+    let teller = Scripted::sleeping(Duration::from_millis(1));
+    let pool = pool_with(&store, teller.clone(), fast_config(1), None);
+    run_until_empty(&pool).await;
+    assert_eq!(
+        teller.order(),
+        ["urgent0", "big0", "one0", "big1", "big2", "big3", "big4", "big5"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pools_on_one_database_run_each_of_1000_jobs_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    // Two stores = two connections and writer threads, as two processes would have.
+    let first = SqliteStore::open(&path, EventBus::new()).await.unwrap();
+    let second = SqliteStore::open(&path, EventBus::new()).await.unwrap();
+    for chunk in 0..10 {
+        first
+            .enqueue(jobs(&format!("c{chunk}-"), 100))
+            .await
+            .unwrap();
+    }
+    let teller = Scripted::sleeping(Duration::ZERO);
+    let pool_a = pool_with(&first, teller.clone(), fast_config(4), None);
+    let pool_b = pool_with(&second, teller.clone(), fast_config(4), None);
+    tokio::join!(run_until_empty(&pool_a), run_until_empty(&pool_b));
+
+    let per_job = teller.per_job.lock().unwrap().clone();
+    assert_eq!(per_job.len(), 1000);
+    assert!(per_job.values().all(|&n| n == 1), "a job ran twice");
+    let jobs = all(&first).await;
+    assert!(jobs
+        .iter()
+        .all(|j| j.state == JobState::Succeeded && j.attempts == 1));
+    assert_eq!(first.integrity_check().await.unwrap(), "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_retry_after_is_honoured() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("Told after waiting."))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let [added] = store
+        .enqueue(vec![job("a.mp4", "a")])
+        .await
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let teller = http_storyteller(server.uri());
+    let pool = pool_with(&store, teller.clone(), fast_config(1), None);
+    run_until_empty(&pool).await;
+
+    let calls = teller.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 2);
+    let waited = calls[1].2 - calls[0].2;
+    // Backoff alone would be ≤ 20 ms here; the server asked for a second.
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "retried after {waited:?}"
+    );
+    let done = store.get(&added.id.to_string()).await.unwrap();
+    assert_eq!((done.state, done.attempts), (JobState::Succeeded, 2));
+    assert_eq!(done.story.as_deref(), Some("Told after waiting."));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_retry_then_succeed_and_eventually_give_up() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("overloaded"))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("Third time lucky."))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let [added] = store
+        .enqueue(vec![job("a.mp4", "a")])
+        .await
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let pool = pool_with(&store, http_storyteller(server.uri()), fast_config(1), None);
+    run_until_empty(&pool).await;
+    let done = store.get(&added.id.to_string()).await.unwrap();
+    assert_eq!((done.state, done.attempts), (JobState::Succeeded, 3));
+
+    // A server that never recovers: dead after max attempts, with the reason.
+    let broken = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&broken)
+        .await;
+    let [doomed] = store
+        .enqueue(vec![job("b.mp4", "b")])
+        .await
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let mut config = fast_config(1);
+    config.retry = RetryPolicy {
+        base: Duration::from_millis(10),
+        cap: Duration::from_millis(40),
+        max_attempts: 3,
+    };
+    let pool = pool_with(&store, http_storyteller(broken.uri()), config, None);
+    run_until_empty(&pool).await;
+    let dead = store.get(&doomed.id.to_string()).await.unwrap();
+    assert_eq!((dead.state, dead.attempts), (JobState::Dead, 3));
+    let error = dead.error.unwrap();
+    assert_eq!(error.kind, ErrorKind::Transient);
+    assert!(
+        error.message.starts_with("gave up after 3 attempts"),
+        "{}",
+        error.message
+    );
+    assert_eq!(broken.received_requests().await.unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_error_is_dead_at_once_and_the_queue_keeps_going() {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::body_string_contains("bad.mp4"))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_string(r#"{"error":{"message":"the video is too long"}}"#),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("Fine."))
+        .with_priority(10)
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    store
+        .enqueue(vec![job("bad.mp4", "bad"), job("good.mp4", "good")])
+        .await
+        .unwrap();
+    let pool = pool_with(&store, http_storyteller(server.uri()), fast_config(2), None);
+    run_until_empty(&pool).await;
+    let jobs = all(&store).await;
+    let bad = &jobs[0];
+    assert_eq!((bad.state, bad.attempts), (JobState::Dead, 1));
+    let error = bad.error.as_ref().unwrap();
+    assert_eq!(error.kind, ErrorKind::Permanent);
+    assert_eq!(
+        error.message,
+        "Test provider rejected the request (HTTP 400): the video is too long"
+    );
+    assert_eq!(jobs[1].state, JobState::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auth_error_pauses_the_queue_instead_of_failing_every_job() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_string(r#"{"error":"invalid api key"}"#))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    store.enqueue(jobs("j", 5)).await.unwrap();
+    let pool = pool_with(&store, http_storyteller(server.uri()), fast_config(1), None);
+    run_until_empty(&pool).await;
+
+    let stats = store.stats().await.unwrap();
+    let reason = stats.paused.expect("queue should be paused");
+    assert!(
+        reason.contains("refused the API key (HTTP 401)"),
+        "{reason}"
+    );
+    assert_eq!(stats.queued, 5, "no job may fail for a bad key");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    let jobs = all(&store).await;
+    assert!(
+        jobs.iter().all(|j| j.attempts == 0),
+        "the attempt is refunded"
+    );
+    assert_eq!(jobs[0].error.as_ref().unwrap().kind, ErrorKind::Auth);
+
+    // Fix the key (here: the server) and resume: everything runs.
+    server.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&server)
+        .await;
+    pool.resume().await.unwrap();
+    run_until_empty(&pool).await;
+    assert!(all(&store)
+        .await
+        .iter()
+        .all(|j| j.state == JobState::Succeeded));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_job_stops_it_promptly_and_kills_its_child_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let pid_file = dir.path().join("child.pid");
+    let pid_path = pid_file.clone();
+    let teller = Scripted::new(move |request, _| {
+        let pid_path = pid_path.clone();
+        let hangs = request.source.ends_with("long.mp4");
+        Box::pin(async move {
+            if !hangs {
+                return Ok("quick".into());
+            }
+            let mut child = tokio::process::Command::new("sleep")
+                .arg("60")
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            std::fs::write(&pid_path, child.id().unwrap().to_string()).unwrap();
+            let _ = child.wait().await;
+            Ok("never".into())
+        })
+    });
+    let [target] = store
+        .enqueue(vec![job("long.mp4", "long")])
+        .await
+        .unwrap()
+        .try_into()
+        .unwrap();
+    store.enqueue(jobs("after", 2)).await.unwrap();
+    let pool = pool_with(&store, teller.clone(), fast_config(1), None);
+    let runner = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.run(RunUntil::Shutdown, std::future::pending()).await })
+    };
+    let started = Instant::now();
+    while !pid_file.exists() {
+        assert!(started.elapsed() < Duration::from_secs(10), "never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pid: u32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    let mut events = store.bus().subscribe();
+    let cancelled_at = Instant::now();
+    let job = pool.cancel(target.id).await.unwrap();
+    assert_eq!(job.state, JobState::Cancelled);
+    // The child is gone promptly.
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        // A killed child may linger as a zombie until reaped; its state says so.
+        let status = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if status.contains(") Z") {
+            break;
+        }
+        assert!(
+            cancelled_at.elapsed() < Duration::from_secs(2),
+            "child still running"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The queue moves on to the next jobs.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = store.stats().await.unwrap();
+        if stats.succeeded == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "queue stalled after cancel");
+        let _ = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
+    }
+    runner.abort();
+    let job = store.get(&target.id.to_string()).await.unwrap();
+    assert_eq!((job.state, job.story), (JobState::Cancelled, None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_hit_skips_the_storyteller() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    store.enqueue(vec![job("a.mp4", "same")]).await.unwrap();
+    let teller = Scripted::sleeping(Duration::from_millis(5));
+    let pool = pool_with(&store, teller.clone(), fast_config(2), None);
+    run_until_empty(&pool).await;
+    let [copy] = store
+        .enqueue(vec![job("copy.mp4", "same")])
+        .await
+        .unwrap()
+        .try_into()
+        .unwrap();
+    // Two twins queued together also cost one call.
+    store
+        .enqueue(vec![job("t1.mp4", "twin"), job("t2.mp4", "twin")])
+        .await
+        .unwrap();
+    run_until_empty(&pool).await;
+    assert!(copy.cached);
+    assert_eq!(teller.call_count(), 2);
+    let jobs = all(&store).await;
+    assert!(jobs.iter().all(|j| j.state == JobState::Succeeded));
+    assert_eq!(jobs.iter().filter(|j| j.cached).count(), 2);
+    assert_eq!(store.stats().await.unwrap().cache_hits, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_shutdown_puts_running_jobs_back_without_losing_an_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    store.enqueue(jobs("j", 5)).await.unwrap();
+    let teller = Scripted::sleeping(Duration::from_secs(60));
+    let pool = pool_with(&store, teller.clone(), fast_config(3), None);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            pool.run(RunUntil::Shutdown, async {
+                let _ = stopped.await;
+            })
+            .await
+        })
+    };
+    while teller.running.load(Ordering::SeqCst) < 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), runner)
+        .await
+        .expect("shutdown hung")
+        .unwrap()
+        .unwrap();
+    let jobs = all(&store).await;
+    assert!(jobs
+        .iter()
+        .all(|j| j.state == JobState::Queued && j.attempts == 0));
+    assert!(jobs.iter().all(|j| j.lease_owner.is_none()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_pool_takes_over_a_dead_pools_jobs_without_waiting_for_the_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let runners = dir.path().join("runners");
+    let store = store_in(dir.path()).await;
+    store.enqueue(jobs("j", 4)).await.unwrap();
+    let mut config = fast_config(2);
+    config.lease = Duration::from_secs(120);
+    let stuck = Scripted::sleeping(Duration::from_secs(600));
+    let doomed = pool_with(&store, stuck.clone(), config.clone(), Some(&runners));
+    let runner = {
+        let doomed = doomed.clone();
+        tokio::spawn(async move { doomed.run(RunUntil::Shutdown, std::future::pending()).await })
+    };
+    while stuck.running.load(Ordering::SeqCst) < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // "Kill" it: no clean shutdown, leases left held for two minutes, lock file released.
+    runner.abort();
+    let _ = runner.await;
+    drop(doomed);
+    assert_eq!(store.stats().await.unwrap().running, 2);
+
+    let teller = Scripted::sleeping(Duration::from_millis(5));
+    let heir = pool_with(&store, teller.clone(), config, Some(&runners));
+    let started = Instant::now();
+    run_until_empty(&heir).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "waited for the lease"
+    );
+    let jobs = all(&store).await;
+    assert!(jobs.iter().all(|j| j.state == JobState::Succeeded));
+    assert_eq!(teller.call_count(), 4);
+    assert_eq!(jobs.iter().filter(|j| j.attempts == 2).count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_storyteller_fails_its_job_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    store
+        .enqueue(vec![crate::fixtures::job_for("gemini", "a.mp4", "a")])
+        .await
+        .unwrap();
+    let pool = pool_with(
+        &store,
+        Scripted::sleeping(Duration::ZERO),
+        fast_config(1),
+        None,
+    );
+    run_until_empty(&pool).await;
+    let job = &all(&store).await[0];
+    assert_eq!(job.state, JobState::Dead);
+    assert!(job
+        .error
+        .as_ref()
+        .unwrap()
+        .message
+        .contains("no storyteller called 'gemini'"));
+}

@@ -1,0 +1,445 @@
+//! The SQLite job store on real database files: transitions, claim order, leases, cache.
+
+use crate::fixtures::{job, jobs, store_in};
+use std::sync::Arc;
+use std::time::Duration;
+use storyteller_engine::job::{ErrorKind, JobError, Priority, Usage};
+use storyteller_engine::retry::ManualClock;
+use storyteller_engine::store::{JobFilter, JobStore, Outcome, SqliteStore};
+use storyteller_engine::{EngineError, Event, EventBus, JobState};
+
+const LEASE: Duration = Duration::from_secs(30);
+
+fn succeeded(story: &str) -> Outcome {
+    Outcome::Succeeded {
+        story: story.into(),
+        media: None,
+        usage: Usage::default(),
+    }
+}
+
+fn error(kind: ErrorKind) -> JobError {
+    JobError {
+        kind,
+        message: "boom".into(),
+    }
+}
+
+#[tokio::test]
+async fn every_transition_through_the_store_follows_the_state_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let owner = "worker";
+
+    // queued → running → succeeded
+    let [a] = store
+        .enqueue(vec![job("a.mp4", "a")])
+        .await
+        .unwrap()
+        .try_into()
+        .unwrap();
+    assert_eq!(a.state, JobState::Queued);
+    // queued → succeeded is illegal (finish needs a claim).
+    let illegal = store.finish(a.id, owner, succeeded("x")).await.unwrap_err();
+    assert!(
+        matches!(illegal, EngineError::IllegalTransition(_)),
+        "{illegal}"
+    );
+    // queued → queued via retry is illegal.
+    assert!(matches!(
+        store.retry(a.id).await.unwrap_err(),
+        EngineError::IllegalTransition(_)
+    ));
+    let claimed = store.claim(owner, 1, LEASE).await.unwrap();
+    assert_eq!(claimed[0].id, a.id);
+    assert_eq!(claimed[0].state, JobState::Running);
+    assert_eq!(claimed[0].attempts, 1);
+    // running → deleted is refused.
+    assert!(matches!(
+        store.delete(a.id).await.unwrap_err(),
+        EngineError::JobRunning(_)
+    ));
+    // Another owner cannot finish it.
+    assert!(matches!(
+        store
+            .finish(a.id, "someone-else", succeeded("x"))
+            .await
+            .unwrap_err(),
+        EngineError::LeaseLost(_)
+    ));
+    let done = store
+        .finish(a.id, owner, succeeded("the story"))
+        .await
+        .unwrap();
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(done.story.as_deref(), Some("the story"));
+    // succeeded is final: no cancel, no retry, no finish.
+    for result in [
+        store.cancel(a.id).await.map(|_| ()),
+        store.retry(a.id).await.map(|_| ()),
+        store
+            .finish(a.id, owner, succeeded("again"))
+            .await
+            .map(|_| ()),
+    ] {
+        assert!(matches!(
+            result.unwrap_err(),
+            EngineError::IllegalTransition(_)
+        ));
+    }
+
+    // running → queued (retry later) → running → dead → queued (retry) → cancelled → queued.
+    let [b] = store
+        .enqueue(vec![job("b.mp4", "b")])
+        .await
+        .unwrap()
+        .try_into()
+        .unwrap();
+    store.claim(owner, 1, LEASE).await.unwrap();
+    let later = store
+        .finish(
+            b.id,
+            owner,
+            Outcome::Retry {
+                error: error(ErrorKind::Transient),
+                run_after_ms: 0,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((later.state, later.attempts), (JobState::Queued, 1));
+    assert_eq!(later.error.as_ref().unwrap().kind, ErrorKind::Transient);
+    store.claim(owner, 1, LEASE).await.unwrap();
+    let dead = store
+        .finish(
+            b.id,
+            owner,
+            Outcome::Dead {
+                error: error(ErrorKind::Permanent),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((dead.state, dead.attempts), (JobState::Dead, 2));
+    // dead → cancelled is illegal; dead → queued is the retry.
+    assert!(matches!(
+        store.cancel(b.id).await.unwrap_err(),
+        EngineError::IllegalTransition(_)
+    ));
+    let again = store.retry(b.id).await.unwrap();
+    assert_eq!((again.state, again.attempts), (JobState::Queued, 0));
+    let cancelled = store.cancel(b.id).await.unwrap();
+    assert_eq!(cancelled.state, JobState::Cancelled);
+    assert_eq!(store.retry(b.id).await.unwrap().state, JobState::Queued);
+
+    // running → cancelled, then the worker's finish is refused.
+    let [c] = store
+        .enqueue(vec![job("c.mp4", "c")])
+        .await
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let claimed = store.claim(owner, 2, LEASE).await.unwrap();
+    assert!(claimed.iter().any(|j| j.id == c.id));
+    store.cancel(c.id).await.unwrap();
+    assert!(matches!(
+        store
+            .finish(c.id, owner, succeeded("late"))
+            .await
+            .unwrap_err(),
+        EngineError::IllegalTransition(_)
+    ));
+    // running → queued by release refunds the attempt.
+    let released = store
+        .finish(b.id, owner, Outcome::Released { error: None })
+        .await
+        .unwrap();
+    assert_eq!((released.state, released.attempts), (JobState::Queued, 0));
+
+    // Deleting a finished job works; unknown ids are reported.
+    store.delete(a.id).await.unwrap();
+    assert!(matches!(
+        store.get(&a.id.to_string()).await.unwrap_err(),
+        EngineError::JobNotFound(_)
+    ));
+    assert_eq!(store.integrity_check().await.unwrap(), "ok");
+}
+
+#[tokio::test]
+async fn claim_order_is_priority_then_round_robin_across_batches_then_fifo() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let mut low = jobs("low", 2);
+    for j in &mut low {
+        j.priority = Priority::Low;
+    }
+    store.enqueue(low).await.unwrap();
+    store.enqueue(jobs("a", 5)).await.unwrap();
+    store.enqueue(jobs("b", 2)).await.unwrap();
+    let mut high = jobs("high", 1);
+    high[0].priority = Priority::High;
+    store.enqueue(high).await.unwrap();
+
+    let mut order = Vec::new();
+    // Claim one at a time, adding a batch part-way through: it joins the rotation at once,
+    // neither ahead of the batches already waiting nor behind all of their jobs.
+    for step in 0..12 {
+        if step == 4 {
+            store.enqueue(jobs("c", 2)).await.unwrap();
+        }
+        let claimed = store.claim("w", 1, LEASE).await.unwrap();
+        order.push(claimed[0].file_name().trim_end_matches(".mp4").to_owned());
+    }
+    assert_eq!(
+        order,
+        ["high0", "a0", "b0", "a1", "b1", "a2", "c0", "a3", "c1", "a4", "low0", "low1"]
+    );
+    assert!(store.claim("w", 1, LEASE).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_claim_takes_at_most_what_is_asked_and_nothing_while_paused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    store.enqueue(jobs("j", 10)).await.unwrap();
+    store.set_paused(Some("maintenance".into())).await.unwrap();
+    assert!(store.claim("w", 5, LEASE).await.unwrap().is_empty());
+    assert_eq!(
+        store.stats().await.unwrap().paused.as_deref(),
+        Some("maintenance")
+    );
+    store.set_paused(None).await.unwrap();
+    assert_eq!(store.claim("w", 4, LEASE).await.unwrap().len(), 4);
+    assert_eq!(store.claim("w", 100, LEASE).await.unwrap().len(), 6);
+    assert!(store.claim("w", 1, LEASE).await.unwrap().is_empty());
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.queued, stats.running), (0, 10));
+}
+
+#[tokio::test]
+async fn retry_waits_for_run_after_and_leases_expire_back_to_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_000_000);
+    let store = SqliteStore::open_with_clock(
+        dir.path().join("jobs.db"),
+        EventBus::new(),
+        Arc::new(clock.clone()),
+    )
+    .await
+    .unwrap();
+    let [a] = store
+        .enqueue(vec![job("a.mp4", "a")])
+        .await
+        .unwrap()
+        .try_into()
+        .unwrap();
+    store.claim("w", 1, LEASE).await.unwrap();
+    store
+        .finish(
+            a.id,
+            "w",
+            Outcome::Retry {
+                error: error(ErrorKind::Transient),
+                run_after_ms: 1_005_000,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        store.claim("w", 1, LEASE).await.unwrap().is_empty(),
+        "claimed before run_after"
+    );
+    assert_eq!(store.next_ready_at().await.unwrap(), Some(1_005_000));
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(store.claim("w", 1, LEASE).await.unwrap().len(), 1);
+
+    // The worker stops heartbeating: nothing happens until the lease runs out.
+    assert!(store.reclaim(vec![], 5).await.unwrap().is_empty());
+    clock.advance(Duration::from_secs(20));
+    assert_eq!(store.heartbeat("w", LEASE).await.unwrap(), vec![a.id]);
+    clock.advance(Duration::from_secs(29));
+    assert!(store.reclaim(vec![], 5).await.unwrap().is_empty());
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(store.reclaim(vec![], 5).await.unwrap(), vec![a.id]);
+    let back = store.get(&a.id.to_string()).await.unwrap();
+    assert_eq!((back.state, back.attempts), (JobState::Queued, 2));
+    // The old owner's heartbeat no longer holds it.
+    assert!(store.heartbeat("w", LEASE).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_job_that_kills_its_worker_every_time_ends_dead() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let [a] = store
+        .enqueue(vec![job("poison.mp4", "p")])
+        .await
+        .unwrap()
+        .try_into()
+        .unwrap();
+    for attempt in 1..=3 {
+        let owner = format!("worker-{attempt}");
+        let claimed = store.claim(&owner, 1, LEASE).await.unwrap();
+        assert_eq!(claimed.len(), 1, "attempt {attempt}");
+        // The worker dies; a sibling notices its lock is free and reclaims.
+        assert_eq!(store.reclaim(vec![owner], 3).await.unwrap(), vec![a.id]);
+    }
+    let dead = store.get(&a.id.to_string()).await.unwrap();
+    assert_eq!(dead.state, JobState::Dead);
+    assert_eq!(dead.error.as_ref().unwrap().kind, ErrorKind::Crashed);
+    assert!(dead.error.unwrap().message.contains("3 times"));
+    assert!(store.claim("w", 1, LEASE).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn result_cache_serves_identical_videos_and_counts_hits_and_misses() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let [first] = store
+        .enqueue(vec![job("a.mp4", "same")])
+        .await
+        .unwrap()
+        .try_into()
+        .unwrap();
+    store.claim("w", 1, LEASE).await.unwrap();
+    store
+        .finish(first.id, "w", succeeded("told once"))
+        .await
+        .unwrap();
+
+    // Same content under another name: a hit at once.
+    let [copy] = store
+        .enqueue(vec![job("copy.mp4", "same")])
+        .await
+        .unwrap()
+        .try_into()
+        .unwrap();
+    assert_eq!(copy.state, JobState::Succeeded);
+    assert!(copy.cached);
+    assert_eq!(copy.story.as_deref(), Some("told once"));
+    // --no-cache, another preset, or other content: queued.
+    let mut fresh = job("fresh.mp4", "same");
+    fresh.no_cache = true;
+    let mut other_preset = job("social.mp4", "same");
+    other_preset.spec.preset = "social".into();
+    let added = store
+        .enqueue(vec![fresh, other_preset, job("new.mp4", "different")])
+        .await
+        .unwrap();
+    assert!(added
+        .iter()
+        .all(|j| j.state == JobState::Queued && !j.cached));
+
+    // Two identical videos queued together: the second waits for the first, then takes its story.
+    let twins = store
+        .enqueue(vec![job("t1.mp4", "twin"), job("t2.mp4", "twin")])
+        .await
+        .unwrap();
+    let mut running = store.claim("w", 10, LEASE).await.unwrap();
+    assert!(running.iter().any(|j| j.id == twins[0].id));
+    assert!(
+        !running.iter().any(|j| j.id == twins[1].id),
+        "twin ran in parallel"
+    );
+    running.retain(|j| j.id == twins[0].id);
+    store
+        .finish(twins[0].id, "w", succeeded("twin story"))
+        .await
+        .unwrap();
+    assert!(store.claim("w", 10, LEASE).await.unwrap().is_empty());
+    let second = store.get(&twins[1].id.to_string()).await.unwrap();
+    assert_eq!((second.state, second.cached), (JobState::Succeeded, true));
+    assert_eq!(second.story.as_deref(), Some("twin story"));
+    assert_eq!(second.attempts, 0);
+
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.cache_hits, 2);
+    // Misses: a, social, new, t1 (no-cache jobs do not look).
+    assert_eq!(stats.cache_misses, 4);
+}
+
+#[tokio::test]
+async fn events_follow_commits_and_stats_stay_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let mut events = store.bus().subscribe();
+    let added = store.enqueue(jobs("e", 3)).await.unwrap();
+    let claimed = store.claim("w", 1, LEASE).await.unwrap();
+    store
+        .finish(claimed[0].id, "w", succeeded("s"))
+        .await
+        .unwrap();
+    store.cancel(added[2].id).await.unwrap();
+
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        seen.push(event);
+    }
+    let added_events = seen
+        .iter()
+        .filter(|e| matches!(e, Event::JobAdded { .. }))
+        .count();
+    assert_eq!(added_events, 3);
+    assert!(seen.iter().any(|e| matches!(e, Event::JobFinished { job_id, state: JobState::Succeeded, .. } if *job_id == claimed[0].id)));
+    assert!(seen.iter().any(|e| matches!(e, Event::JobFinished { job_id, state: JobState::Cancelled, .. } if *job_id == added[2].id)));
+    let Some(Event::QueueStats(last)) = seen
+        .iter()
+        .rev()
+        .find(|e| matches!(e, Event::QueueStats(_)))
+    else {
+        panic!("no stats event");
+    };
+    assert_eq!(
+        (last.queued, last.running, last.succeeded, last.cancelled),
+        (1, 0, 1, 1)
+    );
+    assert!(seen
+        .iter()
+        .all(|e| e.job_id().is_some() || matches!(e, Event::QueueStats(_))));
+
+    // Counts kept by triggers equal a full count.
+    let listed = store.list(JobFilter::default()).await.unwrap();
+    assert_eq!(listed.len() as u64, store.stats().await.unwrap().total());
+    assert_eq!(store.clear_finished().await.unwrap(), 2);
+    assert_eq!(store.stats().await.unwrap().total(), 1);
+}
+
+#[tokio::test]
+async fn ids_resolve_by_unique_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let added = store.enqueue(jobs("p", 2)).await.unwrap();
+    let full = added[0].id.to_string();
+    assert_eq!(store.get(&full).await.unwrap().id, added[0].id);
+    assert_eq!(store.get(&full[..34]).await.unwrap().id, added[0].id);
+    // Both share their first 8 digits (same millisecond): ambiguous.
+    let common: String = full
+        .chars()
+        .zip(added[1].id.to_string().chars())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a)
+        .collect();
+    if !common.is_empty() {
+        assert!(matches!(
+            store.get(&common).await.unwrap_err(),
+            EngineError::AmbiguousJobId(_)
+        ));
+    }
+    assert!(matches!(
+        store.get("zzz").await.unwrap_err(),
+        EngineError::JobNotFound(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_newer_database_is_refused_not_guessed_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    drop(SqliteStore::open(&path, EventBus::new()).await.unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let error = SqliteStore::open(&path, EventBus::new()).await.unwrap_err();
+    assert_eq!(error.code(), "schema_too_new");
+    assert!(error.to_string().contains("update Storyteller"));
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Storyteller's one entry point.
+#   ./run.sh demo    install what is missing, build, turn generated sample videos into stories
+#   ./run.sh test    install what is missing, then fmt, clippy, docs and every test
+#   ./run.sh bench   the engine and offline-storyteller benchmarks (prints figures)
+set -euo pipefail
+cd "$(dirname "$0")"
+root=$(pwd)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# System packages the build and tests need, installed only when missing.
+ensure_system_packages() {
+  local missing=()
+  command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+  command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
+  command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+  command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  command -v curl >/dev/null 2>&1 || missing+=(curl ca-certificates)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing system packages: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+ensure_rust() {
+  if ! command -v cargo >/dev/null 2>&1; then
+    if [ -x "$HOME/.cargo/bin/cargo" ]; then
+      export PATH="$HOME/.cargo/bin:$PATH"
+    else
+      log "installing the Rust toolchain (rustup)"
+      curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
+      export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+  fi
+}
+
+# Sample videos made with ffmpeg's generators: different looks, scene cuts, sound and silence.
+make_samples() {
+  local dir=$1
+  mkdir -p "$dir"
+  local enc=(-c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -b:a 96k -loglevel error -y)
+  [ -s "$dir/city lights.mp4" ] || ffmpeg -f lavfi -i "testsrc2=duration=12:size=640x360:rate=25" \
+    -f lavfi -i "sine=frequency=440:duration=12" -shortest "${enc[@]}" "$dir/city lights.mp4"
+  [ -s "$dir/test pattern.mp4" ] || ffmpeg -f lavfi -i "smptebars=duration=8:size=640x360:rate=25" \
+    -f lavfi -i "anullsrc=r=44100:cl=stereo" -t 8 "${enc[@]}" "$dir/test pattern.mp4"
+  [ -s "$dir/deep dive.mp4" ] || ffmpeg -f lavfi -i "mandelbrot=size=640x360:rate=25" \
+    -f lavfi -i "sine=frequency=220:duration=10" -t 10 "${enc[@]}" "$dir/deep dive.mp4"
+  [ -s "$dir/night sea.mp4" ] || ffmpeg -f lavfi -i "color=c=navy:size=640x360:rate=25:duration=6" \
+    -f lavfi -i "color=c=orange:size=640x360:rate=25:duration=6" \
+    -f lavfi -i "life=size=640x360:rate=25:mold=10:ratio=0.5:death_color=#101040:life_color=#e0e0ff" \
+    -f lavfi -i "sine=frequency=330:duration=6" -f lavfi -i "anullsrc=r=44100:cl=stereo" \
+    -filter_complex "[2:v]trim=duration=6,setpts=PTS-STARTPTS[l];[0:v][1:v][l]concat=n=3:v=1:a=0[v];[3:a][4:a]concat=n=2:v=0:a=1,atrim=duration=18[a]" \
+    -map "[v]" -map "[a]" "${enc[@]}" "$dir/night sea.mp4"
+}
+
+case "${1:-}" in
+  demo)
+    ensure_system_packages
+    ensure_rust
+    log "building the storyteller command (release)"
+    cargo build --release --locked -p storyteller-cli
+    demo="$root/target/demo"
+    log "making sample videos in $demo/videos"
+    make_samples "$demo/videos"
+    export STORYTELLER_HOME="$demo/home"
+    log "telling their stories, offline (state in $STORYTELLER_HOME)"
+    ./target/release/storyteller process "$demo/videos" --concurrency 3
+    ./target/release/storyteller export --format md --out "$demo/stories.md"
+    ./target/release/storyteller stats
+    log "done: every story is in $demo/stories.md"
+    ;;
+  test)
+    ensure_system_packages
+    ensure_rust
+    log "cargo fmt --check"
+    cargo fmt --all --check
+    log "cargo clippy"
+    cargo clippy --locked --workspace --all-targets -- -D warnings
+    log "cargo doc"
+    RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps
+    log "building every binary once (the end-to-end tests run them)"
+    cargo build --locked --workspace --all-targets
+    log "unit, integration and end-to-end tests"
+    cargo test --locked --workspace --no-fail-fast
+    log "benchmark smoke run (figures are not checked here; ./run.sh bench prints the real ones)"
+    BENCH_QUICK=1 cargo bench --locked -p storyteller-engine --profile dev --bench engine
+    ;;
+  bench)
+    ensure_system_packages
+    ensure_rust
+    cargo build --release --locked -p storyteller-cli
+    cargo bench --locked -p storyteller-engine --bench engine
+    cargo bench --locked -p storyteller-engine --bench offline
+    ;;
+  *)
+    echo "usage: ./run.sh demo | test | bench" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,529 @@
+//! The `storyteller` command as people and scripts use it: processing videos, reading the queue
+//! as text and JSON, the result cache, export, pause and resume, cancel, retry, delete, and the
+//! exit codes and messages of mistakes.
+
+use crate::support::{count_in, text, Look, Sandbox};
+use serde_json::Value;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// Three different videos in `sandbox`'s video folder.
+fn three_videos(sandbox: &Sandbox) -> Vec<PathBuf> {
+    (0..3)
+        .map(|i| sandbox.video(&format!("clip-{i}.mp4"), Look::varied(i, 3)))
+        .collect()
+}
+
+fn arg(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
+
+/// `process` on `videos`, which must exit 0.
+fn process(sandbox: &Sandbox, videos: &[PathBuf]) -> String {
+    let mut args = vec!["process"];
+    args.extend(videos.iter().map(|v| arg(v)));
+    let out = sandbox.run_within(crate::support::RUN_DEADLINE, &args);
+    assert_eq!(out.code, Some(0), "process failed:\n{out}");
+    out.stdout
+}
+
+/// The short id `add` prints on its `added XXXXXXXX  path` lines.
+fn short_ids_from_add(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("added "))
+        .map(|rest| rest.split_whitespace().next().expect("an id").to_owned())
+        .collect()
+}
+
+#[test]
+fn process_prints_a_story_for_each_video_and_exits_zero() {
+    let sandbox = Sandbox::new();
+    let videos = three_videos(&sandbox);
+    let stdout = process(&sandbox, &videos);
+    for i in 0..3 {
+        assert!(
+            stdout.contains(&format!("── clip-{i}.mp4 ──")),
+            "no heading for clip-{i}.mp4 in:\n{stdout}"
+        );
+    }
+    assert_eq!(
+        stdout
+            .matches("Written offline by Storyteller's analyser")
+            .count(),
+        3,
+        "expected three signed stories in:\n{stdout}"
+    );
+    assert!(stdout.contains("clip-0.mp4 lasts 3 seconds"), "{stdout}");
+    let jobs = sandbox.jobs();
+    assert_eq!(count_in(&jobs, "succeeded"), 3, "{jobs:#?}");
+    sandbox.assert_database_intact();
+}
+
+#[test]
+fn list_json_gives_every_field_scripts_rely_on() {
+    let sandbox = Sandbox::new();
+    let videos = three_videos(&sandbox);
+    process(&sandbox, &videos);
+    let jobs = sandbox.jobs();
+    assert_eq!(jobs.len(), 3);
+    for (job, video) in jobs.iter().zip(&videos) {
+        for field in [
+            "id",
+            "source",
+            "state",
+            "stage",
+            "progress",
+            "attempts",
+            "priority",
+            "storyteller",
+            "cached",
+            "story",
+            "error",
+            "created_at",
+            "finished_at",
+        ] {
+            assert!(job.get(field).is_some(), "no `{field}` in {job:#}");
+        }
+        assert_eq!(text(job, "id").len(), 36, "ids are full UUIDs: {job:#}");
+        assert_eq!(Path::new(text(job, "source")), video.as_path());
+        assert_eq!(job["state"], "succeeded");
+        assert_eq!(job["stage"], "done");
+        assert_eq!(job["progress"].as_f64(), Some(1.0));
+        assert_eq!(job["attempts"], 1);
+        assert_eq!(job["priority"], "normal");
+        assert_eq!(job["storyteller"], "offline");
+        assert_eq!(job["preset"], "narrative");
+        assert_eq!(job["cached"], false);
+        assert!(job["error"].is_null(), "{job:#}");
+        assert!(text(job, "story").contains("analyser"), "{job:#}");
+        for time in ["created_at", "finished_at"] {
+            let t = text(job, time);
+            assert!(
+                t.ends_with('Z') && t.contains('T'),
+                "{time} is not ISO-8601: {t}"
+            );
+        }
+        assert!(text(job, "created_at") <= text(job, "finished_at"));
+        assert_eq!(job["media"]["video"]["width"], 320, "{job:#}");
+    }
+    let only_succeeded = sandbox
+        .ok(&["list", "--state", "succeeded", "--json"])
+        .json();
+    assert_eq!(only_succeeded.as_array().map(Vec::len), Some(3));
+    let none_queued = sandbox.ok(&["list", "--state", "queued", "--json"]).json();
+    assert_eq!(none_queued, Value::Array(vec![]));
+    let table = sandbox.ok(&["list"]).stdout;
+    for i in 0..3 {
+        assert!(table.contains(&format!("clip-{i}.mp4")), "{table}");
+    }
+}
+
+#[test]
+fn show_finds_a_job_by_its_id_and_prints_its_story() {
+    let sandbox = Sandbox::new();
+    let videos = three_videos(&sandbox);
+    process(&sandbox, &videos);
+    let jobs = sandbox.jobs();
+    for job in &jobs {
+        let id = text(job, "id");
+        let shown = sandbox.job(id);
+        assert_eq!(&shown, job, "show --json and list --json disagree");
+        let plain = sandbox.ok(&["show", id]).stdout;
+        assert!(plain.contains(id), "{plain}");
+        assert!(plain.contains(text(job, "story").trim_end()), "{plain}");
+    }
+}
+
+#[test]
+fn show_accepts_the_short_id_that_add_prints() {
+    let sandbox = Sandbox::new();
+    let video = sandbox.video("only.mp4", Look::plain());
+    let out = sandbox.ok(&["add", arg(&video)]);
+    let short = short_ids_from_add(&out.stdout);
+    assert_eq!(short.len(), 1, "{out}");
+    assert_eq!(short[0].len(), 8, "{out}");
+    let job = sandbox.job(&short[0]);
+    assert!(text(&job, "id").starts_with(&short[0]));
+    assert_eq!(job["file"], "only.mp4");
+}
+
+#[test]
+fn short_ids_printed_by_add_tell_jobs_added_together_apart() {
+    let sandbox = Sandbox::new();
+    let videos = three_videos(&sandbox);
+    let mut args = vec!["add"];
+    args.extend(videos.iter().map(|v| arg(v)));
+    let out = sandbox.ok(&args);
+    let short = short_ids_from_add(&out.stdout);
+    assert_eq!(short.len(), 3, "{out}");
+    let distinct: HashSet<&String> = short.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        3,
+        "`add` printed the same short id for different jobs, so they cannot be told apart:\n{out}"
+    );
+    for id in &short {
+        let shown = sandbox.run(&["show", id, "--json"]);
+        assert_eq!(
+            shown.code,
+            Some(0),
+            "the short id {id} printed by `add` does not name one job:\n{shown}"
+        );
+    }
+}
+
+#[test]
+fn stats_counts_jobs_by_state() {
+    let sandbox = Sandbox::new();
+    let videos = three_videos(&sandbox);
+    process(&sandbox, &videos[..2]);
+    sandbox.ok(&["add", arg(&videos[2])]);
+    let stats = sandbox.stats();
+    assert_eq!(stats["succeeded"], 2, "{stats:#}");
+    assert_eq!(stats["queued"], 1, "{stats:#}");
+    assert_eq!(stats["running"], 0, "{stats:#}");
+    assert_eq!(stats["dead"], 0, "{stats:#}");
+    assert_eq!(stats["cancelled"], 0, "{stats:#}");
+    assert_eq!(stats["cache_hits"], 0, "{stats:#}");
+    assert_eq!(stats["cache_misses"], 2, "{stats:#}");
+    assert!(stats["paused"].is_null(), "{stats:#}");
+    let plain = sandbox.ok(&["stats"]).stdout;
+    assert!(plain.contains("succeeded:  2"), "{plain}");
+}
+
+#[test]
+fn adding_a_told_video_again_reuses_its_story_unless_no_cache_is_given() {
+    let sandbox = Sandbox::new();
+    let video = sandbox.video("twice.mp4", Look::plain());
+    process(&sandbox, std::slice::from_ref(&video));
+    let first = sandbox.jobs().remove(0);
+
+    let (added, refused, code) = sandbox.add(&[&video], &[]);
+    assert_eq!((refused.len(), code), (0, Some(0)));
+    let again = &added[0];
+    assert_eq!(again["cached"], true, "{again:#}");
+    assert_eq!(again["state"], "succeeded", "{again:#}");
+    assert_eq!(again["story"], first["story"]);
+    assert_ne!(again["id"], first["id"]);
+    let stats = sandbox.stats();
+    assert_eq!(stats["cache_hits"], 1, "{stats:#}");
+    assert_eq!(stats["succeeded"], 2, "{stats:#}");
+
+    let (added, _, code) = sandbox.add(&[&video], &["--no-cache"]);
+    assert_eq!(code, Some(0));
+    let fresh = &added[0];
+    assert_eq!(fresh["cached"], false, "{fresh:#}");
+    assert_eq!(fresh["state"], "queued", "{fresh:#}");
+    sandbox.work_queue();
+    let fresh = sandbox.job(text(fresh, "id"));
+    assert_eq!(fresh["state"], "succeeded", "{fresh:#}");
+    assert_eq!(fresh["cached"], false, "{fresh:#}");
+    assert_eq!(fresh["attempts"], 1, "{fresh:#}");
+    let stats = sandbox.stats();
+    assert_eq!(stats["cache_hits"], 1, "{stats:#}");
+    assert_eq!(stats["succeeded"], 3, "{stats:#}");
+}
+
+#[test]
+fn each_preset_writes_its_own_story() {
+    let sandbox = Sandbox::new();
+    let video = sandbox.video("presets.mp4", Look::plain());
+    let mut stories = HashSet::new();
+    for preset in ["narrative", "summary", "social"] {
+        let (added, _, code) = sandbox.add(&[&video], &["--preset", preset]);
+        assert_eq!(code, Some(0));
+        assert_eq!(added[0]["preset"], preset);
+        assert_eq!(
+            added[0]["cached"], false,
+            "another preset's story was reused"
+        );
+    }
+    sandbox.work_queue();
+    for job in sandbox.jobs() {
+        assert_eq!(job["state"], "succeeded", "{job:#}");
+        stories.insert(text(&job, "story").to_owned());
+    }
+    assert_eq!(stories.len(), 3, "the presets wrote the same story");
+}
+
+#[test]
+fn export_writes_every_story_with_its_file_name_in_each_format() {
+    let sandbox = Sandbox::new();
+    let videos = three_videos(&sandbox);
+    process(&sandbox, &videos);
+    let jobs = sandbox.jobs();
+    let stories: HashSet<&str> = jobs.iter().map(|j| text(j, "story")).collect();
+    assert_eq!(stories.len(), 3, "different videos got the same story");
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    for format in ["md", "json", "txt"] {
+        let file = out_dir.path().join(format!("stories.{format}"));
+        let out = sandbox.ok(&["export", "--format", format, "--out", arg(&file)]);
+        assert!(out.stderr.contains("exported 3 stories"), "{out}");
+        let exported = std::fs::read_to_string(&file).expect("the export file");
+        for job in &jobs {
+            assert!(
+                exported.contains(text(job, "file")),
+                "{format}: no file name"
+            );
+            if format != "json" {
+                assert!(
+                    exported.contains(text(job, "story").trim_end()),
+                    "{format}: a story is missing"
+                );
+            }
+        }
+        if format == "md" {
+            assert!(exported.starts_with("# Stories"), "{exported}");
+            assert_eq!(exported.matches("\n## clip-").count(), 3, "{exported}");
+        }
+        if format == "json" {
+            let rows: Vec<Value> = serde_json::from_str(&exported).expect("export is JSON");
+            assert_eq!(rows.len(), 3, "one entry per succeeded job");
+            for job in &jobs {
+                let row = rows
+                    .iter()
+                    .find(|r| r["id"] == job["id"])
+                    .expect("every job exported");
+                assert_eq!(row["file"], job["file"]);
+                assert_eq!(row["source"], job["source"]);
+                assert_eq!(row["story"], job["story"]);
+            }
+        }
+    }
+    let to_stdout = sandbox.ok(&["export", "--format", "txt"]).stdout;
+    assert!(to_stdout.contains("clip-2.mp4"), "{to_stdout}");
+}
+
+#[test]
+fn a_paused_queue_runs_nothing_until_it_is_resumed() {
+    let sandbox = Sandbox::new();
+    let videos = three_videos(&sandbox);
+    sandbox.ok(&["add", arg(&videos[0]), arg(&videos[1])]);
+    let out = sandbox.ok(&["pause", "--reason", "out to lunch"]);
+    assert!(out.stdout.contains("paused"), "{out}");
+    assert_eq!(sandbox.stats()["paused"], "out to lunch");
+
+    sandbox.work_queue();
+    let jobs = sandbox.jobs();
+    assert_eq!(
+        count_in(&jobs, "queued"),
+        2,
+        "a paused queue ran jobs: {jobs:#?}"
+    );
+    assert!(jobs.iter().all(|j| j["attempts"] == 0), "{jobs:#?}");
+
+    sandbox.ok(&["resume"]);
+    assert!(sandbox.stats()["paused"].is_null());
+    sandbox.work_queue();
+    assert_eq!(count_in(&sandbox.jobs(), "succeeded"), 2);
+}
+
+#[test]
+fn a_cancelled_job_stays_cancelled_until_retried_and_then_runs() {
+    let sandbox = Sandbox::new();
+    let videos = three_videos(&sandbox);
+    let (added, _, _) = sandbox.add(&[&videos[0], &videos[1]], &[]);
+    let victim = text(&added[0], "id").to_owned();
+    let out = sandbox.ok(&["cancel", &victim]);
+    assert!(
+        out.stdout.contains("cancelled") && out.stdout.contains("clip-0.mp4"),
+        "{out}"
+    );
+    assert_eq!(sandbox.job(&victim)["state"], "cancelled");
+
+    sandbox.work_queue();
+    assert_eq!(
+        sandbox.job(&victim)["state"],
+        "cancelled",
+        "a cancelled job ran"
+    );
+    assert_eq!(sandbox.job(text(&added[1], "id"))["state"], "succeeded");
+
+    let out = sandbox.ok(&["retry", &victim]);
+    assert!(out.stdout.contains("queued again"), "{out}");
+    let retried = sandbox.job(&victim);
+    assert_eq!(retried["state"], "queued", "{retried:#}");
+    assert_eq!(retried["attempts"], 0, "{retried:#}");
+    sandbox.work_queue();
+    let done = sandbox.job(&victim);
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert_eq!(done["attempts"], 1, "{done:#}");
+
+    // The state machine refuses what makes no sense, saying why.
+    for (command, word) in [("retry", "succeeded"), ("cancel", "succeeded")] {
+        let out = sandbox.run(&[command, &victim]);
+        assert_eq!(out.code, Some(1), "{command} of a succeeded job:\n{out}");
+        assert!(out.stderr.contains(word), "{out}");
+    }
+}
+
+#[test]
+fn rm_deletes_one_job_and_clear_deletes_the_finished_ones() {
+    let sandbox = Sandbox::new();
+    let videos = three_videos(&sandbox);
+    process(&sandbox, &videos[..2]);
+    sandbox.ok(&["add", arg(&videos[2])]);
+    let jobs = sandbox.jobs();
+    let first = text(&jobs[0], "id").to_owned();
+
+    let out = sandbox.ok(&["rm", &first]);
+    assert!(
+        out.stdout.contains("deleted") && out.stdout.contains("clip-0.mp4"),
+        "{out}"
+    );
+    let jobs = sandbox.jobs();
+    assert_eq!(jobs.len(), 2);
+    assert!(jobs.iter().all(|j| j["id"] != first.as_str()));
+    assert_eq!(sandbox.run(&["show", &first]).code, Some(1));
+
+    let out = sandbox.ok(&["clear"]);
+    assert!(out.stdout.contains("deleted 1 finished job"), "{out}");
+    let jobs = sandbox.jobs();
+    assert_eq!(jobs.len(), 1, "{jobs:#?}");
+    assert_eq!(jobs[0]["file"], "clip-2.mp4");
+    assert_eq!(jobs[0]["state"], "queued");
+    sandbox.assert_database_intact();
+}
+
+#[test]
+fn usage_mistakes_exit_with_code_two() {
+    let sandbox = Sandbox::new();
+    let video = sandbox.video("usage.mp4", Look::plain());
+    let cases: [(&[&str], &str); 5] = [
+        (&["add"], "PATHS"),
+        (&["add", arg(&video), "--priority", "urgent"], "urgent"),
+        (&["frobnicate"], "frobnicate"),
+        (&["run", "--concurrency", "0"], "0"),
+        (&["export", "--format", "pdf"], "pdf"),
+    ];
+    for (args, mentions) in cases {
+        let out = sandbox.run(args);
+        assert_eq!(out.code, Some(2), "`{}`:\n{out}", args.join(" "));
+        assert!(
+            out.stderr.contains(mentions),
+            "`{}` should mention {mentions}:\n{out}",
+            args.join(" ")
+        );
+    }
+    assert!(sandbox.jobs().is_empty(), "a usage error queued something");
+}
+
+#[test]
+fn an_unknown_job_id_fails_with_a_clear_message() {
+    let sandbox = Sandbox::new();
+    for command in ["show", "cancel", "retry", "rm"] {
+        let out = sandbox.run(&[command, "deadbeef"]);
+        assert_eq!(out.code, Some(1), "{command}:\n{out}");
+        assert!(
+            out.stderr.contains("no job with id deadbeef"),
+            "{command} should say the job does not exist:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_preset_or_storyteller_is_refused_with_the_choices_there_are() {
+    let sandbox = Sandbox::new();
+    let video = sandbox.video("preset.mp4", Look::plain());
+    let out = sandbox.run(&["add", arg(&video), "--preset", "nonsense"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("no preset 'nonsense'"), "{out}");
+    assert!(out.stderr.contains("narrative, summary, social"), "{out}");
+
+    let out = sandbox.run(&["process", arg(&video), "--storyteller", "gpt-99"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("unknown storyteller 'gpt-99'"), "{out}");
+    assert!(out.stderr.contains("offline"), "{out}");
+    assert!(sandbox.jobs().is_empty(), "a refused add queued something");
+}
+
+#[test]
+fn a_running_job_can_be_cancelled_from_another_terminal_but_not_deleted() {
+    let sandbox = Sandbox::new();
+    let videos: Vec<PathBuf> = (0..5)
+        .map(|i| sandbox.video(&format!("long-{i}.mp4"), Look::varied(i, 10)))
+        .collect();
+    let paths: Vec<&Path> = videos.iter().map(PathBuf::as_path).collect();
+    sandbox.add(&paths, &[]);
+    let runner = sandbox.spawn(&["run", "--until-empty", "--concurrency", "1"]);
+
+    // A job may finish between being seen running and the next command; then try the next one.
+    let mut refused_rm = None;
+    let mut cancelled = None;
+    for _ in 0..videos.len() {
+        let jobs = sandbox.wait_for_jobs(crate::support::RUN_DEADLINE, "a running job", |jobs| {
+            count_in(jobs, "running") == 1 || count_in(jobs, "queued") == 0
+        });
+        let Some(running) = jobs.iter().find(|j| j["state"] == "running") else {
+            break;
+        };
+        let id = text(running, "id").to_owned();
+        if refused_rm.is_none() {
+            let out = sandbox.run(&["rm", &id]);
+            if out.code == Some(1) {
+                assert!(out.stderr.contains("is running; cancel it first"), "{out}");
+                assert_eq!(sandbox.job(&id)["id"], id.as_str(), "a refused rm deleted");
+                refused_rm = Some(id.clone());
+            } else {
+                assert_eq!(out.code, Some(0), "{out}");
+                continue;
+            }
+        }
+        let out = sandbox.run(&["cancel", &id]);
+        if out.code == Some(0) {
+            cancelled = Some(id);
+            break;
+        }
+        assert!(out.stderr.contains("succeeded"), "{out}");
+    }
+    let out = runner.wait(crate::support::RUN_DEADLINE);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "a cancelled job is not a failure:\n{out}"
+    );
+    assert!(
+        refused_rm.is_some(),
+        "never caught a job running to try rm on it"
+    );
+    let cancelled = cancelled.expect("never caught a job running to cancel it");
+    let job = sandbox.job(&cancelled);
+    assert_eq!(
+        job["state"], "cancelled",
+        "the runner overwrote the cancel: {job:#}"
+    );
+    assert!(job["story"].is_null(), "{job:#}");
+    let jobs = sandbox.jobs();
+    assert_eq!(count_in(&jobs, "cancelled"), 1, "{jobs:#?}");
+    assert_eq!(count_in(&jobs, "succeeded"), jobs.len() - 1, "{jobs:#?}");
+    sandbox.assert_database_intact();
+}
+
+#[test]
+fn printing_into_a_closed_pipe_ends_quietly_instead_of_panicking() {
+    // `storyteller list --json | head -1`: the reader goes away before the writer is done.
+    let sandbox = Sandbox::new();
+    let video = sandbox.video("piped.mp4", Look::plain());
+    sandbox.ok(&["add", arg(&video)]);
+    let mut child = std::process::Command::new(crate::support::binary())
+        .arg("--home")
+        .arg(sandbox.home())
+        .args(["list", "--json"])
+        .env_remove("RUST_LOG")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting storyteller");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("waiting for storyteller");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked"),
+        "a closed stdout made storyteller panic (exit {:?}):\n{stderr}",
+        out.status.code()
+    );
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
+}

@@ -1,0 +1,201 @@
+//! Stopping a runner: `kill -9` in the middle of the work, then a restart that reclaims the
+//! interrupted jobs at once (the runner lock files, not the 30 s lease) and tells every video
+//! exactly once; and a clean SIGTERM that puts running jobs back without counting the attempt.
+
+use crate::support::{count_in, summary, text, Look, Sandbox, RUN_DEADLINE};
+use serde_json::Value;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The lease a claimed job holds without a heartbeat (`PoolConfig::default().lease`).
+const LEASE: Duration = Duration::from_secs(30);
+
+/// `count` different videos of `seconds` each, queued.
+fn queue_videos(sandbox: &Sandbox, count: usize, seconds: u32) -> Vec<PathBuf> {
+    let videos: Vec<PathBuf> = (0..count)
+        .map(|i| sandbox.video(&format!("take-{i:02}.mp4"), Look::varied(i, seconds)))
+        .collect();
+    let paths: Vec<&std::path::Path> = videos.iter().map(PathBuf::as_path).collect();
+    let (added, refused, code) = sandbox.add(&paths, &[]);
+    assert_eq!(
+        (added.len(), refused.len(), code),
+        (count, 0, Some(0)),
+        "{refused:#?}"
+    );
+    videos
+}
+
+fn ids_in(jobs: &[Value], state: &str) -> Vec<String> {
+    jobs.iter()
+        .filter(|j| j["state"] == state)
+        .map(|j| text(j, "id").to_owned())
+        .collect()
+}
+
+#[test]
+fn a_restart_after_kill_9_reclaims_at_once_and_tells_every_video_exactly_once() {
+    let sandbox = Sandbox::new();
+    let videos = queue_videos(&sandbox, 12, 5);
+
+    let runner = sandbox.spawn(&["run", "--concurrency", "3"]);
+    let before_kill =
+        sandbox.wait_for_jobs(RUN_DEADLINE, "two succeeded jobs and one running", |jobs| {
+            count_in(jobs, "succeeded") >= 2 && count_in(jobs, "running") >= 1
+        });
+    let killed = runner.kill_hard();
+    assert_eq!(
+        killed.code, None,
+        "the runner was not killed by a signal:\n{killed}"
+    );
+
+    // The dead runner's claims are still in the database.
+    let after_kill = sandbox.jobs();
+    let interrupted = ids_in(&after_kill, "running");
+    assert!(
+        !interrupted.is_empty(),
+        "no job was left running by the killed runner: {:#?} (just before: {:#?})",
+        summary(&after_kill),
+        summary(&before_kill)
+    );
+    let succeeded_before = ids_in(&after_kill, "succeeded");
+
+    let restart_at = Instant::now();
+    let restart = sandbox.spawn(&["run", "--until-empty", "--concurrency", "3"]);
+    // Reclaimed (queued again, or claimed by the new runner as attempt 2), not left to the lease.
+    let reclaimed = sandbox.wait_for_jobs(
+        Duration::from_secs(10),
+        "the killed runner's jobs to be reclaimed",
+        |jobs| {
+            interrupted.iter().all(|id| {
+                let job = jobs.iter().find(|j| j["id"] == id.as_str()).expect("job");
+                job["state"] != "running" || job["attempts"] == 2
+            })
+        },
+    );
+    let reclaim_took = restart_at.elapsed();
+    assert!(
+        reclaim_took < Duration::from_secs(5),
+        "reclaiming took {reclaim_took:?}: {:#?}",
+        summary(&reclaimed)
+    );
+    let out = restart.wait(RUN_DEADLINE);
+    let restart_took = restart_at.elapsed();
+    assert_eq!(out.code, Some(0), "the restarted runner failed:\n{out}");
+
+    let jobs = sandbox.jobs();
+    assert_eq!(jobs.len(), videos.len(), "{:#?}", summary(&jobs));
+    assert_eq!(
+        count_in(&jobs, "succeeded"),
+        videos.len(),
+        "not every video was told: {:#?}",
+        summary(&jobs)
+    );
+    let sources: HashSet<&str> = jobs.iter().map(|j| text(j, "source")).collect();
+    assert_eq!(sources.len(), videos.len(), "a video was told twice");
+    for video in &videos {
+        assert!(sources.contains(video.to_str().expect("UTF-8")));
+    }
+    for job in &jobs {
+        let id = text(job, "id");
+        assert!(job["error"].is_null(), "{job:#}");
+        assert_eq!(job["cached"], false, "{job:#}");
+        let expected_attempts = if interrupted.iter().any(|i| i == id) {
+            2
+        } else {
+            1
+        };
+        assert_eq!(
+            job["attempts"], expected_attempts,
+            "attempts of {}: {job:#}",
+            job["file"]
+        );
+        if succeeded_before.iter().any(|s| s == id) {
+            let before = after_kill.iter().find(|j| j["id"] == id).expect("job");
+            assert_eq!(
+                job["story"], before["story"],
+                "a finished story was rewritten"
+            );
+            assert_eq!(job["finished_at"], before["finished_at"]);
+        }
+    }
+    let stats = sandbox.stats();
+    assert_eq!(stats["succeeded"], videos.len(), "{stats:#}");
+    assert_eq!(stats["running"], 0, "{stats:#}");
+    assert!(
+        restart_took < LEASE,
+        "the restart took {restart_took:?}, as if it had waited for the lease"
+    );
+    // The dead runner's lock file was taken over and removed; the restart's own is released.
+    let runners: Vec<_> = std::fs::read_dir(sandbox.home().join("runners"))
+        .expect("runners folder")
+        .collect();
+    assert!(runners.len() <= 1, "stale runner lock files: {runners:?}");
+    sandbox.assert_database_intact();
+}
+
+#[test]
+fn sigterm_stops_promptly_and_puts_running_jobs_back_without_counting_them() {
+    let sandbox = Sandbox::new();
+    let videos = queue_videos(&sandbox, 6, 6);
+
+    let runner = sandbox.spawn(&["run", "--concurrency", "3"]);
+    let seen = sandbox.wait_for_jobs(RUN_DEADLINE, "jobs running", |jobs| {
+        count_in(jobs, "running") >= 2
+    });
+    let running_when_stopped = ids_in(&seen, "running");
+    let stop_at = Instant::now();
+    runner.signal("TERM");
+    let out = runner.wait(Duration::from_secs(20));
+    let stop_took = stop_at.elapsed();
+    assert_eq!(out.code, Some(0), "SIGTERM is a clean stop:\n{out}");
+    assert!(
+        stop_took < Duration::from_secs(10),
+        "stopping took {stop_took:?}"
+    );
+    assert!(out.stderr.contains("stopping"), "{out}");
+
+    let jobs = sandbox.jobs();
+    assert_eq!(count_in(&jobs, "running"), 0, "{:#?}", summary(&jobs));
+    for job in &jobs {
+        match text(job, "state") {
+            "succeeded" => assert_eq!(job["attempts"], 1, "{job:#}"),
+            "queued" => {
+                assert_eq!(
+                    job["attempts"], 0,
+                    "a clean stop counted an attempt: {job:#}"
+                );
+                assert_eq!(job["stage"], "waiting", "{job:#}");
+                assert!(job["error"].is_null(), "{job:#}");
+            }
+            other => panic!("after a clean stop a job is {other}: {job:#}"),
+        }
+    }
+    let put_back = running_when_stopped
+        .iter()
+        .filter(|id| {
+            let job = jobs.iter().find(|j| j["id"] == id.as_str()).expect("job");
+            job["state"] == "queued"
+        })
+        .count();
+    assert!(
+        put_back >= 1,
+        "none of the jobs running at SIGTERM went back to the queue: {:#?}",
+        summary(&jobs)
+    );
+
+    sandbox.work_queue();
+    let jobs = sandbox.jobs();
+    assert_eq!(
+        count_in(&jobs, "succeeded"),
+        videos.len(),
+        "{:#?}",
+        summary(&jobs)
+    );
+    assert!(
+        jobs.iter().all(|j| j["attempts"] == 1),
+        "the interrupted attempt was counted: {:#?}",
+        summary(&jobs)
+    );
+    sandbox.assert_database_intact();
+}
