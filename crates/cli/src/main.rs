@@ -4,6 +4,13 @@
 //!
 //! Exit codes: 0 success, 1 some jobs failed (or an operation was refused), 2 usage error.
 
+/// `println!` that survives a closed stdout; see [`output::write_line`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_line(format_args!($($arg)*))
+    };
+}
+
 mod output;
 mod progress;
 
@@ -12,13 +19,14 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 use storyteller_engine::export::{self, ExportFormat};
 use storyteller_engine::home::Home;
 use storyteller_engine::intake::{self, IntakeOptions};
 use storyteller_engine::job::{JobState, Priority, StorySpec};
 use storyteller_engine::media::Media;
 use storyteller_engine::pool::{Pool, PoolConfig, RunUntil};
-use storyteller_engine::retry::SystemClock;
+use storyteller_engine::retry::{RetryPolicy, SystemClock};
 use storyteller_engine::store::{JobFilter, JobStore, SqliteStore};
 use storyteller_engine::storyteller::offline::OfflineStoryteller;
 use storyteller_engine::storyteller::StorytellerRegistry;
@@ -154,6 +162,33 @@ struct RunOptions {
     /// Jobs run at once.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: u16,
+    /// Claims a job gets before it is given up as dead.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    max_attempts: u32,
+    /// First retry waits up to this many seconds (doubling after each failure, with jitter).
+    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+    backoff_base: f64,
+    /// No retry waits longer than this many seconds (unless the server asks for longer).
+    #[arg(long, default_value_t = 300.0, value_name = "SECS")]
+    backoff_cap: f64,
+}
+
+impl RunOptions {
+    fn pool_config(&self) -> anyhow::Result<PoolConfig> {
+        let seconds = |name: &str, value: f64| {
+            Duration::try_from_secs_f64(value)
+                .map_err(|_| anyhow::anyhow!("--{name} must be a number of seconds ≥ 0"))
+        };
+        Ok(PoolConfig {
+            concurrency: usize::from(self.concurrency),
+            retry: RetryPolicy {
+                base: seconds("backoff-base", self.backoff_base)?,
+                cap: seconds("backoff-cap", self.backoff_cap)?,
+                max_attempts: self.max_attempts,
+            },
+            ..PoolConfig::default()
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -269,10 +304,7 @@ impl App {
     }
 
     fn pool(&self, registry: StorytellerRegistry, run: &RunOptions) -> anyhow::Result<Pool> {
-        let config = PoolConfig {
-            concurrency: usize::from(run.concurrency),
-            ..PoolConfig::default()
-        };
+        let config = run.pool_config()?;
         Ok(Pool::new(
             Arc::new(self.store.clone()),
             registry,
@@ -304,7 +336,7 @@ impl App {
                             .is_some_and(|n| n.to_string_lossy() == wal_name)
                     });
                     if touches_wal {
-                        pool.wake();
+                        pool.external_change();
                     }
                 }
             })
@@ -334,7 +366,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     } else {
                         ""
                     };
-                    println!(
+                    out!(
                         "added {}  {}{note}",
                         output::short_id(job.id),
                         job.source.display()
@@ -342,7 +374,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 output::print_refusals(&refused);
             }
-            Ok(exit_code(!refused.is_empty()))
+            Ok(exit_code(refused.iter().any(|r| !r.skipped)))
         }
         Command::Run { run, until_empty } => {
             let registry = app.storytellers()?;
@@ -445,7 +477,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cancel { id } => {
             let job = app.store.get(&id).await?;
             let job = app.store.cancel(job.id).await?;
-            println!(
+            out!(
                 "cancelled {}  {}",
                 output::short_id(job.id),
                 job.file_name()
@@ -455,7 +487,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retry { id } => {
             let job = app.store.get(&id).await?;
             let job = app.store.retry(job.id).await?;
-            println!(
+            out!(
                 "queued again {}  {}",
                 output::short_id(job.id),
                 job.file_name()
@@ -465,22 +497,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rm { id } => {
             let job = app.store.get(&id).await?;
             app.store.delete(job.id).await?;
-            println!("deleted {}  {}", output::short_id(job.id), job.file_name());
+            out!("deleted {}  {}", output::short_id(job.id), job.file_name());
             Ok(ExitCode::SUCCESS)
         }
         Command::Clear => {
             let n = app.store.clear_finished().await?;
-            println!("deleted {n} finished job{}", if n == 1 { "" } else { "s" });
+            out!("deleted {n} finished job{}", if n == 1 { "" } else { "s" });
             Ok(ExitCode::SUCCESS)
         }
         Command::Pause { reason } => {
             app.store.set_paused(Some(reason)).await?;
-            println!("queue paused");
+            out!("queue paused");
             Ok(ExitCode::SUCCESS)
         }
         Command::Resume => {
             app.store.set_paused(None).await?;
-            println!("queue resumed");
+            out!("queue resumed");
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats { json } => {
@@ -507,7 +539,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .with_context(|| format!("writing {}", path.display()))?;
                     eprintln!("exported {} stories to {}", jobs.len(), path.display());
                 }
-                None => print!("{text}"),
+                None => out!("{}", text.trim_end()),
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -5,9 +5,29 @@ use storyteller_engine::intake::Refusal;
 use storyteller_engine::job::{iso8601, Job};
 use storyteller_engine::{JobId, QueueStats};
 
-/// The first 8 hex digits of an id: unique enough to type, accepted by every id argument.
+/// The last 8 hex digits of an id. Its first digits are a timestamp shared by every job added
+/// in the same minute; the tail is random, so it tells jobs apart. Every id argument accepts it.
 pub fn short_id(id: JobId) -> String {
-    id.to_string().chars().take(8).collect()
+    let full = id.to_string();
+    full[full.len() - 8..].to_owned()
+}
+
+/// Writes one line to stdout; a closed stdout (`storyteller list | head -1`) ends the program
+/// quietly instead of panicking like `println!`.
+pub fn write_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: could not write to stdout: {e}");
+        std::process::exit(1);
+    }
 }
 
 /// A job as scripts see it (`--json`).
@@ -41,26 +61,35 @@ pub fn job_json(job: &Job) -> Value {
 
 /// Pretty JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    out!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
 /// Refused paths on stderr, one line each.
 pub fn print_refusals(refused: &[Refusal]) {
     for refusal in refused {
-        eprintln!("refused {}: {}", refusal.path.display(), refusal.reason);
+        let verb = if refusal.skipped {
+            "skipped"
+        } else {
+            "refused"
+        };
+        eprintln!("{verb} {}: {}", refusal.path.display(), refusal.reason);
     }
 }
 
 /// One line per job.
 pub fn print_table(jobs: &[Job]) {
     if jobs.is_empty() {
-        println!("no jobs");
+        out!("no jobs");
         return;
     }
-    println!(
+    out!(
         "{:<8}  {:<9}  {:<9}  {:>4}  {:<6}  FILE",
-        "ID", "STATE", "STAGE", "%", "PRIO"
+        "ID",
+        "STATE",
+        "STAGE",
+        "%",
+        "PRIO"
     );
     for job in jobs {
         let note = match (&job.error, job.cached) {
@@ -68,7 +97,7 @@ pub fn print_table(jobs: &[Job]) {
             (None, true) => "  (cached)".into(),
             _ => String::new(),
         };
-        println!(
+        out!(
             "{:<8}  {:<9}  {:<9}  {:>4.0}  {:<6}  {}{note}",
             short_id(job.id),
             job.state.as_str(),
@@ -82,55 +111,58 @@ pub fn print_table(jobs: &[Job]) {
 
 /// Everything about one job, then its story.
 pub fn print_job(job: &Job) {
-    println!("id:          {}", job.id);
-    println!("file:        {}", job.source.display());
-    println!("state:       {} ({})", job.state, job.stage);
-    println!("progress:    {:.0}%", job.progress * 100.0);
-    println!("attempts:    {}", job.attempts);
-    println!("priority:    {}", job.priority);
-    println!(
+    out!("id:          {}", job.id);
+    out!("file:        {}", job.source.display());
+    out!("state:       {} ({})", job.state, job.stage);
+    out!("progress:    {:.0}%", job.progress * 100.0);
+    out!("attempts:    {}", job.attempts);
+    out!("priority:    {}", job.priority);
+    out!(
         "storyteller: {} · {} · {}",
-        job.storyteller, job.model, job.preset
+        job.storyteller,
+        job.model,
+        job.preset
     );
-    println!("added:       {}", iso8601(job.created_at_ms));
+    out!("added:       {}", iso8601(job.created_at_ms));
     if let Some(finished) = job.finished_at_ms {
-        println!("finished:    {}", iso8601(finished));
+        out!("finished:    {}", iso8601(finished));
     }
     if job.cached {
-        println!("cached:      yes (story reused from an identical video)");
+        out!("cached:      yes (story reused from an identical video)");
     }
     if let Some(error) = &job.error {
-        println!("error:       {} ({})", error.message, error.kind.as_str());
+        out!("error:       {} ({})", error.message, error.kind.as_str());
     }
     if let Some(story) = &job.story {
-        println!("\n{}", story.trim_end());
+        out!("\n{}", story.trim_end());
     }
 }
 
 /// The stories of `jobs`, each under its file name; failures say why.
 pub fn print_stories(jobs: &[Job]) {
     for job in jobs {
-        println!("── {} ──", job.file_name());
+        out!("── {} ──", job.file_name());
         match (&job.story, &job.error) {
-            (Some(story), _) => println!("{}\n", story.trim_end()),
-            (None, Some(error)) => println!("({}: {})\n", job.state, error.message),
-            (None, None) => println!("({})\n", job.state),
+            (Some(story), _) => out!("{}\n", story.trim_end()),
+            (None, Some(error)) => out!("({}: {})\n", job.state, error.message),
+            (None, None) => out!("({})\n", job.state),
         }
     }
 }
 
 /// Counts and cache figures.
 pub fn print_stats(stats: &QueueStats) {
-    println!("queued:     {}", stats.queued);
-    println!("running:    {}", stats.running);
-    println!("succeeded:  {}", stats.succeeded);
-    println!("dead:       {}", stats.dead);
-    println!("cancelled:  {}", stats.cancelled);
-    println!(
+    out!("queued:     {}", stats.queued);
+    out!("running:    {}", stats.running);
+    out!("succeeded:  {}", stats.succeeded);
+    out!("dead:       {}", stats.dead);
+    out!("cancelled:  {}", stats.cancelled);
+    out!(
         "cache:      {} hits, {} misses",
-        stats.cache_hits, stats.cache_misses
+        stats.cache_hits,
+        stats.cache_misses
     );
     if let Some(reason) = &stats.paused {
-        println!("paused:     {reason}");
+        out!("paused:     {reason}");
     }
 }

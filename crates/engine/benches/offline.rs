@@ -185,10 +185,7 @@ fn main() {
         );
         println!("\n{story}");
         for preset in [Preset::Summary, Preset::Social] {
-            println!(
-                "{}",
-                compose(&analysis, VIDEO_NAME, preset, "bench").concat()
-            );
+            println!("{}", compose(&analysis, preset, "bench").concat());
         }
         if total > Duration::from_secs(15) {
             println!("WARNING: over the 15 s target");

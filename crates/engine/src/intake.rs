@@ -26,6 +26,18 @@ pub struct Refusal {
     pub path: PathBuf,
     /// Why, for people.
     pub reason: String,
+    /// A non-video passed over inside a folder (not an error), rather than a path refused.
+    pub skipped: bool,
+}
+
+impl Refusal {
+    fn new(path: PathBuf, reason: impl Into<String>) -> Self {
+        Self {
+            path,
+            reason: reason.into(),
+            skipped: false,
+        }
+    }
 }
 
 /// What came of a set of paths: jobs ready to enqueue and the paths refused.
@@ -89,17 +101,11 @@ pub fn collect(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Refusal>) {
     let mut seen = std::collections::HashSet::new();
     for path in paths {
         match std::fs::metadata(path) {
-            Err(e) => refused.push(Refusal {
-                path: path.clone(),
-                reason: describe_io_error(&e),
-            }),
+            Err(e) => refused.push(Refusal::new(path.clone(), describe_io_error(&e))),
             Ok(meta) if meta.is_dir() => walk(path, &mut found, &mut refused, &mut seen),
             Ok(_) => {
                 if let Some(reason) = explicit_file_problem(path) {
-                    refused.push(Refusal {
-                        path: path.clone(),
-                        reason,
-                    });
+                    refused.push(Refusal::new(path.clone(), reason));
                 } else if seen.insert(canonical(path)) {
                     found.push(path.clone());
                 }
@@ -126,10 +132,10 @@ fn walk(
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
-            refused.push(Refusal {
-                path: dir.to_path_buf(),
-                reason: format!("folder cannot be read: {}", describe_io_error(&e)),
-            });
+            refused.push(Refusal::new(
+                dir.to_path_buf(),
+                format!("folder cannot be read: {}", describe_io_error(&e)),
+            ));
             return;
         }
     };
@@ -149,20 +155,18 @@ fn walk(
             Ok(meta) if meta.is_dir() => walk(&path, found, refused, seen),
             Ok(_) if !has_video_extension(&path) => refused.push(Refusal {
                 path,
-                reason: "skipped: not a video file".into(),
+                reason: "not a video file".into(),
+                skipped: true,
             }),
             Ok(_) => match file_problem(&path) {
-                Some(reason) => refused.push(Refusal { path, reason }),
+                Some(reason) => refused.push(Refusal::new(path, reason)),
                 None => {
                     if seen.insert(canonical(&path)) {
                         found.push(path);
                     }
                 }
             },
-            Err(e) => refused.push(Refusal {
-                path,
-                reason: describe_io_error(&e),
-            }),
+            Err(e) => refused.push(Refusal::new(path, describe_io_error(&e))),
         }
     }
 }
@@ -218,6 +222,26 @@ fn explicit_file_problem(path: &Path) -> Option<String> {
     }
 }
 
+/// A file's modification time in ms since the Unix epoch (0 when the OS does not say).
+pub fn mtime_ms(meta: &std::fs::Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// What a file is now, when it is no longer what a job recorded: (size, mtime, content hash).
+/// `None` when it is unchanged, or cannot be read (the storyteller then reports why).
+pub fn changed_since(path: &Path, size: u64, mtime: i64) -> Option<(u64, i64, String)> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.len() == size && mtime_ms(&meta) == mtime {
+        return None;
+    }
+    let content_hash = hash_file(path).ok()?;
+    Some((meta.len(), mtime_ms(&meta), content_hash))
+}
+
 /// Streams the file through blake3; the hex digest. Memory stays at one buffer whatever the size.
 pub fn hash_file(path: &Path) -> std::io::Result<String> {
     let mut file = File::open(path)?;
@@ -235,17 +259,9 @@ pub fn hash_file(path: &Path) -> std::io::Result<String> {
 }
 
 fn new_job(path: PathBuf, options: &IntakeOptions) -> Result<NewJob, Refusal> {
-    let refuse = |reason: String| Refusal {
-        path: path.clone(),
-        reason,
-    };
+    let refuse = |reason: String| Refusal::new(path.clone(), reason);
     let meta = std::fs::metadata(&path).map_err(|e| refuse(describe_io_error(&e)))?;
-    let mtime_ms = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
+    let mtime_ms = mtime_ms(&meta);
     let content_hash = hash_file(&path)
         .map_err(|e| refuse(format!("cannot be read: {}", describe_io_error(&e))))?;
     let source = std::path::absolute(&path).unwrap_or(path);
@@ -273,10 +289,10 @@ pub async fn prepare(
         Err(e) => {
             return Intake {
                 jobs: Vec::new(),
-                refused: vec![Refusal {
-                    path: PathBuf::new(),
-                    reason: format!("could not list the files: {e}"),
-                }],
+                refused: vec![Refusal::new(
+                    PathBuf::new(),
+                    format!("could not list the files: {e}"),
+                )],
             }
         }
     };
@@ -302,10 +318,10 @@ pub async fn prepare(
         match task.await {
             Ok(Ok(Ok(job))) => jobs.push(job),
             Ok(Ok(Err(refusal))) => refused.push(refusal),
-            Ok(Err(e)) | Err(e) => refused.push(Refusal {
-                path: PathBuf::new(),
-                reason: format!("could not hash a file: {e}"),
-            }),
+            Ok(Err(e)) | Err(e) => refused.push(Refusal::new(
+                PathBuf::new(),
+                format!("could not hash a file: {e}"),
+            )),
         }
     }
     Intake { jobs, refused }

@@ -11,6 +11,7 @@
 
 use crate::error::{EngineError, Result};
 use crate::event::EventBus;
+use crate::intake;
 use crate::job::{ErrorKind, Job, JobError, JobId};
 use crate::retry::{Clock, RetryPolicy};
 use crate::store::{JobStore, Outcome};
@@ -98,6 +99,8 @@ struct PoolInner {
     wake: Notify,
     // std Mutex: held only for map inserts/lookups, never across an await.
     running: Mutex<HashMap<JobId, RunningJob>>,
+    // Set by `external_change`: the next wake also renews leases (which finds cancelled jobs).
+    recheck_leases: std::sync::atomic::AtomicBool,
     // Set once the run loop ends: workers stop taking successors.
     stopping: std::sync::atomic::AtomicBool,
     runners_dir: Option<PathBuf>,
@@ -145,6 +148,7 @@ impl Pool {
                 owner,
                 wake: Notify::new(),
                 running: Mutex::new(HashMap::new()),
+                recheck_leases: std::sync::atomic::AtomicBool::new(false),
                 stopping: std::sync::atomic::AtomicBool::new(false),
                 runners_dir: runners_dir.map(Path::to_path_buf),
                 _lock: lock,
@@ -172,6 +176,14 @@ impl Pool {
     /// Tells the loop to look for work now (after enqueueing, resuming, another process's write).
     pub fn wake(&self) {
         self.inner.wake.notify_one();
+    }
+
+    /// Another process changed the database (a job added, cancelled or paused elsewhere): look
+    /// for work now, and re-check that this pool still holds its running jobs, so a cancel from
+    /// another process stops its job within a moment rather than at the next heartbeat.
+    pub fn external_change(&self) {
+        self.inner.recheck_leases.store(true, Ordering::SeqCst);
+        self.wake();
     }
 
     /// Stops claiming new jobs, with a reason people see; running jobs finish.
@@ -210,6 +222,7 @@ impl Pool {
         heartbeat.tick().await;
         inner.reclaim_dead().await?;
         tokio::pin!(shutdown);
+        let mut last_recheck = tokio::time::Instant::now();
         let mut result = Ok(());
         loop {
             let free = self.concurrency().saturating_sub(tasks.len());
@@ -274,7 +287,15 @@ impl Pool {
                         }
                     }
                 }
-                _ = inner.wake.notified() => {}
+                _ = inner.wake.notified() => {
+                    // At most one extra heartbeat per 250 ms however chatty the other process is.
+                    if last_recheck.elapsed() >= Duration::from_millis(250)
+                        && inner.recheck_leases.swap(false, Ordering::SeqCst)
+                    {
+                        last_recheck = tokio::time::Instant::now();
+                        inner.renew_leases().await;
+                    }
+                }
                 _ = heartbeat.tick() => inner.renew_leases().await,
                 _ = reclaim.tick() => {
                     if let Err(e) = inner.reclaim_dead().await {
@@ -523,6 +544,33 @@ impl PoolInner {
         }
     }
 
+    /// The content hash to tell `job` under. A file edited or replaced since it was added is
+    /// hashed again and the job updated, so the story is cached under the content it tells,
+    /// never under the old content's hash.
+    async fn check_source(&self, job: &Job) -> String {
+        let (path, size, mtime) = (job.source.clone(), job.size, job.mtime_ms);
+        let changed =
+            tokio::task::spawn_blocking(move || intake::changed_since(&path, size, mtime))
+                .await
+                .ok()
+                .flatten();
+        let Some((size, mtime_ms, content_hash)) = changed else {
+            return job.content_hash.clone();
+        };
+        tracing::info!(
+            size,
+            "the file changed since it was added; telling its new content"
+        );
+        if let Err(e) = self
+            .store
+            .update_source(job.id, &self.owner, size, mtime_ms, content_hash.clone())
+            .await
+        {
+            tracing::warn!(error = %e, "could not record the file's new content");
+        }
+        content_hash
+    }
+
     /// Runs one job to an outcome to record; `None` when there is nothing to record (cancelled
     /// by the person, or no longer ours).
     async fn run_job(
@@ -539,10 +587,11 @@ impl PoolInner {
                 self.storytellers.names().join(", ")
             )))),
             Some(storyteller) => {
+                let content_hash = self.check_source(job).await;
                 let request = StoryRequest {
                     job_id: job.id,
                     source: job.source.clone(),
-                    content_hash: job.content_hash.clone(),
+                    content_hash,
                     preset: job.preset.clone(),
                     model: job.model.clone(),
                 };

@@ -84,6 +84,17 @@ pub trait JobStore: Send + Sync + 'static {
     /// Records a running job's stage and progress.
     fn report(&self, id: JobId, owner: &str, stage: Stage, progress: f64) -> StoreFuture<'_, ()>;
 
+    /// Records that a running job's file changed since it was added: its new size, mtime and
+    /// content hash (and so its result-cache key), so its story is cached under what was told.
+    fn update_source(
+        &self,
+        id: JobId,
+        owner: &str,
+        size: u64,
+        mtime_ms: i64,
+        content_hash: String,
+    ) -> StoreFuture<'_, ()>;
+
     /// Ends `owner`'s claim on job `id` with `outcome`.
     fn finish(&self, id: JobId, owner: &str, outcome: Outcome) -> StoreFuture<'_, Job>;
 

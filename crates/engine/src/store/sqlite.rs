@@ -658,6 +658,9 @@ fn reclaim_jobs(
     Ok(touched)
 }
 
+/// The job an id, a unique id prefix or a unique id suffix names. Suffixes matter because a
+/// UUID v7 starts with its timestamp: jobs added together share their first digits, and short
+/// ids are shown from the random tail.
 fn resolve_id(conn: &Connection, id_or_prefix: &str) -> Result<JobId> {
     let needle = id_or_prefix.trim().to_ascii_lowercase();
     if let Ok(id) = needle.parse::<JobId>() {
@@ -666,13 +669,20 @@ fn resolve_id(conn: &Connection, id_or_prefix: &str) -> Result<JobId> {
     if needle.is_empty() || !needle.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
         return Err(EngineError::JobNotFound(id_or_prefix.to_owned()));
     }
-    // Ids are canonical lower-case UUIDs, so a range scan on the unique index finds the prefix.
+    // Ids are canonical lower-case UUIDs, so a range scan on the unique index finds a prefix.
     let mut upper = needle.clone();
     upper.push('\u{7f}');
-    let mut stmt = conn.prepare_cached("SELECT id FROM jobs WHERE id >= ?1 AND id < ?2 LIMIT 2")?;
-    let found: Vec<String> = stmt
+    let mut found: Vec<String> = conn
+        .prepare_cached("SELECT id FROM jobs WHERE id >= ?1 AND id < ?2 LIMIT 2")?
         .query_map(params![needle, upper], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
+    if found.is_empty() {
+        // A suffix needs a scan; it only runs for a person typing an id.
+        found = conn
+            .prepare_cached("SELECT id FROM jobs WHERE substr(id, -length(?1)) = ?1 LIMIT 2")?
+            .query_map([&needle], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+    }
     match found.as_slice() {
         [one] => one
             .parse()
@@ -742,6 +752,43 @@ impl JobStore for SqliteStore {
                     progress,
                     now
                 ])?;
+                Ok(())
+            })
+            .await
+        })
+    }
+
+    fn update_source(
+        &self,
+        id: JobId,
+        owner: &str,
+        size: u64,
+        mtime_ms: i64,
+        content_hash: String,
+    ) -> StoreFuture<'_, ()> {
+        let owner = owner.to_owned();
+        Box::pin(async move {
+            self.write(move |conn, _, now| {
+                let job = load_job(conn, id)?.ok_or(EngineError::JobNotFound(id.to_string()))?;
+                let cache_key = job.spec().cache_key(&content_hash);
+                let updated = conn
+                    .prepare_cached(
+                        "UPDATE jobs SET size = ?3, mtime_ms = ?4, content_hash = ?5, \
+                         cache_key = ?6, updated_at = ?7 \
+                         WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
+                    )?
+                    .execute(params![
+                        id.to_string(),
+                        owner,
+                        i64::try_from(size).unwrap_or(i64::MAX),
+                        mtime_ms,
+                        content_hash,
+                        cache_key,
+                        now
+                    ])?;
+                if updated == 0 {
+                    return Err(EngineError::LeaseLost(id));
+                }
                 Ok(())
             })
             .await

@@ -99,8 +99,7 @@ impl OfflineStoryteller {
         };
 
         sink.stage(Stage::Writing);
-        let name = media::display_name(source);
-        let pieces = compose(&analysis, &name, preset, content_hash);
+        let pieces = compose(&analysis, preset, content_hash);
         let total = pieces.len().max(1);
         for (i, piece) in pieces.iter().enumerate() {
             sink.write(piece);
@@ -138,8 +137,8 @@ impl Storyteller for OfflineStoryteller {
 /// Writes the story of `analysis` for the file called `file_name`, as the pieces to stream
 /// (each carries its own leading space or paragraph break, so they concatenate to the story).
 /// `seed` (the content hash) picks among sentence templates.
-pub fn compose(analysis: &Analysis, file_name: &str, preset: Preset, seed: &str) -> Vec<String> {
-    let facts = Facts::new(analysis, file_name);
+pub fn compose(analysis: &Analysis, preset: Preset, seed: &str) -> Vec<String> {
+    let facts = Facts::new(analysis);
     let mut voice = Voice::new(seed);
     let paragraphs = match preset {
         Preset::Narrative => narrative(&facts, &mut voice),
@@ -238,8 +237,11 @@ impl Voice {
 /// The facts the writers draw on, already in words where that is shared.
 struct Facts<'a> {
     analysis: &'a Analysis,
-    /// The title in quotes, or the file name.
+    /// The title in quotes, or "This video". Never the file name: a story is cached by
+    /// content, and a copy of the video under another name gets the same story.
     name: String,
+    /// [`Facts::name`] inside a sentence.
+    name_inline: String,
     duration: String,
     resolution: String,
     orientation: &'static str,
@@ -257,12 +259,12 @@ struct Facts<'a> {
 }
 
 impl<'a> Facts<'a> {
-    fn new(analysis: &'a Analysis, file_name: &str) -> Self {
+    fn new(analysis: &'a Analysis) -> Self {
         let info = &analysis.info;
         let (width, height) = info.video.display_size();
-        let name = match &info.title {
-            Some(title) => format!("“{title}”"),
-            None => file_name.to_owned(),
+        let (name, name_inline) = match &info.title {
+            Some(title) => (format!("“{title}”"), format!("“{title}”")),
+            None => ("This video".to_owned(), "this video".to_owned()),
         };
         let keyframes = &analysis.keyframes;
         let opening = keyframes.first();
@@ -275,6 +277,7 @@ impl<'a> Facts<'a> {
         Facts {
             analysis,
             name,
+            name_inline,
             duration: duration_words(info.duration_secs),
             resolution: resolution_words(width, height),
             orientation: orientation(width, height),
@@ -325,11 +328,12 @@ fn narrative(facts: &Facts, voice: &mut Voice) -> Vec<Vec<String>> {
     let template = voice.pick(&[
         "{name} runs for {duration}: a {orientation} {resolution} video{fps}, {sound}.",
         "{name} lasts {duration}, shot {orientation} in {resolution}{fps} and {sound2}.",
-        "Over {duration}, {name} unfolds in {resolution}, {orientation}{fps}, {sound}.",
+        "Over {duration}, {name_inline} unfolds in {resolution}, {orientation}{fps}, {sound}.",
     ]);
     overview.push(
         template
             .replace("{name}", &facts.name)
+            .replace("{name_inline}", &facts.name_inline)
             .replace("{duration}", &facts.duration)
             .replace("{orientation}", facts.orientation)
             .replace("{resolution}", &facts.resolution)
@@ -1122,14 +1126,14 @@ mod tests {
     }
 
     fn text(analysis: &Analysis, preset: Preset, seed: &str) -> String {
-        compose(analysis, "trip.mp4", preset, seed).concat()
+        compose(analysis, preset, seed).concat()
     }
 
     #[test]
     fn narrative_tells_the_facts() {
         let story = text(&analysis(true), Preset::Narrative, "abc");
         for needle in [
-            "trip.mp4",
+            "his video",
             "10 minutes",
             "1080p",
             "hree scenes",

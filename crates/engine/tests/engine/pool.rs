@@ -473,3 +473,44 @@ async fn an_unknown_storyteller_fails_its_job_clearly() {
         .message
         .contains("no storyteller called 'gemini'"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_from_another_process_stops_the_job_at_once_on_notice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let here = SqliteStore::open(&path, EventBus::new()).await.unwrap();
+    let elsewhere = SqliteStore::open(&path, EventBus::new()).await.unwrap();
+    let [target] = here
+        .enqueue(vec![job("long.mp4", "long")])
+        .await
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let teller = Scripted::sleeping(Duration::from_secs(600));
+    let mut config = fast_config(1);
+    // A heartbeat far away: only the notice can explain a prompt stop.
+    config.heartbeat = Duration::from_secs(60);
+    config.lease = Duration::from_secs(120);
+    let pool = pool_with(&here, teller.clone(), config, None);
+    let runner = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.run(RunUntil::Empty, std::future::pending()).await })
+    };
+    while teller.running.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    elsewhere.cancel(target.id).await.unwrap();
+    // What the database watcher does when another process writes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pool.external_change();
+    let stopped_at = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), runner)
+        .await
+        .expect("the cancelled job kept running")
+        .unwrap()
+        .unwrap();
+    assert!(stopped_at.elapsed() < Duration::from_secs(2));
+    assert_eq!(teller.running.load(Ordering::SeqCst), 0);
+    let job = here.get(&target.id.to_string()).await.unwrap();
+    assert_eq!(job.state, JobState::Cancelled);
+}

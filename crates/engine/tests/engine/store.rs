@@ -405,7 +405,7 @@ async fn events_follow_commits_and_stats_stay_exact() {
 }
 
 #[tokio::test]
-async fn ids_resolve_by_unique_prefix() {
+async fn ids_resolve_by_unique_prefix_or_suffix() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path()).await;
     let added = store.enqueue(jobs("p", 2)).await.unwrap();
