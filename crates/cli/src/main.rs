@@ -228,7 +228,7 @@ struct App {
 
 impl App {
     async fn open(home: Option<PathBuf>) -> anyhow::Result<Self> {
-        let home = Home::resolve(home.as_deref())?;
+        let home = tokio::task::spawn_blocking(move || Home::resolve(home.as_deref())).await??;
         let bus = EventBus::new();
         let store = SqliteStore::open(home.database(), bus.clone())
             .await

@@ -404,11 +404,17 @@ impl PoolInner {
 
     async fn reclaim_dead(&self) -> Result<()> {
         let mut dead = Vec::new();
-        if let Some(dir) = &self.runners_dir {
-            for owner in self.store.lease_owners().await? {
-                if owner != self.owner && owner_is_gone(dir, &owner) {
-                    dead.push(owner);
-                }
+        if let Some(dir) = self.runners_dir.clone() {
+            let mut owners = self.store.lease_owners().await?;
+            owners.retain(|owner| *owner != self.owner);
+            if !owners.is_empty() {
+                // Lock files are file I/O: off the async workers.
+                dead = tokio::task::spawn_blocking(move || {
+                    owners.retain(|owner| owner_is_gone(&dir, owner));
+                    owners
+                })
+                .await
+                .unwrap_or_default();
             }
         }
         let touched = self

@@ -145,18 +145,8 @@ pub(crate) async fn check_file(path: &Path) -> Result<u64, MediaError> {
         }),
         Err(e) => Err(MediaError::Unreadable {
             path: path.to_owned(),
-            message: describe_read_error(&e),
+            message: crate::intake::describe_io_error(&e),
         }),
-    }
-}
-
-/// A sentence for a read failure.
-fn describe_read_error(error: &std::io::Error) -> String {
-    match error.kind() {
-        std::io::ErrorKind::PermissionDenied => {
-            "permission denied (Storyteller is not allowed to read it)".into()
-        }
-        _ => error.to_string(),
     }
 }
 

@@ -42,7 +42,7 @@ pub const HARD_CUT: f64 = 0.4;
 /// A score at or above this is a cut if it stands well above its neighbours.
 pub const SOFT_CUT: f64 = 0.2;
 /// How far above both neighbours a soft cut must stand.
-const SOFT_RATIO: f64 = 2.5;
+pub const SOFT_RATIO: f64 = 2.5;
 /// Cuts closer than this are one event (a flash, a glitch): the stronger one is kept.
 const MIN_SCENE_SECS: f64 = 0.5;
 

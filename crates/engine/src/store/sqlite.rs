@@ -637,7 +637,7 @@ fn reclaim_jobs(
             None => conn
                 .prepare_cached(&format!(
                     "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
-                     run_after = ?2, lease_owner = NULL, lease_expires = NULL, updated_at = ?2 \
+                     run_after = 0, lease_owner = NULL, lease_expires = NULL, updated_at = ?2 \
                      WHERE id = ?1 AND state = 'running' RETURNING {JOB_COLUMNS}"
                 ))?
                 .query_row(params![id, now], job_from_row)
@@ -999,7 +999,7 @@ impl JobStore for SqliteStore {
                 Ok(conn
                     .prepare_cached(
                         "SELECT min(run_after) FROM jobs INDEXED BY jobs_waiting \
-                         WHERE state = 'queued' AND run_after > ?1",
+                         WHERE state = 'queued' AND run_after > 0 AND run_after > ?1",
                     )?
                     .query_row([now], |r| r.get::<_, Option<i64>>(0))?)
             })

@@ -1,10 +1,16 @@
 //! The store's one writing connection, on a thread of its own, with group commit.
 //!
 //! Every mutation is a closure sent here. The thread takes whatever has queued up while the last
-//! commit ran, applies each in its own savepoint (one failing op rolls back alone) and commits them
-//! together: many claims and completions share one WAL commit, which is how the store keeps up
-//! with thousands of jobs a second without ever blocking a tokio worker. Replies and events are
-//! released only after the commit, so nobody hears of a change that could still be lost.
+//! commit ran, applies the ops one after another in one transaction and commits them together:
+//! many claims and completions share one WAL commit, which is how the store keeps up with
+//! thousands of jobs a second without ever blocking a tokio worker.
+//!
+//! Ops refuse (illegal transition, lease lost) before they write anything, so a refusal leaves
+//! the group intact. Savepoints per op would give the same isolation but copy every page an op
+//! touches into a sub-journal; instead the thread checks the rule (a refusing op changed no rows)
+//! and, if SQLite itself fails or an op breaks the rule, rolls the whole group back and fails
+//! every op in it. Replies and events are released only after the commit, so nobody hears of a
+//! change that could still be lost.
 
 use crate::error::{EngineError, Result};
 use crate::event::{Event, EventBus};
@@ -23,8 +29,8 @@ pub struct Outbox {
 
 /// A write op as the thread sees it, whatever its result type.
 trait PendingWrite: Send {
-    /// Applies the op in its own savepoint; true when it changed job counts.
-    fn apply(&mut self, conn: &Connection) -> bool;
+    /// Applies the op inside the group's transaction.
+    fn apply(&mut self, conn: &Connection) -> Applied;
     /// After a commit: publishes the op's events.
     fn publish(&mut self, bus: &EventBus);
     /// Sends the op's result (or the commit's failure) to whoever asked.
@@ -42,18 +48,30 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection, &mut Outbox) -> Result<T> + Send + 'static,
 {
-    fn apply(&mut self, conn: &Connection) -> bool {
+    fn apply(&mut self, conn: &Connection) -> Applied {
         let Some(work) = self.work.take() else {
-            return false;
+            return Applied::Clean {
+                counts_changed: false,
+            };
         };
         let mut outbox = Outbox::default();
-        let result = in_savepoint(conn, |conn| work(conn, &mut outbox));
-        if result.is_err() {
-            outbox = Outbox::default();
-        }
-        let changed = outbox.counts_changed;
+        let rows_before = conn.total_changes();
+        let result = work(conn, &mut outbox);
+        let applied = match &result {
+            Ok(_) => Applied::Clean {
+                counts_changed: outbox.counts_changed,
+            },
+            // An op refusing (illegal transition, lease lost …) must refuse before it writes.
+            Err(error) if conn.total_changes() == rows_before && !is_sqlite(error) => {
+                outbox = Outbox::default();
+                Applied::Clean {
+                    counts_changed: false,
+                }
+            }
+            Err(error) => Applied::Poisoned(error.to_string()),
+        };
         self.outcome = Some((result, outbox));
-        changed
+        applied
     }
 
     fn publish(&mut self, bus: &EventBus) {
@@ -76,18 +94,22 @@ where
     }
 }
 
-fn in_savepoint<T>(conn: &Connection, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    conn.execute_batch("SAVEPOINT op")?;
-    match work(conn) {
-        Ok(value) => {
-            conn.execute_batch("RELEASE op")?;
-            Ok(value)
-        }
-        Err(error) => {
-            conn.execute_batch("ROLLBACK TO op; RELEASE op")?;
-            Err(error)
-        }
-    }
+/// What applying one op did to the group's transaction.
+enum Applied {
+    /// Succeeded, or refused without writing: the group can commit.
+    Clean {
+        /// Whether job counts changed.
+        counts_changed: bool,
+    },
+    /// Failed in SQLite or after writing: the whole group must roll back.
+    Poisoned(String),
+}
+
+fn is_sqlite(error: &EngineError) -> bool {
+    matches!(
+        error,
+        EngineError::Database(_) | EngineError::CommitFailed(_)
+    )
 }
 
 /// The sending side: cheap to clone, usable from any thread or task.
@@ -160,7 +182,13 @@ fn commit_group(
             .map_err(|e| e.to_string())?;
         let mut counts_changed = false;
         for op in group.iter_mut() {
-            counts_changed |= op.apply(&tx);
+            match op.apply(&tx) {
+                Applied::Clean {
+                    counts_changed: changed,
+                } => counts_changed |= changed,
+                // Dropping `tx` rolls everything back; every op in the group hears why.
+                Applied::Poisoned(message) => return Err(message),
+            }
         }
         let stats = if counts_changed {
             Some(counts_event(&tx).map_err(|e| e.to_string())?)
@@ -190,5 +218,63 @@ fn commit_group(
                 op.settle(Err(message.clone()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer() -> (tempfile::TempDir, Writer, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = wal; CREATE TABLE t (v INTEGER);")
+            .unwrap();
+        let writer = Writer::spawn(conn, EventBus::new(), |_| Ok(Event::QueueResumed)).unwrap();
+        (dir, writer, path)
+    }
+
+    fn rows(path: &std::path::Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refusal_without_writes_leaves_the_rest_of_the_group_alone() {
+        let (_dir, writer, path) = writer();
+        let refused = writer
+            .run(|_, _| -> Result<()> { Err(EngineError::JobNotFound("x".into())) })
+            .await;
+        assert!(matches!(refused, Err(EngineError::JobNotFound(_))));
+        writer
+            .run(|conn, _| Ok(conn.execute("INSERT INTO t VALUES (1)", [])?))
+            .await
+            .unwrap();
+        assert_eq!(rows(&path), 1);
+    }
+
+    #[tokio::test]
+    async fn an_op_that_fails_after_writing_rolls_its_group_back() {
+        let (_dir, writer, path) = writer();
+        let broken = writer
+            .run(|conn, _| -> Result<()> {
+                conn.execute("INSERT INTO t VALUES (1)", [])?;
+                Err(EngineError::JobNotFound("x".into()))
+            })
+            .await;
+        assert!(
+            matches!(broken, Err(EngineError::CommitFailed(_))),
+            "{broken:?}"
+        );
+        assert_eq!(rows(&path), 0, "the half-done op was committed");
+        // The writer goes on working.
+        writer
+            .run(|conn, _| Ok(conn.execute("INSERT INTO t VALUES (2)", [])?))
+            .await
+            .unwrap();
+        assert_eq!(rows(&path), 1);
     }
 }
