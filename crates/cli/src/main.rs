@@ -166,28 +166,24 @@ struct RunOptions {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     max_attempts: u32,
     /// First retry waits up to this many seconds (doubling after each failure, with jitter).
-    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
-    backoff_base: f64,
+    #[arg(long, default_value = "2", value_name = "SECS", value_parser = seconds)]
+    backoff_base: Duration,
     /// No retry waits longer than this many seconds (unless the server asks for longer).
-    #[arg(long, default_value_t = 300.0, value_name = "SECS")]
-    backoff_cap: f64,
+    #[arg(long, default_value = "300", value_name = "SECS", value_parser = seconds)]
+    backoff_cap: Duration,
 }
 
 impl RunOptions {
-    fn pool_config(&self) -> anyhow::Result<PoolConfig> {
-        let seconds = |name: &str, value: f64| {
-            Duration::try_from_secs_f64(value)
-                .map_err(|_| anyhow::anyhow!("--{name} must be a number of seconds ≥ 0"))
-        };
-        Ok(PoolConfig {
+    fn pool_config(&self) -> PoolConfig {
+        PoolConfig {
             concurrency: usize::from(self.concurrency),
             retry: RetryPolicy {
-                base: seconds("backoff-base", self.backoff_base)?,
-                cap: seconds("backoff-cap", self.backoff_cap)?,
+                base: self.backoff_base,
+                cap: self.backoff_cap,
                 max_attempts: self.max_attempts,
             },
             ..PoolConfig::default()
-        })
+        }
     }
 }
 
@@ -214,9 +210,22 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            // A storyteller or preset that does not exist is a mistake in the command line.
+            let usage = matches!(
+                e.downcast_ref::<EngineError>(),
+                Some(EngineError::UnknownPreset { .. } | EngineError::UnknownStoryteller { .. })
+            );
+            ExitCode::from(if usage { 2 } else { 1 })
         }
     }
+}
+
+/// Parses a number of seconds (≥ 0, fractions allowed) for clap.
+fn seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("'{text}' is not a number of seconds ≥ 0"))
 }
 
 /// What every command shares: where state lives, the store and the event bus.
@@ -304,7 +313,7 @@ impl App {
     }
 
     fn pool(&self, registry: StorytellerRegistry, run: &RunOptions) -> anyhow::Result<Pool> {
-        let config = run.pool_config()?;
+        let config = run.pool_config();
         Ok(Pool::new(
             Arc::new(self.store.clone()),
             registry,
@@ -313,6 +322,15 @@ impl App {
             config,
             Some(&self.home.runners()),
         )?)
+    }
+
+    /// Tells the person when the queue is paused (nothing will start); whether it is.
+    async fn say_if_paused(&self) -> anyhow::Result<bool> {
+        let stats = self.store.stats().await?;
+        if let Some(reason) = &stats.paused {
+            eprintln!("the queue is paused ({reason}); `storyteller resume` starts it again");
+        }
+        Ok(stats.paused.is_some())
     }
 
     /// Wakes `pool` whenever another process writes to the database (a `storyteller add` in
@@ -379,6 +397,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { run, until_empty } => {
             let registry = app.storytellers()?;
             let pool = app.pool(registry, &run)?;
+            app.say_if_paused().await?;
             let _watcher = app.watch_database(&pool);
             let display = progress::Display::start(&app.store, &app.bus);
             let until = if until_empty {
@@ -402,6 +421,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output::print_refusals(&refused);
             let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
             let pool = app.pool(registry, &run)?;
+            let paused = app.say_if_paused().await?;
+            let pending_any = jobs.iter().any(|j| !j.state.is_finished());
+            if paused && pending_any {
+                // Nothing would run: say so rather than wait for a resume that may never come.
+                return Ok(ExitCode::from(1));
+            }
             let display = progress::Display::start(&app.store, &app.bus);
             let pending: std::collections::HashSet<JobId> = jobs
                 .iter()

@@ -4,7 +4,8 @@
 //! - makespan: 30 jobs of a 1 s storyteller at concurrency 3 against the ideal 10 s;
 //! - restart: a database holding 100,000 finished jobs, from open to the first claim;
 //! - memory: peak RSS of `storyteller run` over 100,000 queued jobs (needs the release CLI:
-//!   `cargo build --release -p storyteller-cli`, or `STORYTELLER_BIN`).
+//!   `cargo build --release -p storyteller-cli`, or `STORYTELLER_BIN`; the smoke run also takes
+//!   the debug build).
 //!
 //! Every database is a real WAL file on disk. `BENCH_QUICK=1` shrinks the runs for a smoke test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -187,8 +188,16 @@ fn storyteller_bin() -> Option<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let bin = target.join("release/storyteller");
-    bin.exists().then_some(bin)
+    // The smoke run (BENCH_QUICK) may use the debug build that `./run.sh test` makes.
+    let profiles: &[&str] = if std::env::var_os("BENCH_QUICK").is_some() {
+        &["release", "debug"]
+    } else {
+        &["release"]
+    };
+    profiles
+        .iter()
+        .map(|profile| target.join(profile).join("storyteller"))
+        .find(|bin| bin.exists())
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {

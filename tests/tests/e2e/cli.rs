@@ -391,12 +391,13 @@ fn rm_deletes_one_job_and_clear_deletes_the_finished_ones() {
 fn usage_mistakes_exit_with_code_two() {
     let sandbox = Sandbox::new();
     let video = sandbox.video("usage.mp4", Look::plain());
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["add"], "PATHS"),
         (&["add", arg(&video), "--priority", "urgent"], "urgent"),
         (&["frobnicate"], "frobnicate"),
         (&["run", "--concurrency", "0"], "0"),
         (&["export", "--format", "pdf"], "pdf"),
+        (&["run", "--backoff-base", "-1"], "-1"),
     ];
     for (args, mentions) in cases {
         let out = sandbox.run(args);
@@ -428,12 +429,16 @@ fn an_unknown_preset_or_storyteller_is_refused_with_the_choices_there_are() {
     let sandbox = Sandbox::new();
     let video = sandbox.video("preset.mp4", Look::plain());
     let out = sandbox.run(&["add", arg(&video), "--preset", "nonsense"]);
-    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(
+        out.code,
+        Some(2),
+        "a preset that does not exist is a usage error: {out}"
+    );
     assert!(out.stderr.contains("no preset 'nonsense'"), "{out}");
     assert!(out.stderr.contains("narrative, summary, social"), "{out}");
 
     let out = sandbox.run(&["process", arg(&video), "--storyteller", "gpt-99"]);
-    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(out.code, Some(2), "{out}");
     assert!(out.stderr.contains("unknown storyteller 'gpt-99'"), "{out}");
     assert!(out.stderr.contains("offline"), "{out}");
     assert!(sandbox.jobs().is_empty(), "a refused add queued something");
@@ -527,4 +532,17 @@ fn printing_into_a_closed_pipe_ends_quietly_instead_of_panicking() {
         out.status.code()
     );
     assert_ne!(out.status.code(), Some(101), "{stderr}");
+}
+
+#[test]
+fn process_on_a_paused_queue_says_so_instead_of_waiting() {
+    let sandbox = Sandbox::new();
+    let video = sandbox.video("paused.mp4", Look::plain());
+    sandbox.ok(&["pause", "--reason", "holiday"]);
+    let out = sandbox.run(&["process", arg(&video)]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("paused (holiday)"), "{out}");
+    assert!(out.stderr.contains("storyteller resume"), "{out}");
+    // The video waits in the queue for the resume.
+    assert_eq!(count_in(&sandbox.jobs(), "queued"), 1);
 }
