@@ -14,6 +14,8 @@
 //! - [`home`]: where state lives.
 //! - [`error`]: the engine's error type.
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod event;
 pub mod export;

@@ -249,42 +249,25 @@ impl Pool {
             } else {
                 false
             };
-            let next_ready_at = if idle {
-                inner.store.next_ready_at().await?
-            } else {
-                None
-            };
-            if until == RunUntil::Empty && idle && tasks.is_empty() {
-                let stats = inner.store.stats().await?;
-                let waiting =
-                    next_ready_at.is_some() || (stats.queued > 0 && stats.paused.is_none());
-                if !waiting {
+            let next_ready_at = match inner.after_claim(until, idle, tasks.is_empty()).await {
+                Ok(Next::Stop) => break,
+                Ok(Next::WaitUntil(at)) => at,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the queue failed");
+                    result = Err(e);
                     break;
                 }
-            }
+            };
             let sleep_for = next_ready_at.map(|at| {
                 Duration::from_millis((at - inner.clock.now_ms()).clamp(1, 60_000) as u64)
             });
             tokio::select! {
                 _ = &mut shutdown => break,
                 Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                    let (id, failure) = match joined {
-                        Ok((id, ())) => (id, None),
-                        Err(e) => (e.id(), Some(e)),
-                    };
-                    let job = task_jobs.remove(&id);
-                    if let (Some(failure), Some(job)) = (failure, job) {
-                        inner.task_panicked(&job, &failure).await;
-                    }
-                    // Workers that ended leave room: claim for it in one go.
+                    inner.worker_ended(&mut task_jobs, joined).await;
+                    // Workers that ended together leave room: claim for all of it in one go.
                     while let Some(joined) = tasks.try_join_next_with_id() {
-                        let (id, failure) = match joined {
-                            Ok((id, ())) => (id, None),
-                            Err(e) => (e.id(), Some(e)),
-                        };
-                        if let (Some(failure), Some(job)) = (failure, task_jobs.remove(&id)) {
-                            inner.task_panicked(&job, &failure).await;
-                        }
+                        inner.worker_ended(&mut task_jobs, joined).await;
                     }
                 }
                 _ = inner.wake.notified() => {
@@ -312,14 +295,18 @@ impl Pool {
             inner.stop(id, StopReason::Shutdown);
         }
         while let Some(joined) = tasks.join_next_with_id().await {
-            if let Err(failure) = joined {
-                if let Some(job) = task_jobs.remove(&failure.id()) {
-                    inner.task_panicked(&job, &failure).await;
-                }
-            }
+            inner.worker_ended(&mut task_jobs, joined).await;
         }
         result
     }
+}
+
+/// What the run loop does after a claim.
+enum Next {
+    /// Return: the queue is empty (with [`RunUntil::Empty`]).
+    Stop,
+    /// Wait for an event, or until this time (ms) when a job waiting to retry becomes ready.
+    WaitUntil(Option<i64>),
 }
 
 async fn sleep_or_never(duration: Option<Duration>) {
@@ -429,6 +416,42 @@ impl PoolInner {
             self.wake.notify_one();
         }
         Ok(())
+    }
+
+    /// After a claim that left slots free (`idle`): when the next waiting job is ready, or
+    /// whether a run until empty is done.
+    async fn after_claim(&self, until: RunUntil, idle: bool, none_running: bool) -> Result<Next> {
+        if !idle {
+            return Ok(Next::WaitUntil(None));
+        }
+        let next_ready_at = self.store.next_ready_at().await?;
+        if until == RunUntil::Empty && none_running && next_ready_at.is_none() {
+            let stats = self.store.stats().await?;
+            // Queued jobs that could not be claimed wait for a running twin (maybe in another
+            // process); a paused queue has nothing to wait for.
+            if stats.queued == 0 || stats.paused.is_some() {
+                return Ok(Next::Stop);
+            }
+        }
+        Ok(Next::WaitUntil(next_ready_at))
+    }
+
+    /// Forgets a worker task that ended; one that panicked fails the job it was on.
+    async fn worker_ended(
+        &self,
+        task_jobs: &mut HashMap<tokio::task::Id, Arc<Mutex<Job>>>,
+        joined: std::result::Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+    ) {
+        match joined {
+            Ok((id, ())) => {
+                task_jobs.remove(&id);
+            }
+            Err(failure) => {
+                if let Some(job) = task_jobs.remove(&failure.id()) {
+                    self.task_panicked(&job, &failure).await;
+                }
+            }
+        }
     }
 
     async fn task_panicked(&self, job: &Mutex<Job>, failure: &tokio::task::JoinError) {
