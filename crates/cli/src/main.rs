@@ -24,7 +24,7 @@ use storyteller_engine::export::{self, ExportFormat};
 use storyteller_engine::home::Home;
 use storyteller_engine::intake::{self, IntakeOptions};
 use storyteller_engine::job::{JobState, Priority, StorySpec};
-use storyteller_engine::media::Media;
+use storyteller_engine::media::{self, Media};
 use storyteller_engine::pool::{Pool, PoolConfig, RunUntil};
 use storyteller_engine::retry::{RetryPolicy, SystemClock};
 use storyteller_engine::store::{JobFilter, JobStore, SqliteStore};
@@ -521,12 +521,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Rm { id } => {
             let job = app.store.get(&id).await?;
-            app.store.delete(job.id).await?;
+            let removed = app.store.delete(job.id).await?;
+            media::remove_thumbnails(app.home.thumbnails(), removed.orphaned_hashes).await;
             out!("deleted {}  {}", output::short_id(job.id), job.file_name());
             Ok(ExitCode::SUCCESS)
         }
         Command::Clear => {
-            let n = app.store.clear_finished().await?;
+            let removed = app.store.clear_finished().await?;
+            media::remove_thumbnails(app.home.thumbnails(), removed.orphaned_hashes).await;
+            let n = removed.jobs;
             out!("deleted {n} finished job{}", if n == 1 { "" } else { "s" });
             Ok(ExitCode::SUCCESS)
         }

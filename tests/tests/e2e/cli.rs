@@ -367,8 +367,20 @@ fn rm_deletes_one_job_and_clear_deletes_the_finished_ones() {
     sandbox.ok(&["add", arg(&videos[2])]);
     let jobs = sandbox.jobs();
     let first = text(&jobs[0], "id").to_owned();
+    let thumbnails = |job: &serde_json::Value| {
+        sandbox
+            .home()
+            .join("thumbnails")
+            .join(text(job, "content_hash"))
+    };
+    let (first_thumbs, second_thumbs) = (thumbnails(&jobs[0]), thumbnails(&jobs[1]));
+    assert!(first_thumbs.is_dir() && second_thumbs.is_dir());
 
     let out = sandbox.ok(&["rm", &first]);
+    assert!(
+        !first_thumbs.exists(),
+        "rm left the video's thumbnails behind"
+    );
     assert!(
         out.stdout.contains("deleted") && out.stdout.contains("clip-0.mp4"),
         "{out}"
@@ -380,6 +392,7 @@ fn rm_deletes_one_job_and_clear_deletes_the_finished_ones() {
 
     let out = sandbox.ok(&["clear"]);
     assert!(out.stdout.contains("deleted 1 finished job"), "{out}");
+    assert!(!second_thumbs.exists(), "clear left thumbnails behind");
     let jobs = sandbox.jobs();
     assert_eq!(jobs.len(), 1, "{jobs:#?}");
     assert_eq!(jobs[0]["file"], "clip-2.mp4");

@@ -259,18 +259,7 @@ impl Media {
 
     /// The folder holding the thumbnails of the file with this content hash.
     pub fn thumbnails_dir(&self, content_hash: &str) -> PathBuf {
-        // The hash names a folder: keep it to safe characters so it cannot climb out.
-        let safe: String = content_hash
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-            .take(128)
-            .collect();
-        let safe = if safe.is_empty() {
-            "unknown".to_owned()
-        } else {
-            safe
-        };
-        self.thumbnails_root.join(safe)
+        thumbnails_dir(&self.thumbnails_root, content_hash)
     }
 
     /// The container and stream facts of `path`, or why it is not a usable video.
@@ -499,6 +488,37 @@ pub fn clock(secs: f64) -> String {
         format!("{h}:{m:02}:{s:02}")
     } else {
         format!("{m}:{s:02}")
+    }
+}
+
+/// Where the thumbnails of the video with `content_hash` live under `root`.
+pub fn thumbnails_dir(root: &Path, content_hash: &str) -> PathBuf {
+    // The hash names a folder: keep it to safe characters so it cannot climb out.
+    let safe: String = content_hash
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .take(128)
+        .collect();
+    root.join(if safe.is_empty() { "unknown" } else { &safe })
+}
+
+/// Deletes the thumbnails of videos no job shows any more (see
+/// [`Removed`](crate::store::Removed)); a folder already gone is fine.
+pub async fn remove_thumbnails(root: PathBuf, content_hashes: Vec<String>) {
+    let removal = tokio::task::spawn_blocking(move || {
+        for hash in content_hashes {
+            let dir = thumbnails_dir(&root, &hash);
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not remove thumbnails")
+                }
+            }
+        }
+    });
+    if let Err(e) = removal.await {
+        tracing::warn!(error = %e, "removing thumbnails stopped");
     }
 }
 

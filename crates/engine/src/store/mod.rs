@@ -55,6 +55,15 @@ pub enum Outcome {
     },
 }
 
+/// What a deletion removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Jobs deleted.
+    pub jobs: u64,
+    /// Content hashes no remaining job refers to: their thumbnails can go too.
+    pub orphaned_hashes: Vec<String>,
+}
+
 /// Which jobs a query returns.
 #[derive(Clone, Debug, Default)]
 pub struct JobFilter {
@@ -120,10 +129,10 @@ pub trait JobStore: Send + Sync + 'static {
     fn retry(&self, id: JobId) -> StoreFuture<'_, Job>;
 
     /// Deletes a job that is not running.
-    fn delete(&self, id: JobId) -> StoreFuture<'_, ()>;
+    fn delete(&self, id: JobId) -> StoreFuture<'_, Removed>;
 
-    /// Deletes every finished job; returns how many.
-    fn clear_finished(&self) -> StoreFuture<'_, u64>;
+    /// Deletes every finished job.
+    fn clear_finished(&self) -> StoreFuture<'_, Removed>;
 
     /// Pauses claiming (with a reason people see) or, with `None`, resumes it.
     fn set_paused(&self, reason: Option<String>) -> StoreFuture<'_, ()>;

@@ -72,6 +72,8 @@ const MIGRATIONS: &[&str] = &[
     -- Not keyed by state, so it never changes when a job moves on.
     CREATE INDEX jobs_cache ON jobs (cache_key);
     CREATE INDEX jobs_batch ON jobs (batch_id);
+    -- Finds whether any job still shows a video's thumbnails.
+    CREATE INDEX jobs_content ON jobs (content_hash);
 
     -- Counts per state kept by triggers, so stats never scan the table.
     CREATE TABLE state_counts (

@@ -11,7 +11,7 @@
 //! added later joins the rotation at once, and each claim is one index seek.
 
 use super::writer::{Outbox, Writer};
-use super::{schema, JobFilter, JobStore, Outcome, StoreFuture};
+use super::{schema, JobFilter, JobStore, Outcome, Removed, StoreFuture};
 use crate::error::{EngineError, Result};
 use crate::event::{Event, EventBus, QueueStats};
 use crate::job::{
@@ -661,6 +661,18 @@ fn reclaim_jobs(
 /// The job an id, a unique id prefix or a unique id suffix names. Suffixes matter because a
 /// UUID v7 starts with its timestamp: jobs added together share their first digits, and short
 /// ids are shown from the random tail.
+/// Those of `hashes` that no job refers to any more.
+fn orphans(conn: &Connection, hashes: impl IntoIterator<Item = String>) -> Result<Vec<String>> {
+    let mut in_use = conn.prepare_cached("SELECT 1 FROM jobs WHERE content_hash = ?1 LIMIT 1")?;
+    let mut orphaned = Vec::new();
+    for hash in hashes {
+        if !in_use.exists([&hash])? {
+            orphaned.push(hash);
+        }
+    }
+    Ok(orphaned)
+}
+
 fn resolve_id(conn: &Connection, id_or_prefix: &str) -> Result<JobId> {
     let needle = id_or_prefix.trim().to_ascii_lowercase();
     if let Ok(id) = needle.parse::<JobId>() {
@@ -872,43 +884,55 @@ impl JobStore for SqliteStore {
         })
     }
 
-    fn delete(&self, id: JobId) -> StoreFuture<'_, ()> {
+    fn delete(&self, id: JobId) -> StoreFuture<'_, Removed> {
         Box::pin(async move {
             self.write(move |conn, outbox, _| {
-                let deleted = conn
-                    .prepare_cached("DELETE FROM jobs WHERE id = ?1 AND state <> 'running'")?
-                    .execute([id.to_string()])?;
-                if deleted == 0 {
+                let hash: Option<String> = conn
+                    .prepare_cached(
+                        "DELETE FROM jobs WHERE id = ?1 AND state <> 'running' \
+                         RETURNING content_hash",
+                    )?
+                    .query_row([id.to_string()], |r| r.get(0))
+                    .optional()?;
+                let Some(hash) = hash else {
                     return Err(match load_job(conn, id)? {
                         Some(_) => EngineError::JobRunning(id),
                         None => EngineError::JobNotFound(id.to_string()),
                     });
-                }
+                };
                 outbox.counts_changed = true;
                 outbox.events.push(Event::JobRemoved { job_id: id });
-                Ok(())
+                Ok(Removed {
+                    jobs: 1,
+                    orphaned_hashes: orphans(conn, [hash])?,
+                })
             })
             .await
         })
     }
 
-    fn clear_finished(&self) -> StoreFuture<'_, u64> {
+    fn clear_finished(&self) -> StoreFuture<'_, Removed> {
         Box::pin(async move {
             self.write(move |conn, outbox, _| {
-                let ids = conn
+                let deleted = conn
                     .prepare_cached(
                         "DELETE FROM jobs WHERE state IN ('succeeded', 'dead', 'cancelled') \
-                         RETURNING id",
+                         RETURNING id, content_hash",
                     )?
-                    .query_map([], |r| r.get::<_, String>(0))?
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                for id in &ids {
+                let mut hashes = std::collections::BTreeSet::new();
+                for (id, hash) in &deleted {
                     if let Ok(job_id) = id.parse() {
                         outbox.events.push(Event::JobRemoved { job_id });
                     }
+                    hashes.insert(hash.clone());
                 }
-                outbox.counts_changed = !ids.is_empty();
-                Ok(ids.len() as u64)
+                outbox.counts_changed = !deleted.is_empty();
+                Ok(Removed {
+                    jobs: deleted.len() as u64,
+                    orphaned_hashes: orphans(conn, hashes)?,
+                })
             })
             .await
         })

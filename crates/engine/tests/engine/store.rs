@@ -400,7 +400,10 @@ async fn events_follow_commits_and_stats_stay_exact() {
     // Counts kept by triggers equal a full count.
     let listed = store.list(JobFilter::default()).await.unwrap();
     assert_eq!(listed.len() as u64, store.stats().await.unwrap().total());
-    assert_eq!(store.clear_finished().await.unwrap(), 2);
+    let cleared = store.clear_finished().await.unwrap();
+    assert_eq!(cleared.jobs, 2);
+    // Their contents were theirs alone: both sets of thumbnails can go.
+    assert_eq!(cleared.orphaned_hashes.len(), 2);
     assert_eq!(store.stats().await.unwrap().total(), 1);
 }
 
@@ -442,4 +445,27 @@ async fn a_newer_database_is_refused_not_guessed_at() {
     let error = SqliteStore::open(&path, EventBus::new()).await.unwrap_err();
     assert_eq!(error.code(), "schema_too_new");
     assert!(error.to_string().contains("update Storyteller"));
+}
+
+#[tokio::test]
+async fn deleting_reports_which_videos_no_job_shows_any_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let added = store
+        .enqueue(vec![
+            job("a.mp4", "shared"),
+            job("copy.mp4", "shared"),
+            job("b.mp4", "own"),
+        ])
+        .await
+        .unwrap();
+    // A copy of the same video still shows the thumbnails.
+    let removed = store.delete(added[0].id).await.unwrap();
+    assert_eq!((removed.jobs, removed.orphaned_hashes.len()), (1, 0));
+    let removed = store.delete(added[1].id).await.unwrap();
+    assert_eq!(removed.orphaned_hashes, vec![added[1].content_hash.clone()]);
+    // Nothing finished: clearing removes nothing.
+    let cleared = store.clear_finished().await.unwrap();
+    assert_eq!(cleared, Default::default());
+    assert_eq!(store.stats().await.unwrap().total(), 1);
 }
