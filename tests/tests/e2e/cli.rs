@@ -6,6 +6,7 @@ use crate::support::{count_in, text, Look, Sandbox};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Three different videos in `sandbox`'s video folder.
 fn three_videos(sandbox: &Sandbox) -> Vec<PathBuf> {
@@ -558,4 +559,28 @@ fn process_on_a_paused_queue_says_so_instead_of_waiting() {
     assert!(out.stderr.contains("storyteller resume"), "{out}");
     // The video waits in the queue for the resume.
     assert_eq!(count_in(&sandbox.jobs(), "queued"), 1);
+}
+
+#[test]
+fn a_waiting_runner_picks_up_videos_added_from_another_terminal_at_once() {
+    let sandbox = Sandbox::new();
+    let video = sandbox.video("later.mp4", Look::plain());
+    let runner = sandbox.spawn(&["run"]);
+    // Let the runner start and go idle on an empty queue.
+    std::thread::sleep(Duration::from_millis(500));
+    let added_at = Instant::now();
+    sandbox.ok(&["add", arg(&video)]);
+    sandbox.wait_for_jobs(Duration::from_secs(10), "the video told", |jobs| {
+        count_in(jobs, "succeeded") == 1
+    });
+    // Nothing polls: the runner heard of the write to the database. Its own timers would not
+    // have looked for work before its first heartbeat, 10 s after it started.
+    assert!(
+        added_at.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        added_at.elapsed()
+    );
+    runner.signal("TERM");
+    let out = runner.wait(Duration::from_secs(10));
+    assert_eq!(out.code, Some(0), "{out}");
 }
