@@ -11,11 +11,10 @@ use std::path::Path;
 const MIGRATIONS: &[&str] = &[
     // 1: jobs, batches and the bookkeeping that keeps every claim and count O(log n).
     r#"
+    -- One row per enqueue (a drag-and-drop, an `add`): the unit that takes turns.
     CREATE TABLE batches (
-        id            TEXT PRIMARY KEY,
-        created_at    INTEGER NOT NULL,
-        -- Start-time fair queuing: the fair key given to this batch's newest job.
-        last_fair_key INTEGER NOT NULL DEFAULT 0
+        id         TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL
     );
 
     -- The fair-queuing virtual clock per priority: the fair key of the newest claimed job.

@@ -5,10 +5,10 @@
 //! Claiming is a single `UPDATE … WHERE seq = (SELECT … LIMIT 1) RETURNING` inside an immediate
 //! transaction, so two pools, in one process or two, never take the same job.
 //!
-//! Fairness is start-time fair queuing: each job gets a fair key when added, one past the larger
-//! of its batch's previous key and the priority's virtual clock (the key of the newest claimed
-//! job). Claiming in (priority, fair key, seq) order then serves batches round-robin, a batch
-//! added later joins the rotation at once, and each claim is one index seek.
+//! Fairness is start-time fair queuing. Every enqueue is one batch; its jobs get consecutive fair
+//! keys starting one past the priority's virtual clock (the key of the newest claimed job).
+//! Claiming in (priority, fair key, seq) order then serves batches round-robin, a batch added
+//! later joins the rotation at once, and each claim is one index seek.
 
 use super::writer::{Outbox, Writer};
 use super::{schema, JobFilter, JobStore, Outcome, Removed, StoreFuture};
@@ -314,7 +314,7 @@ fn transition_error(conn: &Connection, id: JobId, to: JobState) -> EngineError {
     }
 }
 
-/// The succeeded story with this cache key, if any: (story, input tokens, output tokens).
+/// The story of a succeeded job with this cache key, if there is one.
 fn cached_story(conn: &Connection, cache_key: &str) -> Result<Option<String>> {
     Ok(conn
         .prepare_cached(
@@ -334,15 +334,14 @@ fn enqueue_batch(
     let batch = BatchId::new();
     conn.prepare_cached("INSERT INTO batches (id, created_at) VALUES (?1, ?2)")?
         .execute(params![batch.to_string(), now])?;
-    let mut vtimes = [0i64; 3];
+    // A new batch starts at the virtual clock: it joins the rotation now, neither ahead of
+    // batches already waiting nor behind all of them.
+    let mut next_key = [0i64; 3];
     for priority in Priority::ALL {
-        vtimes[priority.rank() as usize] = conn
+        next_key[priority.rank() as usize] = conn
             .prepare_cached("SELECT vtime FROM fair_clock WHERE priority = ?1")?
             .query_row([priority.rank()], |r| r.get(0))?;
     }
-    // A new batch starts at the virtual clock: it joins the rotation now, neither ahead of
-    // batches already waiting nor behind all of them.
-    let mut next_key = vtimes;
     let mut added = Vec::with_capacity(jobs.len());
     let mut insert = conn.prepare_cached(&format!(
         "INSERT INTO jobs (id, source, size, mtime_ms, content_hash, storyteller, model, preset, \
@@ -401,9 +400,6 @@ fn enqueue_batch(
         }
         added.push(stored);
     }
-    let last_key = next_key.iter().copied().max().unwrap_or(0);
-    conn.prepare_cached("UPDATE batches SET last_fair_key = ?2 WHERE id = ?1")?
-        .execute(params![batch.to_string(), last_key])?;
     outbox.counts_changed = !added.is_empty();
     Ok(added)
 }
