@@ -55,9 +55,13 @@ fn job_style() -> ProgressStyle {
 }
 
 fn total_style() -> ProgressStyle {
-    ProgressStyle::with_template("{bar:30.green/white} {pos}/{len} done {msg} [{elapsed_precise}]")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("█▌ ")
+    // The estimate comes from the pace of jobs finished so far, the best guide a queue of
+    // unknown videos has.
+    ProgressStyle::with_template(
+        "{bar:30.green/white} {pos}/{len} done {msg} [{elapsed_precise}, about {eta} left]",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("█▌ ")
 }
 
 /// The job's file name, looked up once per job.

@@ -57,6 +57,13 @@ impl Default for PoolConfig {
     }
 }
 
+/// How long the run loop waits before asking a failing store again.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// When [`Pool::run`] returns (besides its shutdown future resolving).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunUntil {
@@ -240,10 +247,18 @@ impl Pool {
                         }
                         idle
                     }
-                    Err(e) => {
-                        tracing::error!(error = %e, "claiming jobs failed");
-                        result = Err(e);
+                    Err(EngineError::StoreClosed) => {
+                        result = Err(EngineError::StoreClosed);
                         break;
+                    }
+                    Err(e) => {
+                        // The database may be busy or the disk full for a while: keep trying
+                        // rather than leave the queue without a worker.
+                        tracing::error!(error = %e, "claiming jobs failed; trying again shortly");
+                        tokio::select! {
+                            _ = &mut shutdown => break,
+                            _ = tokio::time::sleep(STORE_RETRY) => continue,
+                        }
                     }
                 }
             } else {
@@ -252,10 +267,13 @@ impl Pool {
             let next_ready_at = match inner.after_claim(until, idle, tasks.is_empty()).await {
                 Ok(Next::Stop) => break,
                 Ok(Next::WaitUntil(at)) => at,
-                Err(e) => {
-                    tracing::error!(error = %e, "reading the queue failed");
-                    result = Err(e);
+                Err(EngineError::StoreClosed) => {
+                    result = Err(EngineError::StoreClosed);
                     break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the queue failed; trying again shortly");
+                    Some(inner.clock.now_ms() + duration_ms(STORE_RETRY))
                 }
             };
             let sleep_for = next_ready_at.map(|at| {
@@ -683,8 +701,7 @@ impl PoolInner {
                     let delay = self.config.retry.delay(job.attempts, retry_after);
                     Outcome::Retry {
                         error: job_error,
-                        run_after_ms: self.clock.now_ms()
-                            + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
+                        run_after_ms: self.clock.now_ms() + duration_ms(delay),
                     }
                 } else {
                     Outcome::Dead {
