@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use storyteller_engine::job::{NewJob, Priority, StorySpec, Usage};
 use storyteller_engine::pool::{Pool, PoolConfig};
 use storyteller_engine::retry::{RetryPolicy, SystemClock};
-use storyteller_engine::store::SqliteStore;
+use storyteller_engine::store::{JobFilter, JobStore, Outcome, Removed, SqliteStore, StoreFuture};
 use storyteller_engine::storyteller::{
     http, BoxFuture, StoryError, StoryRequest, StorySink, Storyteller, StorytellerRegistry,
 };
-use storyteller_engine::{EventBus, JobId};
+use storyteller_engine::{EventBus, Job, JobId, QueueStats, Stage};
 
 /// A store on a fresh database file in `dir`.
 pub async fn store_in(dir: &Path) -> SqliteStore {
@@ -214,4 +214,92 @@ pub fn http_storyteller(base_url: String) -> Arc<Scripted> {
                 .map_err(|e| http::error_for_transport("Test provider", &e))
         })
     })
+}
+
+/// A store whose first `failures` claims fail as a busy database would, then behaves.
+pub struct FlakyStore {
+    pub inner: SqliteStore,
+    pub failures: AtomicUsize,
+}
+
+impl JobStore for FlakyStore {
+    fn enqueue(&self, jobs: Vec<NewJob>) -> StoreFuture<'_, Vec<Job>> {
+        self.inner.enqueue(jobs)
+    }
+    fn claim(&self, owner: &str, max: usize, lease: Duration) -> StoreFuture<'_, Vec<Job>> {
+        let failing = self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Box::pin(async {
+                Err(storyteller_engine::EngineError::CommitFailed(
+                    "database is locked".into(),
+                ))
+            });
+        }
+        self.inner.claim(owner, max, lease)
+    }
+    fn heartbeat(&self, owner: &str, lease: Duration) -> StoreFuture<'_, Vec<JobId>> {
+        self.inner.heartbeat(owner, lease)
+    }
+    fn report(&self, id: JobId, owner: &str, stage: Stage, progress: f64) -> StoreFuture<'_, ()> {
+        self.inner.report(id, owner, stage, progress)
+    }
+    fn update_source(
+        &self,
+        id: JobId,
+        owner: &str,
+        size: u64,
+        mtime_ms: i64,
+        content_hash: String,
+    ) -> StoreFuture<'_, ()> {
+        self.inner
+            .update_source(id, owner, size, mtime_ms, content_hash)
+    }
+    fn finish(&self, id: JobId, owner: &str, outcome: Outcome) -> StoreFuture<'_, Job> {
+        self.inner.finish(id, owner, outcome)
+    }
+    fn finish_and_claim(
+        &self,
+        id: JobId,
+        owner: &str,
+        outcome: Outcome,
+        lease: Duration,
+    ) -> StoreFuture<'_, (Job, Option<Job>)> {
+        self.inner.finish_and_claim(id, owner, outcome, lease)
+    }
+    fn reclaim(&self, dead_owners: Vec<String>, max_attempts: u32) -> StoreFuture<'_, Vec<JobId>> {
+        self.inner.reclaim(dead_owners, max_attempts)
+    }
+    fn cancel(&self, id: JobId) -> StoreFuture<'_, Job> {
+        self.inner.cancel(id)
+    }
+    fn retry(&self, id: JobId) -> StoreFuture<'_, Job> {
+        self.inner.retry(id)
+    }
+    fn delete(&self, id: JobId) -> StoreFuture<'_, Removed> {
+        self.inner.delete(id)
+    }
+    fn clear_finished(&self) -> StoreFuture<'_, Removed> {
+        self.inner.clear_finished()
+    }
+    fn set_paused(&self, reason: Option<String>) -> StoreFuture<'_, ()> {
+        self.inner.set_paused(reason)
+    }
+    fn get(&self, id_or_prefix: &str) -> StoreFuture<'_, Job> {
+        self.inner.get(id_or_prefix)
+    }
+    fn list(&self, filter: JobFilter) -> StoreFuture<'_, Vec<Job>> {
+        self.inner.list(filter)
+    }
+    fn stats(&self) -> StoreFuture<'_, QueueStats> {
+        self.inner.stats()
+    }
+    fn next_ready_at(&self) -> StoreFuture<'_, Option<i64>> {
+        self.inner.next_ready_at()
+    }
+    fn lease_owners(&self) -> StoreFuture<'_, Vec<String>> {
+        self.inner.lease_owners()
+    }
 }

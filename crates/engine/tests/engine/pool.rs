@@ -3,6 +3,7 @@
 
 use crate::fixtures::{fast_config, http_storyteller, job, jobs, pool_with, store_in, Scripted};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storyteller_engine::job::{ErrorKind, Priority};
 use storyteller_engine::pool::RunUntil;
@@ -513,4 +514,39 @@ async fn a_cancel_from_another_process_stops_the_job_at_once_on_notice() {
     assert_eq!(teller.running.load(Ordering::SeqCst), 0);
     let job = here.get(&target.id.to_string()).await.unwrap();
     assert_eq!(job.state, JobState::Cancelled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_store_does_not_stop_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    store.enqueue(jobs("j", 3)).await.unwrap();
+    let flaky = Arc::new(crate::fixtures::FlakyStore {
+        inner: store.clone(),
+        failures: std::sync::atomic::AtomicUsize::new(2),
+    });
+    let mut registry = storyteller_engine::storyteller::StorytellerRegistry::new();
+    registry.register(Scripted::sleeping(Duration::from_millis(5)));
+    let pool = storyteller_engine::pool::Pool::new(
+        flaky.clone(),
+        registry,
+        store.bus().clone(),
+        Arc::new(storyteller_engine::retry::SystemClock),
+        fast_config(2),
+        None,
+    )
+    .unwrap();
+    let started = Instant::now();
+    run_until_empty(&pool).await;
+    assert_eq!(
+        flaky.failures.load(Ordering::SeqCst),
+        0,
+        "claims never failed"
+    );
+    // Two failed claims, a second's pause after each.
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert!(all(&store)
+        .await
+        .iter()
+        .all(|j| j.state == JobState::Succeeded));
 }
