@@ -11,7 +11,7 @@ use crate::job::{Stage, Usage};
 use crate::media::{self, clock, describe_format, Analysis, Keyframe, Media};
 
 /// The model name: part of the result-cache key, so bump it whenever the writing changes.
-pub const OFFLINE_MODEL: &str = "offline-analyser-1";
+pub const OFFLINE_MODEL: &str = "offline-analyser-2";
 
 /// The presets, the default first.
 pub const PRESETS: [&str; 3] = ["narrative", "summary", "social"];
@@ -406,6 +406,10 @@ fn narrative(facts: &Facts, voice: &mut Voice) -> Vec<Vec<String>> {
     }
     let mut previous = facts.opening;
     for keyframe in &facts.middles {
+        // A keyframe that looks like the last one told adds nothing but a repeated sentence.
+        if previous.is_some_and(|told| looks_the_same(told, keyframe)) {
+            continue;
+        }
         journey.push(middle_sentence(keyframe, previous, voice));
         previous = Some(keyframe);
     }
@@ -461,6 +465,15 @@ fn shot_sentence(template: &str, keyframe: &Keyframe, voice: &mut Voice) -> Stri
         .replace("{time}", &clock(keyframe.time));
     let sentence = sentence.replace("{motion}", voice.motion_clause(keyframe.motion));
     capitalise(&sentence)
+}
+
+/// Whether `keyframe` is the same shot as `told`, with the same colour, light and motion.
+fn looks_the_same(told: &Keyframe, keyframe: &Keyframe) -> bool {
+    let moving = |k: &Keyframe| k.motion.map(|m| m >= MOTION_GENTLE);
+    told.scene == keyframe.scene
+        && told.colour.colour_name == keyframe.colour.colour_name
+        && (keyframe.colour.brightness - told.colour.brightness).abs() <= 0.12
+        && moving(told) == moving(keyframe)
 }
 
 /// One sentence for a keyframe from the body of the video, aware of the one before it.
@@ -1127,6 +1140,27 @@ mod tests {
 
     fn text(analysis: &Analysis, preset: Preset, seed: &str) -> String {
         compose(analysis, preset, seed).concat()
+    }
+
+    #[test]
+    fn keyframes_that_look_like_the_last_one_told_are_not_retold() {
+        let mut same = analysis(true);
+        same.keyframes = vec![
+            keyframe(1.0, 0, ShotRole::Opening, "deep blue", 0.5),
+            keyframe(20.0, 0, ShotRole::Middle, "deep blue", 0.52),
+            keyframe(40.0, 0, ShotRole::Middle, "deep blue", 0.48),
+            keyframe(60.0, 0, ShotRole::Middle, "deep blue", 0.9),
+            keyframe(90.0, 1, ShotRole::Middle, "deep blue", 0.9),
+            keyframe(599.0, 2, ShotRole::Closing, "multicoloured", 0.5),
+        ];
+        let story = text(&same, Preset::Narrative, "abc");
+        // 20 s and 40 s add nothing; 60 s is brighter, 90 s is another scene.
+        for absent in ["0:20", "0:40"] {
+            assert!(!story.contains(absent), "{absent} retold in:\n{story}");
+        }
+        for present in ["1:00", "1:30", "9:59"] {
+            assert!(story.contains(present), "{present} missing from:\n{story}");
+        }
     }
 
     #[test]
