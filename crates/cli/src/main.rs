@@ -421,6 +421,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output::print_refusals(&refused);
             let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
             let pool = app.pool(registry, &run)?;
+            // A cancel from another terminal must reach the jobs this command waits for.
+            let _watcher = app.watch_database(&pool);
             let paused = app.say_if_paused().await?;
             let pending_any = jobs.iter().any(|j| !j.state.is_finished());
             if paused && pending_any {

@@ -10,7 +10,7 @@
 //! for their leases to run out, which is how a restart after `kill -9` resumes without delay.
 
 use crate::error::{EngineError, Result};
-use crate::event::EventBus;
+use crate::event::{Event, EventBus};
 use crate::intake;
 use crate::job::{ErrorKind, Job, JobError, JobId};
 use crate::retry::{Clock, RetryPolicy};
@@ -560,6 +560,40 @@ impl PoolInner {
         (id, current)
     }
 
+    /// Publishes what became of a job that another process (or a reclaim) took from this worker:
+    /// that process's events do not reach this one's subscribers, who would otherwise wait on a
+    /// job that has long been cancelled.
+    async fn announce_changed_elsewhere(&self, id: JobId) {
+        let job = match self.store.get(&id.to_string()).await {
+            Ok(job) => job,
+            Err(EngineError::JobNotFound(_)) => {
+                self.bus.publish(Event::JobRemoved { job_id: id });
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read a job changed elsewhere");
+                return;
+            }
+        };
+        self.bus.publish(if job.state.is_finished() {
+            Event::JobFinished {
+                job_id: id,
+                state: job.state,
+                cached: job.cached,
+                error: job.error,
+            }
+        } else {
+            Event::JobUpdated {
+                job_id: id,
+                state: job.state,
+                stage: job.stage,
+                progress: job.progress,
+                attempts: job.attempts,
+                error: job.error,
+            }
+        });
+    }
+
     /// Stores `outcome`; returns the next job to run when this worker should go on.
     async fn record(&self, job: &Job, outcome: Outcome) -> Option<Job> {
         let room = self.running.lock().map(|r| r.len()).unwrap_or(usize::MAX)
@@ -582,6 +616,7 @@ impl PoolInner {
             }
             Err(EngineError::LeaseLost(_)) | Err(EngineError::IllegalTransition(_)) => {
                 tracing::info!("job was taken from this worker before it finished");
+                self.announce_changed_elsewhere(job.id).await;
                 None
             }
             Err(e) => {
@@ -681,7 +716,10 @@ impl PoolInner {
                     tracing::info!("job cancelled");
                     None
                 }
-                StopReason::LeaseLost => None,
+                StopReason::LeaseLost => {
+                    self.announce_changed_elsewhere(job.id).await;
+                    None
+                }
             },
             Some(Ok((usage, (story, media)))) => Some(Outcome::Succeeded {
                 story,

@@ -584,3 +584,75 @@ fn a_waiting_runner_picks_up_videos_added_from_another_terminal_at_once() {
     let out = runner.wait(Duration::from_secs(10));
     assert_eq!(out.code, Some(0), "{out}");
 }
+
+#[test]
+fn process_stops_waiting_for_a_job_cancelled_from_another_terminal() {
+    let sandbox = Sandbox::new();
+    let videos: Vec<PathBuf> = (0..4)
+        .map(|i| sandbox.video(&format!("wait-{i}.mp4"), Look::varied(i, 10)))
+        .collect();
+    let mut args = vec!["process", "--concurrency", "1"];
+    args.extend(videos.iter().map(|v| arg(v)));
+    let processing = sandbox.spawn(&args);
+
+    // Cancel whichever job is running; one may finish first, then take the next.
+    let mut cancelled = None;
+    for _ in 0..videos.len() {
+        let jobs = sandbox.wait_for_jobs(crate::support::RUN_DEADLINE, "a running job", |jobs| {
+            count_in(jobs, "running") == 1 || (!jobs.is_empty() && count_in(jobs, "queued") == 0)
+        });
+        let Some(running) = jobs.iter().find(|j| j["state"] == "running") else {
+            break;
+        };
+        let id = text(running, "id").to_owned();
+        if sandbox.run(&["cancel", &id]).code == Some(0) {
+            cancelled = Some(id);
+            break;
+        }
+    }
+    let cancelled = cancelled.expect("never caught a job running to cancel it");
+    // Before the fix `process` waited for the cancelled job for ever.
+    let out = processing.wait(crate::support::RUN_DEADLINE);
+    assert_eq!(
+        out.code,
+        Some(1),
+        "a cancelled job is not a success:\n{out}"
+    );
+    assert!(out.stdout.contains("(cancelled)"), "{out}");
+    assert_eq!(sandbox.job(&cancelled)["state"], "cancelled");
+}
+
+#[test]
+fn commands_started_together_on_a_new_home_all_work() {
+    // The first commands on a new home race to create the database, switch it to WAL and
+    // migrate it: each must wait its turn, never fail with "database is locked".
+    for round in 0..60 {
+        let home = tempfile::tempdir().expect("tempdir");
+        let children: Vec<_> = [
+            &["list", "--json"][..],
+            &["stats", "--json"],
+            &["list"],
+            &["stats"],
+        ]
+        .iter()
+        .map(|args| {
+            std::process::Command::new(crate::support::binary())
+                .arg("--home")
+                .arg(home.path())
+                .args(*args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawning storyteller")
+        })
+        .collect();
+        for child in children {
+            let out = child.wait_with_output().expect("waiting for storyteller");
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

@@ -108,17 +108,58 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Sets the connection options every connection uses.
 pub fn configure(conn: &Connection) -> Result<()> {
+    // First: another process (a second pool, the CLI beside the desktop app) may hold the lock,
+    // even while the pragmas below run on a database it is creating at this very moment.
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
     // WAL lets readers run beside the writer; NORMAL keeps every commit durable against a
     // process crash (the WAL is fsynced at checkpoints), which is what a job queue needs.
-    conn.pragma_update(None, "journal_mode", "wal")?;
+    // WAL is a property of the file: set it once, so later opens need no exclusive lock.
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        conn.pragma_update(None, "journal_mode", "wal")?;
+    }
     conn.pragma_update(None, "synchronous", "normal")?;
     conn.pragma_update(None, "foreign_keys", "on")?;
     // Checkpoints are where NORMAL fsyncs; every 4 MB of WAL (the default) is several a second
     // under load. 32 MB keeps them rare while bounding the WAL file.
     conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
-    // Another process (a second pool, the CLI beside the desktop app) may hold the write lock.
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
     Ok(())
+}
+
+/// Opens, configures and migrates the database at `path` for writing.
+///
+/// Processes starting together on a new database race to create it and switch it to WAL. SQLite
+/// answers some of those races with `SQLITE_BUSY` at once rather than through the busy handler
+/// (to avoid deadlock), so the whole open is retried for a few seconds before giving up.
+/// Blocking: call it from a blocking thread.
+pub fn open_writer(path: &Path) -> Result<Connection> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        let attempt = Connection::open(path)
+            .map_err(EngineError::from)
+            .and_then(|mut conn| {
+                configure(&conn)?;
+                migrate(&mut conn, path)?;
+                Ok(conn)
+            });
+        match attempt {
+            Err(EngineError::Database(e))
+                if is_busy(&e) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 /// Brings the database at `path` (open on `conn`) up to [`SCHEMA_VERSION`].

@@ -74,10 +74,7 @@ impl SqliteStore {
             if let Some(parent) = open_path.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| EngineError::io(parent, &e))?;
             }
-            let mut conn = Connection::open(&open_path)?;
-            schema::configure(&conn)?;
-            schema::migrate(&mut conn, &open_path)?;
-            Ok(conn)
+            schema::open_writer(&open_path)
         })
         .await
         .map_err(|_| EngineError::StoreClosed)??;

@@ -500,6 +500,7 @@ async fn a_cancel_from_another_process_stops_the_job_at_once_on_notice() {
     while teller.running.load(Ordering::SeqCst) == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let mut events = here.bus().subscribe();
     elsewhere.cancel(target.id).await.unwrap();
     // What the database watcher does when another process writes.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -514,6 +515,12 @@ async fn a_cancel_from_another_process_stops_the_job_at_once_on_notice() {
     assert_eq!(teller.running.load(Ordering::SeqCst), 0);
     let job = here.get(&target.id.to_string()).await.unwrap();
     assert_eq!(job.state, JobState::Cancelled);
+    // This process's subscribers hear of it, though another process made the change.
+    let mut heard = false;
+    while let Ok(event) = events.try_recv() {
+        heard |= matches!(event, storyteller_engine::Event::JobFinished { job_id, state: JobState::Cancelled, .. } if job_id == target.id);
+    }
+    assert!(heard, "no event for the job cancelled elsewhere");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
