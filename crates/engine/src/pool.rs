@@ -543,12 +543,14 @@ impl PoolInner {
                     let (token, reason) = pool.register(&job);
                     let span = tracing::info_span!("job", id = %job.id, file = %job.file_name());
                     let next = async {
-                        let outcome = pool.run_job(&job, token, reason).await?;
-                        pool.record(&job, outcome).await
+                        let outcome = pool.run_job(&job, token, reason).await;
+                        // Off the running list before recording: a heartbeat racing the
+                        // record must not take the job's own completion for a lost lease.
+                        pool.unregister(job.id);
+                        pool.record(&job, outcome?).await
                     }
                     .instrument(span)
                     .await;
-                    pool.unregister(job.id);
                     match next {
                         Some(next) => job = next,
                         None => break,
@@ -596,8 +598,9 @@ impl PoolInner {
 
     /// Stores `outcome`; returns the next job to run when this worker should go on.
     async fn record(&self, job: &Job, outcome: Outcome) -> Option<Job> {
+        // This job has left the running list; its successor takes its place if that fits.
         let room = self.running.lock().map(|r| r.len()).unwrap_or(usize::MAX)
-            <= self.concurrency.load(Ordering::SeqCst);
+            < self.concurrency.load(Ordering::SeqCst);
         let go_on = room && !self.stopping.load(Ordering::SeqCst);
         let recorded = if go_on {
             self.store
