@@ -101,6 +101,28 @@ pub enum Event {
 }
 
 impl Event {
+    /// What `job`'s current state means to subscribers: [`Event::JobFinished`] once it has
+    /// finished, [`Event::JobUpdated`] before.
+    pub fn about(job: &Job) -> Event {
+        if job.state.is_finished() {
+            Event::JobFinished {
+                job_id: job.id,
+                state: job.state,
+                cached: job.cached,
+                error: job.error.clone(),
+            }
+        } else {
+            Event::JobUpdated {
+                job_id: job.id,
+                state: job.state,
+                stage: job.stage,
+                progress: job.progress,
+                attempts: job.attempts,
+                error: job.error.clone(),
+            }
+        }
+    }
+
     /// The job this event is about, if it is about one.
     pub fn job_id(&self) -> Option<JobId> {
         match self {

@@ -13,7 +13,7 @@ use crate::error::{EngineError, Result};
 use crate::event::{Event, EventBus};
 use crate::intake;
 use crate::job::{ErrorKind, Job, JobError, JobId};
-use crate::retry::{Clock, RetryPolicy};
+use crate::retry::{duration_ms, Clock, RetryPolicy};
 use crate::store::{JobStore, Outcome};
 use crate::storyteller::{StoryError, StoryRequest, StorySink, StorytellerRegistry};
 use std::collections::{HashMap, HashSet};
@@ -59,10 +59,6 @@ impl Default for PoolConfig {
 
 /// How long the run loop waits before asking a failing store again.
 const STORE_RETRY: Duration = Duration::from_secs(1);
-
-fn duration_ms(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
 
 /// When [`Pool::run`] returns (besides its shutdown future resolving).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -577,23 +573,7 @@ impl PoolInner {
                 return;
             }
         };
-        self.bus.publish(if job.state.is_finished() {
-            Event::JobFinished {
-                job_id: id,
-                state: job.state,
-                cached: job.cached,
-                error: job.error,
-            }
-        } else {
-            Event::JobUpdated {
-                job_id: id,
-                state: job.state,
-                stage: job.stage,
-                progress: job.progress,
-                attempts: job.attempts,
-                error: job.error,
-            }
-        });
+        self.bus.publish(Event::about(&job));
     }
 
     /// Stores `outcome`; returns the next job to run when this worker should go on.

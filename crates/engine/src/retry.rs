@@ -6,6 +6,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// A duration in whole milliseconds, the unit every stored time uses (saturating).
+pub fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Wall-clock time in milliseconds since the Unix epoch; tests substitute a [`ManualClock`].
 pub trait Clock: Send + Sync + Debug + 'static {
     /// Now, in ms since the Unix epoch.
@@ -41,8 +46,7 @@ impl ManualClock {
 
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
-        let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
-        self.now_ms.fetch_add(by, Ordering::SeqCst);
+        self.now_ms.fetch_add(duration_ms(by), Ordering::SeqCst);
     }
 }
 

@@ -17,7 +17,7 @@ use crate::event::{Event, EventBus, QueueStats};
 use crate::job::{
     BatchId, ErrorKind, Job, JobError, JobId, JobState, NewJob, Priority, Stage, Usage,
 };
-use crate::retry::{Clock, SystemClock};
+use crate::retry::{duration_ms, Clock, SystemClock};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -161,10 +161,6 @@ impl SqliteStore {
     }
 }
 
-fn duration_ms(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
 fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
     fn parsed<T: std::str::FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<T>
     where
@@ -278,26 +274,6 @@ fn paused_reason(conn: &Connection) -> Result<Option<String>> {
         .flatten())
 }
 
-fn updated_event(job: &Job) -> Event {
-    Event::JobUpdated {
-        job_id: job.id,
-        state: job.state,
-        stage: job.stage,
-        progress: job.progress,
-        attempts: job.attempts,
-        error: job.error.clone(),
-    }
-}
-
-fn finished_event(job: &Job) -> Event {
-    Event::JobFinished {
-        job_id: job.id,
-        state: job.state,
-        cached: job.cached,
-        error: job.error.clone(),
-    }
-}
-
 /// The error for a job that is not in a state `to` can be reached from.
 fn transition_error(conn: &Connection, id: JobId, to: JobState) -> EngineError {
     match load_job(conn, id) {
@@ -393,7 +369,7 @@ fn enqueue_batch(
             job: Box::new(stored.clone()),
         });
         if stored.cached {
-            outbox.events.push(finished_event(&stored));
+            outbox.events.push(Event::about(&stored));
         }
         added.push(stored);
     }
@@ -460,14 +436,14 @@ fn claim_jobs(
                     ))?
                     .query_row(params![job.id.to_string(), story, now], job_from_row)?;
                 bump_counter(conn, "cache_hits")?;
-                outbox.events.push(finished_event(&done));
+                outbox.events.push(Event::about(&done));
                 continue;
             }
             if job.attempts == 1 {
                 bump_counter(conn, "cache_misses")?;
             }
         }
-        outbox.events.push(updated_event(&job));
+        outbox.events.push(Event::about(&job));
         claimed.push(job);
     }
     Ok(claimed)
@@ -579,11 +555,7 @@ fn finish_job(
     };
     let job = job.ok_or_else(|| transition_error(conn, id, to))?;
     outbox.counts_changed = true;
-    outbox.events.push(if job.state.is_finished() {
-        finished_event(&job)
-    } else {
-        updated_event(&job)
-    });
+    outbox.events.push(Event::about(&job));
     Ok(job)
 }
 
@@ -639,11 +611,7 @@ fn reclaim_jobs(
         if let Some(job) = job {
             tracing::warn!(job = %job.id, state = %job.state, attempts = job.attempts,
                 "reclaimed a job from a worker that stopped");
-            outbox.events.push(if job.state.is_finished() {
-                finished_event(&job)
-            } else {
-                updated_event(&job)
-            });
+            outbox.events.push(Event::about(&job));
             touched.push(job.id);
         }
     }
@@ -849,7 +817,7 @@ impl JobStore for SqliteStore {
                     .optional()?
                     .ok_or_else(|| transition_error(conn, id, JobState::Cancelled))?;
                 outbox.counts_changed = true;
-                outbox.events.push(finished_event(&job));
+                outbox.events.push(Event::about(&job));
                 Ok(job)
             })
             .await
@@ -870,7 +838,7 @@ impl JobStore for SqliteStore {
                     .optional()?
                     .ok_or_else(|| transition_error(conn, id, JobState::Queued))?;
                 outbox.counts_changed = true;
-                outbox.events.push(updated_event(&job));
+                outbox.events.push(Event::about(&job));
                 Ok(job)
             })
             .await
