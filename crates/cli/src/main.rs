@@ -438,6 +438,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = app.store.clone();
             let done = async move {
                 let mut pending = pending;
+                // Listened for once, not re-installed for every event that arrives.
+                let interrupted = shutdown_signal();
+                tokio::pin!(interrupted);
                 while !pending.is_empty() {
                     tokio::select! {
                         event = events.recv() => match event {
@@ -455,7 +458,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             }
                             Err(_) => return,
                         },
-                        _ = shutdown_signal() => return,
+                        _ = &mut interrupted => return,
                     }
                 }
             };
