@@ -1,6 +1,7 @@
-//! `storyteller`: the headless command over the Storyteller engine — the glue between the
-//! command line and the engine crate; everything it does, the desktop app does through the same
-//! engine.
+//! `storyteller`: the headless command over the Storyteller engine. It parses the command line,
+//! calls the engine's one facade ([`storyteller_engine::Engine`]) — the same the desktop app
+//! calls — and prints what comes back: plain text for people, the engine's wire types for
+//! `--json`.
 //!
 //! Exit codes: 0 success, 1 some jobs failed (or an operation was refused), 2 usage error.
 
@@ -14,23 +15,17 @@ macro_rules! out {
 mod output;
 mod progress;
 
-use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
-use storyteller_engine::export::{self, ExportFormat};
-use storyteller_engine::home::Home;
-use storyteller_engine::intake::{self, IntakeOptions};
-use storyteller_engine::job::{JobState, Priority, StorySpec};
-use storyteller_engine::media::{self, Media};
-use storyteller_engine::pool::{Pool, PoolConfig, RunUntil};
-use storyteller_engine::retry::{RetryPolicy, SystemClock};
-use storyteller_engine::store::{JobFilter, JobStore, SqliteStore};
-use storyteller_engine::storyteller::offline::OfflineStoryteller;
-use storyteller_engine::storyteller::StorytellerRegistry;
-use storyteller_engine::{EngineError, Event, EventBus, JobId};
+use storyteller_engine::export::ExportFormat;
+use storyteller_engine::job::{JobState, Priority};
+use storyteller_engine::pool::{PoolConfig, RunUntil};
+use storyteller_engine::retry::RetryPolicy;
+use storyteller_engine::settings::Settings;
+use storyteller_engine::wire::{AddOptions, ExportQuery, ListOrder, ListQuery, WaitOutcome};
+use storyteller_engine::{BatchId, Engine, EngineError, EngineOptions, JobId};
 
 /// Turns videos into written stories, offline or with an AI model.
 #[derive(Parser, Debug)]
@@ -54,7 +49,7 @@ enum Command {
         paths: Vec<PathBuf>,
         #[command(flatten)]
         story: StoryOptions,
-        /// Print the added jobs and refusals as JSON.
+        /// Print the report of every path as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -84,13 +79,28 @@ enum Command {
         /// Only jobs in this state (queued, running, succeeded, dead, cancelled).
         #[arg(long)]
         state: Option<JobState>,
-        /// Print a JSON array of jobs.
+        /// Only jobs of this batch (its full id).
+        #[arg(long, value_name = "ID")]
+        batch: Option<BatchId>,
+        /// Only jobs of this storyteller.
+        #[arg(long, value_name = "NAME")]
+        storyteller: Option<String>,
+        /// Newest first.
+        #[arg(long)]
+        newest: bool,
+        /// At most this many (the JSON then says where the next page starts).
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+        /// Start after this job (the `next` of the previous page).
+        #[arg(long, value_name = "ID")]
+        after: Option<JobId>,
+        /// Print a page of jobs as JSON: `{ "jobs": [...], "next": ... }`.
         #[arg(long)]
         json: bool,
     },
     /// Show one job and its story.
     Show {
-        /// Job id (or a unique prefix of it).
+        /// The job: its id, a unique start of it, or the short id `list` prints.
         id: String,
         /// Print the job as JSON.
         #[arg(long)]
@@ -98,17 +108,21 @@ enum Command {
     },
     /// Cancel a queued or running job.
     Cancel {
-        /// Job id (or a unique prefix).
+        /// The job: its id, a unique start of it, or its short id.
         id: String,
     },
-    /// Queue a dead or cancelled job again.
+    /// Queue a dead or cancelled job again (or, with --failed, every dead job).
     Retry {
-        /// Job id (or a unique prefix).
-        id: String,
+        /// The job: its id, a unique start of it, or its short id.
+        #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+        id: Option<String>,
+        /// Every dead job.
+        #[arg(long)]
+        failed: bool,
     },
     /// Delete a job that is not running.
     Rm {
-        /// Job id (or a unique prefix).
+        /// The job: its id, a unique start of it, or its short id.
         id: String,
     },
     /// Delete every finished job (succeeded, dead, cancelled).
@@ -135,33 +149,86 @@ enum Command {
         /// Write here instead of stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Only the stories of this batch (its full id).
+        #[arg(long, value_name = "ID")]
+        batch: Option<BatchId>,
+    },
+    /// Show the settings, or change them.
+    Settings {
+        /// Jobs run at once.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+        concurrency: Option<u32>,
+        /// The storyteller new jobs use.
+        #[arg(long)]
+        storyteller: Option<String>,
+        /// The model new jobs use ("" for the storyteller's own).
+        #[arg(long)]
+        model: Option<String>,
+        /// The preset new jobs use ("" for the storyteller's first).
+        #[arg(long)]
+        preset: Option<String>,
+        /// The priority new jobs get.
+        #[arg(long)]
+        priority: Option<Priority>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The storytellers there are, with their models and presets.
+    Storytellers {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print every event as it happens, this process's and other processes' (until Ctrl-C).
+    Watch {
+        /// One JSON object per line, as the desktop window receives them.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 #[derive(Args, Debug)]
 struct StoryOptions {
-    /// high, normal or low.
-    #[arg(long, default_value = "normal")]
-    priority: Priority,
+    /// high, normal or low (default: the settings').
+    #[arg(long)]
+    priority: Option<Priority>,
     /// The storyteller's preset (offline: narrative, summary, social).
     #[arg(long)]
     preset: Option<String>,
-    /// Which storyteller writes the stories.
-    #[arg(long, default_value = "offline")]
-    storyteller: String,
+    /// Which storyteller writes the stories (default: the settings').
+    #[arg(long)]
+    storyteller: Option<String>,
     /// The model (default: the storyteller's own).
     #[arg(long)]
     model: Option<String>,
-    /// Write fresh stories even for videos already told.
+    /// Write fresh stories even for videos already told (makes new jobs).
     #[arg(long)]
     no_cache: bool,
+    /// Make new jobs even for files that already have one.
+    #[arg(long)]
+    again: bool,
+}
+
+impl StoryOptions {
+    fn add_options(&self) -> AddOptions {
+        AddOptions {
+            storyteller: self.storyteller.clone(),
+            model: self.model.clone(),
+            preset: self.preset.clone(),
+            priority: self.priority,
+            no_cache: self.no_cache,
+            // A fresh story needs a job of its own.
+            again: self.again || self.no_cache,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
 struct RunOptions {
-    /// Jobs run at once.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
-    concurrency: u16,
+    /// Jobs run at once (default: the settings', 3 at first).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    concurrency: Option<u32>,
     /// Claims a job gets before it is given up as dead.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     max_attempts: u32,
@@ -174,16 +241,16 @@ struct RunOptions {
 }
 
 impl RunOptions {
-    fn pool_config(&self) -> PoolConfig {
-        PoolConfig {
-            concurrency: usize::from(self.concurrency),
+    fn apply(&self, options: &mut EngineOptions) {
+        options.concurrency = self.concurrency;
+        options.pool = PoolConfig {
             retry: RetryPolicy {
                 base: self.backoff_base,
                 cap: self.backoff_cap,
                 max_attempts: self.max_attempts,
             },
             ..PoolConfig::default()
-        }
+        };
     }
 }
 
@@ -210,11 +277,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            // A storyteller or preset that does not exist is a mistake in the command line.
-            let usage = matches!(
-                e.downcast_ref::<EngineError>(),
-                Some(EngineError::UnknownPreset { .. } | EngineError::UnknownStoryteller { .. })
-            );
+            // A storyteller, preset or model that does not exist is a mistake in the command.
+            let usage = e
+                .downcast_ref::<EngineError>()
+                .is_some_and(EngineError::is_usage);
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
@@ -228,185 +294,55 @@ fn seconds(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("'{text}' is not a number of seconds ≥ 0"))
 }
 
-/// What every command shares: where state lives, the store and the event bus.
-struct App {
-    home: Home,
-    store: SqliteStore,
-    bus: EventBus,
+async fn open(home: Option<PathBuf>, run: Option<&RunOptions>) -> anyhow::Result<Engine> {
+    let mut options = EngineOptions {
+        home,
+        ..EngineOptions::default()
+    };
+    if let Some(run) = run {
+        run.apply(&mut options);
+    }
+    Ok(Engine::open(options).await?)
 }
 
-impl App {
-    async fn open(home: Option<PathBuf>) -> anyhow::Result<Self> {
-        let home = tokio::task::spawn_blocking(move || Home::resolve(home.as_deref())).await??;
-        let bus = EventBus::new();
-        let store = SqliteStore::open(home.database(), bus.clone())
-            .await
-            .with_context(|| format!("opening {}", home.database().display()))?;
-        Ok(Self { home, store, bus })
+/// Tells the person when the queue is paused (nothing will start); whether it is.
+async fn say_if_paused(engine: &Engine) -> anyhow::Result<bool> {
+    let stats = engine.stats().await?;
+    if let Some(reason) = &stats.paused {
+        eprintln!("the queue is paused ({reason}); `storyteller resume` starts it again");
     }
-
-    fn storytellers(&self) -> anyhow::Result<StorytellerRegistry> {
-        let media = Media::locate(self.home.thumbnails())?;
-        let mut registry = StorytellerRegistry::new();
-        registry.register(Arc::new(OfflineStoryteller::new(media)));
-        Ok(registry)
-    }
-
-    fn spec(
-        &self,
-        registry: &StorytellerRegistry,
-        options: &StoryOptions,
-    ) -> Result<StorySpec, EngineError> {
-        let storyteller =
-            registry
-                .get(&options.storyteller)
-                .ok_or_else(|| EngineError::UnknownStoryteller {
-                    name: options.storyteller.clone(),
-                    available: registry.names().join(", "),
-                })?;
-        let presets = storyteller.presets();
-        let preset = match &options.preset {
-            Some(preset) if presets.contains(&preset.as_str()) => preset.clone(),
-            Some(preset) => {
-                return Err(EngineError::UnknownPreset {
-                    storyteller: options.storyteller.clone(),
-                    preset: preset.clone(),
-                    available: presets.join(", "),
-                })
-            }
-            None => presets.first().copied().unwrap_or("default").to_owned(),
-        };
-        Ok(StorySpec {
-            storyteller: options.storyteller.clone(),
-            model: options
-                .model
-                .clone()
-                .unwrap_or_else(|| storyteller.default_model().to_owned()),
-            preset,
-        })
-    }
-
-    /// Hashes and queues `paths`; prints refusals. Returns the added jobs' ids and whether any
-    /// path was refused.
-    async fn add(
-        &self,
-        registry: &StorytellerRegistry,
-        paths: Vec<PathBuf>,
-        options: &StoryOptions,
-    ) -> anyhow::Result<(Vec<storyteller_engine::Job>, Vec<intake::Refusal>)> {
-        let spec = self.spec(registry, options)?;
-        let hashing = progress::hashing_bar();
-        let bar = hashing.clone();
-        let intake = intake::prepare(
-            paths,
-            IntakeOptions {
-                spec,
-                priority: options.priority,
-                no_cache: options.no_cache,
-            },
-            move |_| bar.inc(1),
-        )
-        .await;
-        hashing.finish_and_clear();
-        let jobs = self.store.enqueue(intake.jobs).await?;
-        Ok((jobs, intake.refused))
-    }
-
-    fn pool(&self, registry: StorytellerRegistry, run: &RunOptions) -> anyhow::Result<Pool> {
-        let config = run.pool_config();
-        Ok(Pool::new(
-            Arc::new(self.store.clone()),
-            registry,
-            self.bus.clone(),
-            Arc::new(SystemClock),
-            config,
-            Some(&self.home.runners()),
-        )?)
-    }
-
-    /// Tells the person when the queue is paused (nothing will start); whether it is.
-    async fn say_if_paused(&self) -> anyhow::Result<bool> {
-        let stats = self.store.stats().await?;
-        if let Some(reason) = &stats.paused {
-            eprintln!("the queue is paused ({reason}); `storyteller resume` starts it again");
-        }
-        Ok(stats.paused.is_some())
-    }
-
-    /// Wakes `pool` whenever another process writes to the database (a `storyteller add` in
-    /// another terminal, the desktop app), so `run` picks up new work without polling.
-    fn watch_database(&self, pool: &Pool) -> Option<notify::RecommendedWatcher> {
-        use notify::Watcher as _;
-        let pool = pool.clone();
-        let wal_name = format!(
-            "{}-wal",
-            self.home
-                .database()
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        );
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if let Ok(event) = event {
-                    let touches_wal = event.paths.iter().any(|p| {
-                        p.file_name()
-                            .is_some_and(|n| n.to_string_lossy() == wal_name)
-                    });
-                    if touches_wal {
-                        pool.external_change();
-                    }
-                }
-            })
-            .ok()?;
-        watcher
-            .watch(self.home.root(), notify::RecursiveMode::NonRecursive)
-            .ok()?;
-        Some(watcher)
-    }
+    Ok(stats.paused.is_some())
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let app = App::open(cli.home).await?;
+    let home = cli.home;
     match cli.command {
         Command::Add { paths, story, json } => {
-            let registry = app.storytellers()?;
-            let (jobs, refused) = app.add(&registry, paths, &story).await?;
+            let engine = open(home, None).await?;
+            let hashing = progress::HashingBar::new();
+            let report = engine
+                .add(paths, story.add_options(), hashing.on_progress())
+                .await?;
+            hashing.finish();
             if json {
-                output::print_json(&serde_json::json!({
-                    "added": jobs.iter().map(output::job_json).collect::<Vec<_>>(),
-                    "refused": refused,
-                }))?;
+                output::print_json(&report)?;
             } else {
-                for job in &jobs {
-                    let note = if job.cached {
-                        " (story from cache)"
-                    } else {
-                        ""
-                    };
-                    out!(
-                        "added {}  {}{note}",
-                        output::short_id(job.id),
-                        job.source.display()
-                    );
-                }
-                output::print_refusals(&refused);
+                output::print_add_report(&report);
             }
-            Ok(exit_code(refused.iter().any(|r| !r.skipped)))
+            Ok(exit_code(report.any_refused()))
         }
         Command::Run { run, until_empty } => {
-            let registry = app.storytellers()?;
-            let pool = app.pool(registry, &run)?;
-            app.say_if_paused().await?;
-            let _watcher = app.watch_database(&pool);
-            let display = progress::Display::start(&app.store, &app.bus);
+            let engine = open(home, Some(&run)).await?;
+            say_if_paused(&engine).await?;
+            let display = progress::Display::start(&engine);
             let until = if until_empty {
                 RunUntil::Empty
             } else {
                 RunUntil::Shutdown
             };
-            pool.run(until, shutdown_signal()).await?;
+            let result = engine.run(until, shutdown_signal()).await;
             let summary = display.finish().await;
+            result?;
             Ok(exit_code(summary.failed > 0))
         }
         Command::Process {
@@ -415,141 +351,125 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             run,
             json,
         } => {
-            let registry = app.storytellers()?;
-            let mut events = app.bus.subscribe();
-            let (jobs, refused) = app.add(&registry, paths, &story).await?;
-            output::print_refusals(&refused);
-            let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
-            let pool = app.pool(registry, &run)?;
-            // A cancel from another terminal must reach the jobs this command waits for.
-            let _watcher = app.watch_database(&pool);
-            let paused = app.say_if_paused().await?;
-            let pending_any = jobs.iter().any(|j| !j.state.is_finished());
-            if paused && pending_any {
+            let engine = open(home, Some(&run)).await?;
+            let hashing = progress::HashingBar::new();
+            let report = engine
+                .add(paths, story.add_options(), hashing.on_progress())
+                .await?;
+            hashing.finish();
+            output::print_add_problems(&report);
+            let ids: Vec<JobId> = report.jobs().map(|j| j.id).collect();
+            let pending_any = report.jobs().any(|j| !j.state.is_finished());
+            if say_if_paused(&engine).await? && pending_any {
                 // Nothing would run: say so rather than wait for a resume that may never come.
                 return Ok(ExitCode::from(1));
             }
-            let display = progress::Display::start(&app.store, &app.bus);
-            let pending: std::collections::HashSet<JobId> = jobs
-                .iter()
-                .filter(|j| !j.state.is_finished())
-                .map(|j| j.id)
-                .collect();
-            let store = app.store.clone();
-            let done = async move {
-                let mut pending = pending;
-                // Listened for once, not re-installed for every event that arrives.
-                let interrupted = shutdown_signal();
-                tokio::pin!(interrupted);
-                while !pending.is_empty() {
-                    tokio::select! {
-                        event = events.recv() => match event {
-                            Ok(Event::JobFinished { job_id, .. }) => { pending.remove(&job_id); }
-                            Ok(Event::QueuePaused { reason }) => {
-                                eprintln!("queue paused: {reason}");
-                                return;
-                            }
-                            Ok(_) => {}
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                                // Missed some events: ask the store which are still open.
-                                if let Ok(current) = store.list(JobFilter { ids: Some(pending.iter().copied().collect()), ..JobFilter::default() }).await {
-                                    pending = current.into_iter().filter(|j| !j.state.is_finished()).map(|j| j.id).collect();
-                                }
-                            }
-                            Err(_) => return,
-                        },
-                        _ = &mut interrupted => return,
-                    }
-                }
-            };
-            pool.run(RunUntil::Shutdown, done).await?;
-            display.finish().await;
-            let finished = app
-                .store
-                .list(JobFilter {
-                    ids: Some(ids),
-                    ..JobFilter::default()
+            let display = progress::Display::start(&engine);
+            let waiter = engine.clone();
+            let wait_ids = ids.clone();
+            let (outcome_tx, outcome_rx) = tokio::sync::oneshot::channel();
+            let result = engine
+                .run(RunUntil::Shutdown, async move {
+                    let outcome = waiter.wait_for(&wait_ids, shutdown_signal()).await;
+                    let _ = outcome_tx.send(outcome);
                 })
-                .await?;
+                .await;
+            display.finish().await;
+            result?;
+            if let Ok(Ok(WaitOutcome::Paused { reason })) = outcome_rx.await {
+                eprintln!("queue paused: {reason}");
+            }
+            let finished = engine.jobs(&ids).await?;
             let failed =
-                finished.iter().any(|j| j.state != JobState::Succeeded) || !refused.is_empty();
+                finished.iter().any(|j| j.state != JobState::Succeeded) || report.any_refused();
             if json {
-                output::print_json(&finished.iter().map(output::job_json).collect::<Vec<_>>())?;
+                output::print_json(&finished)?;
             } else {
                 output::print_stories(&finished);
             }
             Ok(exit_code(failed))
         }
-        Command::List { state, json } => {
-            let jobs = app
-                .store
-                .list(JobFilter {
+        Command::List {
+            state,
+            batch,
+            storyteller,
+            newest,
+            limit,
+            after,
+            json,
+        } => {
+            let engine = open(home, None).await?;
+            let page = engine
+                .list(ListQuery {
                     state,
-                    ..JobFilter::default()
+                    batch_id: batch,
+                    storyteller,
+                    order: if newest {
+                        ListOrder::NewestFirst
+                    } else {
+                        ListOrder::OldestFirst
+                    },
+                    after,
+                    limit,
                 })
                 .await?;
             if json {
-                output::print_json(&jobs.iter().map(output::job_json).collect::<Vec<_>>())?;
+                output::print_json(&page)?;
             } else {
-                output::print_table(&jobs);
+                output::print_table(&page);
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { id, json } => {
-            let job = app.store.get(&id).await?;
+            let job = open(home, None).await?.get(&id).await?;
             if json {
-                output::print_json(&output::job_json(&job))?;
+                output::print_json(&job)?;
             } else {
                 output::print_job(&job);
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Cancel { id } => {
-            let job = app.store.get(&id).await?;
-            let job = app.store.cancel(job.id).await?;
-            out!(
-                "cancelled {}  {}",
-                output::short_id(job.id),
-                job.file_name()
-            );
+            let job = open(home, None).await?.cancel(&id).await?;
+            out!("cancelled {}  {}", job.short_id, job.file);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Retry { id } => {
-            let job = app.store.get(&id).await?;
-            let job = app.store.retry(job.id).await?;
-            out!(
-                "queued again {}  {}",
-                output::short_id(job.id),
-                job.file_name()
-            );
+        Command::Retry { id, failed } => {
+            let engine = open(home, None).await?;
+            let jobs = match id {
+                Some(id) if !failed => vec![engine.retry(&id).await?],
+                _ => engine.retry_failed().await?,
+            };
+            for job in &jobs {
+                out!("queued again {}  {}", job.short_id, job.file);
+            }
+            if failed && jobs.is_empty() {
+                out!("no failed jobs");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Rm { id } => {
-            let job = app.store.get(&id).await?;
-            let removed = app.store.delete(job.id).await?;
-            media::remove_thumbnails(app.home.thumbnails(), removed.orphaned_hashes).await;
-            out!("deleted {}  {}", output::short_id(job.id), job.file_name());
+            let job = open(home, None).await?.remove(&id).await?;
+            out!("deleted {}  {}", job.short_id, job.file);
             Ok(ExitCode::SUCCESS)
         }
         Command::Clear => {
-            let removed = app.store.clear_finished().await?;
-            media::remove_thumbnails(app.home.thumbnails(), removed.orphaned_hashes).await;
-            let n = removed.jobs;
+            let n = open(home, None).await?.clear_finished().await?;
             out!("deleted {n} finished job{}", if n == 1 { "" } else { "s" });
             Ok(ExitCode::SUCCESS)
         }
         Command::Pause { reason } => {
-            app.store.set_paused(Some(reason)).await?;
+            open(home, None).await?.pause(reason).await?;
             out!("queue paused");
             Ok(ExitCode::SUCCESS)
         }
         Command::Resume => {
-            app.store.set_paused(None).await?;
+            open(home, None).await?.resume().await?;
             out!("queue resumed");
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats { json } => {
-            let stats = app.store.stats().await?;
+            let stats = open(home, None).await?.stats().await?;
             if json {
                 output::print_json(&stats)?;
             } else {
@@ -557,22 +477,96 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Export { format, out } => {
-            let jobs = app
-                .store
-                .list(JobFilter {
-                    state: Some(JobState::Succeeded),
-                    ..JobFilter::default()
-                })
-                .await?;
-            let text = export::render(&jobs, format);
+        Command::Export { format, out, batch } => {
+            let engine = open(home, None).await?;
+            let query = ExportQuery {
+                batch_id: batch,
+                ids: None,
+            };
             match out {
                 Some(path) => {
-                    std::fs::write(&path, text)
-                        .with_context(|| format!("writing {}", path.display()))?;
-                    eprintln!("exported {} stories to {}", jobs.len(), path.display());
+                    let n = engine.export_to(&path, format, query).await?;
+                    eprintln!("exported {n} stories to {}", path.display());
                 }
-                None => out!("{}", text.trim_end()),
+                None => {
+                    let (text, _) = engine.export(format, query).await?;
+                    out!("{}", text.trim_end());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Settings {
+            concurrency,
+            storyteller,
+            model,
+            preset,
+            priority,
+            json,
+        } => {
+            let engine = open(home, None).await?;
+            let mut settings: Settings = engine.settings();
+            let changing = concurrency.is_some()
+                || storyteller.is_some()
+                || model.is_some()
+                || preset.is_some()
+                || priority.is_some();
+            if let Some(n) = concurrency {
+                settings.concurrency = n;
+            }
+            if let Some(name) = storyteller {
+                settings.storyteller = name;
+            }
+            if let Some(model) = model {
+                settings.model = Some(model).filter(|m| !m.is_empty());
+            }
+            if let Some(preset) = preset {
+                settings.preset = Some(preset).filter(|p| !p.is_empty());
+            }
+            if let Some(priority) = priority {
+                settings.priority = priority;
+            }
+            if changing {
+                settings = engine.update_settings(settings).await?;
+            }
+            if json {
+                output::print_json(&settings)?;
+            } else {
+                output::print_settings(&settings);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Storytellers { json } => {
+            let storytellers = open(home, None).await?.storytellers();
+            if json {
+                output::print_json(&storytellers)?;
+            } else {
+                for teller in &storytellers {
+                    out!(
+                        "{}  models: {}  presets: {}",
+                        teller.name,
+                        teller.models.join(", "),
+                        teller.presets.join(", ")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Watch { json } => {
+            let engine = open(home, None).await?;
+            let mut events = engine.subscribe();
+            let interrupted = shutdown_signal();
+            tokio::pin!(interrupted);
+            // Said on stderr once listening, so a script knows nothing after this is missed.
+            eprintln!("watching {} (Ctrl-C stops)", engine.home().root().display());
+            loop {
+                tokio::select! {
+                    _ = &mut interrupted => break,
+                    envelope = events.recv() => match envelope {
+                        Some(envelope) if json => output::print_json_line(&envelope)?,
+                        Some(envelope) => output::print_event(&envelope),
+                        None => break,
+                    },
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

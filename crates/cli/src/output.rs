@@ -1,16 +1,9 @@
-//! How jobs, stories and stats are printed: a JSON shape for scripts, plain text for people.
+//! How the engine's wire types are printed: the types themselves as JSON for scripts, plain
+//! text for people.
 
-use serde_json::{json, Value};
-use storyteller_engine::intake::Refusal;
-use storyteller_engine::job::{iso8601, Job};
-use storyteller_engine::{JobId, QueueStats};
-
-/// The last 8 hex digits of an id. Its first digits are a timestamp shared by every job added
-/// in the same minute; the tail is random, so it tells jobs apart. Every id argument accepts it.
-pub fn short_id(id: JobId) -> String {
-    let full = id.to_string();
-    full[full.len() - 8..].to_owned()
-}
+use storyteller_engine::settings::Settings;
+use storyteller_engine::wire::{AddOutcome, AddReport, JobPage};
+use storyteller_engine::{Envelope, Event, JobView, QueueStats};
 
 /// Writes one line to stdout; a closed stdout (`storyteller list | head -1`) ends the program
 /// quietly instead of panicking like `println!`.
@@ -30,56 +23,56 @@ pub fn write_line(args: std::fmt::Arguments<'_>) {
     }
 }
 
-/// A job as scripts see it (`--json`).
-pub fn job_json(job: &Job) -> Value {
-    json!({
-        "id": job.id,
-        "source": job.source,
-        "file": job.file_name(),
-        "state": job.state,
-        "stage": job.stage,
-        "progress": job.progress,
-        "attempts": job.attempts,
-        "priority": job.priority,
-        "batch": job.batch_id,
-        "storyteller": job.storyteller,
-        "model": job.model,
-        "preset": job.preset,
-        "cached": job.cached,
-        "story": job.story,
-        "error": job.error,
-        "size": job.size,
-        "content_hash": job.content_hash,
-        "media": job.media,
-        "usage": job.usage,
-        "run_after": (job.run_after_ms > 0).then(|| iso8601(job.run_after_ms)),
-        "created_at": iso8601(job.created_at_ms),
-        "started_at": job.started_at_ms.map(iso8601),
-        "finished_at": job.finished_at_ms.map(iso8601),
-    })
-}
-
 /// Pretty JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     out!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
-/// Refused paths on stderr, one line each.
-pub fn print_refusals(refused: &[Refusal]) {
-    for refusal in refused {
-        let verb = if refusal.skipped {
-            "skipped"
-        } else {
-            "refused"
+/// One line of compact JSON on stdout.
+pub fn print_json_line(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    out!("{}", serde_json::to_string(value)?);
+    Ok(())
+}
+
+/// What an add did: a line per new or known job on stdout, refusals on stderr.
+pub fn print_add_report(report: &AddReport) {
+    for entry in &report.entries {
+        let Some(job) = &entry.job else { continue };
+        match entry.outcome {
+            AddOutcome::Queued => out!("added {}  {}", job.short_id, job.source),
+            AddOutcome::Cached => out!("added {}  {} (story from cache)", job.short_id, job.source),
+            AddOutcome::AlreadyAdded => out!(
+                "already added {}  {} ({}; --again adds it once more)",
+                job.short_id,
+                job.source,
+                job.state
+            ),
+            AddOutcome::Refused | AddOutcome::Skipped => {}
+        }
+    }
+    print_add_problems(report);
+}
+
+/// Refused and skipped paths on stderr, one line each.
+pub fn print_add_problems(report: &AddReport) {
+    for entry in &report.entries {
+        let verb = match entry.outcome {
+            AddOutcome::Refused => "refused",
+            AddOutcome::Skipped => "skipped",
+            _ => continue,
         };
-        eprintln!("{verb} {}: {}", refusal.path.display(), refusal.reason);
+        eprintln!(
+            "{verb} {}: {}",
+            entry.path,
+            entry.reason.as_deref().unwrap_or("")
+        );
     }
 }
 
 /// One line per job.
-pub fn print_table(jobs: &[Job]) {
-    if jobs.is_empty() {
+pub fn print_table(page: &JobPage) {
+    if page.jobs.is_empty() {
         out!("no jobs");
         return;
     }
@@ -91,7 +84,7 @@ pub fn print_table(jobs: &[Job]) {
         "%",
         "PRIO"
     );
-    for job in jobs {
+    for job in &page.jobs {
         let note = match (&job.error, job.cached) {
             (Some(error), _) => format!("  — {}", error.message),
             (None, true) => "  (cached)".into(),
@@ -99,20 +92,23 @@ pub fn print_table(jobs: &[Job]) {
         };
         out!(
             "{:<8}  {:<9}  {:<9}  {:>4.0}  {:<6}  {}{note}",
-            short_id(job.id),
+            job.short_id,
             job.state.as_str(),
             job.stage.as_str(),
             job.progress * 100.0,
             job.priority.as_str(),
-            job.file_name(),
+            job.file,
         );
+    }
+    if let Some(next) = page.next {
+        out!("… more: --after {next}");
     }
 }
 
 /// Everything about one job, then its story.
-pub fn print_job(job: &Job) {
+pub fn print_job(job: &JobView) {
     out!("id:          {}", job.id);
-    out!("file:        {}", job.source.display());
+    out!("file:        {}", job.source);
     out!("state:       {} ({})", job.state, job.stage);
     out!("progress:    {:.0}%", job.progress * 100.0);
     out!("attempts:    {}", job.attempts);
@@ -123,9 +119,9 @@ pub fn print_job(job: &Job) {
         job.model,
         job.preset
     );
-    out!("added:       {}", iso8601(job.created_at_ms));
-    if let Some(finished) = job.finished_at_ms {
-        out!("finished:    {}", iso8601(finished));
+    out!("added:       {}", job.created_at);
+    if let Some(finished) = &job.finished_at {
+        out!("finished:    {finished}");
     }
     if job.cached {
         out!("cached:      yes (story reused from an identical video)");
@@ -139,9 +135,9 @@ pub fn print_job(job: &Job) {
 }
 
 /// The stories of `jobs`, each under its file name; failures say why.
-pub fn print_stories(jobs: &[Job]) {
+pub fn print_stories(jobs: &[JobView]) {
     for job in jobs {
-        out!("── {} ──", job.file_name());
+        out!("── {} ──", job.file);
         match (&job.story, &job.error) {
             (Some(story), _) => out!("{}\n", story.trim_end()),
             (None, Some(error)) => out!("({}: {})\n", job.state, error.message),
@@ -165,4 +161,61 @@ pub fn print_stats(stats: &QueueStats) {
     if let Some(reason) = &stats.paused {
         out!("paused:     {reason}");
     }
+}
+
+/// The settings, one per line.
+pub fn print_settings(settings: &Settings) {
+    out!("concurrency:  {}", settings.concurrency);
+    out!("storyteller:  {}", settings.storyteller);
+    out!(
+        "model:        {}",
+        settings
+            .model
+            .as_deref()
+            .unwrap_or("(the storyteller's own)")
+    );
+    out!(
+        "preset:       {}",
+        settings
+            .preset
+            .as_deref()
+            .unwrap_or("(the storyteller's first)")
+    );
+    out!("priority:     {}", settings.priority);
+}
+
+/// One event in a line for people.
+pub fn print_event(envelope: &Envelope) {
+    let line = match &envelope.event {
+        Event::JobsAdded { jobs, .. } => format!("{} job(s) added", jobs.len()),
+        Event::JobUpdated {
+            job_id,
+            state,
+            stage,
+            progress,
+            ..
+        } => format!("{job_id} {state} {stage} {:.0}%", progress * 100.0),
+        Event::StoryDelta { job_id, text, .. } => format!("{job_id} writes: {text}"),
+        Event::JobFinished {
+            job_id,
+            state,
+            error,
+            ..
+        } => match error {
+            Some(error) => format!("{job_id} {state}: {}", error.message),
+            None => format!("{job_id} {state}"),
+        },
+        Event::JobsRemoved { job_ids } => format!("{} job(s) deleted", job_ids.len()),
+        Event::QueueStats { stats } => format!(
+            "{} queued, {} running, {} finished",
+            stats.queued,
+            stats.running,
+            stats.finished()
+        ),
+        Event::QueuePaused { reason } => format!("queue paused: {reason}"),
+        Event::QueueResumed => "queue resumed".into(),
+        Event::ConcurrencyChanged { concurrency } => format!("{concurrency} jobs at once"),
+        Event::Resync { missed } => format!("(missed {missed} events)"),
+    };
+    out!("{} {line}", envelope.seq);
 }

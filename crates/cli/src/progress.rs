@@ -1,11 +1,10 @@
 //! Progress bars fed by the engine's event stream: one per running job plus a total.
-//! Nothing here reads the database for changes; it only looks up a job's file name once.
+//! Nothing here reads the queue for changes; it only looks up a job's file name once.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
-use storyteller_engine::store::{JobStore, SqliteStore};
-use storyteller_engine::{Event, EventBus, JobId, JobState};
-use tokio::sync::broadcast::error::RecvError;
+use storyteller_engine::wire::AddProgress;
+use storyteller_engine::{Engine, Event, JobId, JobState, Subscription};
 use tokio::task::JoinHandle;
 
 /// What happened while the display ran.
@@ -17,14 +16,35 @@ pub struct Summary {
     pub failed: u64,
 }
 
-/// A spinner for hashing files before they are queued.
-pub fn hashing_bar() -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} hashing {pos} files…")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar
+/// A bar for hashing files before they are queued.
+pub struct HashingBar {
+    bar: ProgressBar,
+}
+
+impl HashingBar {
+    /// A bar on stderr, drawn once hashing starts.
+    pub fn new() -> Self {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} hashing {pos}/{len} files…")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        Self { bar }
+    }
+
+    /// What [`Engine::add`] calls as each file is hashed.
+    pub fn on_progress(&self) -> impl Fn(AddProgress) + Send + Sync + 'static {
+        let bar = self.bar.clone();
+        move |progress| {
+            bar.set_length(u64::from(progress.total));
+            bar.set_position(u64::from(progress.hashed));
+        }
+    }
+
+    /// Clears the bar.
+    pub fn finish(self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 /// The running display; [`Display::finish`] stops it.
@@ -34,10 +54,10 @@ pub struct Display {
 }
 
 impl Display {
-    /// Starts drawing from events on `bus`.
-    pub fn start(store: &SqliteStore, bus: &EventBus) -> Self {
+    /// Starts drawing from `engine`'s events.
+    pub fn start(engine: &Engine) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(draw(store.clone(), bus.subscribe(), stopped));
+        let task = tokio::spawn(draw(engine.clone(), engine.subscribe(), stopped));
         Self { task, stop }
     }
 
@@ -65,17 +85,17 @@ fn total_style() -> ProgressStyle {
 }
 
 /// The job's file name, looked up once per job.
-async fn file_name(store: &SqliteStore, job_id: JobId) -> String {
-    store
+async fn file_name(engine: &Engine, job_id: JobId) -> String {
+    engine
         .get(&job_id.to_string())
         .await
-        .map(|j| j.file_name())
+        .map(|j| j.file)
         .unwrap_or_else(|_| job_id.to_string())
 }
 
 async fn draw(
-    store: SqliteStore,
-    mut events: tokio::sync::broadcast::Receiver<Event>,
+    engine: Engine,
+    mut events: Subscription,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
 ) -> Summary {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
@@ -97,9 +117,8 @@ async fn draw(
         let event = tokio::select! {
             _ = &mut stopped => break,
             event = events.recv() => match event {
-                Ok(event) => event,
-                Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => break,
+                Some(envelope) => envelope.event,
+                None => break,
             },
         };
         match event {
@@ -111,7 +130,7 @@ async fn draw(
                 ..
             } => {
                 if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(job_id) {
-                    slot.insert(file_name(&store, job_id).await);
+                    slot.insert(file_name(&engine, job_id).await);
                 }
                 let bar = bars.entry(job_id).or_insert_with(|| {
                     let bar = multi.insert_before(&total, ProgressBar::new(100));
@@ -148,7 +167,7 @@ async fn draw(
                 }
                 let name = match names.get(&job_id) {
                     Some(name) => name.clone(),
-                    None => file_name(&store, job_id).await,
+                    None => file_name(&engine, job_id).await,
                 };
                 let line = match (state, error) {
                     (JobState::Succeeded, _) => {
@@ -168,12 +187,17 @@ async fn draw(
                 };
                 say(&multi, line);
             }
-            Event::QueueStats(stats) => {
-                let finished = stats.succeeded + stats.dead + stats.cancelled;
+            Event::JobsAdded { jobs, .. } => {
+                for job in jobs {
+                    names.insert(job.id, job.file);
+                }
+            }
+            Event::QueueStats { stats } => {
+                let finished = u64::from(stats.finished());
                 let base = *baseline
                     .get_or_insert(finished.saturating_sub(summary.succeeded + summary.failed));
                 let done = finished.saturating_sub(base);
-                total.set_length(done + stats.queued + stats.running);
+                total.set_length(done + u64::from(stats.queued) + u64::from(stats.running));
                 total.set_position(done);
                 total.set_message(format!(
                     "· {} running · {} queued",

@@ -13,9 +13,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use storyteller_engine::clock::SystemClock;
 use storyteller_engine::job::{NewJob, Priority, StorySpec, Usage};
 use storyteller_engine::pool::{Pool, PoolConfig, RunUntil};
-use storyteller_engine::retry::SystemClock;
 use storyteller_engine::store::{JobStore, SqliteStore};
 use storyteller_engine::storyteller::{
     BoxFuture, StoryError, StoryRequest, StorySink, Storyteller, StorytellerRegistry,
@@ -66,6 +66,7 @@ fn new_jobs(n: usize, storyteller: &str) -> Vec<NewJob> {
             },
             priority: Priority::Normal,
             no_cache: false,
+            again: false,
         })
         .collect()
 }
@@ -101,7 +102,7 @@ async fn overhead(dir: &Path, jobs: usize, rounds: usize) {
             .unwrap();
         // Listen like a UI would, so publishing costs are counted.
         let mut events = store.bus().subscribe();
-        let drain = tokio::spawn(async move { while events.recv().await.is_ok() {} });
+        let drain = tokio::spawn(async move { while events.recv().await.is_some() {} });
         let batch = new_jobs(jobs, "bench");
         let started = Instant::now();
         store.enqueue(batch).await.unwrap();

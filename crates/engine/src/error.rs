@@ -32,14 +32,16 @@ pub enum EngineError {
         /// What went wrong, for people.
         message: String,
     },
-    /// The database was written by a newer Storyteller.
-    #[error("the database at {path} has schema version {found}, newer than this app understands ({known}); update Storyteller")]
+    /// The database was changed by a newer Storyteller in a way this build cannot work with.
+    #[error("the database at {path} is at schema version {found} and needs a Storyteller that knows at least version {needs}; this build knows versions up to {known}: update Storyteller")]
     SchemaTooNew {
         /// Where the database is.
         path: PathBuf,
-        /// Its version.
+        /// The database's schema version (its latest migration).
         found: i64,
-        /// Ours.
+        /// The oldest schema a build must know to use it.
+        needs: i64,
+        /// The latest schema this build knows.
         known: i64,
     },
     /// No place for the database could be found.
@@ -72,6 +74,22 @@ pub enum EngineError {
         /// The presets there are.
         available: String,
     },
+    /// A storyteller does not have that model.
+    #[error("storyteller '{storyteller}' has no model '{model}' (available: {available})")]
+    UnknownModel {
+        /// The storyteller.
+        storyteller: String,
+        /// The model asked for.
+        model: String,
+        /// The models there are.
+        available: String,
+    },
+    /// Something the app needs on this machine is missing (ffmpeg, ffprobe); nothing can run.
+    #[error("{0}")]
+    ToolMissing(String),
+    /// A value given to the engine makes no sense (a concurrency of 0, a bad setting).
+    #[error("{0}")]
+    InvalidArgument(String),
     /// Stored data that does not parse (a database edited by hand, or a bug).
     #[error("corrupt record in the database: {0}")]
     CorruptRecord(String),
@@ -98,7 +116,22 @@ impl EngineError {
             EngineError::UnknownStoryteller { .. } => "unknown_storyteller",
             EngineError::UnknownPreset { .. } => "unknown_preset",
             EngineError::CorruptRecord(_) => "corrupt_record",
+            EngineError::UnknownModel { .. } => "unknown_model",
+            EngineError::ToolMissing(_) => "tool_missing",
+            EngineError::InvalidArgument(_) => "invalid_argument",
         }
+    }
+
+    /// Whether the error is a mistake in what was asked (an unknown storyteller, preset or
+    /// model, a bad value), rather than something that went wrong.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            EngineError::UnknownStoryteller { .. }
+                | EngineError::UnknownPreset { .. }
+                | EngineError::UnknownModel { .. }
+                | EngineError::InvalidArgument(_)
+        )
     }
 
     /// An [`EngineError::Io`] for `path`.

@@ -1,51 +1,54 @@
-//! The engine's one typed event stream: everything a window or a progress bar shows is pushed here.
+//! The engine's one typed event stream: everything a window or a progress bar shows is pushed
+//! here, in the [wire](crate::wire) shape, so the desktop bridge forwards events as they are.
 //!
 //! Nothing polls the database for changes: the store publishes state changes as it commits them,
-//! the pool publishes stages, progress and story text as they happen.
+//! the pool publishes stages, progress and story text as they happen, and changes other processes
+//! commit to the same home arrive through the store's feed of them (see
+//! [`JobStore::follow_others`](crate::store::JobStore::follow_others)).
+//!
+//! Every event travels in an [`Envelope`] with a sequence number, one counter per process
+//! (`1, 2, 3, …`). The JSON of an envelope is the event's own object with `seq` beside `type`:
+//!
+//! ```json
+//! {"seq":41,"type":"jobsAdded","batchId":"…","jobs":[{ …a job… }]}
+//! {"seq":42,"type":"jobUpdated","jobId":"…","state":"running","stage":"analysing","progress":0.4,"attempts":1,"error":null}
+//! {"seq":43,"type":"storyDelta","jobId":"…","attempt":1,"offset":0,"text":"This video runs"}
+//! {"seq":44,"type":"storyDelta","jobId":"…","attempt":1,"offset":15,"text":" for 3 seconds."}
+//! {"seq":45,"type":"jobFinished","jobId":"…","state":"succeeded","cached":false,"error":null}
+//! {"seq":46,"type":"jobsRemoved","jobIds":["…"]}
+//! {"seq":47,"type":"queueStats","stats":{"queued":0,"running":0,"succeeded":1,"dead":0,"cancelled":0,"cacheHits":0,"cacheMisses":1,"paused":null}}
+//! {"seq":48,"type":"queuePaused","reason":"paused by the user"}
+//! {"seq":49,"type":"queueResumed"}
+//! {"seq":50,"type":"concurrencyChanged","concurrency":4}
+//! {"seq":51,"type":"resync","missed":1200}
+//! ```
+//!
+//! - A story arrives as deltas: `offset` is where `text` starts in the story, in UTF-16 code units
+//!   (JavaScript's `string.length`), and `attempt` says which attempt wrote it. A delta of a newer
+//!   attempt replaces what an abandoned one wrote; a delta whose offset is not the current length
+//!   shows a gap, and the story is re-read.
+//! - One add is one `jobsAdded` event however many files it holds, and one clear one
+//!   `jobsRemoved`, so a 10,000-file drop does not flood the stream.
+//! - A subscriber that falls more than [`EventBus::CAPACITY`] events behind gets `resync` (with how
+//!   many it missed) instead of silence, and re-reads what it shows.
 
-use crate::job::{Job, JobError, JobId, JobState, Stage};
+use crate::job::{BatchId, Job, JobError, JobId, JobState, Stage};
+use crate::wire::{JobView, QueueStats};
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
-
-/// Counts of jobs per state, plus result-cache figures.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QueueStats {
-    /// Jobs waiting.
-    pub queued: u64,
-    /// Jobs being worked on.
-    pub running: u64,
-    /// Jobs with a story.
-    pub succeeded: u64,
-    /// Jobs failed for good.
-    pub dead: u64,
-    /// Jobs stopped by the person.
-    pub cancelled: u64,
-    /// Jobs whose story came from the result cache.
-    pub cache_hits: u64,
-    /// Jobs that looked in the cache and had to be written afresh.
-    pub cache_misses: u64,
-    /// Why the queue is paused, when it is.
-    pub paused: Option<String>,
-}
-
-impl QueueStats {
-    /// Every job in the store.
-    pub fn total(&self) -> u64 {
-        self.queued + self.running + self.succeeded + self.dead + self.cancelled
-    }
-}
 
 /// Something that happened; job events carry the id of the job they are about.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Event {
-    /// A job entered the store (as `queued`, or already `succeeded` from the cache).
+    /// One add's new jobs (as `queued`, or already `succeeded` from the cache).
     #[serde(rename_all = "camelCase")]
-    JobAdded {
-        /// The job.
-        job_id: JobId,
-        /// The whole job as stored.
-        job: Box<Job>,
+    JobsAdded {
+        /// Their batch.
+        batch_id: BatchId,
+        /// The jobs, in the order they were added.
+        jobs: Vec<JobView>,
     },
     /// A job changed state, stage or progress.
     #[serde(rename_all = "camelCase")]
@@ -58,7 +61,7 @@ pub enum Event {
         stage: Stage,
         /// 0..=1.
         progress: f64,
-        /// Claims so far.
+        /// Attempts so far.
         attempts: u32,
         /// The last error, for a job waiting to retry.
         error: Option<JobError>,
@@ -68,6 +71,10 @@ pub enum Event {
     StoryDelta {
         /// The job.
         job_id: JobId,
+        /// The attempt writing it (a retry starts the story again).
+        attempt: u32,
+        /// Where `text` starts in the story, in UTF-16 code units.
+        offset: u32,
         /// The next piece of text.
         text: String,
     },
@@ -83,21 +90,34 @@ pub enum Event {
         /// Why it failed, if it did.
         error: Option<JobError>,
     },
-    /// A job was deleted.
+    /// Jobs were deleted.
     #[serde(rename_all = "camelCase")]
-    JobRemoved {
-        /// The job.
-        job_id: JobId,
+    JobsRemoved {
+        /// The jobs.
+        job_ids: Vec<JobId>,
     },
     /// The queue's counts changed.
-    QueueStats(QueueStats),
-    /// The queue stopped claiming jobs; running ones finish.
+    QueueStats {
+        /// The counts now.
+        stats: QueueStats,
+    },
+    /// The queue stopped starting jobs; running ones finish.
     QueuePaused {
         /// Why, for people.
         reason: String,
     },
-    /// The queue claims jobs again.
+    /// The queue starts jobs again.
     QueueResumed,
+    /// How many jobs run at once changed.
+    ConcurrencyChanged {
+        /// Jobs run at once now.
+        concurrency: u32,
+    },
+    /// This subscriber fell behind and missed events: re-read the state it shows.
+    Resync {
+        /// How many events it missed.
+        missed: u32,
+    },
 }
 
 impl Event {
@@ -123,49 +143,164 @@ impl Event {
         }
     }
 
-    /// The job this event is about, if it is about one.
-    pub fn job_id(&self) -> Option<JobId> {
+    /// The jobs this event is about (none for queue-wide events).
+    pub fn job_ids(&self) -> Vec<JobId> {
         match self {
-            Event::JobAdded { job_id, .. }
-            | Event::JobUpdated { job_id, .. }
+            Event::JobsAdded { jobs, .. } => jobs.iter().map(|j| j.id).collect(),
+            Event::JobUpdated { job_id, .. }
             | Event::StoryDelta { job_id, .. }
-            | Event::JobFinished { job_id, .. }
-            | Event::JobRemoved { job_id } => Some(*job_id),
-            Event::QueueStats(_) | Event::QueuePaused { .. } | Event::QueueResumed => None,
+            | Event::JobFinished { job_id, .. } => vec![*job_id],
+            Event::JobsRemoved { job_ids } => job_ids.clone(),
+            Event::QueueStats { .. }
+            | Event::QueuePaused { .. }
+            | Event::QueueResumed
+            | Event::ConcurrencyChanged { .. }
+            | Event::Resync { .. } => Vec::new(),
         }
     }
+}
+
+/// An event with its place in this process's stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// 1, 2, 3, … per process (an integer; exact in JavaScript up to 2^53).
+    pub seq: f64,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
 }
 
 /// Publishes [`Event`]s to every subscriber; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct EventBus {
-    sender: broadcast::Sender<Event>,
+    // The std Mutex numbers and sends in one step, so sequence numbers arrive in order; it is
+    // held for a channel send only, never across an await.
+    sender: Arc<Mutex<(u64, broadcast::Sender<Envelope>)>>,
 }
 
 impl EventBus {
-    /// Room for this many unread events per subscriber before the slowest one skips ahead.
+    /// Room for this many unread events per subscriber before the slowest one must resync.
     pub const CAPACITY: usize = 8192;
 
     /// A bus with no subscribers yet.
     pub fn new() -> Self {
         let (sender, _) = broadcast::channel(Self::CAPACITY);
-        Self { sender }
+        Self {
+            sender: Arc::new(Mutex::new((0, sender))),
+        }
     }
 
     /// Sends to every current subscriber; an event with no subscriber is dropped.
     pub fn publish(&self, event: Event) {
+        let Ok(mut guard) = self.sender.lock() else {
+            return;
+        };
+        let (seq, sender) = &mut *guard;
+        if sender.receiver_count() == 0 {
+            return;
+        }
+        *seq += 1;
         // A send error only means nobody is listening, which is fine.
-        let _ = self.sender.send(event);
+        let _ = sender.send(Envelope {
+            seq: *seq as f64,
+            event,
+        });
     }
 
-    /// A new receiver of every event published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.sender.subscribe()
+    /// A new subscription to every event published from now on.
+    pub fn subscribe(&self) -> Subscription {
+        let (last_seq, receiver) = match self.sender.lock() {
+            Ok(guard) => (guard.0, guard.1.subscribe()),
+            Err(poisoned) => {
+                let guard = poisoned.into_inner();
+                (guard.0, guard.1.subscribe())
+            }
+        };
+        Subscription { receiver, last_seq }
     }
 }
 
 impl Default for EventBus {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// One subscriber's view of the stream: every event in order, or a [`Event::Resync`] where it
+/// fell behind.
+#[derive(Debug)]
+pub struct Subscription {
+    receiver: broadcast::Receiver<Envelope>,
+    last_seq: u64,
+}
+
+impl Subscription {
+    /// The next event; `None` once the engine has gone.
+    pub async fn recv(&mut self) -> Option<Envelope> {
+        match self.receiver.recv().await {
+            Ok(envelope) => Some(self.seen(envelope)),
+            Err(broadcast::error::RecvError::Lagged(missed)) => Some(self.resync(missed)),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Envelope> {
+        match self.receiver.try_recv() {
+            Ok(envelope) => Some(self.seen(envelope)),
+            Err(broadcast::error::TryRecvError::Lagged(missed)) => Some(self.resync(missed)),
+            Err(_) => None,
+        }
+    }
+
+    fn seen(&mut self, envelope: Envelope) -> Envelope {
+        self.last_seq = envelope.seq as u64;
+        envelope
+    }
+
+    fn resync(&mut self, missed: u64) -> Envelope {
+        // Numbered as the last event it stands for, so the next real one follows on.
+        self.last_seq += missed;
+        Envelope {
+            seq: self.last_seq as f64,
+            event: Event::Resync {
+                missed: crate::wire::saturate(missed),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_lagging_subscriber_gets_a_resync_not_silence() {
+        let bus = EventBus::new();
+        let mut slow = bus.subscribe();
+        let extra = 10;
+        for _ in 0..EventBus::CAPACITY + extra {
+            bus.publish(Event::QueueResumed);
+        }
+        let first = slow.recv().await.unwrap();
+        assert_eq!(
+            first.event,
+            Event::Resync {
+                missed: extra as u32
+            }
+        );
+        let next = slow.recv().await.unwrap();
+        assert_eq!(next.seq, first.seq + 1.0, "numbering carries on");
+        assert_eq!(next.event, Event::QueueResumed);
+    }
+
+    #[tokio::test]
+    async fn sequence_numbers_count_up_from_one() {
+        let bus = EventBus::new();
+        let mut events = bus.subscribe();
+        bus.publish(Event::QueueResumed);
+        bus.publish(Event::QueuePaused { reason: "x".into() });
+        assert_eq!(events.recv().await.unwrap().seq, 1.0);
+        assert_eq!(events.recv().await.unwrap().seq, 2.0);
     }
 }

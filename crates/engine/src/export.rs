@@ -1,6 +1,6 @@
 //! Stories out in bulk: every succeeded story with its source file, as Markdown, JSON or text.
 
-use crate::job::Job;
+use crate::job::{iso8601, Job};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::str::FromStr;
@@ -10,7 +10,7 @@ use std::str::FromStr;
 pub enum ExportFormat {
     /// One `##` section per video.
     Markdown,
-    /// A JSON array of `{ source, file, story, … }`.
+    /// A JSON array of `{ id, file, source, storyteller, model, preset, cached, finishedAt, story }`.
     Json,
     /// Plain text, videos separated by rules.
     Text,
@@ -30,7 +30,9 @@ impl FromStr for ExportFormat {
     }
 }
 
+/// One story in a JSON export (camelCase, times in ISO-8601, like the wire model).
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct ExportedStory<'a> {
     id: String,
     file: String,
@@ -39,7 +41,7 @@ struct ExportedStory<'a> {
     model: &'a str,
     preset: &'a str,
     cached: bool,
-    finished_at_ms: Option<i64>,
+    finished_at: Option<String>,
     story: &'a str,
 }
 
@@ -61,7 +63,7 @@ pub fn render(jobs: &[Job], format: ExportFormat) -> String {
                     model: &job.model,
                     preset: &job.preset,
                     cached: job.cached,
-                    finished_at_ms: job.finished_at_ms,
+                    finished_at: job.finished_at_ms.map(iso8601),
                     story,
                 })
                 .collect();

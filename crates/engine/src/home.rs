@@ -49,6 +49,11 @@ impl Home {
         self.root.join("storyteller.db")
     }
 
+    /// The person's settings (JSON; never secrets).
+    pub fn settings(&self) -> PathBuf {
+        self.root.join("settings.json")
+    }
+
     /// Keyframe thumbnails, one folder per content hash.
     pub fn thumbnails(&self) -> PathBuf {
         self.root.join("thumbnails")

@@ -7,6 +7,7 @@
 //! that looks like a video but is broken is accepted here and fails its own job when probed.
 
 use crate::job::{NewJob, Priority, StorySpec};
+use crate::store::SourceKey;
 use serde::Serialize;
 use std::fs::File;
 use std::io::Read;
@@ -58,6 +59,8 @@ pub struct IntakeOptions {
     pub priority: Priority,
     /// Skip the result cache.
     pub no_cache: bool,
+    /// Make new jobs even for files that already have one.
+    pub again: bool,
 }
 
 /// A sentence for an I/O error that names the problem rather than the errno.
@@ -273,6 +276,19 @@ fn new_job(path: PathBuf, options: &IntakeOptions) -> Result<NewJob, Refusal> {
         spec: options.spec.clone(),
         priority: options.priority,
         no_cache: options.no_cache,
+        again: options.again,
+    })
+}
+
+/// What names `path`'s job for "is it already there?" (see [`SourceKey`]); `None` when the file
+/// cannot be looked at (hashing it will say why).
+pub fn source_key(path: &Path, spec: &StorySpec) -> Option<SourceKey> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(SourceKey {
+        source: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+        size: meta.len(),
+        mtime_ms: mtime_ms(&meta),
+        spec: spec.clone(),
     })
 }
 
@@ -283,19 +299,35 @@ pub async fn prepare(
     options: IntakeOptions,
     on_file: impl Fn(&Path) + Send + Sync + 'static,
 ) -> Intake {
-    let (candidates, mut refused) = match tokio::task::spawn_blocking(move || collect(&paths)).await
-    {
+    let (candidates, mut refused) = collect_off_thread(paths).await;
+    let mut intake = hash_files(candidates, options, on_file).await;
+    refused.append(&mut intake.refused);
+    intake.refused = refused;
+    intake
+}
+
+/// [`collect`] on the blocking pool.
+pub async fn collect_off_thread(paths: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<Refusal>) {
+    match tokio::task::spawn_blocking(move || collect(&paths)).await {
         Ok(collected) => collected,
-        Err(e) => {
-            return Intake {
-                jobs: Vec::new(),
-                refused: vec![Refusal::new(
-                    PathBuf::new(),
-                    format!("could not list the files: {e}"),
-                )],
-            }
-        }
-    };
+        Err(e) => (
+            Vec::new(),
+            vec![Refusal::new(
+                PathBuf::new(),
+                format!("could not list the files: {e}"),
+            )],
+        ),
+    }
+}
+
+/// Hashes `candidates` (found by [`collect`]) into jobs on the blocking pool, two files at a
+/// time (one per core here), calling `on_file` as each file is done.
+pub async fn hash_files(
+    candidates: Vec<PathBuf>,
+    options: IntakeOptions,
+    on_file: impl Fn(&Path) + Send + Sync + 'static,
+) -> Intake {
+    let mut refused = Vec::new();
     let on_file = std::sync::Arc::new(on_file);
     let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(2));
     let mut tasks = Vec::with_capacity(candidates.len());

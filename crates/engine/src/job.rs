@@ -78,6 +78,13 @@ impl fmt::Display for BatchId {
     }
 }
 
+impl FromStr for BatchId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
 /// Where a job is in its life; see the module docs for the transitions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -398,6 +405,8 @@ pub struct NewJob {
     pub priority: Priority,
     /// Ignore the result cache and write a fresh story.
     pub no_cache: bool,
+    /// Add it even if the file already has a queued, running or finished job.
+    pub again: bool,
 }
 
 /// One job as stored.

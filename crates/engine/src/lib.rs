@@ -2,11 +2,14 @@
 //! storytellers that turn videos into stories. It knows nothing of any UI toolkit; it reports
 //! through its typed [`event`] stream.
 //!
+//! - [`engine`]: the [`Engine`] facade every front end calls (the CLI, the desktop window).
+//! - [`wire`]: the types front ends see (IPC, `--json`, events).
+//! - [`event`]: the event stream.
 //! - [`job`]: jobs and their state machine.
 //! - [`store`]: the SQLite job store behind the narrow [`store::JobStore`] interface.
 //! - [`pool`]: the task pool that claims and runs jobs.
-//! - [`event`]: the event stream.
-//! - [`retry`]: backoff policy and the clock it reads.
+//! - [`retry`]: backoff policy; [`clock`]: the one clock timed decisions read.
+//! - [`settings`]: what new jobs get, kept in the home folder.
 //! - [`intake`]: turning paths into jobs (folders, checks, hashing).
 //! - [`media`]: ffprobe/ffmpeg analysis.
 //! - [`storyteller`]: the storyteller trait and the built-in offline storyteller.
@@ -16,6 +19,8 @@
 
 #![warn(missing_docs)]
 
+pub mod clock;
+pub mod engine;
 pub mod error;
 pub mod event;
 pub mod export;
@@ -25,9 +30,13 @@ pub mod job;
 pub mod media;
 pub mod pool;
 pub mod retry;
+pub mod settings;
 pub mod store;
 pub mod storyteller;
+pub mod wire;
 
+pub use engine::{Engine, EngineOptions};
 pub use error::{EngineError, ErrorPayload, Result};
-pub use event::{Event, EventBus, QueueStats};
+pub use event::{Envelope, Event, EventBus, Subscription};
 pub use job::{BatchId, Job, JobId, JobState, Priority, Stage};
+pub use wire::{JobView, QueueStats};

@@ -1,60 +1,7 @@
-//! When a failed job runs again: exponential backoff with full jitter, honouring `Retry-After`,
-//! and the injectable [`Clock`] every timed decision in the engine reads.
+//! When a failed job runs again: exponential backoff with full jitter, honouring `Retry-After`.
+//! The clock it is measured against is in [`crate::clock`].
 
-use std::fmt::Debug;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// A duration in whole milliseconds, the unit every stored time uses (saturating).
-pub fn duration_ms(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// Wall-clock time in milliseconds since the Unix epoch; tests substitute a [`ManualClock`].
-pub trait Clock: Send + Sync + Debug + 'static {
-    /// Now, in ms since the Unix epoch.
-    fn now_ms(&self) -> i64;
-}
-
-/// The real clock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0)
-    }
-}
-
-/// A clock that moves only when told to.
-#[derive(Clone, Debug, Default)]
-pub struct ManualClock {
-    now_ms: Arc<AtomicI64>,
-}
-
-impl ManualClock {
-    /// A clock reading `start_ms`.
-    pub fn new(start_ms: i64) -> Self {
-        Self {
-            now_ms: Arc::new(AtomicI64::new(start_ms)),
-        }
-    }
-
-    /// Moves the clock forward.
-    pub fn advance(&self, by: Duration) {
-        self.now_ms.fetch_add(duration_ms(by), Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> i64 {
-        self.now_ms.load(Ordering::SeqCst)
-    }
-}
+use std::time::Duration;
 
 /// How transient failures are retried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,13 +92,5 @@ mod tests {
         let policy = RetryPolicy::default();
         assert!(policy.may_retry(4));
         assert!(!policy.may_retry(5));
-    }
-
-    #[test]
-    fn manual_clock_moves_only_when_told() {
-        let clock = ManualClock::new(1_000);
-        assert_eq!(clock.now_ms(), 1_000);
-        clock.advance(Duration::from_millis(2_500));
-        assert_eq!(clock.now_ms(), 3_500);
     }
 }

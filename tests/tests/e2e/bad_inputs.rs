@@ -290,11 +290,14 @@ fn a_pipe_or_an_unreadable_file_is_refused_without_hanging() {
         &["add", "--json", path_str(&fifo), path_str(&good)],
     );
     assert_eq!(out.code, Some(1), "{out}");
-    let json = out.json();
-    let refused = json["refused"].as_array().expect("refused").clone();
-    let reason = text(refusal_for(&refused, "pipe.mp4"), "reason");
+    let report = out.json();
+    let entries = report["entries"].as_array().expect("entries").clone();
+    let pipe = refusal_for(&entries, "pipe.mp4");
+    assert_eq!(pipe["outcome"], "refused", "{pipe:#}");
+    let reason = text(pipe, "reason");
     assert!(reason.contains("not a regular file"), "{reason}");
-    assert_eq!(json["added"].as_array().map(Vec::len), Some(1));
+    let queued = entries.iter().filter(|e| e["outcome"] == "queued").count();
+    assert_eq!(queued, 1, "{report:#}");
 
     // Inside a folder too.
     let (added, refused, code) = sandbox.add(&[&pipes], &[]);

@@ -81,8 +81,8 @@ fn list_json_gives_every_field_scripts_rely_on() {
             "cached",
             "story",
             "error",
-            "created_at",
-            "finished_at",
+            "createdAt",
+            "finishedAt",
         ] {
             assert!(job.get(field).is_some(), "no `{field}` in {job:#}");
         }
@@ -98,22 +98,50 @@ fn list_json_gives_every_field_scripts_rely_on() {
         assert_eq!(job["cached"], false);
         assert!(job["error"].is_null(), "{job:#}");
         assert!(text(job, "story").contains("analyser"), "{job:#}");
-        for time in ["created_at", "finished_at"] {
+        for time in ["createdAt", "finishedAt"] {
             let t = text(job, time);
             assert!(
                 t.ends_with('Z') && t.contains('T'),
                 "{time} is not ISO-8601: {t}"
             );
         }
-        assert!(text(job, "created_at") <= text(job, "finished_at"));
+        assert!(text(job, "createdAt") <= text(job, "finishedAt"));
         assert_eq!(job["media"]["video"]["width"], 320, "{job:#}");
     }
     let only_succeeded = sandbox
         .ok(&["list", "--state", "succeeded", "--json"])
         .json();
-    assert_eq!(only_succeeded.as_array().map(Vec::len), Some(3));
+    assert_eq!(only_succeeded["jobs"].as_array().map(Vec::len), Some(3));
     let none_queued = sandbox.ok(&["list", "--state", "queued", "--json"]).json();
-    assert_eq!(none_queued, Value::Array(vec![]));
+    assert_eq!(none_queued["jobs"], Value::Array(vec![]));
+    assert!(none_queued["next"].is_null());
+
+    // Pages: newest first, two at a time, each page starting after the last one.
+    let first = sandbox
+        .ok(&["list", "--newest", "--limit", "2", "--json"])
+        .json();
+    let ids = |page: &Value| -> Vec<String> {
+        page["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| text(j, "id").to_owned())
+            .collect()
+    };
+    let all: Vec<String> = jobs
+        .iter()
+        .rev()
+        .map(|j| text(j, "id").to_owned())
+        .collect();
+    assert_eq!(ids(&first), all[..2], "{first:#}");
+    assert_eq!(first["next"], all[1].as_str(), "{first:#}");
+    let second = sandbox
+        .ok(&[
+            "list", "--newest", "--limit", "2", "--after", &all[1], "--json",
+        ])
+        .json();
+    assert_eq!(ids(&second), all[2..], "{second:#}");
+    assert!(second["next"].is_null(), "{second:#}");
     let table = sandbox.ok(&["list"]).stdout;
     for i in 0..3 {
         assert!(table.contains(&format!("clip-{i}.mp4")), "{table}");
@@ -187,21 +215,35 @@ fn stats_counts_jobs_by_state() {
     assert_eq!(stats["running"], 0, "{stats:#}");
     assert_eq!(stats["dead"], 0, "{stats:#}");
     assert_eq!(stats["cancelled"], 0, "{stats:#}");
-    assert_eq!(stats["cache_hits"], 0, "{stats:#}");
-    assert_eq!(stats["cache_misses"], 2, "{stats:#}");
+    assert_eq!(stats["cacheHits"], 0, "{stats:#}");
+    assert_eq!(stats["cacheMisses"], 2, "{stats:#}");
     assert!(stats["paused"].is_null(), "{stats:#}");
     let plain = sandbox.ok(&["stats"]).stdout;
     assert!(plain.contains("succeeded:  2"), "{plain}");
 }
 
 #[test]
-fn adding_a_told_video_again_reuses_its_story_unless_no_cache_is_given() {
+fn a_told_video_is_not_added_twice_and_its_copy_reuses_its_story() {
     let sandbox = Sandbox::new();
     let video = sandbox.video("twice.mp4", Look::plain());
     process(&sandbox, std::slice::from_ref(&video));
     let first = sandbox.jobs().remove(0);
 
-    let (added, refused, code) = sandbox.add(&[&video], &[]);
+    // The same file again: already there, no second job, no second story to pay for.
+    let report = sandbox.add_report(&[&video], &[]);
+    let entries = report["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{report:#}");
+    assert_eq!(entries[0]["outcome"], "alreadyAdded", "{report:#}");
+    assert_eq!(entries[0]["job"]["id"], first["id"], "{report:#}");
+    assert!(report["batchId"].is_null(), "{report:#}");
+    assert_eq!(sandbox.jobs().len(), 1);
+    let plain = sandbox.ok(&["add", arg(&video)]).stdout;
+    assert!(plain.starts_with("already added"), "{plain}");
+
+    // A copy under another name is another file: a new job, told at once from the cache.
+    let copy = sandbox.videos().join("copy of twice.mp4");
+    std::fs::copy(&video, &copy).expect("copying the video");
+    let (added, refused, code) = sandbox.add(&[&copy], &[]);
     assert_eq!((refused.len(), code), (0, Some(0)));
     let again = &added[0];
     assert_eq!(again["cached"], true, "{again:#}");
@@ -209,9 +251,16 @@ fn adding_a_told_video_again_reuses_its_story_unless_no_cache_is_given() {
     assert_eq!(again["story"], first["story"]);
     assert_ne!(again["id"], first["id"]);
     let stats = sandbox.stats();
-    assert_eq!(stats["cache_hits"], 1, "{stats:#}");
+    assert_eq!(stats["cacheHits"], 1, "{stats:#}");
     assert_eq!(stats["succeeded"], 2, "{stats:#}");
 
+    // --again asks for a new job on purpose (its story still comes from the cache).
+    let (added, _, code) = sandbox.add(&[&video], &["--again"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(added.len(), 1);
+    assert_eq!(added[0]["cached"], true, "{:#}", added[0]);
+
+    // --no-cache asks for a fresh story, which needs a job of its own.
     let (added, _, code) = sandbox.add(&[&video], &["--no-cache"]);
     assert_eq!(code, Some(0));
     let fresh = &added[0];
@@ -223,8 +272,40 @@ fn adding_a_told_video_again_reuses_its_story_unless_no_cache_is_given() {
     assert_eq!(fresh["cached"], false, "{fresh:#}");
     assert_eq!(fresh["attempts"], 1, "{fresh:#}");
     let stats = sandbox.stats();
-    assert_eq!(stats["cache_hits"], 1, "{stats:#}");
-    assert_eq!(stats["succeeded"], 3, "{stats:#}");
+    assert_eq!(stats["cacheHits"], 2, "{stats:#}");
+    assert_eq!(stats["succeeded"], 4, "{stats:#}");
+}
+
+#[test]
+fn adding_a_folder_twice_makes_no_second_jobs_and_exports_each_story_once() {
+    let sandbox = Sandbox::new();
+    three_videos(&sandbox);
+    let folder = sandbox.videos();
+    let (added, _, code) = sandbox.add(&[&folder], &[]);
+    assert_eq!((added.len(), code), (3, Some(0)));
+    sandbox.work_queue();
+
+    let report = sandbox.add_report(&[&folder], &[]);
+    let outcomes: Vec<&str> = report["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["alreadyAdded"; 3], "{report:#}");
+    assert_eq!(sandbox.jobs().len(), 3);
+    let exported = sandbox.ok(&["export", "--format", "md"]).stdout;
+    for i in 0..3 {
+        assert_eq!(
+            exported.matches(&format!("## clip-{i}.mp4")).count(),
+            1,
+            "{exported}"
+        );
+    }
+
+    let (added, _, _) = sandbox.add(&[&folder], &["--again"]);
+    assert_eq!(added.len(), 3, "--again makes the jobs anyway");
+    assert_eq!(sandbox.jobs().len(), 6);
 }
 
 #[test]
@@ -372,7 +453,7 @@ fn rm_deletes_one_job_and_clear_deletes_the_finished_ones() {
         sandbox
             .home()
             .join("thumbnails")
-            .join(text(job, "content_hash"))
+            .join(text(job, "contentHash"))
     };
     let (first_thumbs, second_thumbs) = (thumbnails(&jobs[0]), thumbnails(&jobs[1]));
     assert!(first_thumbs.is_dir() && second_thumbs.is_dir());
@@ -439,7 +520,7 @@ fn an_unknown_job_id_fails_with_a_clear_message() {
 }
 
 #[test]
-fn an_unknown_preset_or_storyteller_is_refused_with_the_choices_there_are() {
+fn an_unknown_preset_model_or_storyteller_is_refused_with_the_choices_there_are() {
     let sandbox = Sandbox::new();
     let video = sandbox.video("preset.mp4", Look::plain());
     let out = sandbox.run(&["add", arg(&video), "--preset", "nonsense"]);
@@ -450,6 +531,12 @@ fn an_unknown_preset_or_storyteller_is_refused_with_the_choices_there_are() {
     );
     assert!(out.stderr.contains("no preset 'nonsense'"), "{out}");
     assert!(out.stderr.contains("narrative, summary, social"), "{out}");
+
+    // A model the storyteller does not have is refused, not recorded as the story's writer.
+    let out = sandbox.run(&["add", arg(&video), "--model", "gpt-9"]);
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stderr.contains("no model 'gpt-9'"), "{out}");
+    assert!(out.stderr.contains("offline-analyser-2"), "{out}");
 
     let out = sandbox.run(&["process", arg(&video), "--storyteller", "gpt-99"]);
     assert_eq!(out.code, Some(2), "{out}");

@@ -116,7 +116,7 @@ fn a_restart_after_kill_9_reclaims_at_once_and_tells_every_video_exactly_once() 
                 job["story"], before["story"],
                 "a finished story was rewritten"
             );
-            assert_eq!(job["finished_at"], before["finished_at"]);
+            assert_eq!(job["finishedAt"], before["finishedAt"]);
         }
     }
     let stats = sandbox.stats();

@@ -277,7 +277,8 @@ impl Sandbox {
         out
     }
 
-    /// `add PATHS…` with `--json`: (the added jobs, the refusals, the exit code).
+    /// `add PATHS…` with `--json`: (the new jobs, the refused or skipped paths as
+    /// `{ path, reason, skipped }`, the exit code).
     pub fn add(&self, paths: &[&Path], extra: &[&str]) -> (Vec<Value>, Vec<Value>, Option<i32>) {
         let mut args: Vec<String> = vec!["add".into(), "--json".into()];
         args.extend(extra.iter().map(|s| s.to_string()));
@@ -292,21 +293,56 @@ impl Sandbox {
             matches!(out.code, Some(0 | 1)),
             "`add` neither succeeded nor refused:\n{out}"
         );
-        let json = out.json();
-        let added = json["added"].as_array().expect("an `added` array").clone();
-        let refused = json["refused"]
-            .as_array()
-            .expect("a `refused` array")
-            .clone();
-        (added, refused, out.code)
+        let (report, code) = (out.json(), out.code);
+        let entries = report["entries"].as_array().expect("an `entries` array");
+        let added = entries
+            .iter()
+            .filter(|e| e["outcome"] == "queued" || e["outcome"] == "cached")
+            .map(|e| e["job"].clone())
+            .collect();
+        let refused = entries
+            .iter()
+            .filter(|e| e["outcome"] == "refused" || e["outcome"] == "skipped")
+            .map(|e| {
+                serde_json::json!({
+                    "path": e["path"],
+                    "reason": e["reason"],
+                    "skipped": e["outcome"] == "skipped",
+                })
+            })
+            .collect();
+        (added, refused, code)
+    }
+
+    /// `add PATHS…` with `--json`: the whole report.
+    pub fn add_report(&self, paths: &[&Path], extra: &[&str]) -> Value {
+        let mut args: Vec<String> = vec!["add".into(), "--json".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(
+            paths
+                .iter()
+                .map(|p| p.to_str().expect("UTF-8 path").to_owned()),
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.run(&args);
+        assert!(
+            matches!(out.code, Some(0 | 1)),
+            "`add` neither succeeded nor refused:\n{out}"
+        );
+        out.json()
     }
 
     /// Every job, from `list --json`.
     pub fn jobs(&self) -> Vec<Value> {
         let out = self.ok(&["list", "--json"]);
-        out.json()
+        let page = out.json();
+        assert!(
+            page["next"].is_null(),
+            "an unlimited list has one page: {page:#}"
+        );
+        page["jobs"]
             .as_array()
-            .expect("list --json prints an array")
+            .expect("list --json prints a page of jobs")
             .clone()
     }
 

@@ -179,10 +179,7 @@ mod tests {
     fn both_missing_is_one_error_and_maps_to_setup() {
         let dir = tempfile::tempdir().unwrap();
         let error = locate_tools(None, None, Some(dir.path().as_os_str())).unwrap_err();
-        assert!(matches!(
-            error.to_story_error(),
-            crate::storyteller::StoryError::Setup { .. }
-        ));
+        assert!(matches!(error, MediaError::ToolMissing { .. }));
         let text = message(error);
         assert!(
             text.starts_with("ffmpeg and ffprobe were not found"),

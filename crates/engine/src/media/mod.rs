@@ -28,7 +28,6 @@ pub use locate::{locate_tools, FFMPEG_ENV, FFPROBE_ENV, INSTALL_HINT};
 pub use probe::{describe_format, parse_probe, AudioStream, MediaInfo, VideoStream};
 pub use scenes::{Scene, SceneStrategy};
 
-use crate::storyteller::StoryError;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -121,33 +120,6 @@ pub enum MediaError {
         /// Why.
         message: String,
     },
-}
-
-impl MediaError {
-    /// The storyteller error this becomes: a missing tool pauses the queue (setup), a file that
-    /// is not a usable video fails the job for good, passing troubles are retried.
-    pub fn to_story_error(&self) -> StoryError {
-        let message = self.to_string();
-        match self {
-            MediaError::ToolMissing { .. } => StoryError::Setup { message },
-            MediaError::ToolFailed { .. }
-            | MediaError::Interrupted { .. }
-            | MediaError::Thumbnails { .. } => StoryError::transient(message),
-            MediaError::FileMissing { .. }
-            | MediaError::Unreadable { .. }
-            | MediaError::EmptyFile { .. }
-            | MediaError::NotVideo { .. }
-            | MediaError::Corrupt { .. }
-            | MediaError::NoVideoStream { .. }
-            | MediaError::ZeroDuration { .. } => StoryError::permanent(message),
-        }
-    }
-}
-
-impl From<MediaError> for StoryError {
-    fn from(error: MediaError) -> Self {
-        error.to_story_error()
-    }
 }
 
 /// Knobs for [`Media::analyse`]; the defaults suit the desktop app.
@@ -533,56 +505,6 @@ mod tests {
         assert_eq!(clock(754.0), "12:34");
         assert_eq!(clock(3723.0), "1:02:03");
         assert_eq!(clock(f64::NAN), "0:00");
-    }
-
-    #[test]
-    fn errors_map_to_story_errors() {
-        let path = PathBuf::from("/v/clip.mp4");
-        let permanent = [
-            MediaError::FileMissing { path: path.clone() },
-            MediaError::EmptyFile { path: path.clone() },
-            MediaError::NotVideo {
-                path: path.clone(),
-                reason: "it contains text, not video".into(),
-            },
-            MediaError::Corrupt {
-                path: path.clone(),
-                reason: "cut short".into(),
-            },
-            MediaError::NoVideoStream {
-                path: path.clone(),
-                has_audio: false,
-            },
-            MediaError::ZeroDuration { path: path.clone() },
-        ];
-        for error in permanent {
-            assert!(
-                matches!(error.to_story_error(), StoryError::Permanent { .. }),
-                "{error}"
-            );
-        }
-        let gone = MediaError::FileMissing { path: path.clone() };
-        assert_eq!(
-            StoryError::from(gone).to_string(),
-            "the file is gone: /v/clip.mp4"
-        );
-        let thumbs = MediaError::Thumbnails {
-            path: path.clone(),
-            message: "disk full".into(),
-        };
-        assert!(matches!(
-            thumbs.to_story_error(),
-            StoryError::Transient { .. }
-        ));
-        let missing = MediaError::ToolMissing {
-            tool: "ffprobe",
-            message: "x".into(),
-        };
-        assert!(matches!(missing.to_story_error(), StoryError::Setup { .. }));
-        assert_eq!(
-            MediaError::EmptyFile { path }.to_string(),
-            "clip.mp4 is empty (0 bytes), so there is no video in it"
-        );
     }
 
     #[test]

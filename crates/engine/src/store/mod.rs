@@ -1,24 +1,29 @@
 //! The job store: where jobs live, behind the narrow [`JobStore`] interface.
 //!
-//! The interface is the whole contract a pool needs: enqueue, claim, heartbeat, report, finish,
-//! reclaim, a few person-driven controls and queries; state changes are published on the
-//! [`EventBus`](crate::event::EventBus) as they commit. [`SqliteStore`] keeps jobs in one local
-//! SQLite file; a server-backed store (Postgres or Redis) for teams can sit behind the same trait.
+//! The interface is the whole contract the engine needs: enqueue, claim, heartbeat, report,
+//! finish, reclaim, a few person-driven controls, queries, and following the changes other
+//! processes make; state changes are published on the [`EventBus`](crate::event::EventBus) as
+//! they commit. [`SqliteStore`] keeps jobs in one local SQLite file; a server-backed store
+//! (PostgreSQL) for teams sits behind the same trait.
 //!
 //! - [`schema`]: tables and migrations.
 //! - [`sqlite`]: the SQLite implementation.
+//! - [`feed`]: how a SQLite store hears of other processes' changes.
 //! - `writer`: the group-commit writing thread.
 
+pub mod feed;
 pub mod schema;
 pub mod sqlite;
 mod writer;
 
+pub use feed::{Follower, ForeignChanges, ForeignSink};
 pub use sqlite::SqliteStore;
 
 use crate::error::Result;
-use crate::event::QueueStats;
-use crate::job::{BatchId, Job, JobError, JobId, JobState, NewJob, Stage, Usage};
+use crate::job::{BatchId, Job, JobError, JobId, JobState, NewJob, Stage, StorySpec, Usage};
 use crate::storyteller::BoxFuture;
+use crate::wire::{ListOrder, QueueStats};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// What every store method returns: a boxed future, so stores can live behind `dyn JobStore`.
@@ -64,24 +69,67 @@ pub struct Removed {
     pub orphaned_hashes: Vec<String>,
 }
 
-/// Which jobs a query returns.
+/// Which jobs a query returns, in which order.
 #[derive(Clone, Debug, Default)]
 pub struct JobFilter {
     /// Only jobs in this state.
     pub state: Option<JobState>,
     /// Only jobs of this batch.
     pub batch: Option<BatchId>,
+    /// Only jobs of this storyteller.
+    pub storyteller: Option<String>,
     /// Only these jobs.
     pub ids: Option<Vec<JobId>>,
-    /// At most this many (oldest first).
+    /// Oldest (the default) or newest first.
+    pub order: ListOrder,
+    /// Only jobs after this one in that order (keyset paging).
+    pub after: Option<JobId>,
+    /// At most this many.
     pub limit: Option<u64>,
+}
+
+/// What names a file's job for "is it already there?": the file as it was when added, and who
+/// tells it how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceKey {
+    /// The video file (absolute).
+    pub source: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its modification time (ms since the Unix epoch).
+    pub mtime_ms: i64,
+    /// Storyteller, model and preset.
+    pub spec: StorySpec,
+}
+
+/// What became of one [`NewJob`] given to [`JobStore::enqueue`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Enqueued {
+    /// A new job (queued, or succeeded at once from the result cache).
+    Added(Job),
+    /// The file already has a job that is queued, running or done; none was added.
+    Existing(Job),
+}
+
+impl Enqueued {
+    /// The job, new or already there.
+    pub fn job(&self) -> &Job {
+        match self {
+            Enqueued::Added(job) | Enqueued::Existing(job) => job,
+        }
+    }
 }
 
 /// The narrow interface between the task pool (or a UI) and wherever jobs are kept.
 pub trait JobStore: Send + Sync + 'static {
-    /// Adds `jobs` as one batch. A job whose story is already in the result cache is added
-    /// as `succeeded`, marked cached.
-    fn enqueue(&self, jobs: Vec<NewJob>) -> StoreFuture<'_, Vec<Job>>;
+    /// Adds `jobs` as one batch, one result per job in order. A job whose story is already in
+    /// the result cache is added as `succeeded`, marked cached. Unless a job asks for
+    /// [`NewJob::again`], a file that already has a queued, running or succeeded job with the
+    /// same [`SourceKey`] gets no second one.
+    fn enqueue(&self, jobs: Vec<NewJob>) -> StoreFuture<'_, (BatchId, Vec<Enqueued>)>;
+
+    /// For each key, the queued, running or succeeded job that file already has, if any.
+    fn find_existing(&self, keys: Vec<SourceKey>) -> StoreFuture<'_, Vec<Option<Job>>>;
 
     /// Atomically takes up to `max` ready jobs for `owner`, leased for `lease`, in claim order
     /// (priority, then round-robin across batches, then FIFO). Returns none while paused.
@@ -128,6 +176,9 @@ pub trait JobStore: Send + Sync + 'static {
     /// Queues a dead or cancelled job again, with fresh attempts.
     fn retry(&self, id: JobId) -> StoreFuture<'_, Job>;
 
+    /// Queues every dead job again, with fresh attempts.
+    fn retry_failed(&self) -> StoreFuture<'_, Vec<Job>>;
+
     /// Deletes a job that is not running.
     fn delete(&self, id: JobId) -> StoreFuture<'_, Removed>;
 
@@ -140,7 +191,7 @@ pub trait JobStore: Send + Sync + 'static {
     /// One job, by id or unique id prefix.
     fn get(&self, id_or_prefix: &str) -> StoreFuture<'_, Job>;
 
-    /// Jobs matching `filter`, oldest first.
+    /// Jobs matching `filter`, in its order.
     fn list(&self, filter: JobFilter) -> StoreFuture<'_, Vec<Job>>;
 
     /// Counts per state, cache figures, pause reason.
@@ -151,4 +202,8 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// The owners holding running jobs (to check which of them are still alive).
     fn lease_owners(&self) -> StoreFuture<'_, Vec<String>>;
+
+    /// Starts following the changes other processes commit: the store publishes what they mean
+    /// on its bus, then hands them to `sink`. Following stops when the [`Follower`] is dropped.
+    fn follow_others(&self, sink: ForeignSink) -> StoreFuture<'_, Follower>;
 }

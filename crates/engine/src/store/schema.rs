@@ -1,16 +1,35 @@
 //! The database schema and its versioned migrations (`PRAGMA user_version`).
 //!
-//! Each migration runs once, in its own transaction; a database newer than this build is refused
-//! rather than guessed at.
+//! Each migration runs once, in its own transaction. Two numbers are kept apart:
+//! - the schema *version*, `user_version`: how many migrations have run (the latest one wins);
+//! - the schema a build *needs to know*, `meta.schema_needs`: each migration says which schema
+//!   version a build must know at least to use the database after it. An additive migration (a
+//!   new table, index or column older builds can ignore) leaves it where it was; one that
+//!   changes what existing rows mean raises it to its own version.
+//!
+//! So a newer build's additive migration never locks an older build out of a shared home (a CLI
+//! beside a newer desktop app): the older build opens the newer database and leaves the newer
+//! parts alone. Only a database that needs a newer build is refused, with both versions named.
 
 use crate::error::{EngineError, Result};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use std::path::Path;
 
+/// One step of the schema.
+#[derive(Clone, Copy, Debug)]
+pub struct Migration {
+    /// The SQL, run in one transaction.
+    pub sql: &'static str,
+    /// The oldest schema version a build must know to use the database after this step.
+    pub needs: i64,
+}
+
 /// Migrations in order; the database's `user_version` is how many have run.
-const MIGRATIONS: &[&str] = &[
+pub const MIGRATIONS: &[Migration] = &[
     // 1: jobs, batches and the bookkeeping that keeps every claim and count O(log n).
-    r#"
+    Migration {
+        needs: 1,
+        sql: r#"
     -- One row per enqueue (a drag-and-drop, an `add`): the unit that takes turns.
     CREATE TABLE batches (
         id         TEXT PRIMARY KEY,
@@ -101,9 +120,46 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO meta (key, value) VALUES ('cache_hits', 0), ('cache_misses', 0);
     "#,
+    },
+    // 2: the change log other processes follow, and finding a file's job by its path. Additive:
+    // a build that knows only version 1 keeps working (the triggers log its changes too).
+    Migration {
+        needs: 1,
+        sql: r#"
+    -- One row per change another process may need to hear of; see `store::feed`. Written by
+    -- triggers, so every build that writes the database logs its changes.
+    CREATE TABLE changes (
+        seq  INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,   -- 'batch' (jobs added), 'job' (state or stage), 'gone', 'queue'
+        ref  TEXT NOT NULL    -- the batch or job id; '' for the queue
+    );
+    CREATE TRIGGER changes_batch AFTER INSERT ON batches BEGIN
+        INSERT INTO changes (kind, ref) VALUES ('batch', NEW.id);
+    END;
+    CREATE TRIGGER changes_job AFTER UPDATE OF state, stage ON jobs
+        WHEN OLD.state IS NOT NEW.state OR OLD.stage IS NOT NEW.stage BEGIN
+        INSERT INTO changes (kind, ref) VALUES ('job', NEW.id);
+    END;
+    CREATE TRIGGER changes_gone AFTER DELETE ON jobs BEGIN
+        INSERT INTO changes (kind, ref) VALUES ('gone', OLD.id);
+    END;
+    CREATE TRIGGER changes_paused AFTER INSERT ON meta WHEN NEW.key = 'paused' BEGIN
+        INSERT INTO changes (kind, ref) VALUES ('queue', '');
+    END;
+    CREATE TRIGGER changes_paused_update AFTER UPDATE ON meta WHEN NEW.key = 'paused' BEGIN
+        INSERT INTO changes (kind, ref) VALUES ('queue', '');
+    END;
+    CREATE TRIGGER changes_resumed AFTER DELETE ON meta WHEN OLD.key = 'paused' BEGIN
+        INSERT INTO changes (kind, ref) VALUES ('queue', '');
+    END;
+
+    -- Re-adding a file finds the job it already has.
+    CREATE INDEX jobs_source ON jobs (source);
+    "#,
+    },
 ];
 
-/// The schema version this build writes.
+/// The latest schema version this build knows (and migrates a database to).
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Sets the connection options every connection uses.
@@ -162,24 +218,56 @@ fn is_busy(error: &rusqlite::Error) -> bool {
     )
 }
 
-/// Brings the database at `path` (open on `conn`) up to [`SCHEMA_VERSION`].
+/// Brings the database at `path` (open on `conn`) up to [`SCHEMA_VERSION`], or checks that a
+/// database a newer build migrated further is still one this build can use.
 pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    migrate_with(conn, path, MIGRATIONS)
+}
+
+/// [`migrate`] with an explicit list of migrations (tests play a newer build with a longer one).
+pub fn migrate_with(conn: &mut Connection, path: &Path, migrations: &[Migration]) -> Result<()> {
+    let known = migrations.len() as i64;
     let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    if found > SCHEMA_VERSION {
-        return Err(EngineError::SchemaTooNew {
-            path: path.to_path_buf(),
+    if found > known {
+        // Written by a newer build: usable unless it says it needs a newer one than this.
+        let needs: i64 = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_needs'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?
+            .unwrap_or(found);
+        if needs > known {
+            return Err(EngineError::SchemaTooNew {
+                path: path.to_path_buf(),
+                found,
+                needs,
+                known,
+            });
+        }
+        tracing::info!(
             found,
-            known: SCHEMA_VERSION,
-        });
+            needs,
+            known,
+            "database is newer than this build, and compatible"
+        );
+        return Ok(());
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    for (index, migration) in migrations.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Two processes may start on a new database together: re-check inside the write lock.
         let now: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
         if now > index as i64 {
             continue;
         }
-        tx.execute_batch(sql)?;
+        tx.execute_batch(migration.sql)?;
+        // What the database needs never goes down: a later additive step keeps an earlier need.
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_needs', ?1) \
+             ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+            [migration.needs],
+        )?;
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
         tx.commit()?;
         tracing::info!(version = index + 1, "database migrated");

@@ -10,14 +10,16 @@
 //! Claiming in (priority, fair key, seq) order then serves batches round-robin, a batch added
 //! later joins the rotation at once, and each claim is one index seek.
 
-use super::writer::{Outbox, Writer};
-use super::{schema, JobFilter, JobStore, Outcome, Removed, StoreFuture};
+use super::feed::{self, Follower, ForeignSink, OwnChanges};
+use super::writer::{Outbox, Writer, WriterHooks};
+use super::{schema, Enqueued, JobFilter, JobStore, Outcome, Removed, SourceKey, StoreFuture};
+use crate::clock::{duration_ms, Clock, SystemClock};
 use crate::error::{EngineError, Result};
-use crate::event::{Event, EventBus, QueueStats};
+use crate::event::{Event, EventBus};
 use crate::job::{
     BatchId, ErrorKind, Job, JobError, JobId, JobState, NewJob, Priority, Stage, Usage,
 };
-use crate::retry::{duration_ms, Clock, SystemClock};
+use crate::wire::{saturate, JobView, ListOrder, QueueStats};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -46,6 +48,7 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     clock: Arc<dyn Clock>,
     bus: EventBus,
+    own_changes: Arc<OwnChanges>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -78,7 +81,14 @@ impl SqliteStore {
         })
         .await
         .map_err(|_| EngineError::StoreClosed)??;
-        let writer = Writer::spawn(conn, bus.clone(), counts_event)?;
+        let own_changes = Arc::new(OwnChanges::default());
+        let hooks = WriterHooks {
+            counts_event,
+            change_mark: feed::change_mark,
+            own_changes: own_changes.clone(),
+            housekeeping: feed::trim_changes,
+        };
+        let writer = Writer::spawn(conn, bus.clone(), hooks)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
@@ -86,6 +96,7 @@ impl SqliteStore {
                 readers: Mutex::new(Vec::new()),
                 clock,
                 bus,
+                own_changes,
             }),
         })
     }
@@ -111,7 +122,13 @@ impl SqliteStore {
             .await
     }
 
-    async fn read<T, F>(&self, work: F) -> Result<T>
+    /// The ranges of the change log this process wrote.
+    pub(super) fn own_changes(&self) -> Arc<OwnChanges> {
+        self.inner.own_changes.clone()
+    }
+
+    /// Runs `work` on a read-only connection on the blocking pool.
+    pub(super) async fn read<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
@@ -220,19 +237,31 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
     })
 }
 
-fn load_job(conn: &Connection, id: JobId) -> Result<Option<Job>> {
+/// The job with `id`, if there is one.
+pub(super) fn load_job(conn: &Connection, id: JobId) -> Result<Option<Job>> {
     Ok(conn
         .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?
         .query_row([id.to_string()], job_from_row)
         .optional()?)
 }
 
-fn read_stats(conn: &Connection) -> Result<QueueStats> {
+/// The jobs of the batch with id `batch`, oldest first.
+pub(super) fn jobs_of_batch(conn: &Connection, batch: &str) -> Result<Vec<Job>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE batch_id = ?1 ORDER BY seq"
+        ))?
+        .query_map([batch], job_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Counts per state, cache figures and the pause reason.
+pub(super) fn read_stats(conn: &Connection) -> Result<QueueStats> {
     let mut stats = QueueStats::default();
     let mut counts = conn.prepare_cached("SELECT state, n FROM state_counts")?;
     let mut rows = counts.query([])?;
     while let Some(row) = rows.next()? {
-        let n = row.get::<_, i64>(1)?.max(0) as u64;
+        let n = saturate(row.get::<_, i64>(1)?.max(0) as u64);
         match row.get::<_, String>(0)?.parse::<JobState>() {
             Ok(JobState::Queued) => stats.queued = n,
             Ok(JobState::Running) => stats.running = n,
@@ -247,8 +276,8 @@ fn read_stats(conn: &Connection) -> Result<QueueStats> {
     while let Some(row) = rows.next()? {
         let key: String = row.get(0)?;
         match key.as_str() {
-            "cache_hits" => stats.cache_hits = row.get::<_, i64>(1)?.max(0) as u64,
-            "cache_misses" => stats.cache_misses = row.get::<_, i64>(1)?.max(0) as u64,
+            "cache_hits" => stats.cache_hits = saturate(row.get::<_, i64>(1)?.max(0) as u64),
+            "cache_misses" => stats.cache_misses = saturate(row.get::<_, i64>(1)?.max(0) as u64),
             "paused" => stats.paused = row.get(1)?,
             _ => {}
         }
@@ -257,7 +286,7 @@ fn read_stats(conn: &Connection) -> Result<QueueStats> {
 }
 
 fn counts_event(conn: &Connection) -> Result<Event> {
-    read_stats(conn).map(Event::QueueStats)
+    read_stats(conn).map(|stats| Event::QueueStats { stats })
 }
 
 fn bump_counter(conn: &Connection, key: &str) -> Result<()> {
@@ -298,15 +327,37 @@ fn cached_story(conn: &Connection, cache_key: &str) -> Result<Option<String>> {
         .optional()?)
 }
 
+/// The newest job for the file `key` names (same path, size, modification time, storyteller,
+/// model and preset) that is queued, running or done, if there is one.
+fn existing_job(conn: &Connection, key: &SourceKey) -> Result<Option<Job>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_source WHERE source = ?1 \
+             AND size = ?2 AND mtime_ms = ?3 AND storyteller = ?4 AND model = ?5 AND preset = ?6 \
+             AND state IN ('queued', 'running', 'succeeded') ORDER BY seq DESC LIMIT 1"
+        ))?
+        .query_row(
+            params![
+                key.source.to_string_lossy(),
+                i64::try_from(key.size).unwrap_or(i64::MAX),
+                key.mtime_ms,
+                key.spec.storyteller,
+                key.spec.model,
+                key.spec.preset,
+            ],
+            job_from_row,
+        )
+        .optional()?)
+}
+
 fn enqueue_batch(
     conn: &Connection,
     outbox: &mut Outbox,
     now: i64,
     jobs: Vec<NewJob>,
-) -> Result<Vec<Job>> {
+) -> Result<(BatchId, Vec<Enqueued>)> {
     let batch = BatchId::new();
-    conn.prepare_cached("INSERT INTO batches (id, created_at) VALUES (?1, ?2)")?
-        .execute(params![batch.to_string(), now])?;
+    let mut batch_stored = false;
     // A new batch starts at the virtual clock: it joins the rotation now, neither ahead of
     // batches already waiting nor behind all of them.
     let mut next_key = [0i64; 3];
@@ -315,66 +366,119 @@ fn enqueue_batch(
             .prepare_cached("SELECT vtime FROM fair_clock WHERE priority = ?1")?
             .query_row([priority.rank()], |r| r.get(0))?;
     }
-    let mut added = Vec::with_capacity(jobs.len());
-    let mut insert = conn.prepare_cached(&format!(
+    let mut results = Vec::with_capacity(jobs.len());
+    let mut added_views = Vec::new();
+    let mut cache_hits = 0i64;
+    let mut insert = conn.prepare_cached(
         "INSERT INTO jobs (id, source, size, mtime_ms, content_hash, storyteller, model, preset, \
          cache_key, no_cache, priority, batch_id, fair_key, state, stage, progress, story, cached, \
          created_at, updated_at, finished_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-         ?19, ?19, ?20) RETURNING {JOB_COLUMNS}"
-    ))?;
+         ?19, ?19, ?20)",
+    )?;
+    let batch_text = batch.to_string();
     for job in jobs {
+        if !job.again {
+            let key = SourceKey {
+                source: job.source.clone(),
+                size: job.size,
+                mtime_ms: job.mtime_ms,
+                spec: job.spec.clone(),
+            };
+            if let Some(existing) = existing_job(conn, &key)? {
+                results.push(Enqueued::Existing(existing));
+                continue;
+            }
+        }
+        if !batch_stored {
+            conn.prepare_cached("INSERT INTO batches (id, created_at) VALUES (?1, ?2)")?
+                .execute(params![batch_text, now])?;
+            batch_stored = true;
+        }
         let cache_key = job.spec.cache_key(&job.content_hash);
-        let cached = if job.no_cache {
+        let story = if job.no_cache {
             None
         } else {
             cached_story(conn, &cache_key)?
         };
         let rank = job.priority.rank() as usize;
         next_key[rank] += 1;
-        let (state, stage, progress, finished_at) = match cached {
+        let (state, stage, progress, finished_at) = match story {
             Some(_) => (JobState::Succeeded, Stage::Done, 1.0, Some(now)),
             None => (JobState::Queued, Stage::Waiting, 0.0, None),
         };
-        let stored = insert.query_row(
-            params![
-                JobId::new().to_string(),
-                job.source.to_string_lossy(),
-                i64::try_from(job.size).unwrap_or(i64::MAX),
-                job.mtime_ms,
-                job.content_hash,
-                job.spec.storyteller,
-                job.spec.model,
-                job.spec.preset,
-                cache_key,
-                job.no_cache,
-                job.priority.rank(),
-                batch.to_string(),
-                next_key[rank],
-                state.as_str(),
-                stage.as_str(),
-                progress,
-                cached,
-                cached.is_some(),
-                now,
-                finished_at,
-            ],
-            job_from_row,
-        )?;
-        if stored.cached {
-            bump_counter(conn, "cache_hits")?;
+        let id = JobId::new();
+        insert.execute(params![
+            id.to_string(),
+            job.source.to_string_lossy(),
+            i64::try_from(job.size).unwrap_or(i64::MAX),
+            job.mtime_ms,
+            job.content_hash,
+            job.spec.storyteller,
+            job.spec.model,
+            job.spec.preset,
+            cache_key,
+            job.no_cache,
+            job.priority.rank(),
+            batch_text,
+            next_key[rank],
+            state.as_str(),
+            stage.as_str(),
+            progress,
+            story,
+            story.is_some(),
+            now,
+            finished_at,
+        ])?;
+        let cached = story.is_some();
+        if cached {
+            cache_hits += 1;
         }
-        outbox.events.push(Event::JobAdded {
-            job_id: stored.id,
-            job: Box::new(stored.clone()),
-        });
-        if stored.cached {
-            outbox.events.push(Event::about(&stored));
-        }
-        added.push(stored);
+        let stored = Job {
+            id,
+            source: job.source,
+            size: job.size,
+            mtime_ms: job.mtime_ms,
+            content_hash: job.content_hash,
+            media: None,
+            storyteller: job.spec.storyteller,
+            model: job.spec.model,
+            preset: job.spec.preset,
+            priority: job.priority,
+            batch_id: batch,
+            state,
+            stage,
+            progress,
+            attempts: 0,
+            run_after_ms: 0,
+            lease_owner: None,
+            lease_expires_ms: None,
+            error: None,
+            story,
+            cached,
+            no_cache: job.no_cache,
+            usage: Usage::default(),
+            created_at_ms: now,
+            updated_at_ms: now,
+            started_at_ms: None,
+            finished_at_ms: finished_at,
+        };
+        added_views.push(JobView::from(&stored));
+        results.push(Enqueued::Added(stored));
     }
-    outbox.counts_changed = !added.is_empty();
-    Ok(added)
+    if cache_hits > 0 {
+        conn.prepare_cached("UPDATE meta SET value = value + ?1 WHERE key = 'cache_hits'")?
+            .execute([cache_hits])?;
+    }
+    if !added_views.is_empty() {
+        // One event for the whole add, however many files: a big drop must not flood the bus.
+        outbox.events.push(Event::JobsAdded {
+            batch_id: batch,
+            jobs: added_views,
+        });
+        outbox.counts_changed = true;
+    }
+    Ok((batch, results))
 }
 
 fn claim_jobs(
@@ -666,12 +770,19 @@ fn resolve_id(conn: &Connection, id_or_prefix: &str) -> Result<JobId> {
 }
 
 impl JobStore for SqliteStore {
-    fn enqueue(&self, jobs: Vec<NewJob>) -> StoreFuture<'_, Vec<Job>> {
+    fn enqueue(&self, jobs: Vec<NewJob>) -> StoreFuture<'_, (BatchId, Vec<Enqueued>)> {
         Box::pin(async move {
             if jobs.is_empty() {
-                return Ok(Vec::new());
+                return Ok((BatchId::new(), Vec::new()));
             }
             self.write(move |conn, outbox, now| enqueue_batch(conn, outbox, now, jobs))
+                .await
+        })
+    }
+
+    fn find_existing(&self, keys: Vec<SourceKey>) -> StoreFuture<'_, Vec<Option<Job>>> {
+        Box::pin(async move {
+            self.read(move |conn| keys.iter().map(|key| existing_job(conn, key)).collect())
                 .await
         })
     }
@@ -845,6 +956,25 @@ impl JobStore for SqliteStore {
         })
     }
 
+    fn retry_failed(&self) -> StoreFuture<'_, Vec<Job>> {
+        Box::pin(async move {
+            self.write(move |conn, outbox, now| {
+                let jobs = conn
+                    .prepare_cached(&format!(
+                        "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
+                         attempts = 0, run_after = 0, story = NULL, finished_at = NULL, \
+                         updated_at = ?1 WHERE state = 'dead' RETURNING {JOB_COLUMNS}"
+                    ))?
+                    .query_map([now], job_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                outbox.counts_changed = !jobs.is_empty();
+                outbox.events.extend(jobs.iter().map(Event::about));
+                Ok(jobs)
+            })
+            .await
+        })
+    }
+
     fn delete(&self, id: JobId) -> StoreFuture<'_, Removed> {
         Box::pin(async move {
             self.write(move |conn, outbox, _| {
@@ -862,7 +992,7 @@ impl JobStore for SqliteStore {
                     });
                 };
                 outbox.counts_changed = true;
-                outbox.events.push(Event::JobRemoved { job_id: id });
+                outbox.events.push(Event::JobsRemoved { job_ids: vec![id] });
                 Ok(Removed {
                     jobs: 1,
                     orphaned_hashes: orphans(conn, [hash])?,
@@ -883,11 +1013,15 @@ impl JobStore for SqliteStore {
                     .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 let mut hashes = std::collections::BTreeSet::new();
+                let mut job_ids = Vec::with_capacity(deleted.len());
                 for (id, hash) in &deleted {
                     if let Ok(job_id) = id.parse() {
-                        outbox.events.push(Event::JobRemoved { job_id });
+                        job_ids.push(job_id);
                     }
                     hashes.insert(hash.clone());
+                }
+                if !job_ids.is_empty() {
+                    outbox.events.push(Event::JobsRemoved { job_ids });
                 }
                 outbox.counts_changed = !deleted.is_empty();
                 Ok(Removed {
@@ -953,12 +1087,31 @@ impl JobStore for SqliteStore {
                     sql.push_str(" AND batch_id = ?");
                     args.push(Box::new(batch.to_string()));
                 }
+                if let Some(storyteller) = filter.storyteller {
+                    sql.push_str(" AND storyteller = ?");
+                    args.push(Box::new(storyteller));
+                }
                 if let Some(ids) = &filter.ids {
                     sql.push_str(" AND id IN (SELECT value FROM json_each(?))");
                     let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
                     args.push(Box::new(serde_json::to_string(&ids).unwrap_or_default()));
                 }
-                sql.push_str(" ORDER BY seq");
+                let newest_first = filter.order == ListOrder::NewestFirst;
+                if let Some(after) = filter.after {
+                    // Keyset paging: one index seek wherever the page starts. A cursor whose job
+                    // was deleted since leaves nothing to seek from: the listing ends there.
+                    sql.push_str(if newest_first {
+                        " AND seq < (SELECT seq FROM jobs WHERE id = ?)"
+                    } else {
+                        " AND seq > (SELECT seq FROM jobs WHERE id = ?)"
+                    });
+                    args.push(Box::new(after.to_string()));
+                }
+                sql.push_str(if newest_first {
+                    " ORDER BY seq DESC"
+                } else {
+                    " ORDER BY seq"
+                });
                 if let Some(limit) = filter.limit {
                     sql.push_str(" LIMIT ?");
                     args.push(Box::new(i64::try_from(limit).unwrap_or(i64::MAX)));
@@ -1005,5 +1158,9 @@ impl JobStore for SqliteStore {
             })
             .await
         })
+    }
+
+    fn follow_others(&self, sink: ForeignSink) -> StoreFuture<'_, Follower> {
+        Box::pin(feed::follow(self.clone(), sink))
     }
 }

@@ -11,12 +11,34 @@
 //! and, if SQLite itself fails or an op breaks the rule, rolls the whole group back and fails
 //! every op in it. Replies and events are released only after the commit, so nobody hears of a
 //! change that could still be lost.
+//!
+//! Each group also notes which rows of the change log it wrote (see `feed`): the log's highest
+//! sequence number before and after its ops, recorded under the same lock the feed reads under,
+//! so this process never mistakes its own changes for another's, nor another's for its own.
 
+use super::feed::OwnChanges;
 use crate::error::{EngineError, Result};
 use crate::event::{Event, EventBus};
 use rusqlite::Connection;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
+
+/// What the writer asks of the store around each group.
+#[derive(Clone)]
+pub struct WriterHooks {
+    /// Runs inside each transaction that changed job counts; the event it makes is published
+    /// after the commit.
+    pub counts_event: fn(&Connection) -> Result<Event>,
+    /// The change log's highest sequence number (0 when there is no log).
+    pub change_mark: fn(&Connection) -> Result<i64>,
+    /// Where the ranges of the change log this process wrote are kept.
+    pub own_changes: Arc<OwnChanges>,
+    /// Upkeep run in a group every [`HOUSEKEEPING_EVERY`] groups (trimming the change log).
+    pub housekeeping: fn(&Connection) -> Result<()>,
+}
+
+/// Groups between two runs of [`WriterHooks::housekeeping`].
+const HOUSEKEEPING_EVERY: u64 = 1024;
 
 /// What an op produced besides its result: events to publish after commit.
 #[derive(Default)]
@@ -122,17 +144,13 @@ pub struct Writer {
 const MAX_GROUP: usize = 512;
 
 impl Writer {
-    /// Starts the writer thread on `conn`; `counts_event` runs inside each transaction that
-    /// changed job counts, and the event it makes is published after the commit.
-    pub fn spawn(
-        mut conn: Connection,
-        bus: EventBus,
-        counts_event: fn(&Connection) -> Result<Event>,
-    ) -> Result<Self> {
+    /// Starts the writer thread on `conn`, publishing on `bus`.
+    pub fn spawn(mut conn: Connection, bus: EventBus, hooks: WriterHooks) -> Result<Self> {
         let (ops, inbox) = mpsc::channel::<Box<dyn PendingWrite>>();
         std::thread::Builder::new()
             .name("storyteller-db-writer".into())
             .spawn(move || {
+                let mut groups: u64 = 0;
                 while let Ok(first) = inbox.recv() {
                     let mut group = vec![first];
                     while group.len() < MAX_GROUP {
@@ -141,7 +159,9 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
-                    commit_group(&mut conn, &bus, counts_event, group);
+                    groups += 1;
+                    let upkeep = groups.is_multiple_of(HOUSEKEEPING_EVERY);
+                    commit_group(&mut conn, &bus, &hooks, group, upkeep);
                 }
             })
             .map_err(|e| EngineError::Io {
@@ -173,13 +193,15 @@ impl Writer {
 fn commit_group(
     conn: &mut Connection,
     bus: &EventBus,
-    counts_event: fn(&Connection) -> Result<Event>,
+    hooks: &WriterHooks,
     mut group: Vec<Box<dyn PendingWrite>>,
+    upkeep: bool,
 ) {
     let committed = (|| -> std::result::Result<Option<Event>, String> {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| e.to_string())?;
+        let before = (hooks.change_mark)(&tx).map_err(|e| e.to_string())?;
         let mut counts_changed = false;
         for op in group.iter_mut() {
             match op.apply(&tx) {
@@ -190,12 +212,23 @@ fn commit_group(
                 Applied::Poisoned(message) => return Err(message),
             }
         }
+        if upkeep {
+            // Upkeep that fails costs nothing but its own work: the group still commits.
+            if let Err(e) = (hooks.housekeeping)(&tx) {
+                tracing::warn!(error = %e, "database upkeep failed");
+            }
+        }
         let stats = if counts_changed {
-            Some(counts_event(&tx).map_err(|e| e.to_string())?)
+            Some((hooks.counts_event)(&tx).map_err(|e| e.to_string())?)
         } else {
             None
         };
+        let after = (hooks.change_mark)(&tx).map_err(|e| e.to_string())?;
+        // Held across the commit: the feed reads the log under it, so it sees this group's rows
+        // only once they are known to be ours.
+        let mut own = hooks.own_changes.lock();
         tx.commit().map_err(|e| e.to_string())?;
+        own.record(before, after);
         Ok(stats)
     })();
     match committed {
@@ -231,7 +264,13 @@ mod tests {
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch("PRAGMA journal_mode = wal; CREATE TABLE t (v INTEGER);")
             .unwrap();
-        let writer = Writer::spawn(conn, EventBus::new(), |_| Ok(Event::QueueResumed)).unwrap();
+        let hooks = WriterHooks {
+            counts_event: |_| Ok(Event::QueueResumed),
+            change_mark: |_| Ok(0),
+            own_changes: Arc::default(),
+            housekeeping: |_| Ok(()),
+        };
+        let writer = Writer::spawn(conn, EventBus::new(), hooks).unwrap();
         (dir, writer, path)
     }
 

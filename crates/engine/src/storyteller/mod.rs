@@ -11,6 +11,7 @@ pub mod offline;
 
 use crate::event::{Event, EventBus};
 use crate::job::{ErrorKind, JobError, JobId, Stage, Usage};
+use crate::media::MediaError;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -45,6 +46,19 @@ pub trait Storyteller: Send + Sync + 'static {
     fn default_model(&self) -> &str;
     /// The presets it knows; the first is the default.
     fn presets(&self) -> &[&'static str];
+    /// The models it can use (by default only its own).
+    fn models(&self) -> Vec<String> {
+        vec![self.default_model().to_owned()]
+    }
+    /// Whether it can tell stories with `model`.
+    fn has_model(&self, model: &str) -> bool {
+        self.models().iter().any(|m| m == model)
+    }
+    /// Whether it can work on this machine now (its tools are installed); checked before a run
+    /// starts, so a missing tool is named once instead of pausing the queue on the first job.
+    fn check_ready(&self) -> Result<(), StoryError> {
+        Ok(())
+    }
     /// Writes the story for `request` into `sink`, returning what it cost.
     fn tell<'a>(
         &'a self,
@@ -119,28 +133,59 @@ impl StoryError {
     }
 }
 
+impl From<&MediaError> for StoryError {
+    /// A missing tool pauses the queue (setup), a file that is not a usable video fails the job
+    /// for good, passing troubles are retried.
+    fn from(error: &MediaError) -> Self {
+        let message = error.to_string();
+        match error {
+            MediaError::ToolMissing { .. } => StoryError::Setup { message },
+            MediaError::ToolFailed { .. }
+            | MediaError::Interrupted { .. }
+            | MediaError::Thumbnails { .. } => StoryError::transient(message),
+            MediaError::FileMissing { .. }
+            | MediaError::Unreadable { .. }
+            | MediaError::EmptyFile { .. }
+            | MediaError::NotVideo { .. }
+            | MediaError::Corrupt { .. }
+            | MediaError::NoVideoStream { .. }
+            | MediaError::ZeroDuration { .. } => StoryError::permanent(message),
+        }
+    }
+}
+
+impl From<MediaError> for StoryError {
+    fn from(error: MediaError) -> Self {
+        StoryError::from(&error)
+    }
+}
+
 /// Where a running storyteller reports its stage, progress, media facts and story text.
 ///
 /// Text and progress go straight to the event bus; the pool persists the latest stage and
-/// progress (throttled) from the watch channel and the story and media facts at the end.
+/// progress (throttled) from the watch channel and the story and media facts at the end. Each
+/// piece of text is published with the attempt writing it and its offset in the story (UTF-16
+/// code units), so a front end reassembles the story exactly.
 #[derive(Debug)]
 pub struct StorySink {
     job_id: JobId,
     bus: EventBus,
     text: String,
+    utf16_len: u32,
     media: Option<serde_json::Value>,
     status: watch::Sender<(Stage, f64)>,
     attempts: u32,
 }
 
 impl StorySink {
-    /// A sink for `job_id` publishing on `bus`; `attempts` is echoed in update events.
+    /// A sink for `job_id`'s `attempts`-th attempt, publishing on `bus`.
     pub fn new(job_id: JobId, attempts: u32, bus: EventBus) -> Self {
         let (status, _) = watch::channel((Stage::Waiting, 0.0));
         Self {
             job_id,
             bus,
             text: String::new(),
+            utf16_len: 0,
             media: None,
             status,
             attempts,
@@ -189,8 +234,13 @@ impl StorySink {
             return;
         }
         self.text.push_str(text);
+        let offset = self.utf16_len;
+        let added = u32::try_from(text.encode_utf16().count()).unwrap_or(u32::MAX);
+        self.utf16_len = self.utf16_len.saturating_add(added);
         self.bus.publish(Event::StoryDelta {
             job_id: self.job_id,
+            attempt: self.attempts,
+            offset,
             text: text.to_owned(),
         });
     }
@@ -254,5 +304,90 @@ impl StorytellerRegistry {
 impl std::fmt::Debug for StorytellerRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.by_name.keys()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn errors_map_to_story_errors() {
+        let path = PathBuf::from("/v/clip.mp4");
+        let permanent = [
+            MediaError::FileMissing { path: path.clone() },
+            MediaError::EmptyFile { path: path.clone() },
+            MediaError::NotVideo {
+                path: path.clone(),
+                reason: "it contains text, not video".into(),
+            },
+            MediaError::Corrupt {
+                path: path.clone(),
+                reason: "cut short".into(),
+            },
+            MediaError::NoVideoStream {
+                path: path.clone(),
+                has_audio: false,
+            },
+            MediaError::ZeroDuration { path: path.clone() },
+        ];
+        for error in permanent {
+            assert!(
+                matches!(StoryError::from(&error), StoryError::Permanent { .. }),
+                "{error}"
+            );
+        }
+        let gone = MediaError::FileMissing { path: path.clone() };
+        assert_eq!(
+            StoryError::from(gone).to_string(),
+            "the file is gone: /v/clip.mp4"
+        );
+        let thumbs = MediaError::Thumbnails {
+            path: path.clone(),
+            message: "disk full".into(),
+        };
+        assert!(matches!(
+            StoryError::from(&thumbs),
+            StoryError::Transient { .. }
+        ));
+        let missing = MediaError::ToolMissing {
+            tool: "ffprobe",
+            message: "x".into(),
+        };
+        assert!(matches!(
+            StoryError::from(&missing),
+            StoryError::Setup { .. }
+        ));
+        assert_eq!(
+            MediaError::EmptyFile { path }.to_string(),
+            "clip.mp4 is empty (0 bytes), so there is no video in it"
+        );
+    }
+
+    #[test]
+    fn deltas_carry_their_attempt_and_utf16_offset() {
+        let bus = EventBus::new();
+        let mut events = bus.subscribe();
+        let mut sink = StorySink::new(JobId::new(), 2, bus);
+        sink.write("Où ");
+        sink.write("🎬 ");
+        sink.write("end");
+        let mut rebuilt: Vec<u16> = Vec::new();
+        while let Some(envelope) = events.try_recv() {
+            if let Event::StoryDelta {
+                attempt,
+                offset,
+                text,
+                ..
+            } = envelope.event
+            {
+                assert_eq!(attempt, 2);
+                assert_eq!(offset as usize, rebuilt.len(), "no gap, no overlap");
+                rebuilt.extend(text.encode_utf16());
+            }
+        }
+        assert_eq!(String::from_utf16(&rebuilt).unwrap(), "Où 🎬 end");
+        assert_eq!(sink.text(), "Où 🎬 end");
     }
 }

@@ -57,19 +57,44 @@ impl Preset {
 /// Writes stories from ffmpeg's analysis alone.
 #[derive(Clone, Debug)]
 pub struct OfflineStoryteller {
-    /// The analyser.
-    media: Media,
+    tools: Tools,
+}
+
+/// Where the analyser's ffmpeg comes from.
+#[derive(Clone, Debug)]
+enum Tools {
+    /// These binaries, as given.
+    Fixed(Media),
+    /// Found afresh (environment, then `PATH`) for each video, so installing FFmpeg while the
+    /// app is open is enough.
+    Located {
+        /// Where thumbnails go.
+        thumbnails_root: std::path::PathBuf,
+    },
 }
 
 impl OfflineStoryteller {
     /// A storyteller using these ffmpeg binaries and thumbnail folder.
     pub fn new(media: Media) -> Self {
-        Self { media }
+        Self {
+            tools: Tools::Fixed(media),
+        }
     }
 
-    /// The media analyser it uses.
-    pub fn media(&self) -> &Media {
-        &self.media
+    /// A storyteller that finds ffmpeg and ffprobe when it needs them (see [`Media::locate`]),
+    /// keeping thumbnails under `thumbnails_root`.
+    pub fn locating(thumbnails_root: std::path::PathBuf) -> Self {
+        Self {
+            tools: Tools::Located { thumbnails_root },
+        }
+    }
+
+    /// The media analyser it uses now.
+    pub fn media(&self) -> Result<Media, media::MediaError> {
+        match &self.tools {
+            Tools::Fixed(media) => Ok(media.clone()),
+            Tools::Located { thumbnails_root } => Media::locate(thumbnails_root.clone()),
+        }
     }
 
     /// Probes, analyses and writes, reporting into `sink`.
@@ -77,12 +102,13 @@ impl OfflineStoryteller {
         // Checked before any work: an unknown preset will never succeed.
         let preset = Preset::parse(&request.preset)?;
         let source = &request.source;
+        let media = self.media()?;
 
         sink.stage(Stage::Probing);
         // The content hash taken when the job was added names the thumbnail folder and seeds the
         // wording, so the same file always gets the same story.
         let content_hash = request.content_hash.as_str();
-        let info = self.media.probe(source).await?;
+        let info = media.probe(source).await?;
         match serde_json::to_value(&info) {
             Ok(facts) => sink.media(facts),
             Err(e) => tracing::warn!(error = %e, "media facts could not be recorded"),
@@ -93,7 +119,7 @@ impl OfflineStoryteller {
         let analysis = {
             let mut on_progress =
                 |f: f64| sink.progress(ANALYSIS_START + (ANALYSIS_END - ANALYSIS_START) * f);
-            self.media
+            media
                 .analyse_probed(source, &info, content_hash, &mut on_progress)
                 .await?
         };
@@ -123,6 +149,10 @@ impl Storyteller for OfflineStoryteller {
 
     fn presets(&self) -> &[&'static str] {
         &PRESETS
+    }
+
+    fn check_ready(&self) -> Result<(), StoryError> {
+        self.media().map(|_| ()).map_err(StoryError::from)
     }
 
     fn tell<'a>(

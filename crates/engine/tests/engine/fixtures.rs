@@ -5,14 +5,30 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use storyteller_engine::clock::SystemClock;
 use storyteller_engine::job::{NewJob, Priority, StorySpec, Usage};
 use storyteller_engine::pool::{Pool, PoolConfig};
-use storyteller_engine::retry::{RetryPolicy, SystemClock};
-use storyteller_engine::store::{JobFilter, JobStore, Outcome, Removed, SqliteStore, StoreFuture};
+use storyteller_engine::retry::RetryPolicy;
+use storyteller_engine::store::{
+    Enqueued, Follower, ForeignSink, JobFilter, JobStore, Outcome, Removed, SourceKey, SqliteStore,
+    StoreFuture,
+};
 use storyteller_engine::storyteller::{
     http, BoxFuture, StoryError, StoryRequest, StorySink, Storyteller, StorytellerRegistry,
 };
-use storyteller_engine::{EventBus, Job, JobId, QueueStats, Stage};
+use storyteller_engine::{BatchId, EventBus, Job, JobId, QueueStats, Stage};
+
+/// The jobs an enqueue names, new or already there, in order.
+pub trait EnqueuedJobs {
+    /// The jobs.
+    fn jobs(self) -> Vec<Job>;
+}
+
+impl EnqueuedJobs for (BatchId, Vec<Enqueued>) {
+    fn jobs(self) -> Vec<Job> {
+        self.1.into_iter().map(|e| e.job().clone()).collect()
+    }
+}
 
 /// A store on a fresh database file in `dir`.
 pub async fn store_in(dir: &Path) -> SqliteStore {
@@ -40,6 +56,7 @@ pub fn job_for(storyteller: &str, name: &str, content: &str) -> NewJob {
         },
         priority: Priority::Normal,
         no_cache: false,
+        again: false,
     }
 }
 
@@ -223,8 +240,17 @@ pub struct FlakyStore {
 }
 
 impl JobStore for FlakyStore {
-    fn enqueue(&self, jobs: Vec<NewJob>) -> StoreFuture<'_, Vec<Job>> {
+    fn enqueue(&self, jobs: Vec<NewJob>) -> StoreFuture<'_, (BatchId, Vec<Enqueued>)> {
         self.inner.enqueue(jobs)
+    }
+    fn find_existing(&self, keys: Vec<SourceKey>) -> StoreFuture<'_, Vec<Option<Job>>> {
+        self.inner.find_existing(keys)
+    }
+    fn retry_failed(&self) -> StoreFuture<'_, Vec<Job>> {
+        self.inner.retry_failed()
+    }
+    fn follow_others(&self, sink: ForeignSink) -> StoreFuture<'_, Follower> {
+        self.inner.follow_others(sink)
     }
     fn claim(&self, owner: &str, max: usize, lease: Duration) -> StoreFuture<'_, Vec<Job>> {
         let failing = self

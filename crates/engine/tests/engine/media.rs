@@ -206,7 +206,7 @@ async fn measures_loudness_and_finds_silences() {
 /// The error `probe` gives for `path`, checked to be permanent.
 async fn permanent_probe_error(media: &Media, path: &Path) -> (MediaError, String) {
     let error = media.probe(path).await.unwrap_err();
-    let story = error.to_story_error();
+    let story = StoryError::from(&error);
     assert!(
         matches!(story, StoryError::Permanent { .. }),
         "{error:?} → {story:?}"
@@ -308,7 +308,7 @@ async fn a_file_cut_short_after_its_index_is_caught_by_the_scene_pass() {
     let error = media.analyse(&cut, "cut", &mut |_| {}).await.unwrap_err();
     assert!(matches!(error, MediaError::Corrupt { .. }), "{error:?}");
     assert!(
-        matches!(error.to_story_error(), StoryError::Permanent { .. }),
+        matches!(StoryError::from(&error), StoryError::Permanent { .. }),
         "{error:?}"
     );
     assert!(error.to_string().contains("cut short"), "{error}");
@@ -341,7 +341,7 @@ async fn missing_tools_are_a_setup_error_naming_what_to_install() {
         "{message}"
     );
     assert!(message.contains("sudo apt install ffmpeg"), "{message}");
-    assert!(matches!(error.to_story_error(), StoryError::Setup { .. }));
+    assert!(matches!(StoryError::from(&error), StoryError::Setup { .. }));
 
     // And `locate` explains a missing tool the same way (pure: no environment mutated).
     let empty = tempfile::tempdir().unwrap();

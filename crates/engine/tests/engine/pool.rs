@@ -1,7 +1,9 @@
 //! The task pool against real stores: bounds, fairness, contention, retries over real HTTP,
 //! cancel, cache, shutdown and restart after a worker dies.
 
-use crate::fixtures::{fast_config, http_storyteller, job, jobs, pool_with, store_in, Scripted};
+use crate::fixtures::{
+    fast_config, http_storyteller, job, jobs, pool_with, store_in, EnqueuedJobs, Scripted,
+};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,7 +33,7 @@ async fn all(store: &SqliteStore) -> Vec<storyteller_engine::Job> {
 async fn never_more_than_the_concurrency_limit_and_it_can_change_while_running() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path()).await;
-    store.enqueue(jobs("j", 12)).await.unwrap();
+    store.enqueue(jobs("j", 12)).await.unwrap().jobs();
     let teller = Scripted::sleeping(Duration::from_millis(80));
     let pool = pool_with(&store, teller.clone(), fast_config(3), None);
     run_until_empty(&pool).await;
@@ -42,7 +44,7 @@ async fn never_more_than_the_concurrency_limit_and_it_can_change_while_running()
         .all(|j| j.state == JobState::Succeeded));
 
     // Raise the limit mid-run: it takes effect, and is never exceeded.
-    store.enqueue(jobs("k", 20)).await.unwrap();
+    store.enqueue(jobs("k", 20)).await.unwrap().jobs();
     let teller = Scripted::sleeping(Duration::from_millis(80));
     let pool = pool_with(&store, teller.clone(), fast_config(1), None);
     let resizer = {
@@ -62,11 +64,11 @@ async fn never_more_than_the_concurrency_limit_and_it_can_change_while_running()
 async fn priority_first_then_batches_take_turns() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path()).await;
-    store.enqueue(jobs("big", 6)).await.unwrap();
-    store.enqueue(jobs("one", 1)).await.unwrap();
+    store.enqueue(jobs("big", 6)).await.unwrap().jobs();
+    store.enqueue(jobs("one", 1)).await.unwrap().jobs();
     let mut urgent = jobs("urgent", 1);
     urgent[0].priority = Priority::High;
-    store.enqueue(urgent).await.unwrap();
+    store.enqueue(urgent).await.unwrap().jobs();
     let teller = Scripted::sleeping(Duration::from_millis(1));
     let pool = pool_with(&store, teller.clone(), fast_config(1), None);
     run_until_empty(&pool).await;
@@ -87,7 +89,8 @@ async fn two_pools_on_one_database_run_each_of_1000_jobs_exactly_once() {
         first
             .enqueue(jobs(&format!("c{chunk}-"), 100))
             .await
-            .unwrap();
+            .unwrap()
+            .jobs();
     }
     let teller = Scripted::sleeping(Duration::ZERO);
     let pool_a = pool_with(&first, teller.clone(), fast_config(4), None);
@@ -124,6 +127,7 @@ async fn rate_limit_retry_after_is_honoured() {
         .enqueue(vec![job("a.mp4", "a")])
         .await
         .unwrap()
+        .jobs()
         .try_into()
         .unwrap();
     let teller = http_storyteller(server.uri());
@@ -163,6 +167,7 @@ async fn transient_failures_retry_then_succeed_and_eventually_give_up() {
         .enqueue(vec![job("a.mp4", "a")])
         .await
         .unwrap()
+        .jobs()
         .try_into()
         .unwrap();
     let pool = pool_with(&store, http_storyteller(server.uri()), fast_config(1), None);
@@ -180,6 +185,7 @@ async fn transient_failures_retry_then_succeed_and_eventually_give_up() {
         .enqueue(vec![job("b.mp4", "b")])
         .await
         .unwrap()
+        .jobs()
         .try_into()
         .unwrap();
     let mut config = fast_config(1);
@@ -222,7 +228,8 @@ async fn a_permanent_error_is_dead_at_once_and_the_queue_keeps_going() {
     store
         .enqueue(vec![job("bad.mp4", "bad"), job("good.mp4", "good")])
         .await
-        .unwrap();
+        .unwrap()
+        .jobs();
     let pool = pool_with(&store, http_storyteller(server.uri()), fast_config(2), None);
     run_until_empty(&pool).await;
     let jobs = all(&store).await;
@@ -246,7 +253,7 @@ async fn an_auth_error_pauses_the_queue_instead_of_failing_every_job() {
         .await;
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path()).await;
-    store.enqueue(jobs("j", 5)).await.unwrap();
+    store.enqueue(jobs("j", 5)).await.unwrap().jobs();
     let pool = pool_with(&store, http_storyteller(server.uri()), fast_config(1), None);
     run_until_empty(&pool).await;
 
@@ -306,9 +313,10 @@ async fn cancelling_a_running_job_stops_it_promptly_and_kills_its_child_process(
         .enqueue(vec![job("long.mp4", "long")])
         .await
         .unwrap()
+        .jobs()
         .try_into()
         .unwrap();
-    store.enqueue(jobs("after", 2)).await.unwrap();
+    store.enqueue(jobs("after", 2)).await.unwrap().jobs();
     let pool = pool_with(&store, teller.clone(), fast_config(1), None);
     let runner = {
         let pool = pool.clone();
@@ -356,7 +364,11 @@ async fn cancelling_a_running_job_stops_it_promptly_and_kills_its_child_process(
 async fn a_cache_hit_skips_the_storyteller() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path()).await;
-    store.enqueue(vec![job("a.mp4", "same")]).await.unwrap();
+    store
+        .enqueue(vec![job("a.mp4", "same")])
+        .await
+        .unwrap()
+        .jobs();
     let teller = Scripted::sleeping(Duration::from_millis(5));
     let pool = pool_with(&store, teller.clone(), fast_config(2), None);
     run_until_empty(&pool).await;
@@ -364,13 +376,15 @@ async fn a_cache_hit_skips_the_storyteller() {
         .enqueue(vec![job("copy.mp4", "same")])
         .await
         .unwrap()
+        .jobs()
         .try_into()
         .unwrap();
     // Two twins queued together also cost one call.
     store
         .enqueue(vec![job("t1.mp4", "twin"), job("t2.mp4", "twin")])
         .await
-        .unwrap();
+        .unwrap()
+        .jobs();
     run_until_empty(&pool).await;
     assert!(copy.cached);
     assert_eq!(teller.call_count(), 2);
@@ -384,7 +398,7 @@ async fn a_cache_hit_skips_the_storyteller() {
 async fn clean_shutdown_puts_running_jobs_back_without_losing_an_attempt() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path()).await;
-    store.enqueue(jobs("j", 5)).await.unwrap();
+    store.enqueue(jobs("j", 5)).await.unwrap().jobs();
     let teller = Scripted::sleeping(Duration::from_secs(60));
     let pool = pool_with(&store, teller.clone(), fast_config(3), None);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -418,7 +432,7 @@ async fn a_new_pool_takes_over_a_dead_pools_jobs_without_waiting_for_the_lease()
     let dir = tempfile::tempdir().unwrap();
     let runners = dir.path().join("runners");
     let store = store_in(dir.path()).await;
-    store.enqueue(jobs("j", 4)).await.unwrap();
+    store.enqueue(jobs("j", 4)).await.unwrap().jobs();
     let mut config = fast_config(2);
     config.lease = Duration::from_secs(120);
     let stuck = Scripted::sleeping(Duration::from_secs(600));
@@ -457,7 +471,8 @@ async fn an_unknown_storyteller_fails_its_job_clearly() {
     store
         .enqueue(vec![crate::fixtures::job_for("gemini", "a.mp4", "a")])
         .await
-        .unwrap();
+        .unwrap()
+        .jobs();
     let pool = pool_with(
         &store,
         Scripted::sleeping(Duration::ZERO),
@@ -476,23 +491,34 @@ async fn an_unknown_storyteller_fails_its_job_clearly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancel_from_another_process_stops_the_job_at_once_on_notice() {
+async fn a_cancel_from_another_process_stops_the_job_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jobs.db");
+    // Two stores = two connections and writer threads, as two processes have.
     let here = SqliteStore::open(&path, EventBus::new()).await.unwrap();
     let elsewhere = SqliteStore::open(&path, EventBus::new()).await.unwrap();
     let [target] = here
         .enqueue(vec![job("long.mp4", "long")])
         .await
         .unwrap()
+        .jobs()
         .try_into()
         .unwrap();
     let teller = Scripted::sleeping(Duration::from_secs(600));
     let mut config = fast_config(1);
-    // A heartbeat far away: only the notice can explain a prompt stop.
+    // A heartbeat far away: only hearing of the other process's change can explain a stop.
     config.heartbeat = Duration::from_secs(60);
+    config.reclaim_every = Duration::from_secs(60);
     config.lease = Duration::from_secs(120);
     let pool = pool_with(&here, teller.clone(), config, None);
+    let follower = {
+        let pool = pool.clone();
+        here.follow_others(Arc::new(
+            move |changes: &storyteller_engine::store::ForeignChanges| pool.foreign_change(changes),
+        ))
+        .await
+        .unwrap()
+    };
     let runner = {
         let pool = pool.clone();
         tokio::spawn(async move { pool.run(RunUntil::Empty, std::future::pending()).await })
@@ -501,33 +527,35 @@ async fn a_cancel_from_another_process_stops_the_job_at_once_on_notice() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let mut events = here.bus().subscribe();
+    let cancelled_at = Instant::now();
     elsewhere.cancel(target.id).await.unwrap();
-    // What the database watcher does when another process writes.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    pool.external_change();
-    let stopped_at = Instant::now();
     tokio::time::timeout(Duration::from_secs(5), runner)
         .await
         .expect("the cancelled job kept running")
         .unwrap()
         .unwrap();
-    assert!(stopped_at.elapsed() < Duration::from_secs(2));
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(1),
+        "stopped after {:?}",
+        cancelled_at.elapsed()
+    );
     assert_eq!(teller.running.load(Ordering::SeqCst), 0);
     let job = here.get(&target.id.to_string()).await.unwrap();
     assert_eq!(job.state, JobState::Cancelled);
     // This process's subscribers hear of it, though another process made the change.
     let mut heard = false;
-    while let Ok(event) = events.try_recv() {
-        heard |= matches!(event, storyteller_engine::Event::JobFinished { job_id, state: JobState::Cancelled, .. } if job_id == target.id);
+    while let Some(envelope) = events.try_recv() {
+        heard |= matches!(envelope.event, storyteller_engine::Event::JobFinished { job_id, state: JobState::Cancelled, .. } if job_id == target.id);
     }
     assert!(heard, "no event for the job cancelled elsewhere");
+    drop(follower);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_store_does_not_stop_the_pool() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path()).await;
-    store.enqueue(jobs("j", 3)).await.unwrap();
+    store.enqueue(jobs("j", 3)).await.unwrap().jobs();
     let flaky = Arc::new(crate::fixtures::FlakyStore {
         inner: store.clone(),
         failures: std::sync::atomic::AtomicUsize::new(2),
@@ -538,7 +566,7 @@ async fn a_failing_store_does_not_stop_the_pool() {
         flaky.clone(),
         registry,
         store.bus().clone(),
-        Arc::new(storyteller_engine::retry::SystemClock),
+        Arc::new(storyteller_engine::clock::SystemClock),
         fast_config(2),
         None,
     )

@@ -1,10 +1,10 @@
 //! The SQLite job store on real database files: transitions, claim order, leases, cache.
 
-use crate::fixtures::{job, jobs, store_in};
+use crate::fixtures::{job, jobs, store_in, EnqueuedJobs};
 use std::sync::Arc;
 use std::time::Duration;
+use storyteller_engine::clock::ManualClock;
 use storyteller_engine::job::{ErrorKind, JobError, Priority, Usage};
-use storyteller_engine::retry::ManualClock;
 use storyteller_engine::store::{JobFilter, JobStore, Outcome, SqliteStore};
 use storyteller_engine::{EngineError, Event, EventBus, JobState};
 
@@ -36,6 +36,7 @@ async fn every_transition_through_the_store_follows_the_state_machine() {
         .enqueue(vec![job("a.mp4", "a")])
         .await
         .unwrap()
+        .jobs()
         .try_into()
         .unwrap();
     assert_eq!(a.state, JobState::Queued);
@@ -93,6 +94,7 @@ async fn every_transition_through_the_store_follows_the_state_machine() {
         .enqueue(vec![job("b.mp4", "b")])
         .await
         .unwrap()
+        .jobs()
         .try_into()
         .unwrap();
     store.claim(owner, 1, LEASE).await.unwrap();
@@ -137,6 +139,7 @@ async fn every_transition_through_the_store_follows_the_state_machine() {
         .enqueue(vec![job("c.mp4", "c")])
         .await
         .unwrap()
+        .jobs()
         .try_into()
         .unwrap();
     let claimed = store.claim(owner, 2, LEASE).await.unwrap();
@@ -173,19 +176,19 @@ async fn claim_order_is_priority_then_round_robin_across_batches_then_fifo() {
     for j in &mut low {
         j.priority = Priority::Low;
     }
-    store.enqueue(low).await.unwrap();
-    store.enqueue(jobs("a", 5)).await.unwrap();
-    store.enqueue(jobs("b", 2)).await.unwrap();
+    store.enqueue(low).await.unwrap().jobs();
+    store.enqueue(jobs("a", 5)).await.unwrap().jobs();
+    store.enqueue(jobs("b", 2)).await.unwrap().jobs();
     let mut high = jobs("high", 1);
     high[0].priority = Priority::High;
-    store.enqueue(high).await.unwrap();
+    store.enqueue(high).await.unwrap().jobs();
 
     let mut order = Vec::new();
     // Claim one at a time, adding a batch part-way through: it joins the rotation at once,
     // neither ahead of the batches already waiting nor behind all of their jobs.
     for step in 0..12 {
         if step == 4 {
-            store.enqueue(jobs("c", 2)).await.unwrap();
+            store.enqueue(jobs("c", 2)).await.unwrap().jobs();
         }
         let claimed = store.claim("w", 1, LEASE).await.unwrap();
         order.push(claimed[0].file_name().trim_end_matches(".mp4").to_owned());
@@ -201,7 +204,7 @@ async fn claim_order_is_priority_then_round_robin_across_batches_then_fifo() {
 async fn a_claim_takes_at_most_what_is_asked_and_nothing_while_paused() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path()).await;
-    store.enqueue(jobs("j", 10)).await.unwrap();
+    store.enqueue(jobs("j", 10)).await.unwrap().jobs();
     store.set_paused(Some("maintenance".into())).await.unwrap();
     assert!(store.claim("w", 5, LEASE).await.unwrap().is_empty());
     assert_eq!(
@@ -231,6 +234,7 @@ async fn retry_waits_for_run_after_and_leases_expire_back_to_the_queue() {
         .enqueue(vec![job("a.mp4", "a")])
         .await
         .unwrap()
+        .jobs()
         .try_into()
         .unwrap();
     store.claim("w", 1, LEASE).await.unwrap();
@@ -275,6 +279,7 @@ async fn a_job_that_kills_its_worker_every_time_ends_dead() {
         .enqueue(vec![job("poison.mp4", "p")])
         .await
         .unwrap()
+        .jobs()
         .try_into()
         .unwrap();
     for attempt in 1..=3 {
@@ -299,6 +304,7 @@ async fn result_cache_serves_identical_videos_and_counts_hits_and_misses() {
         .enqueue(vec![job("a.mp4", "same")])
         .await
         .unwrap()
+        .jobs()
         .try_into()
         .unwrap();
     store.claim("w", 1, LEASE).await.unwrap();
@@ -312,6 +318,7 @@ async fn result_cache_serves_identical_videos_and_counts_hits_and_misses() {
         .enqueue(vec![job("copy.mp4", "same")])
         .await
         .unwrap()
+        .jobs()
         .try_into()
         .unwrap();
     assert_eq!(copy.state, JobState::Succeeded);
@@ -325,7 +332,8 @@ async fn result_cache_serves_identical_videos_and_counts_hits_and_misses() {
     let added = store
         .enqueue(vec![fresh, other_preset, job("new.mp4", "different")])
         .await
-        .unwrap();
+        .unwrap()
+        .jobs();
     assert!(added
         .iter()
         .all(|j| j.state == JobState::Queued && !j.cached));
@@ -334,7 +342,8 @@ async fn result_cache_serves_identical_videos_and_counts_hits_and_misses() {
     let twins = store
         .enqueue(vec![job("t1.mp4", "twin"), job("t2.mp4", "twin")])
         .await
-        .unwrap();
+        .unwrap()
+        .jobs();
     let mut running = store.claim("w", 10, LEASE).await.unwrap();
     assert!(running.iter().any(|j| j.id == twins[0].id));
     assert!(
@@ -363,7 +372,7 @@ async fn events_follow_commits_and_stats_stay_exact() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path()).await;
     let mut events = store.bus().subscribe();
-    let added = store.enqueue(jobs("e", 3)).await.unwrap();
+    let added = store.enqueue(jobs("e", 3)).await.unwrap().jobs();
     let claimed = store.claim("w", 1, LEASE).await.unwrap();
     store
         .finish(claimed[0].id, "w", succeeded("s"))
@@ -372,20 +381,25 @@ async fn events_follow_commits_and_stats_stay_exact() {
     store.cancel(added[2].id).await.unwrap();
 
     let mut seen = Vec::new();
-    while let Ok(event) = events.try_recv() {
-        seen.push(event);
+    while let Some(envelope) = events.try_recv() {
+        seen.push(envelope.event);
     }
-    let added_events = seen
+    // One add is one event, with every job in it.
+    let added_events: Vec<&Event> = seen
         .iter()
-        .filter(|e| matches!(e, Event::JobAdded { .. }))
-        .count();
-    assert_eq!(added_events, 3);
+        .filter(|e| matches!(e, Event::JobsAdded { .. }))
+        .collect();
+    assert_eq!(added_events.len(), 1);
+    assert_eq!(
+        added_events[0].job_ids(),
+        added.iter().map(|j| j.id).collect::<Vec<_>>()
+    );
     assert!(seen.iter().any(|e| matches!(e, Event::JobFinished { job_id, state: JobState::Succeeded, .. } if *job_id == claimed[0].id)));
     assert!(seen.iter().any(|e| matches!(e, Event::JobFinished { job_id, state: JobState::Cancelled, .. } if *job_id == added[2].id)));
-    let Some(Event::QueueStats(last)) = seen
+    let Some(Event::QueueStats { stats: last }) = seen
         .iter()
         .rev()
-        .find(|e| matches!(e, Event::QueueStats(_)))
+        .find(|e| matches!(e, Event::QueueStats { .. }))
     else {
         panic!("no stats event");
     };
@@ -395,11 +409,11 @@ async fn events_follow_commits_and_stats_stay_exact() {
     );
     assert!(seen
         .iter()
-        .all(|e| e.job_id().is_some() || matches!(e, Event::QueueStats(_))));
+        .all(|e| !e.job_ids().is_empty() || matches!(e, Event::QueueStats { .. })));
 
     // Counts kept by triggers equal a full count.
     let listed = store.list(JobFilter::default()).await.unwrap();
-    assert_eq!(listed.len() as u64, store.stats().await.unwrap().total());
+    assert_eq!(listed.len() as u32, store.stats().await.unwrap().total());
     let cleared = store.clear_finished().await.unwrap();
     assert_eq!(cleared.jobs, 2);
     // Their contents were theirs alone: both sets of thumbnails can go.
@@ -411,7 +425,7 @@ async fn events_follow_commits_and_stats_stay_exact() {
 async fn ids_resolve_by_unique_prefix_or_suffix() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path()).await;
-    let added = store.enqueue(jobs("p", 2)).await.unwrap();
+    let added = store.enqueue(jobs("p", 2)).await.unwrap().jobs();
     let full = added[0].id.to_string();
     assert_eq!(store.get(&full).await.unwrap().id, added[0].id);
     assert_eq!(store.get(&full[..34]).await.unwrap().id, added[0].id);
@@ -435,16 +449,78 @@ async fn ids_resolve_by_unique_prefix_or_suffix() {
 }
 
 #[tokio::test]
-async fn a_newer_database_is_refused_not_guessed_at() {
+async fn a_database_that_needs_a_newer_build_is_refused_naming_both_versions() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jobs.db");
     drop(SqliteStore::open(&path, EventBus::new()).await.unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.pragma_update(None, "user_version", 99).unwrap();
+    conn.execute("UPDATE meta SET value = 99 WHERE key = 'schema_needs'", [])
+        .unwrap();
     drop(conn);
     let error = SqliteStore::open(&path, EventBus::new()).await.unwrap_err();
     assert_eq!(error.code(), "schema_too_new");
-    assert!(error.to_string().contains("update Storyteller"));
+    let message = error.to_string();
+    assert!(message.contains("update Storyteller"), "{message}");
+    assert!(message.contains("version 99"), "{message}");
+    assert!(
+        message.contains(&format!(
+            "up to {}",
+            storyteller_engine::store::schema::SCHEMA_VERSION
+        )),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_older_build_keeps_working_on_a_database_a_newer_build_added_to() {
+    use storyteller_engine::store::schema::{self, Migration, MIGRATIONS};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    // A newer build: one more, additive, migration (a table and a column older builds ignore).
+    let mut newer: Vec<Migration> = MIGRATIONS.to_vec();
+    newer.push(Migration {
+        needs: 1,
+        sql: "CREATE TABLE labels (job_id TEXT, label TEXT); \
+              ALTER TABLE jobs ADD COLUMN rating INTEGER;",
+    });
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        schema::configure(&conn).unwrap();
+        schema::migrate_with(&mut conn, &path, &newer).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, schema::SCHEMA_VERSION + 1);
+    }
+    // This build opens it, and two processes (this build and the newer one) share it.
+    let older = SqliteStore::open(&path, EventBus::new()).await.unwrap();
+    let [queued] = older
+        .enqueue(vec![job("a.mp4", "a")])
+        .await
+        .unwrap()
+        .jobs()
+        .try_into()
+        .unwrap();
+    let claimed = older.claim("w", 1, LEASE).await.unwrap();
+    assert_eq!(claimed[0].id, queued.id);
+    older
+        .finish(queued.id, "w", succeeded("told"))
+        .await
+        .unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (state, rating): (String, Option<i64>) = conn
+        .query_row(
+            "SELECT state, rating FROM jobs WHERE id = ?1",
+            [queued.id.to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((state.as_str(), rating), ("succeeded", None));
+    // Opening again does not try to migrate backwards or forwards.
+    drop(older);
+    let again = SqliteStore::open(&path, EventBus::new()).await.unwrap();
+    assert_eq!(again.stats().await.unwrap().succeeded, 1);
 }
 
 #[tokio::test]
@@ -458,7 +534,8 @@ async fn deleting_reports_which_videos_no_job_shows_any_more() {
             job("b.mp4", "own"),
         ])
         .await
-        .unwrap();
+        .unwrap()
+        .jobs();
     // A copy of the same video still shows the thumbnails.
     let removed = store.delete(added[0].id).await.unwrap();
     assert_eq!((removed.jobs, removed.orphaned_hashes.len()), (1, 0));

@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use storyteller_engine::media::Media;
 use storyteller_engine::storyteller::StorySink;
-use storyteller_engine::{Event, EventBus, JobId};
-use tokio::sync::broadcast;
+use storyteller_engine::{Event, EventBus, JobId, Subscription};
 
 /// Default picture size of generated videos: small, so they are quick to make and analyse.
 pub const SIZE: (u32, u32) = (320, 180);
@@ -229,17 +228,17 @@ pub fn sink() -> StorySink {
 }
 
 /// A sink and a receiver of everything it publishes.
-pub fn sink_with_events() -> (StorySink, broadcast::Receiver<Event>) {
+pub fn sink_with_events() -> (StorySink, Subscription) {
     let bus = EventBus::new();
     let events = bus.subscribe();
     (StorySink::new(JobId::new(), 1, bus), events)
 }
 
 /// Everything received so far.
-pub fn drain(events: &mut broadcast::Receiver<Event>) -> Vec<Event> {
+pub fn drain(events: &mut Subscription) -> Vec<Event> {
     let mut out = Vec::new();
-    while let Ok(event) = events.try_recv() {
-        out.push(event);
+    while let Some(envelope) = events.try_recv() {
+        out.push(envelope.event);
     }
     out
 }

@@ -1,31 +1,37 @@
 //! The task pool: claims jobs from a [`JobStore`] and runs at most N of them at once.
 //!
-//! One loop owns the running set (a `JoinSet`): it claims as many jobs as there are free slots,
-//! renews every lease in one heartbeat, and returns the jobs of workers that died to the queue.
-//! Each job runs in its own task, racing its storyteller against its cancel token; dropping the
-//! storyteller's future is what stops it (HTTP requests are dropped, ffmpeg children killed).
+//! - this module: the scheduling loop. It owns the running set (a `JoinSet`), claims as many
+//!   jobs as there are free slots, renews every lease in one heartbeat, returns the jobs of
+//!   workers that died to the queue, and sleeps until the next event or the next job waiting to
+//!   retry becomes ready. Every wait reads the pool's [`Clock`] and tokio's timers, so tests run
+//!   it under `tokio::time::pause()`.
+//! - `worker`: one job from claim to recorded outcome, and on to its successor.
+//! - [`policy`]: what a failure or a stop means (retry, dead, pause), without a store.
 //!
-//! A pool holds an exclusive lock on `runners/<owner>.lock` for as long as it lives. Another pool
-//! that can take that lock knows the owner is gone and reclaims its jobs at once instead of waiting
-//! for their leases to run out, which is how a restart after `kill -9` resumes without delay.
+//! While a pool runs it holds an exclusive lock on `runners/<owner>.lock`. Another pool that can
+//! take that lock knows the owner is gone and reclaims its jobs at once instead of waiting for
+//! their leases to run out, which is how a restart after `kill -9` resumes without delay.
 
+pub mod policy;
+mod worker;
+
+use crate::clock::{duration_ms, Clock};
 use crate::error::{EngineError, Result};
 use crate::event::{Event, EventBus};
-use crate::intake;
-use crate::job::{ErrorKind, Job, JobError, JobId};
-use crate::retry::{duration_ms, Clock, RetryPolicy};
-use crate::store::{JobStore, Outcome};
-use crate::storyteller::{StoryError, StoryRequest, StorySink, StorytellerRegistry};
+use crate::job::{ErrorKind, Job, JobError, JobId, JobState};
+use crate::retry::RetryPolicy;
+use crate::store::{ForeignChanges, JobStore, Outcome};
+use crate::storyteller::StorytellerRegistry;
+use policy::StopReason;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 /// How a pool runs.
 #[derive(Clone, Debug)]
@@ -69,17 +75,6 @@ pub enum RunUntil {
     Empty,
 }
 
-/// Why a running job's token fired.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum StopReason {
-    /// The person cancelled it; the store already says so.
-    Cancelled,
-    /// The heartbeat found the job no longer ours.
-    LeaseLost,
-    /// The pool is shutting down: put the job back.
-    Shutdown,
-}
-
 struct RunningJob {
     token: CancellationToken,
     reason: Arc<OnceLock<StopReason>>,
@@ -102,13 +97,11 @@ struct PoolInner {
     wake: Notify,
     // std Mutex: held only for map inserts/lookups, never across an await.
     running: Mutex<HashMap<JobId, RunningJob>>,
-    // Set by `external_change`: the next wake also renews leases (which finds cancelled jobs).
-    recheck_leases: std::sync::atomic::AtomicBool,
     // Set once the run loop ends: workers stop taking successors.
-    stopping: std::sync::atomic::AtomicBool,
+    stopping: AtomicBool,
+    // Set while a run is under way: one run at a time.
+    in_run: AtomicBool,
     runners_dir: Option<PathBuf>,
-    // Held for the pool's life; see the module docs.
-    _lock: Option<std::fs::File>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -121,8 +114,8 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// A pool over `store`. With `runners_dir`, it takes a liveness lock there so other pools can
-    /// tell when it has died (and it can tell when they have).
+    /// A pool over `store`. With `runners_dir`, each run takes a liveness lock there so other
+    /// pools can tell when it has died (and it can tell when they have).
     pub fn new(
         store: Arc<dyn JobStore>,
         storytellers: StorytellerRegistry,
@@ -136,10 +129,6 @@ impl Pool {
             std::process::id(),
             &uuid::Uuid::now_v7().simple().to_string()[20..]
         );
-        let lock = match runners_dir {
-            Some(dir) => Some(take_runner_lock(dir, &owner)?),
-            None => None,
-        };
         Ok(Self {
             inner: Arc::new(PoolInner {
                 store,
@@ -151,10 +140,9 @@ impl Pool {
                 owner,
                 wake: Notify::new(),
                 running: Mutex::new(HashMap::new()),
-                recheck_leases: std::sync::atomic::AtomicBool::new(false),
-                stopping: std::sync::atomic::AtomicBool::new(false),
+                stopping: AtomicBool::new(false),
+                in_run: AtomicBool::new(false),
                 runners_dir: runners_dir.map(Path::to_path_buf),
-                _lock: lock,
             }),
         })
     }
@@ -172,7 +160,12 @@ impl Pool {
     /// Changes how many jobs run at once, taking effect at once (running jobs are not stopped
     /// when it shrinks; no new one starts until the count is under the new limit).
     pub fn set_concurrency(&self, n: usize) {
-        self.inner.concurrency.store(n.max(1), Ordering::SeqCst);
+        let n = n.max(1);
+        if self.inner.concurrency.swap(n, Ordering::SeqCst) != n {
+            self.inner.bus.publish(Event::ConcurrencyChanged {
+                concurrency: u32::try_from(n).unwrap_or(u32::MAX),
+            });
+        }
         self.wake();
     }
 
@@ -181,12 +174,35 @@ impl Pool {
         self.inner.wake.notify_one();
     }
 
-    /// Another process changed the database (a job added, cancelled or paused elsewhere): look
-    /// for work now, and re-check that this pool still holds its running jobs, so a cancel from
-    /// another process stops its job within a moment rather than at the next heartbeat.
-    pub fn external_change(&self) {
-        self.inner.recheck_leases.store(true, Ordering::SeqCst);
+    /// Whether `id` is running in this pool now.
+    pub fn is_running_here(&self, id: JobId) -> bool {
+        self.inner
+            .running
+            .lock()
+            .map(|running| running.contains_key(&id))
+            .unwrap_or(false)
+    }
+
+    /// Another process changed the database: stop at once any job running here that it took
+    /// away (cancelled, deleted or reclaimed), and look for work it may have made.
+    pub fn foreign_change(&self, changes: &ForeignChanges) {
+        for job in &changes.changed {
+            let still_ours =
+                job.state == JobState::Running && job.lease_owner.as_deref() == Some(self.owner());
+            if !still_ours && self.is_running_here(job.id) {
+                tracing::info!(job = %job.id, state = %job.state, "job changed elsewhere; stopping it here");
+                self.inner.stop(job.id, StopReason::LeaseLost);
+            }
+        }
+        for id in &changes.removed {
+            self.inner.stop(*id, StopReason::LeaseLost);
+        }
         self.wake();
+    }
+
+    /// Stops the job `id` if it runs here, because another worker took it over.
+    pub fn job_taken_over(&self, id: JobId) {
+        self.inner.stop(id, StopReason::LeaseLost);
     }
 
     /// Stops claiming new jobs, with a reason people see; running jobs finish.
@@ -210,10 +226,34 @@ impl Pool {
 
     /// Works the queue until `shutdown` resolves (or, with [`RunUntil::Empty`], the queue is
     /// empty). On shutdown, running jobs are put back as `queued` with their attempt refunded.
+    /// A pool runs once at a time; it can run again after a run ends.
     pub async fn run(&self, until: RunUntil, shutdown: impl Future<Output = ()>) -> Result<()> {
         let inner = &self.inner;
-        // A pool can run again after a run ends.
+        if inner.in_run.swap(true, Ordering::SeqCst) {
+            return Err(EngineError::InvalidArgument(
+                "the queue is already being worked here".into(),
+            ));
+        }
+        let result = self.run_once(until, shutdown).await;
+        inner.in_run.store(false, Ordering::SeqCst);
+        result
+    }
+
+    async fn run_once(&self, until: RunUntil, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let inner = &self.inner;
         inner.stopping.store(false, Ordering::SeqCst);
+        // Held for this run; see the module docs. Lock files are file I/O: off the async workers.
+        let _lock = match inner.runners_dir.clone() {
+            Some(dir) => {
+                let owner = inner.owner.clone();
+                Some(
+                    tokio::task::spawn_blocking(move || take_runner_lock(&dir, &owner))
+                        .await
+                        .map_err(|_| EngineError::StoreClosed)??,
+                )
+            }
+            None => None,
+        };
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut task_jobs: HashMap<tokio::task::Id, Arc<Mutex<Job>>> = HashMap::new();
         let mut heartbeat = tokio::time::interval(inner.config.heartbeat);
@@ -225,7 +265,6 @@ impl Pool {
         heartbeat.tick().await;
         inner.reclaim_dead().await?;
         tokio::pin!(shutdown);
-        let mut last_recheck = tokio::time::Instant::now();
         let mut result = Ok(());
         loop {
             let free = self.concurrency().saturating_sub(tasks.len());
@@ -284,15 +323,7 @@ impl Pool {
                         inner.worker_ended(&mut task_jobs, joined).await;
                     }
                 }
-                _ = inner.wake.notified() => {
-                    // At most one extra heartbeat per 250 ms however chatty the other process is.
-                    if last_recheck.elapsed() >= Duration::from_millis(250)
-                        && inner.recheck_leases.swap(false, Ordering::SeqCst)
-                    {
-                        last_recheck = tokio::time::Instant::now();
-                        inner.renew_leases().await;
-                    }
-                }
+                _ = inner.wake.notified() => {}
                 _ = heartbeat.tick() => inner.renew_leases().await,
                 _ = reclaim.tick() => {
                     if let Err(e) = inner.reclaim_dead().await {
@@ -310,6 +341,11 @@ impl Pool {
         }
         while let Some(joined) = tasks.join_next_with_id().await {
             inner.worker_ended(&mut task_jobs, joined).await;
+        }
+        if let (Some(dir), Some(lock)) = (inner.runners_dir.as_ref(), _lock) {
+            // A clean end: the lock file has no one left to tell anything.
+            drop(lock);
+            let _ = std::fs::remove_file(runner_lock_path(dir, &inner.owner));
         }
         result
     }
@@ -488,264 +524,6 @@ impl PoolInner {
         }
         if let Ok(mut running) = self.running.lock() {
             running.remove(&job.id);
-        }
-    }
-
-    /// Registers `job` as running here; its token fires when it must stop.
-    fn register(&self, job: &Job) -> (CancellationToken, Arc<OnceLock<StopReason>>) {
-        let token = CancellationToken::new();
-        let reason = Arc::new(OnceLock::new());
-        if let Ok(mut running) = self.running.lock() {
-            running.insert(
-                job.id,
-                RunningJob {
-                    token: token.clone(),
-                    reason: reason.clone(),
-                },
-            );
-        }
-        // A successor claimed while the pool began shutting down goes straight back.
-        if self.stopping.load(Ordering::SeqCst) {
-            let _ = reason.set(StopReason::Shutdown);
-            token.cancel();
-        }
-        (token, reason)
-    }
-
-    fn unregister(&self, id: JobId) {
-        if let Ok(mut running) = self.running.lock() {
-            running.remove(&id);
-        }
-    }
-
-    /// Spawns a worker for `job`. When its job ends, the worker records the outcome and claims
-    /// its successor in one store call, and runs that too, for as long as the pool has room:
-    /// one round trip per job instead of two. Returns the task id and the job it is on.
-    fn spawn_worker(
-        self: &Arc<Self>,
-        tasks: &mut JoinSet<()>,
-        job: Job,
-    ) -> (tokio::task::Id, Arc<Mutex<Job>>) {
-        let current = Arc::new(Mutex::new(job.clone()));
-        let on_job = current.clone();
-        let pool = self.clone();
-        let id = tasks
-            .spawn(async move {
-                let mut job = job;
-                loop {
-                    if let Ok(mut on_job) = on_job.lock() {
-                        on_job.clone_from(&job);
-                    }
-                    let (token, reason) = pool.register(&job);
-                    let span = tracing::info_span!("job", id = %job.id, file = %job.file_name());
-                    let next = async {
-                        let outcome = pool.run_job(&job, token, reason).await;
-                        // Off the running list before recording: a heartbeat racing the
-                        // record must not take the job's own completion for a lost lease.
-                        pool.unregister(job.id);
-                        pool.record(&job, outcome?).await
-                    }
-                    .instrument(span)
-                    .await;
-                    match next {
-                        Some(next) => job = next,
-                        None => break,
-                    }
-                }
-                pool.wake.notify_one();
-            })
-            .id();
-        (id, current)
-    }
-
-    /// Publishes what became of a job that another process (or a reclaim) took from this worker:
-    /// that process's events do not reach this one's subscribers, who would otherwise wait on a
-    /// job that has long been cancelled.
-    async fn announce_changed_elsewhere(&self, id: JobId) {
-        let job = match self.store.get(&id.to_string()).await {
-            Ok(job) => job,
-            Err(EngineError::JobNotFound(_)) => {
-                self.bus.publish(Event::JobRemoved { job_id: id });
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read a job changed elsewhere");
-                return;
-            }
-        };
-        self.bus.publish(Event::about(&job));
-    }
-
-    /// Stores `outcome`; returns the next job to run when this worker should go on.
-    async fn record(&self, job: &Job, outcome: Outcome) -> Option<Job> {
-        // This job has left the running list; its successor takes its place if that fits.
-        let room = self.running.lock().map(|r| r.len()).unwrap_or(usize::MAX)
-            < self.concurrency.load(Ordering::SeqCst);
-        let go_on = room && !self.stopping.load(Ordering::SeqCst);
-        let recorded = if go_on {
-            self.store
-                .finish_and_claim(job.id, &self.owner, outcome, self.config.lease)
-                .await
-        } else {
-            self.store
-                .finish(job.id, &self.owner, outcome)
-                .await
-                .map(|done| (done, None))
-        };
-        match recorded {
-            Ok((done, next)) => {
-                tracing::info!(state = %done.state, "job finished");
-                next
-            }
-            Err(EngineError::LeaseLost(_)) | Err(EngineError::IllegalTransition(_)) => {
-                tracing::info!("job was taken from this worker before it finished");
-                self.announce_changed_elsewhere(job.id).await;
-                None
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "could not record the job's outcome");
-                None
-            }
-        }
-    }
-
-    /// The content hash to tell `job` under. A file edited or replaced since it was added is
-    /// hashed again and the job updated, so the story is cached under the content it tells,
-    /// never under the old content's hash.
-    async fn check_source(&self, job: &Job) -> String {
-        let (path, size, mtime) = (job.source.clone(), job.size, job.mtime_ms);
-        let changed =
-            tokio::task::spawn_blocking(move || intake::changed_since(&path, size, mtime))
-                .await
-                .ok()
-                .flatten();
-        let Some((size, mtime_ms, content_hash)) = changed else {
-            return job.content_hash.clone();
-        };
-        tracing::info!(
-            size,
-            "the file changed since it was added; telling its new content"
-        );
-        if let Err(e) = self
-            .store
-            .update_source(job.id, &self.owner, size, mtime_ms, content_hash.clone())
-            .await
-        {
-            tracing::warn!(error = %e, "could not record the file's new content");
-        }
-        content_hash
-    }
-
-    /// Runs one job to an outcome to record; `None` when there is nothing to record (cancelled
-    /// by the person, or no longer ours).
-    async fn run_job(
-        &self,
-        job: &Job,
-        token: CancellationToken,
-        reason: Arc<OnceLock<StopReason>>,
-    ) -> Option<Outcome> {
-        tracing::info!(attempt = job.attempts, storyteller = %job.storyteller, "job started");
-        let result = match self.storytellers.get(&job.storyteller) {
-            None => Some(Err(StoryError::permanent(format!(
-                "this app has no storyteller called '{}' (available: {})",
-                job.storyteller,
-                self.storytellers.names().join(", ")
-            )))),
-            Some(storyteller) => {
-                let content_hash = self.check_source(job).await;
-                let request = StoryRequest {
-                    job_id: job.id,
-                    source: job.source.clone(),
-                    content_hash,
-                    preset: job.preset.clone(),
-                    model: job.model.clone(),
-                };
-                let mut sink = StorySink::new(job.id, job.attempts, self.bus.clone());
-                let mut status = sink.watch_status();
-                let result = {
-                    let tell = storyteller.tell(&request, &mut sink);
-                    tokio::pin!(tell);
-                    // The first save is one period in: a quick job never writes progress at all.
-                    let period = self.config.save_progress_every;
-                    let mut save =
-                        tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-                    save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    loop {
-                        tokio::select! {
-                            biased;
-                            _ = token.cancelled() => break None,
-                            result = &mut tell => break Some(result),
-                            _ = save.tick() => {
-                                if status.has_changed().unwrap_or(false) {
-                                    let (stage, progress) = *status.borrow_and_update();
-                                    if let Err(e) = self.store.report(job.id, &self.owner, stage, progress).await {
-                                        tracing::debug!(error = %e, "could not save progress");
-                                    }
-                                }
-                            }
-                        }
-                    }
-                };
-                result.map(|r| r.map(|usage| (usage, sink.into_parts())))
-            }
-        };
-        match result {
-            None => match reason.get().copied().unwrap_or(StopReason::Shutdown) {
-                StopReason::Shutdown => {
-                    tracing::info!("job put back for later (shutting down)");
-                    Some(Outcome::Released { error: None })
-                }
-                StopReason::Cancelled => {
-                    tracing::info!("job cancelled");
-                    None
-                }
-                StopReason::LeaseLost => {
-                    self.announce_changed_elsewhere(job.id).await;
-                    None
-                }
-            },
-            Some(Ok((usage, (story, media)))) => Some(Outcome::Succeeded {
-                story,
-                media,
-                usage,
-            }),
-            Some(Err(error)) => Some(self.outcome_for_error(job, error).await),
-        }
-    }
-
-    async fn outcome_for_error(&self, job: &Job, error: StoryError) -> Outcome {
-        let job_error = error.to_job_error();
-        tracing::warn!(kind = job_error.kind.as_str(), error = %job_error.message, "job failed");
-        match error {
-            StoryError::Transient { retry_after, .. } => {
-                if self.config.retry.may_retry(job.attempts) {
-                    let delay = self.config.retry.delay(job.attempts, retry_after);
-                    Outcome::Retry {
-                        error: job_error,
-                        run_after_ms: self.clock.now_ms() + duration_ms(delay),
-                    }
-                } else {
-                    Outcome::Dead {
-                        error: JobError {
-                            kind: ErrorKind::Transient,
-                            message: format!(
-                                "gave up after {} attempts: {}",
-                                job.attempts, job_error.message
-                            ),
-                        },
-                    }
-                }
-            }
-            StoryError::Permanent { .. } => Outcome::Dead { error: job_error },
-            StoryError::Auth { ref message } | StoryError::Setup { ref message } => {
-                // Every other job would fail the same way: pause instead and keep this one.
-                if let Err(e) = self.store.set_paused(Some(message.clone())).await {
-                    tracing::error!(error = %e, "could not pause the queue");
-                }
-                Outcome::Released {
-                    error: Some(job_error),
-                }
-            }
         }
     }
 }

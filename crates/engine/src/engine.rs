@@ -1,0 +1,637 @@
+//! [`Engine`]: the one facade every front end calls — the `storyteller` command and the desktop
+//! window alike. It owns the store, the event bus, the pool, the storytellers and the settings,
+//! and offers the product's operations in the [wire](crate::wire) shape, so a front end only
+//! parses, converts and prints.
+//!
+//! | operation | what it does |
+//! |---|---|
+//! | [`Engine::add`] | files and folders → jobs, one report line per path (queued, cached, already added, refused, skipped) |
+//! | [`Engine::run`] / [`Engine::stop`] | work the queue here until told to stop (or until it is empty) |
+//! | [`Engine::set_concurrency`] | jobs run at once, live |
+//! | [`Engine::pause`] / [`Engine::resume`] | stop and start claiming |
+//! | [`Engine::cancel`] | a queued or running job; one running here stops at once |
+//! | [`Engine::retry`] / [`Engine::retry_failed`] | queue dead or cancelled jobs again |
+//! | [`Engine::remove`] / [`Engine::clear_finished`] | delete jobs and the thumbnails no job shows any more |
+//! | [`Engine::get`] / [`Engine::list`] / [`Engine::stats`] | read the queue (keyset pages) |
+//! | [`Engine::wait_for`] | until a set of jobs has finished, the queue pauses, or a cancel fires |
+//! | [`Engine::export`] / [`Engine::export_to`] | every story at once, as Markdown, JSON or text |
+//! | [`Engine::settings`] / [`Engine::update_settings`] / [`Engine::storytellers`] | what new jobs get |
+//! | [`Engine::subscribe`] | the event stream, this process's changes and other processes' alike |
+//!
+//! Validation lives here: an unknown storyteller, preset or model is refused before anything
+//! is hashed or stored. Ids may be given whole, as any unique prefix, or as the short id (the
+//! last 8 digits; any unique ending works).
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{EngineError, Result};
+use crate::event::{EventBus, Subscription};
+use crate::export::{self, ExportFormat};
+use crate::home::Home;
+use crate::intake::{self, IntakeOptions};
+use crate::job::{Job, JobId, JobState, StorySpec};
+use crate::media;
+use crate::pool::{Pool, PoolConfig, RunUntil};
+use crate::settings::{self, Settings};
+use crate::store::{Enqueued, Follower, ForeignChanges, JobFilter, JobStore, SqliteStore};
+use crate::storyteller::offline::OfflineStoryteller;
+use crate::storyteller::{StoryError, StorytellerRegistry};
+use crate::wire::{
+    AddEntry, AddOptions, AddOutcome, AddProgress, AddReport, ExportQuery, JobPage, JobView,
+    ListQuery, QueueStats, StorytellerInfo, WaitOutcome,
+};
+use std::collections::HashSet;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+/// How to open an [`Engine`].
+#[derive(Clone, Default)]
+pub struct EngineOptions {
+    /// The home folder (else `$STORYTELLER_HOME`, else the OS data folder).
+    pub home: Option<PathBuf>,
+    /// Pool timings and retries; the concurrency comes from the settings unless
+    /// [`EngineOptions::concurrency`] is given.
+    pub pool: PoolConfig,
+    /// Jobs run at once for this engine's life, instead of the settings' figure.
+    pub concurrency: Option<u32>,
+    /// The storytellers (tests and benchmarks bring their own); the built-in ones by default.
+    pub storytellers: Option<StorytellerRegistry>,
+    /// The clock (tests bring a [`TokioClock`](crate::clock::TokioClock) or a manual one).
+    pub clock: Option<Arc<dyn Clock>>,
+    /// Leave other processes' changes unheard (benchmarks of this process alone).
+    pub ignore_other_processes: bool,
+}
+
+/// The engine: cheap to clone, every clone the same engine.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    home: Home,
+    store: Arc<dyn JobStore>,
+    bus: EventBus,
+    pool: Pool,
+    storytellers: StorytellerRegistry,
+    // std Mutex: read and replaced whole, never held across an await.
+    settings: Mutex<Settings>,
+    // The run under way here, if any: `stop` cancels it.
+    run_stop: Mutex<Option<CancellationToken>>,
+    // Reads the others' changes for as long as the engine lives.
+    _follower: Option<Follower>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("home", &self.inner.home.root())
+            .field("pool", &self.inner.pool)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Opens the engine on its home: creates the folders, opens (and migrates) the database,
+    /// reads the settings and starts hearing other processes' changes.
+    pub async fn open(options: EngineOptions) -> Result<Engine> {
+        let explicit = options.home.clone();
+        let home = tokio::task::spawn_blocking(move || Home::resolve(explicit.as_deref()))
+            .await
+            .map_err(|_| EngineError::StoreClosed)??;
+        let clock = options
+            .clock
+            .clone()
+            .unwrap_or_else(|| Arc::new(SystemClock));
+        let bus = EventBus::new();
+        let sqlite =
+            SqliteStore::open_with_clock(home.database(), bus.clone(), clock.clone()).await?;
+        let store: Arc<dyn JobStore> = Arc::new(sqlite);
+        let settings_path = home.settings();
+        let settings = tokio::task::spawn_blocking(move || Settings::load(&settings_path))
+            .await
+            .map_err(|_| EngineError::StoreClosed)??;
+        let storytellers = options.storytellers.clone().unwrap_or_else(|| {
+            let mut registry = StorytellerRegistry::new();
+            registry.register(Arc::new(OfflineStoryteller::locating(home.thumbnails())));
+            registry
+        });
+        let concurrency = options.concurrency.unwrap_or(settings.concurrency);
+        settings::check_concurrency(concurrency)?;
+        let pool = Pool::new(
+            store.clone(),
+            storytellers.clone(),
+            bus.clone(),
+            clock,
+            PoolConfig {
+                concurrency: concurrency as usize,
+                ..options.pool.clone()
+            },
+            Some(&home.runners()),
+        )?;
+        let follower = if options.ignore_other_processes {
+            None
+        } else {
+            let pool = pool.clone();
+            let sink = Arc::new(move |changes: &ForeignChanges| pool.foreign_change(changes));
+            Some(store.follow_others(sink).await?)
+        };
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                home,
+                store,
+                bus,
+                pool,
+                storytellers,
+                settings: Mutex::new(settings),
+                run_stop: Mutex::new(None),
+                _follower: follower,
+            }),
+        })
+    }
+
+    /// Where this engine keeps its state.
+    pub fn home(&self) -> &Home {
+        &self.inner.home
+    }
+
+    /// The store underneath (for tests and tools that need more than the facade offers).
+    pub fn store(&self) -> &Arc<dyn JobStore> {
+        &self.inner.store
+    }
+
+    /// Every event from now on: this process's changes, and other processes' as they commit.
+    pub fn subscribe(&self) -> Subscription {
+        self.inner.bus.subscribe()
+    }
+
+    /// The storytellers this app has.
+    pub fn storytellers(&self) -> Vec<StorytellerInfo> {
+        self.inner
+            .storytellers
+            .names()
+            .into_iter()
+            .filter_map(|name| self.inner.storytellers.get(&name))
+            .map(|teller| StorytellerInfo {
+                name: teller.name().to_owned(),
+                default_model: teller.default_model().to_owned(),
+                models: teller.models(),
+                presets: teller.presets().iter().map(|p| (*p).to_owned()).collect(),
+            })
+            .collect()
+    }
+
+    /// The settings now.
+    pub fn settings(&self) -> Settings {
+        self.inner
+            .settings
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// Checks and saves `settings`; the concurrency applies at once.
+    pub async fn update_settings(&self, settings: Settings) -> Result<Settings> {
+        settings.check()?;
+        // The defaults must name a storyteller, model and preset that exist.
+        self.spec(&AddOptions::default(), &settings)?;
+        let path = self.inner.home.settings();
+        let saved = settings.clone();
+        tokio::task::spawn_blocking(move || saved.save(&path))
+            .await
+            .map_err(|_| EngineError::StoreClosed)??;
+        if let Ok(mut current) = self.inner.settings.lock() {
+            *current = settings.clone();
+        }
+        self.inner
+            .pool
+            .set_concurrency(settings.concurrency as usize);
+        Ok(settings)
+    }
+
+    /// The storyteller, model and preset `options` ask for (the settings fill the gaps), or
+    /// why they cannot be had.
+    fn spec(&self, options: &AddOptions, settings: &Settings) -> Result<StorySpec> {
+        let registry = &self.inner.storytellers;
+        let name = options
+            .storyteller
+            .clone()
+            .unwrap_or_else(|| settings.storyteller.clone());
+        let teller = registry
+            .get(&name)
+            .ok_or_else(|| EngineError::UnknownStoryteller {
+                name: name.clone(),
+                available: registry.names().join(", "),
+            })?;
+        // The settings' model and preset belong to the settings' storyteller only.
+        let from_settings = options.storyteller.is_none()
+            || options.storyteller.as_deref() == Some(&settings.storyteller);
+        let model = options
+            .model
+            .clone()
+            .or_else(|| settings.model.clone().filter(|_| from_settings))
+            .unwrap_or_else(|| teller.default_model().to_owned());
+        if !teller.has_model(&model) {
+            return Err(EngineError::UnknownModel {
+                storyteller: name,
+                model,
+                available: teller.models().join(", "),
+            });
+        }
+        let presets = teller.presets();
+        let preset = options
+            .preset
+            .clone()
+            .or_else(|| settings.preset.clone().filter(|_| from_settings))
+            .unwrap_or_else(|| presets.first().copied().unwrap_or("default").to_owned());
+        if !presets.contains(&preset.as_str()) {
+            return Err(EngineError::UnknownPreset {
+                storyteller: name,
+                preset,
+                available: presets.join(", "),
+            });
+        }
+        Ok(StorySpec {
+            storyteller: name,
+            model,
+            preset,
+        })
+    }
+
+    /// Turns `paths` (files and folders, searched recursively) into jobs of one batch.
+    ///
+    /// A file that already has a queued, running or succeeded job for the same storyteller,
+    /// model and preset, unchanged since (same path, size and modification time), gets no
+    /// second job and is not hashed again, unless [`AddOptions::again`] asks for one.
+    /// `on_progress` hears of each file hashed.
+    pub async fn add(
+        &self,
+        paths: Vec<PathBuf>,
+        options: AddOptions,
+        on_progress: impl Fn(AddProgress) + Send + Sync + 'static,
+    ) -> Result<AddReport> {
+        let settings = self.settings();
+        let spec = self.spec(&options, &settings)?;
+        let (candidates, refused) = intake::collect_off_thread(paths).await;
+        let mut entries: Vec<AddEntry> = Vec::new();
+
+        // Files that already have their job are reported, not hashed again.
+        let mut to_hash = candidates;
+        if !options.again && !to_hash.is_empty() {
+            let keyed_spec = spec.clone();
+            let candidates = to_hash.clone();
+            let keys = tokio::task::spawn_blocking(move || {
+                candidates
+                    .iter()
+                    .map(|path| intake::source_key(path, &keyed_spec))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|_| EngineError::StoreClosed)?;
+            let known: Vec<(usize, crate::store::SourceKey)> = keys
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, key)| key.map(|k| (i, k)))
+                .collect();
+            let found = self
+                .inner
+                .store
+                .find_existing(known.iter().map(|(_, k)| k.clone()).collect())
+                .await?;
+            let mut already: HashSet<usize> = HashSet::new();
+            for ((index, _), existing) in known.iter().zip(found) {
+                if let Some(job) = existing {
+                    already.insert(*index);
+                    entries.push(AddEntry {
+                        path: to_hash[*index].to_string_lossy().into_owned(),
+                        outcome: AddOutcome::AlreadyAdded,
+                        job: Some(JobView::from(&job)),
+                        reason: None,
+                    });
+                }
+            }
+            to_hash = to_hash
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| !already.contains(i))
+                .map(|(_, path)| path)
+                .collect();
+        }
+
+        let total = u32::try_from(to_hash.len()).unwrap_or(u32::MAX);
+        let progress = Arc::new(AtomicU32::new(0));
+        let intake = intake::hash_files(
+            to_hash,
+            IntakeOptions {
+                spec,
+                priority: options.priority.unwrap_or(settings.priority),
+                no_cache: options.no_cache,
+                again: options.again,
+            },
+            move |_| {
+                let hashed = progress.fetch_add(1, Ordering::SeqCst) + 1;
+                on_progress(AddProgress { hashed, total });
+            },
+        )
+        .await;
+
+        let (batch_id, enqueued) = self.inner.store.enqueue(intake.jobs).await?;
+        let mut any_added = false;
+        for result in enqueued {
+            let (outcome, job) = match result {
+                Enqueued::Added(job) => {
+                    any_added = true;
+                    let outcome = if job.cached {
+                        AddOutcome::Cached
+                    } else {
+                        AddOutcome::Queued
+                    };
+                    (outcome, job)
+                }
+                Enqueued::Existing(job) => (AddOutcome::AlreadyAdded, job),
+            };
+            entries.push(AddEntry {
+                path: job.source.to_string_lossy().into_owned(),
+                outcome,
+                job: Some(JobView::from(&job)),
+                reason: None,
+            });
+        }
+        for refusal in refused.into_iter().chain(intake.refused) {
+            entries.push(AddEntry {
+                path: refusal.path.to_string_lossy().into_owned(),
+                outcome: if refusal.skipped {
+                    AddOutcome::Skipped
+                } else {
+                    AddOutcome::Refused
+                },
+                job: None,
+                reason: Some(refusal.reason),
+            });
+        }
+        if any_added {
+            self.inner.pool.wake();
+        }
+        Ok(AddReport {
+            batch_id: any_added.then_some(batch_id),
+            entries,
+        })
+    }
+
+    /// Works the queue here until `shutdown` resolves, [`Engine::stop`] is called, or (with
+    /// [`RunUntil::Empty`]) nothing is left to do. Running jobs are put back on the way out.
+    /// Fails at once, naming what is missing, when a storyteller cannot work on this machine.
+    pub async fn run(&self, until: RunUntil, shutdown: impl Future<Output = ()>) -> Result<()> {
+        for name in self.inner.storytellers.names() {
+            if let Some(teller) = self.inner.storytellers.get(&name) {
+                if let Err(StoryError::Setup { message }) = teller.check_ready() {
+                    return Err(EngineError::ToolMissing(message));
+                }
+            }
+        }
+        let stop = CancellationToken::new();
+        if let Ok(mut current) = self.inner.run_stop.lock() {
+            *current = Some(stop.clone());
+        }
+        let result = self
+            .inner
+            .pool
+            .run(until, async move {
+                tokio::select! {
+                    _ = shutdown => {}
+                    _ = stop.cancelled() => {}
+                }
+            })
+            .await;
+        if let Ok(mut current) = self.inner.run_stop.lock() {
+            *current = None;
+        }
+        result
+    }
+
+    /// Ends the run under way here (running jobs go back to the queue).
+    pub fn stop(&self) {
+        if let Ok(current) = self.inner.run_stop.lock() {
+            if let Some(stop) = current.as_ref() {
+                stop.cancel();
+            }
+        }
+    }
+
+    /// Changes how many jobs run at once here, at once (not saved; see
+    /// [`Engine::update_settings`]).
+    pub fn set_concurrency(&self, n: u32) -> Result<()> {
+        settings::check_concurrency(n)?;
+        self.inner.pool.set_concurrency(n as usize);
+        Ok(())
+    }
+
+    /// Jobs run at once here.
+    pub fn concurrency(&self) -> u32 {
+        u32::try_from(self.inner.pool.concurrency()).unwrap_or(u32::MAX)
+    }
+
+    /// Stops claiming new jobs, with a reason people see; running ones finish.
+    pub async fn pause(&self, reason: impl Into<String>) -> Result<()> {
+        self.inner.pool.pause(reason).await
+    }
+
+    /// Claims jobs again.
+    pub async fn resume(&self) -> Result<()> {
+        self.inner.pool.resume().await
+    }
+
+    async fn resolve(&self, id: &str) -> Result<Job> {
+        self.inner.store.get(id).await
+    }
+
+    /// Cancels a queued or running job; one running in this process stops at once.
+    pub async fn cancel(&self, id: &str) -> Result<JobView> {
+        let job = self.resolve(id).await?;
+        Ok(JobView::from(self.inner.pool.cancel(job.id).await?))
+    }
+
+    /// Queues a dead or cancelled job again.
+    pub async fn retry(&self, id: &str) -> Result<JobView> {
+        let job = self.resolve(id).await?;
+        let job = self.inner.store.retry(job.id).await?;
+        self.inner.pool.wake();
+        Ok(JobView::from(job))
+    }
+
+    /// Queues every dead job again; the jobs queued.
+    pub async fn retry_failed(&self) -> Result<Vec<JobView>> {
+        let jobs = self.inner.store.retry_failed().await?;
+        self.inner.pool.wake();
+        Ok(jobs.iter().map(JobView::from).collect())
+    }
+
+    /// Deletes a job that is not running, and the thumbnails no job shows any more.
+    pub async fn remove(&self, id: &str) -> Result<JobView> {
+        let job = self.resolve(id).await?;
+        let removed = self.inner.store.delete(job.id).await?;
+        media::remove_thumbnails(self.inner.home.thumbnails(), removed.orphaned_hashes).await;
+        Ok(JobView::from(job))
+    }
+
+    /// Deletes every finished job (and thumbnails no job shows); how many.
+    pub async fn clear_finished(&self) -> Result<u32> {
+        let removed = self.inner.store.clear_finished().await?;
+        media::remove_thumbnails(self.inner.home.thumbnails(), removed.orphaned_hashes).await;
+        Ok(crate::wire::saturate(removed.jobs))
+    }
+
+    /// One job, by id, unique prefix or short id.
+    pub async fn get(&self, id: &str) -> Result<JobView> {
+        self.resolve(id).await.map(JobView::from)
+    }
+
+    /// One page of jobs.
+    pub async fn list(&self, query: ListQuery) -> Result<JobPage> {
+        let limit = query.limit.map(u64::from);
+        let jobs = self
+            .inner
+            .store
+            .list(JobFilter {
+                state: query.state,
+                batch: query.batch_id,
+                storyteller: query.storyteller,
+                ids: None,
+                order: query.order,
+                after: query.after,
+                // One more than asked tells whether there is another page.
+                limit: limit.map(|n| n + 1),
+            })
+            .await?;
+        let mut views: Vec<JobView> = jobs.iter().map(JobView::from).collect();
+        let next = match limit {
+            Some(n) if views.len() as u64 > n => {
+                views.truncate(n as usize);
+                views.last().map(|j| j.id)
+            }
+            _ => None,
+        };
+        Ok(JobPage { jobs: views, next })
+    }
+
+    /// These jobs as they are now, in the order they were added (unknown ids are left out).
+    pub async fn jobs(&self, ids: &[JobId]) -> Result<Vec<JobView>> {
+        let jobs = self
+            .inner
+            .store
+            .list(JobFilter {
+                ids: Some(ids.to_vec()),
+                ..JobFilter::default()
+            })
+            .await?;
+        Ok(jobs.iter().map(JobView::from).collect())
+    }
+
+    /// Counts per state, cache figures, pause reason.
+    pub async fn stats(&self) -> Result<QueueStats> {
+        self.inner.store.stats().await
+    }
+
+    /// Waits until every job in `ids` has finished (or is gone), the queue pauses (nothing more
+    /// would run), or `interrupt` resolves — whichever comes first. Changes made by other
+    /// processes count as well as this one's.
+    pub async fn wait_for(
+        &self,
+        ids: &[JobId],
+        interrupt: impl Future<Output = ()>,
+    ) -> Result<WaitOutcome> {
+        // Subscribed before reading, so nothing that happens in between is missed.
+        let mut events = self.subscribe();
+        let mut pending = self.unfinished(ids).await?;
+        if pending.is_empty() {
+            return Ok(WaitOutcome::Finished);
+        }
+        if let Some(reason) = self.stats().await?.paused {
+            return Ok(WaitOutcome::Paused { reason });
+        }
+        tokio::pin!(interrupt);
+        use crate::event::Event;
+        while !pending.is_empty() {
+            let envelope = tokio::select! {
+                _ = &mut interrupt => return Ok(WaitOutcome::Interrupted),
+                envelope = events.recv() => envelope.ok_or(EngineError::StoreClosed)?,
+            };
+            match envelope.event {
+                Event::JobFinished { job_id, .. } => {
+                    pending.remove(&job_id);
+                }
+                Event::JobsRemoved { job_ids } => {
+                    for id in job_ids {
+                        pending.remove(&id);
+                    }
+                }
+                Event::QueuePaused { reason } => return Ok(WaitOutcome::Paused { reason }),
+                Event::Resync { .. } => {
+                    let ids: Vec<JobId> = pending.iter().copied().collect();
+                    pending = self.unfinished(&ids).await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(WaitOutcome::Finished)
+    }
+
+    async fn unfinished(&self, ids: &[JobId]) -> Result<HashSet<JobId>> {
+        let jobs = self
+            .inner
+            .store
+            .list(JobFilter {
+                ids: Some(ids.to_vec()),
+                ..JobFilter::default()
+            })
+            .await?;
+        Ok(jobs
+            .into_iter()
+            .filter(|j| !j.state.is_finished())
+            .map(|j| j.id)
+            .collect())
+    }
+
+    async fn succeeded(&self, query: &ExportQuery) -> Result<Vec<Job>> {
+        self.inner
+            .store
+            .list(JobFilter {
+                state: Some(JobState::Succeeded),
+                batch: query.batch_id,
+                ids: query.ids.clone(),
+                ..JobFilter::default()
+            })
+            .await
+    }
+
+    /// Every succeeded story `query` names, rendered in `format`: (the text, how many stories).
+    pub async fn export(&self, format: ExportFormat, query: ExportQuery) -> Result<(String, u32)> {
+        let jobs = self.succeeded(&query).await?;
+        let count = crate::wire::saturate(jobs.len() as u64);
+        Ok((export::render(&jobs, format), count))
+    }
+
+    /// [`Engine::export`] into the file at `path`, written whole (a half-written export never
+    /// replaces a good one); how many stories.
+    pub async fn export_to(
+        &self,
+        path: &Path,
+        format: ExportFormat,
+        query: ExportQuery,
+    ) -> Result<u32> {
+        let (text, count) = self.export(format, query).await?;
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let mut partial = path.clone().into_os_string();
+            partial.push(".part");
+            let partial = PathBuf::from(partial);
+            std::fs::write(&partial, text).map_err(|e| EngineError::io(&partial, &e))?;
+            std::fs::rename(&partial, &path).map_err(|e| EngineError::io(&path, &e))
+        })
+        .await
+        .map_err(|_| EngineError::StoreClosed)??;
+        Ok(count)
+    }
+}

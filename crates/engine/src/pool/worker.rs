@@ -1,0 +1,258 @@
+//! One worker: runs a claimed job to its outcome, records it, and goes straight on to the next
+//! job it claimed in the same store call, for as long as the pool has room.
+//!
+//! A job runs in its own task, racing its storyteller against its cancel token; dropping the
+//! storyteller's future is what stops it (HTTP requests are dropped, ffmpeg children killed).
+//! What a failure or a stop means is decided in [`super::policy`].
+
+use super::policy::{self, StopReason};
+use super::{PoolInner, RunningJob};
+use crate::error::EngineError;
+use crate::event::Event;
+use crate::intake;
+use crate::job::{Job, JobId};
+use crate::store::Outcome;
+use crate::storyteller::{StoryError, StoryRequest, StorySink};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+impl PoolInner {
+    /// Registers `job` as running here; its token fires when it must stop.
+    pub(super) fn register(&self, job: &Job) -> (CancellationToken, Arc<OnceLock<StopReason>>) {
+        let token = CancellationToken::new();
+        let reason = Arc::new(OnceLock::new());
+        if let Ok(mut running) = self.running.lock() {
+            running.insert(
+                job.id,
+                RunningJob {
+                    token: token.clone(),
+                    reason: reason.clone(),
+                },
+            );
+        }
+        // A successor claimed while the pool began shutting down goes straight back.
+        if self.stopping.load(Ordering::SeqCst) {
+            let _ = reason.set(StopReason::Shutdown);
+            token.cancel();
+        }
+        (token, reason)
+    }
+
+    pub(super) fn unregister(&self, id: JobId) {
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(&id);
+        }
+    }
+
+    /// Spawns a worker for `job`. When its job ends, the worker records the outcome and claims
+    /// its successor in one store call, and runs that too, for as long as the pool has room:
+    /// one round trip per job instead of two. Returns the task id and the job it is on.
+    pub(super) fn spawn_worker(
+        self: &Arc<Self>,
+        tasks: &mut JoinSet<()>,
+        job: Job,
+    ) -> (tokio::task::Id, Arc<Mutex<Job>>) {
+        let current = Arc::new(Mutex::new(job.clone()));
+        let on_job = current.clone();
+        let pool = self.clone();
+        let id = tasks
+            .spawn(async move {
+                let mut job = job;
+                loop {
+                    if let Ok(mut on_job) = on_job.lock() {
+                        on_job.clone_from(&job);
+                    }
+                    let (token, reason) = pool.register(&job);
+                    let span = tracing::info_span!("job", id = %job.id, file = %job.file_name());
+                    let next = async {
+                        let outcome = pool.run_job(&job, token, reason).await;
+                        // Off the running list before recording: a heartbeat racing the
+                        // record must not take the job's own completion for a lost lease.
+                        pool.unregister(job.id);
+                        pool.record(&job, outcome?).await
+                    }
+                    .instrument(span)
+                    .await;
+                    match next {
+                        Some(next) => job = next,
+                        None => break,
+                    }
+                }
+                pool.wake.notify_one();
+            })
+            .id();
+        (id, current)
+    }
+
+    /// Publishes what became of a job that another process (or a reclaim) took from this worker:
+    /// that process's events do not reach this one's subscribers, who would otherwise wait on a
+    /// job that has long been cancelled.
+    async fn announce_changed_elsewhere(&self, id: JobId) {
+        let job = match self.store.get(&id.to_string()).await {
+            Ok(job) => job,
+            Err(EngineError::JobNotFound(_)) => {
+                self.bus.publish(Event::JobsRemoved { job_ids: vec![id] });
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read a job changed elsewhere");
+                return;
+            }
+        };
+        self.bus.publish(Event::about(&job));
+    }
+
+    /// Stores `outcome`; returns the next job to run when this worker should go on.
+    async fn record(&self, job: &Job, outcome: Outcome) -> Option<Job> {
+        // This job has left the running list; its successor takes its place if that fits.
+        let room = self.running.lock().map(|r| r.len()).unwrap_or(usize::MAX)
+            < self.concurrency.load(Ordering::SeqCst);
+        let go_on = room && !self.stopping.load(Ordering::SeqCst);
+        let recorded = if go_on {
+            self.store
+                .finish_and_claim(job.id, &self.owner, outcome, self.config.lease)
+                .await
+        } else {
+            self.store
+                .finish(job.id, &self.owner, outcome)
+                .await
+                .map(|done| (done, None))
+        };
+        match recorded {
+            Ok((done, next)) => {
+                tracing::info!(state = %done.state, "job finished");
+                next
+            }
+            Err(EngineError::LeaseLost(_)) | Err(EngineError::IllegalTransition(_)) => {
+                tracing::info!("job was taken from this worker before it finished");
+                self.announce_changed_elsewhere(job.id).await;
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not record the job's outcome");
+                None
+            }
+        }
+    }
+
+    /// The content hash to tell `job` under. A file edited or replaced since it was added is
+    /// hashed again and the job updated, so the story is cached under the content it tells,
+    /// never under the old content's hash.
+    async fn check_source(&self, job: &Job) -> String {
+        let (path, size, mtime) = (job.source.clone(), job.size, job.mtime_ms);
+        let changed =
+            tokio::task::spawn_blocking(move || intake::changed_since(&path, size, mtime))
+                .await
+                .ok()
+                .flatten();
+        let Some((size, mtime_ms, content_hash)) = changed else {
+            return job.content_hash.clone();
+        };
+        tracing::info!(
+            size,
+            "the file changed since it was added; telling its new content"
+        );
+        if let Err(e) = self
+            .store
+            .update_source(job.id, &self.owner, size, mtime_ms, content_hash.clone())
+            .await
+        {
+            tracing::warn!(error = %e, "could not record the file's new content");
+        }
+        content_hash
+    }
+
+    /// Runs one job to an outcome to record; `None` when there is nothing to record (cancelled
+    /// by the person, or no longer ours).
+    async fn run_job(
+        &self,
+        job: &Job,
+        token: CancellationToken,
+        reason: Arc<OnceLock<StopReason>>,
+    ) -> Option<Outcome> {
+        tracing::info!(attempt = job.attempts, storyteller = %job.storyteller, "job started");
+        let result = match self.storytellers.get(&job.storyteller) {
+            None => Some(Err(StoryError::permanent(format!(
+                "this app has no storyteller called '{}' (available: {})",
+                job.storyteller,
+                self.storytellers.names().join(", ")
+            )))),
+            Some(storyteller) => {
+                let content_hash = self.check_source(job).await;
+                let request = StoryRequest {
+                    job_id: job.id,
+                    source: job.source.clone(),
+                    content_hash,
+                    preset: job.preset.clone(),
+                    model: job.model.clone(),
+                };
+                let mut sink = StorySink::new(job.id, job.attempts, self.bus.clone());
+                let mut status = sink.watch_status();
+                let result = {
+                    let tell = storyteller.tell(&request, &mut sink);
+                    tokio::pin!(tell);
+                    // The first save is one period in: a quick job never writes progress at all.
+                    let period = self.config.save_progress_every;
+                    let mut save =
+                        tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                    save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        tokio::select! {
+                            biased;
+                            _ = token.cancelled() => break None,
+                            result = &mut tell => break Some(result),
+                            _ = save.tick() => {
+                                if status.has_changed().unwrap_or(false) {
+                                    let (stage, progress) = *status.borrow_and_update();
+                                    if let Err(e) = self.store.report(job.id, &self.owner, stage, progress).await {
+                                        tracing::debug!(error = %e, "could not save progress");
+                                    }
+                                }
+                            }
+                        }
+                    }
+                };
+                result.map(|r| r.map(|usage| (usage, sink.into_parts())))
+            }
+        };
+        match result {
+            None => {
+                let reason = reason.get().copied().unwrap_or(StopReason::Shutdown);
+                match reason {
+                    StopReason::Shutdown => {
+                        tracing::info!("job put back for later (shutting down)")
+                    }
+                    StopReason::Cancelled => tracing::info!("job cancelled"),
+                    StopReason::LeaseLost => self.announce_changed_elsewhere(job.id).await,
+                }
+                policy::after_stop(reason)
+            }
+            Some(Ok((usage, (story, media)))) => Some(Outcome::Succeeded {
+                story,
+                media,
+                usage,
+            }),
+            Some(Err(error)) => Some(self.outcome_for_error(job, error).await),
+        }
+    }
+
+    async fn outcome_for_error(&self, job: &Job, error: StoryError) -> Outcome {
+        let job_error = error.to_job_error();
+        tracing::warn!(kind = job_error.kind.as_str(), error = %job_error.message, "job failed");
+        let decision = policy::after_failure(
+            &error,
+            job.attempts,
+            &self.config.retry,
+            self.clock.now_ms(),
+        );
+        if let Some(reason) = decision.pause {
+            if let Err(e) = self.store.set_paused(Some(reason)).await {
+                tracing::error!(error = %e, "could not pause the queue");
+            }
+        }
+        decision.outcome
+    }
+}

@@ -1,0 +1,456 @@
+//! The wire model: the types front ends see — the desktop window over IPC, `--json` output,
+//! and the event stream — made for them and kept apart from storage rows.
+//!
+//! Conventions, the same in every type:
+//! - field names are camelCase; enums are lower-case words (`"queued"`, `"high"`);
+//! - no 64-bit integers (TypeScript generators refuse them or make them `BigInt`): counts and
+//!   offsets are `u32`, byte sizes and other large numbers `f64` (exact up to 2^53);
+//! - every time is an ISO-8601 UTC string with milliseconds, e.g. `"2026-11-23T02:03:14.123Z"`;
+//! - ids are full lower-case UUID strings; `shortId` is the last 8 digits (what `list` prints);
+//! - nothing internal crosses: no lease owners, cache keys, fair keys or untyped JSON.
+//!
+//! A job looks like this (fields that are `null` until they happen are shown so):
+//!
+//! ```json
+//! { "id": "019ad3f2-8c1e-7b2a-9f00-3c5d2a1b4e6f", "shortId": "2a1b4e6f",
+//!   "file": "clip.mp4", "source": "/videos/clip.mp4",
+//!   "state": "succeeded", "stage": "done", "progress": 1.0, "attempts": 1,
+//!   "priority": "normal", "batchId": "019ad3f2-8c1d-7e00-8a00-0b1c2d3e4f50",
+//!   "storyteller": "offline", "model": "offline-analyser-2", "preset": "narrative",
+//!   "cached": false, "noCache": false, "story": "This video runs for …",
+//!   "error": null, "sizeBytes": 183264.0, "contentHash": "9f2c…",
+//!   "media": { "durationSecs": 3.0, "container": "QuickTime / MOV", "title": null,
+//!              "recordedAt": null, "bitRate": 488704.0,
+//!              "video": { "codec": "h264", "width": 320, "height": 180, "fps": 25.0, "rotation": 0 },
+//!              "audio": { "codec": "aac", "sampleRate": 44100, "channels": 1, "channelLayout": "mono" } },
+//!   "usage": { "inputTokens": 0, "outputTokens": 0, "costUsd": 0.0 },
+//!   "runAfter": null, "createdAt": "2026-11-23T02:03:14.123Z", "updatedAt": "…",
+//!   "startedAt": "…", "finishedAt": "…" }
+//! ```
+//!
+//! The events are in [`crate::event`]; errors cross as [`ErrorPayload`] `{ "code", "message" }`.
+
+pub use crate::error::ErrorPayload;
+use crate::job::{iso8601, BatchId, Job, JobError, JobId, JobState, Priority, Stage};
+use crate::media::MediaInfo;
+use serde::{Deserialize, Serialize};
+
+/// The short id people see: the last 8 hex digits. A UUID v7 starts with its timestamp, shared
+/// by every job added in the same moment; its tail is random, so it tells them apart.
+pub fn short_id(id: JobId) -> String {
+    let full = id.to_string();
+    full[full.len() - 8..].to_owned()
+}
+
+/// One job as a front end sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobView {
+    /// The full id.
+    pub id: JobId,
+    /// The last 8 digits of the id.
+    pub short_id: String,
+    /// The file's name.
+    pub file: String,
+    /// The whole path of the video.
+    pub source: String,
+    /// Life-cycle state.
+    pub state: JobState,
+    /// What it is doing.
+    pub stage: Stage,
+    /// 0..=1 within the whole job.
+    pub progress: f64,
+    /// How many times a worker has taken it up.
+    pub attempts: u32,
+    /// Scheduling class.
+    pub priority: Priority,
+    /// The batch it was added with.
+    pub batch_id: BatchId,
+    /// The storyteller's name.
+    pub storyteller: String,
+    /// The model it uses.
+    pub model: String,
+    /// The preset.
+    pub preset: String,
+    /// Whether the story came from an identical video told before.
+    pub cached: bool,
+    /// Whether the result cache was bypassed.
+    pub no_cache: bool,
+    /// The story, once written.
+    pub story: Option<String>,
+    /// The last error, if any.
+    pub error: Option<JobError>,
+    /// Size of the file when it was added.
+    pub size_bytes: f64,
+    /// blake3 of the file's content (hex); names its thumbnail folder.
+    pub content_hash: String,
+    /// What the video is, once probed.
+    pub media: Option<MediaView>,
+    /// Tokens and cost.
+    pub usage: UsageView,
+    /// Not started again before this time (a job waiting to retry).
+    pub run_after: Option<String>,
+    /// Added.
+    pub created_at: String,
+    /// Last changed.
+    pub updated_at: String,
+    /// First taken up.
+    pub started_at: Option<String>,
+    /// Finished.
+    pub finished_at: Option<String>,
+}
+
+impl From<&Job> for JobView {
+    fn from(job: &Job) -> Self {
+        JobView {
+            id: job.id,
+            short_id: short_id(job.id),
+            file: job.file_name(),
+            source: job.source.to_string_lossy().into_owned(),
+            state: job.state,
+            stage: job.stage,
+            progress: job.progress,
+            attempts: job.attempts,
+            priority: job.priority,
+            batch_id: job.batch_id,
+            storyteller: job.storyteller.clone(),
+            model: job.model.clone(),
+            preset: job.preset.clone(),
+            cached: job.cached,
+            no_cache: job.no_cache,
+            story: job.story.clone(),
+            error: job.error.clone(),
+            size_bytes: job.size as f64,
+            content_hash: job.content_hash.clone(),
+            media: job
+                .media
+                .as_ref()
+                .and_then(|facts| serde_json::from_value::<MediaInfo>(facts.clone()).ok())
+                .map(|info| MediaView::from(&info)),
+            usage: UsageView {
+                input_tokens: saturate(job.usage.input_tokens),
+                output_tokens: saturate(job.usage.output_tokens),
+                cost_usd: job.usage.cost_usd,
+            },
+            run_after: (job.run_after_ms > 0).then(|| iso8601(job.run_after_ms)),
+            created_at: iso8601(job.created_at_ms),
+            updated_at: iso8601(job.updated_at_ms),
+            started_at: job.started_at_ms.map(iso8601),
+            finished_at: job.finished_at_ms.map(iso8601),
+        }
+    }
+}
+
+impl From<Job> for JobView {
+    fn from(job: Job) -> Self {
+        JobView::from(&job)
+    }
+}
+
+/// A count that fits the wire (saturating at `u32::MAX`).
+pub fn saturate(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// What a video file is: container, picture and sound.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaView {
+    /// Length in seconds.
+    pub duration_secs: f64,
+    /// The container, in words (`QuickTime / MOV`).
+    pub container: String,
+    /// The title in the file's metadata.
+    pub title: Option<String>,
+    /// When it was recorded, as the file says.
+    pub recorded_at: Option<String>,
+    /// Overall bit rate in bits per second.
+    pub bit_rate: Option<f64>,
+    /// The picture.
+    pub video: VideoView,
+    /// The sound, if there is any.
+    pub audio: Option<AudioView>,
+}
+
+/// The picture of a video.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoView {
+    /// Codec (`h264`, `hevc`, …).
+    pub codec: String,
+    /// Width as shown (after rotation), in pixels.
+    pub width: u32,
+    /// Height as shown, in pixels.
+    pub height: u32,
+    /// Frames per second.
+    pub fps: Option<f64>,
+    /// Degrees the picture is turned for display.
+    pub rotation: u32,
+}
+
+/// The sound of a video.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AudioView {
+    /// Codec (`aac`, `opus`, …).
+    pub codec: String,
+    /// Samples per second.
+    pub sample_rate: Option<u32>,
+    /// Channels.
+    pub channels: Option<u32>,
+    /// Channel layout (`stereo`, `5.1`, …).
+    pub channel_layout: Option<String>,
+}
+
+impl From<&MediaInfo> for MediaView {
+    fn from(info: &MediaInfo) -> Self {
+        let (width, height) = info.video.display_size();
+        MediaView {
+            duration_secs: info.duration_secs,
+            container: info
+                .format_long_name
+                .clone()
+                .unwrap_or_else(|| info.format_name.clone()),
+            title: info.title.clone(),
+            recorded_at: info.creation_time.clone(),
+            bit_rate: info.bit_rate.map(|b| b as f64),
+            video: VideoView {
+                codec: info.video.codec.clone(),
+                width,
+                height,
+                fps: info.video.fps,
+                rotation: info.video.rotation,
+            },
+            audio: info.audio.as_ref().map(|audio| AudioView {
+                codec: audio.codec.clone(),
+                sample_rate: audio.sample_rate,
+                channels: audio.channels,
+                channel_layout: audio.channel_layout.clone(),
+            }),
+        }
+    }
+}
+
+/// Tokens and money one story cost.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageView {
+    /// Tokens sent to the model.
+    pub input_tokens: u32,
+    /// Tokens the model wrote.
+    pub output_tokens: u32,
+    /// In US dollars (0 offline).
+    pub cost_usd: f64,
+}
+
+/// Counts of jobs per state, result-cache figures, and whether the queue is paused.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueStats {
+    /// Jobs waiting.
+    pub queued: u32,
+    /// Jobs being worked on.
+    pub running: u32,
+    /// Jobs with a story.
+    pub succeeded: u32,
+    /// Jobs failed for good.
+    pub dead: u32,
+    /// Jobs stopped by the person.
+    pub cancelled: u32,
+    /// Jobs whose story came from the result cache.
+    pub cache_hits: u32,
+    /// Jobs that looked in the cache and had to be written afresh.
+    pub cache_misses: u32,
+    /// Why the queue is paused, when it is.
+    pub paused: Option<String>,
+}
+
+impl QueueStats {
+    /// Every job in the store.
+    pub fn total(&self) -> u32 {
+        self.queued
+            .saturating_add(self.running)
+            .saturating_add(self.succeeded)
+            .saturating_add(self.dead)
+            .saturating_add(self.cancelled)
+    }
+
+    /// Jobs that have finished (succeeded, dead or cancelled).
+    pub fn finished(&self) -> u32 {
+        self.succeeded
+            .saturating_add(self.dead)
+            .saturating_add(self.cancelled)
+    }
+}
+
+/// What became of one path given to [`Engine::add`](crate::Engine::add).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AddOutcome {
+    /// A new job, waiting its turn.
+    Queued,
+    /// A new job whose story came at once from an identical video told before.
+    Cached,
+    /// A job for this file (same path, size, time and storyteller) is already queued, running
+    /// or done; no second job was made.
+    AlreadyAdded,
+    /// Not a job: the file cannot be a video (missing, empty, unreadable, not a video).
+    Refused,
+    /// A file in a folder passed over because it is not a video (not an error).
+    Skipped,
+}
+
+/// One path's line in an [`AddReport`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddEntry {
+    /// The file (or folder) as given or found.
+    pub path: String,
+    /// What came of it.
+    pub outcome: AddOutcome,
+    /// The job (new or already there), when there is one.
+    pub job: Option<JobView>,
+    /// Why it was refused or skipped.
+    pub reason: Option<String>,
+}
+
+/// What adding a set of paths did, path by path.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddReport {
+    /// The batch the new jobs joined, when any were made.
+    pub batch_id: Option<BatchId>,
+    /// One entry per video found or path refused, in the order they were given and found.
+    pub entries: Vec<AddEntry>,
+}
+
+impl AddReport {
+    /// The entries with `outcome`.
+    pub fn with(&self, outcome: AddOutcome) -> impl Iterator<Item = &AddEntry> {
+        self.entries.iter().filter(move |e| e.outcome == outcome)
+    }
+
+    /// The jobs made by this add (queued or cached).
+    pub fn new_jobs(&self) -> impl Iterator<Item = &JobView> {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.outcome, AddOutcome::Queued | AddOutcome::Cached))
+            .filter_map(|e| e.job.as_ref())
+    }
+
+    /// Every job the paths stand for, new or already there.
+    pub fn jobs(&self) -> impl Iterator<Item = &JobView> {
+        self.entries.iter().filter_map(|e| e.job.as_ref())
+    }
+
+    /// Whether any path was refused (skipped non-videos do not count).
+    pub fn any_refused(&self) -> bool {
+        self.with(AddOutcome::Refused).next().is_some()
+    }
+}
+
+/// Progress of an add while files are hashed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddProgress {
+    /// Files hashed so far.
+    pub hashed: u32,
+    /// Files to hash in all.
+    pub total: u32,
+}
+
+/// Which end of the queue a listing starts from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ListOrder {
+    /// Oldest first (the order they were added).
+    #[default]
+    OldestFirst,
+    /// Newest first.
+    NewestFirst,
+}
+
+/// Which jobs a listing returns, one page at a time.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ListQuery {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs of this batch.
+    pub batch_id: Option<BatchId>,
+    /// Only jobs of this storyteller.
+    pub storyteller: Option<String>,
+    /// Oldest or newest first.
+    pub order: ListOrder,
+    /// Start after this job (the `next` of the previous page).
+    pub after: Option<JobId>,
+    /// At most this many (all when not given).
+    pub limit: Option<u32>,
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobPage {
+    /// The jobs, in the order asked for.
+    pub jobs: Vec<JobView>,
+    /// Pass as `after` for the next page; `null` on the last page.
+    pub next: Option<JobId>,
+}
+
+/// A storyteller the app has: what a settings screen or `--storyteller` may choose.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StorytellerInfo {
+    /// The name jobs refer to it by.
+    pub name: String,
+    /// The model used when none is named.
+    pub default_model: String,
+    /// The models it can use.
+    pub models: Vec<String>,
+    /// Its presets, the default first.
+    pub presets: Vec<String>,
+}
+
+/// How waiting for a set of jobs ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "camelCase")]
+pub enum WaitOutcome {
+    /// Every job has finished (or been removed).
+    Finished,
+    /// The queue paused while some were still waiting.
+    Paused {
+        /// Why.
+        reason: String,
+    },
+    /// The wait was interrupted (its cancel fired) first.
+    Interrupted,
+}
+
+/// Which jobs an export holds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ExportQuery {
+    /// Only the stories of this batch.
+    pub batch_id: Option<BatchId>,
+    /// Only these jobs.
+    pub ids: Option<Vec<JobId>>,
+}
+
+/// How the jobs made by an add should be told; anything not given comes from the settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AddOptions {
+    /// Which storyteller.
+    pub storyteller: Option<String>,
+    /// Which of its models.
+    pub model: Option<String>,
+    /// Which of its presets.
+    pub preset: Option<String>,
+    /// Scheduling class.
+    pub priority: Option<Priority>,
+    /// Write fresh stories even for videos told before.
+    pub no_cache: bool,
+    /// Make new jobs even for files that already have one.
+    pub again: bool,
+}
