@@ -454,3 +454,322 @@ pub struct AddOptions {
     /// Make new jobs even for files that already have one.
     pub again: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Envelope, Event};
+    use crate::job::{ErrorKind, Usage};
+    use serde::de::DeserializeOwned;
+    use serde_json::{json, Value};
+    use std::path::PathBuf;
+
+    /// Serialises `value`, checks it reads back the same and has exactly the `expected` JSON.
+    fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
+        value: &T,
+        expected: Value,
+    ) {
+        let json = serde_json::to_value(value).unwrap();
+        assert_eq!(json, expected, "the JSON differs from the documented shape");
+        let back: T = serde_json::from_value(json).unwrap();
+        assert_eq!(&back, value, "does not read back the same");
+        assert_no_big_integers(&serde_json::to_value(value).unwrap());
+    }
+
+    /// No number on the wire is an integer JavaScript cannot hold exactly.
+    fn assert_no_big_integers(value: &Value) {
+        match value {
+            Value::Number(n) => {
+                if let Some(i) = n.as_u64() {
+                    assert!(i <= (1 << 53), "{i} does not fit a JavaScript number");
+                }
+            }
+            Value::Array(items) => items.iter().for_each(assert_no_big_integers),
+            Value::Object(fields) => {
+                for (key, value) in fields {
+                    assert!(!key.contains('_'), "`{key}` is not camelCase");
+                    assert_no_big_integers(value);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn id(n: u128) -> JobId {
+        JobId(uuid::Uuid::from_u128(
+            0x019a_d3f2_8c1e_7b2a_9f00_3c5d_0000_0000 + n,
+        ))
+    }
+
+    fn sample_job() -> Job {
+        let media = json!({
+            "duration_secs": 3.0, "format_name": "mov,mp4,m4a,3gp,3g2,mj2",
+            "format_long_name": "QuickTime / MOV", "size_bytes": 183264, "bit_rate": 488704,
+            "creation_time": null, "title": null,
+            "video": { "index": 0, "codec": "h264", "width": 320, "height": 180, "fps": 25.0,
+                       "rotation": 0, "pixel_format": "yuv420p" },
+            "audio": { "index": 1, "codec": "aac", "sample_rate": 44100, "channels": 1,
+                       "channel_layout": "mono" }
+        });
+        Job {
+            id: id(1),
+            source: PathBuf::from("/videos/clip.mp4"),
+            size: 183_264,
+            mtime_ms: 1_795_399_000_000,
+            content_hash: "9f2c".into(),
+            media: Some(media),
+            storyteller: "offline".into(),
+            model: "offline-analyser-2".into(),
+            preset: "narrative".into(),
+            priority: Priority::Normal,
+            batch_id: BatchId(uuid::Uuid::from_u128(7)),
+            state: JobState::Succeeded,
+            stage: Stage::Done,
+            progress: 1.0,
+            attempts: 1,
+            run_after_ms: 0,
+            lease_owner: Some("pid1-abc".into()),
+            lease_expires_ms: Some(5),
+            error: None,
+            story: Some("This video runs for 3 seconds.".into()),
+            cached: false,
+            no_cache: false,
+            usage: Usage {
+                input_tokens: 12,
+                output_tokens: u64::MAX,
+                cost_usd: 0.25,
+            },
+            created_at_ms: 1_795_399_394_123,
+            updated_at_ms: 1_795_399_395_000,
+            started_at_ms: Some(1_795_399_394_500),
+            finished_at_ms: Some(1_795_399_395_000),
+        }
+    }
+
+    fn sample_view_json() -> Value {
+        json!({
+            "id": "019ad3f2-8c1e-7b2a-9f00-3c5d00000001", "shortId": "00000001",
+            "file": "clip.mp4", "source": "/videos/clip.mp4",
+            "state": "succeeded", "stage": "done", "progress": 1.0, "attempts": 1,
+            "priority": "normal", "batchId": "00000000-0000-0000-0000-000000000007",
+            "storyteller": "offline", "model": "offline-analyser-2", "preset": "narrative",
+            "cached": false, "noCache": false, "story": "This video runs for 3 seconds.",
+            "error": null, "sizeBytes": 183264.0, "contentHash": "9f2c",
+            "media": { "durationSecs": 3.0, "container": "QuickTime / MOV", "title": null,
+                       "recordedAt": null, "bitRate": 488704.0,
+                       "video": { "codec": "h264", "width": 320, "height": 180, "fps": 25.0,
+                                  "rotation": 0 },
+                       "audio": { "codec": "aac", "sampleRate": 44100, "channels": 1,
+                                  "channelLayout": "mono" } },
+            "usage": { "inputTokens": 12, "outputTokens": 4294967295_u32, "costUsd": 0.25 },
+            "runAfter": null, "createdAt": "2026-11-23T02:03:14.123Z",
+            "updatedAt": "2026-11-23T02:03:15.000Z", "startedAt": "2026-11-23T02:03:14.500Z",
+            "finishedAt": "2026-11-23T02:03:15.000Z"
+        })
+    }
+
+    #[test]
+    fn a_job_crosses_as_the_documented_json_without_storage_internals() {
+        let view = JobView::from(&sample_job());
+        round_trip(&view, sample_view_json());
+        let text = serde_json::to_string(&view).unwrap();
+        for internal in ["pid1-abc", "lease", "fair", "cacheKey", "mtime"] {
+            assert!(!text.contains(internal), "{internal} leaked: {text}");
+        }
+    }
+
+    #[test]
+    fn every_event_round_trips_in_its_envelope() {
+        let view = JobView::from(&sample_job());
+        let error = JobError {
+            kind: ErrorKind::Transient,
+            message: "timed out".into(),
+        };
+        let job = id(1).to_string();
+        let cases = vec![
+            (
+                Event::JobsAdded {
+                    batch_id: view.batch_id,
+                    jobs: vec![view.clone()],
+                },
+                json!({ "type": "jobsAdded", "batchId": view.batch_id, "jobs": [sample_view_json()] }),
+            ),
+            (
+                Event::JobUpdated {
+                    job_id: id(1),
+                    state: JobState::Queued,
+                    stage: Stage::Waiting,
+                    progress: 0.0,
+                    attempts: 2,
+                    error: Some(error.clone()),
+                },
+                json!({ "type": "jobUpdated", "jobId": job, "state": "queued", "stage": "waiting",
+                        "progress": 0.0, "attempts": 2,
+                        "error": { "kind": "transient", "message": "timed out" } }),
+            ),
+            (
+                Event::StoryDelta {
+                    job_id: id(1),
+                    attempt: 2,
+                    offset: 15,
+                    text: " for 3 seconds.".into(),
+                },
+                json!({ "type": "storyDelta", "jobId": job, "attempt": 2, "offset": 15,
+                        "text": " for 3 seconds." }),
+            ),
+            (
+                Event::JobFinished {
+                    job_id: id(1),
+                    state: JobState::Dead,
+                    cached: false,
+                    error: Some(error),
+                },
+                json!({ "type": "jobFinished", "jobId": job, "state": "dead", "cached": false,
+                        "error": { "kind": "transient", "message": "timed out" } }),
+            ),
+            (
+                Event::JobsRemoved {
+                    job_ids: vec![id(1), id(2)],
+                },
+                json!({ "type": "jobsRemoved", "jobIds": [job, id(2).to_string()] }),
+            ),
+            (
+                Event::QueueStats {
+                    stats: QueueStats {
+                        queued: 1,
+                        succeeded: 2,
+                        cache_misses: 2,
+                        paused: Some("holiday".into()),
+                        ..QueueStats::default()
+                    },
+                },
+                json!({ "type": "queueStats", "stats": { "queued": 1, "running": 0,
+                        "succeeded": 2, "dead": 0, "cancelled": 0, "cacheHits": 0,
+                        "cacheMisses": 2, "paused": "holiday" } }),
+            ),
+            (
+                Event::QueuePaused {
+                    reason: "holiday".into(),
+                },
+                json!({ "type": "queuePaused", "reason": "holiday" }),
+            ),
+            (Event::QueueResumed, json!({ "type": "queueResumed" })),
+            (
+                Event::ConcurrencyChanged { concurrency: 4 },
+                json!({ "type": "concurrencyChanged", "concurrency": 4 }),
+            ),
+            (
+                Event::Resync { missed: 1200 },
+                json!({ "type": "resync", "missed": 1200 }),
+            ),
+        ];
+        for (seq, (event, mut expected)) in cases.into_iter().enumerate() {
+            round_trip(&event, expected.clone());
+            let envelope = Envelope {
+                seq: seq as f64 + 1.0,
+                event,
+            };
+            expected["seq"] = json!(seq as f64 + 1.0);
+            round_trip(&envelope, expected);
+        }
+    }
+
+    #[test]
+    fn reports_queries_and_pages_round_trip() {
+        let view = JobView::from(&sample_job());
+        round_trip(
+            &AddReport {
+                batch_id: Some(view.batch_id),
+                entries: vec![
+                    AddEntry {
+                        path: "/videos/clip.mp4".into(),
+                        outcome: AddOutcome::AlreadyAdded,
+                        job: Some(view.clone()),
+                        reason: None,
+                    },
+                    AddEntry {
+                        path: "/videos/notes.txt".into(),
+                        outcome: AddOutcome::Skipped,
+                        job: None,
+                        reason: Some("not a video file".into()),
+                    },
+                ],
+            },
+            json!({ "batchId": view.batch_id, "entries": [
+                { "path": "/videos/clip.mp4", "outcome": "alreadyAdded", "job": sample_view_json(),
+                  "reason": null },
+                { "path": "/videos/notes.txt", "outcome": "skipped", "job": null,
+                  "reason": "not a video file" } ] }),
+        );
+        round_trip(
+            &JobPage {
+                jobs: vec![view.clone()],
+                next: Some(view.id),
+            },
+            json!({ "jobs": [sample_view_json()], "next": view.id }),
+        );
+        round_trip(
+            &ListQuery {
+                state: Some(JobState::Dead),
+                order: ListOrder::NewestFirst,
+                limit: Some(50),
+                ..ListQuery::default()
+            },
+            json!({ "state": "dead", "batchId": null, "storyteller": null,
+                    "order": "newestFirst", "after": null, "limit": 50 }),
+        );
+        round_trip(
+            &AddOptions {
+                preset: Some("summary".into()),
+                again: true,
+                ..AddOptions::default()
+            },
+            json!({ "storyteller": null, "model": null, "preset": "summary", "priority": null,
+                    "noCache": false, "again": true }),
+        );
+        round_trip(
+            &AddProgress {
+                hashed: 3,
+                total: 10,
+            },
+            json!({ "hashed": 3, "total": 10 }),
+        );
+        round_trip(
+            &WaitOutcome::Paused {
+                reason: "key refused".into(),
+            },
+            json!({ "outcome": "paused", "reason": "key refused" }),
+        );
+        round_trip(&WaitOutcome::Finished, json!({ "outcome": "finished" }));
+        round_trip(
+            &StorytellerInfo {
+                name: "offline".into(),
+                default_model: "offline-analyser-2".into(),
+                models: vec!["offline-analyser-2".into()],
+                presets: vec!["narrative".into()],
+            },
+            json!({ "name": "offline", "defaultModel": "offline-analyser-2",
+                    "models": ["offline-analyser-2"], "presets": ["narrative"] }),
+        );
+        round_trip(
+            &ExportQuery {
+                batch_id: None,
+                ids: Some(vec![view.id]),
+            },
+            json!({ "batchId": null, "ids": [view.id] }),
+        );
+        round_trip(
+            &crate::settings::Settings::default(),
+            json!({ "concurrency": 3, "storyteller": "offline", "model": null, "preset": null,
+                    "priority": "normal" }),
+        );
+        round_trip(
+            &ErrorPayload {
+                code: "unknown_model".into(),
+                message: "storyteller 'offline' has no model 'gpt-9'".into(),
+            },
+            json!({ "code": "unknown_model",
+                    "message": "storyteller 'offline' has no model 'gpt-9'" }),
+        );
+    }
+}

@@ -1,9 +1,12 @@
-//! The store's one writing connection, on a thread of its own, with group commit.
+//! The store's one writing connection, with group commit.
 //!
-//! Every mutation is a closure sent here. The thread takes whatever has queued up while the last
-//! commit ran, applies the ops one after another in one transaction and commits them together:
-//! many claims and completions share one WAL commit, which is how the store keeps up with
-//! thousands of jobs a second without ever blocking a tokio worker.
+//! Every mutation is a closure queued here. A committer on tokio's blocking pool takes whatever
+//! has queued up while the last commit ran, applies the ops one after another in one transaction
+//! and commits them together: many claims and completions share one WAL commit, which is how the
+//! store keeps up with thousands of jobs a second without ever blocking a tokio worker. The
+//! committer runs while there is work and ends when the queue is empty; the next op starts it
+//! again. Being a blocking-pool task (not a thread of its own) also tells tokio's paused test
+//! clock that work is under way, so time does not leap ahead while a write is in flight.
 //!
 //! Ops refuse (illegal transition, lease lost) before they write anything, so a refusal leaves
 //! the group intact. Savepoints per op would give the same isolation but copy every page an op
@@ -20,7 +23,9 @@ use super::feed::OwnChanges;
 use crate::error::{EngineError, Result};
 use crate::event::{Event, EventBus};
 use rusqlite::Connection;
-use std::sync::{mpsc, Arc};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// What the writer asks of the store around each group.
@@ -134,41 +139,43 @@ fn is_sqlite(error: &EngineError) -> bool {
     )
 }
 
-/// The sending side: cheap to clone, usable from any thread or task.
+/// The sending side: cheap to clone, usable from any task.
 #[derive(Clone)]
 pub struct Writer {
-    ops: mpsc::Sender<Box<dyn PendingWrite>>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    // std Mutexes: each is held for a queue push or pop, or (the connection) by the one
+    // committer for a group's transaction on the blocking pool; never across an await.
+    queue: Mutex<VecDeque<Box<dyn PendingWrite>>>,
+    /// Whether a committer is running (or about to): at most one at a time.
+    committing: AtomicBool,
+    connection: Mutex<Committer>,
+    bus: EventBus,
+    hooks: WriterHooks,
+}
+
+struct Committer {
+    conn: Connection,
+    groups: u64,
 }
 
 /// Ops applied per transaction at most, so one commit never grows without bound.
 const MAX_GROUP: usize = 512;
 
 impl Writer {
-    /// Starts the writer thread on `conn`, publishing on `bus`.
-    pub fn spawn(mut conn: Connection, bus: EventBus, hooks: WriterHooks) -> Result<Self> {
-        let (ops, inbox) = mpsc::channel::<Box<dyn PendingWrite>>();
-        std::thread::Builder::new()
-            .name("storyteller-db-writer".into())
-            .spawn(move || {
-                let mut groups: u64 = 0;
-                while let Ok(first) = inbox.recv() {
-                    let mut group = vec![first];
-                    while group.len() < MAX_GROUP {
-                        match inbox.try_recv() {
-                            Ok(op) => group.push(op),
-                            Err(_) => break,
-                        }
-                    }
-                    groups += 1;
-                    let upkeep = groups.is_multiple_of(HOUSEKEEPING_EVERY);
-                    commit_group(&mut conn, &bus, &hooks, group, upkeep);
-                }
-            })
-            .map_err(|e| EngineError::Io {
-                path: "storyteller-db-writer".into(),
-                message: format!("could not start the database thread: {e}"),
-            })?;
-        Ok(Self { ops })
+    /// A writer on `conn`, publishing on `bus`.
+    pub fn spawn(conn: Connection, bus: EventBus, hooks: WriterHooks) -> Result<Self> {
+        Ok(Self {
+            shared: Arc::new(Shared {
+                queue: Mutex::new(VecDeque::new()),
+                committing: AtomicBool::new(false),
+                connection: Mutex::new(Committer { conn, groups: 0 }),
+                bus,
+                hooks,
+            }),
+        })
     }
 
     /// Runs `work` in the next group transaction and returns its result once committed.
@@ -183,10 +190,57 @@ impl Writer {
             outcome: None,
             reply,
         };
-        self.ops
-            .send(Box::new(op))
-            .map_err(|_| EngineError::StoreClosed)?;
+        self.shared
+            .queue
+            .lock()
+            .map_err(|_| EngineError::StoreClosed)?
+            .push_back(Box::new(op));
+        if !self.shared.committing.swap(true, Ordering::AcqRel) {
+            let shared = self.shared.clone();
+            tokio::task::spawn_blocking(move || commit_while_queued(&shared));
+        }
         answer.await.map_err(|_| EngineError::StoreClosed)?
+    }
+}
+
+/// Commits groups until the queue is empty. An op queued just as the queue was found empty
+/// either sees `committing` cleared (and starts a committer) or is found by the re-check here.
+fn commit_while_queued(shared: &Shared) {
+    let Ok(mut committer) = shared.connection.lock() else {
+        // A committer panicked mid-group: fail what waits rather than leave it hanging.
+        if let Ok(mut queue) = shared.queue.lock() {
+            for op in queue.drain(..) {
+                op.settle(Err("the database connection was lost".into()));
+            }
+        }
+        shared.committing.store(false, Ordering::Release);
+        return;
+    };
+    loop {
+        let group: Vec<Box<dyn PendingWrite>> = match shared.queue.lock() {
+            Ok(mut queue) => {
+                let n = queue.len().min(MAX_GROUP);
+                queue.drain(..n).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        if group.is_empty() {
+            shared.committing.store(false, Ordering::Release);
+            let more = shared.queue.lock().map(|q| !q.is_empty()).unwrap_or(false);
+            if more && !shared.committing.swap(true, Ordering::AcqRel) {
+                continue;
+            }
+            return;
+        }
+        committer.groups += 1;
+        let upkeep = committer.groups.is_multiple_of(HOUSEKEEPING_EVERY);
+        commit_group(
+            &mut committer.conn,
+            &shared.bus,
+            &shared.hooks,
+            group,
+            upkeep,
+        );
     }
 }
 

@@ -4,8 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use storyteller_engine::clock::SystemClock;
+use std::time::Duration;
 use storyteller_engine::job::{NewJob, Priority, StorySpec, Usage};
 use storyteller_engine::pool::{Pool, PoolConfig};
 use storyteller_engine::retry::RetryPolicy;
@@ -17,6 +16,7 @@ use storyteller_engine::storyteller::{
     http, BoxFuture, StoryError, StoryRequest, StorySink, Storyteller, StorytellerRegistry,
 };
 use storyteller_engine::{BatchId, EventBus, Job, JobId, QueueStats, Stage};
+use tokio::time::Instant;
 
 /// The jobs an enqueue names, new or already there, in order.
 pub trait EnqueuedJobs {
@@ -83,7 +83,7 @@ pub fn fast_config(concurrency: usize) -> PoolConfig {
     }
 }
 
-/// A pool over `store` with one storyteller.
+/// A pool over `store` with one storyteller, reading the store's clock.
 pub fn pool_with(
     store: &SqliteStore,
     storyteller: Arc<dyn Storyteller>,
@@ -96,11 +96,30 @@ pub fn pool_with(
         Arc::new(store.clone()),
         registry,
         store.bus().clone(),
-        Arc::new(SystemClock),
+        store.clock(),
         config,
         runners,
     )
     .unwrap()
+}
+
+/// A store on a fresh database file in `dir` that reads tokio's clock, for tests under
+/// `tokio::time::pause()`.
+pub async fn paused_store_in(dir: &Path) -> SqliteStore {
+    SqliteStore::open_with_clock(
+        dir.join("jobs.db"),
+        EventBus::new(),
+        Arc::new(storyteller_engine::clock::TokioClock::new()),
+    )
+    .await
+    .unwrap()
+}
+
+/// A registry holding `storyteller` alone.
+pub fn registry_of(storyteller: Arc<dyn Storyteller>) -> StorytellerRegistry {
+    let mut registry = StorytellerRegistry::new();
+    registry.register(storyteller);
+    registry
 }
 
 /// What a scripted storyteller does for one call.

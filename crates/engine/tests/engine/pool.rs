@@ -16,13 +16,15 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 async fn run_until_empty(pool: &storyteller_engine::pool::Pool) {
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        pool.run(RunUntil::Empty, std::future::pending()),
-    )
-    .await
-    .expect("pool did not empty the queue in time")
-    .unwrap();
+    run_until_empty_within(pool, Duration::from_secs(60)).await;
+}
+
+/// Under paused time the limit is tokio time: give timed tests room for their virtual minutes.
+async fn run_until_empty_within(pool: &storyteller_engine::pool::Pool, limit: Duration) {
+    tokio::time::timeout(limit, pool.run(RunUntil::Empty, std::future::pending()))
+        .await
+        .expect("pool did not empty the queue in time")
+        .unwrap();
 }
 
 async fn all(store: &SqliteStore) -> Vec<storyteller_engine::Job> {
@@ -584,4 +586,113 @@ async fn a_failing_store_does_not_stop_the_pool() {
         .await
         .iter()
         .all(|j| j.state == JobState::Succeeded));
+}
+
+// Timing under paused time: the store, the pool and the storyteller all read tokio's clock, so
+// seconds of backoff and leases pass at once, and nothing passes only because of a real sleep.
+
+#[tokio::test(start_paused = true)]
+async fn under_paused_time_retry_after_is_waited_out_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::fixtures::paused_store_in(dir.path()).await;
+    let [added] = store
+        .enqueue(vec![job("a.mp4", "a")])
+        .await
+        .unwrap()
+        .jobs()
+        .try_into()
+        .unwrap();
+    let teller = Scripted::new(|_, call| {
+        Box::pin(async move {
+            if call == 1 {
+                Err(storyteller_engine::storyteller::StoryError::Transient {
+                    message: "slow down".into(),
+                    retry_after: Some(Duration::from_secs(90)),
+                })
+            } else {
+                Ok("Told after the wait.".into())
+            }
+        })
+    });
+    let pool = pool_with(&store, teller.clone(), fast_config(1), None);
+    let real = Instant::now();
+    run_until_empty_within(&pool, Duration::from_secs(3600)).await;
+    let calls = teller.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 2);
+    let waited = calls[1].2 - calls[0].2;
+    assert!(
+        (Duration::from_secs(90)..Duration::from_secs(92)).contains(&waited),
+        "retried after {waited:?} of tokio time"
+    );
+    assert!(
+        real.elapsed() < Duration::from_secs(10),
+        "it slept for real"
+    );
+    let done = store.get(&added.id.to_string()).await.unwrap();
+    assert_eq!((done.state, done.attempts), (JobState::Succeeded, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn under_paused_time_a_lease_left_by_a_vanished_worker_expires_and_the_job_runs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::fixtures::paused_store_in(dir.path()).await;
+    store.enqueue(jobs("j", 1)).await.unwrap();
+    // A worker that took the job and vanished without a lock file: only its lease tells.
+    let lease = Duration::from_secs(120);
+    let taken = store.claim("ghost", 1, lease).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    let teller = Scripted::sleeping(Duration::from_secs(3));
+    let mut config = fast_config(1);
+    config.reclaim_every = Duration::from_secs(1);
+    let pool = pool_with(&store, teller.clone(), config, None);
+    let started = tokio::time::Instant::now();
+    let real = Instant::now();
+    // Nothing is queued (the job runs "elsewhere"): run until the job has finished here.
+    let mut events = store.bus().subscribe();
+    let finished = async move {
+        while let Some(envelope) = events.recv().await {
+            if matches!(
+                envelope.event,
+                storyteller_engine::Event::JobFinished { .. }
+            ) {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(
+        Duration::from_secs(3600),
+        pool.run(RunUntil::Shutdown, finished),
+    )
+    .await
+    .expect("the job never ran again")
+    .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= lease && took < lease + Duration::from_secs(10),
+        "reclaimed after {took:?} of tokio time"
+    );
+    assert!(
+        real.elapsed() < Duration::from_secs(10),
+        "it slept for real"
+    );
+    let job = &all(&store).await[0];
+    assert_eq!((job.state, job.attempts), (JobState::Succeeded, 2));
+    assert_eq!(teller.call_count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn under_paused_time_three_workers_tell_thirty_one_minute_videos_in_ten_minutes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::fixtures::paused_store_in(dir.path()).await;
+    store.enqueue(jobs("m", 30)).await.unwrap();
+    let teller = Scripted::sleeping(Duration::from_secs(60));
+    let pool = pool_with(&store, teller.clone(), fast_config(3), None);
+    let started = tokio::time::Instant::now();
+    run_until_empty_within(&pool, Duration::from_secs(3600)).await;
+    let took = started.elapsed();
+    assert_eq!(teller.max_running.load(Ordering::SeqCst), 3);
+    assert!(
+        took >= Duration::from_secs(600) && took < Duration::from_secs(606),
+        "makespan {took:?} of tokio time against the ideal 600 s"
+    );
 }

@@ -1,0 +1,458 @@
+//! The engine facade as front ends use it: adding files and folders, validation, events in the
+//! wire shape, cancel, and changes made by another process on the same home.
+
+use crate::fixtures::{fast_config, registry_of, Scripted};
+use rand::Rng as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use storyteller_engine::job::Usage;
+use storyteller_engine::pool::RunUntil;
+use storyteller_engine::storyteller::{
+    BoxFuture, StoryError, StoryRequest, StorySink, Storyteller, StorytellerRegistry,
+};
+use storyteller_engine::wire::{AddOptions, AddOutcome, ListQuery};
+use storyteller_engine::{Engine, EngineError, EngineOptions, Event, JobId, JobState};
+use tokio::time::Instant;
+
+/// An engine on `home` with these storytellers and fast timings.
+async fn engine_with(home: &Path, storytellers: StorytellerRegistry) -> Engine {
+    Engine::open(EngineOptions {
+        home: Some(home.to_path_buf()),
+        pool: fast_config(3),
+        storytellers: Some(storytellers),
+        ..EngineOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn scripted_engine(home: &Path, teller: Arc<Scripted>) -> Engine {
+    let engine = engine_with(home, registry_of(teller)).await;
+    let mut settings = engine.settings();
+    settings.storyteller = "scripted".into();
+    engine.update_settings(settings).await.unwrap();
+    engine
+}
+
+/// `n` small files with video names in `dir` (the scripted storyteller never opens them).
+fn files(dir: &Path, prefix: &str, n: usize) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    (0..n)
+        .map(|i| {
+            let path = dir.join(format!("{prefix}{i:05}.mp4"));
+            std::fs::write(&path, format!("not really a video {prefix} {i}")).unwrap();
+            path
+        })
+        .collect()
+}
+
+fn outcomes(report: &storyteller_engine::wire::AddReport) -> Vec<AddOutcome> {
+    report.entries.iter().map(|e| e.outcome).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_a_folder_twice_reports_what_is_already_there_and_again_adds_it_anyway() {
+    let dir = tempfile::tempdir().unwrap();
+    let videos = dir.path().join("videos");
+    files(&videos, "v", 3);
+    std::fs::write(videos.join("notes.txt"), "not a video").unwrap();
+    let engine =
+        scripted_engine(&dir.path().join("home"), Scripted::sleeping(Duration::ZERO)).await;
+
+    let first = engine
+        .add(vec![videos.clone()], AddOptions::default(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes(&first),
+        [
+            AddOutcome::Queued,
+            AddOutcome::Queued,
+            AddOutcome::Queued,
+            AddOutcome::Skipped
+        ]
+    );
+    assert!(first.batch_id.is_some());
+    let again = engine
+        .add(vec![videos.clone()], AddOptions::default(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes(&again)[..3],
+        [AddOutcome::AlreadyAdded; 3],
+        "{again:#?}"
+    );
+    assert_eq!(again.batch_id, None, "no batch for no new jobs");
+    let first_ids: Vec<JobId> = first.jobs().map(|j| j.id).collect();
+    let again_ids: Vec<JobId> = again.jobs().map(|j| j.id).collect();
+    assert_eq!(first_ids, again_ids, "already added names the job it has");
+    assert_eq!(engine.stats().await.unwrap().total(), 3);
+
+    // Told, they are still there: a done job counts as much as a queued one.
+    engine
+        .run(RunUntil::Empty, std::future::pending())
+        .await
+        .unwrap();
+    let told = engine
+        .add(vec![videos.clone()], AddOptions::default(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(outcomes(&told)[..3], [AddOutcome::AlreadyAdded; 3]);
+
+    // A file changed since it was added is a new file.
+    std::fs::write(videos.join("v00001.mp4"), "edited, and longer than before").unwrap();
+    let edited = engine
+        .add(vec![videos.clone()], AddOptions::default(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes(&edited)[..3],
+        [
+            AddOutcome::AlreadyAdded,
+            AddOutcome::AlreadyAdded,
+            AddOutcome::Queued
+        ]
+    );
+
+    let forced = engine
+        .add(
+            vec![videos],
+            AddOptions {
+                again: true,
+                ..AddOptions::default()
+            },
+            |_| {},
+        )
+        .await
+        .unwrap();
+    // Asked for on purpose: new jobs, whose stories come from the cache.
+    assert_eq!(forced.new_jobs().count(), 3, "{forced:#?}");
+    assert_eq!(engine.stats().await.unwrap().total(), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_storyteller_preset_or_model_is_refused_before_anything_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let videos = files(&dir.path().join("videos"), "v", 1);
+    let engine =
+        scripted_engine(&dir.path().join("home"), Scripted::sleeping(Duration::ZERO)).await;
+    let ask = |options: AddOptions| {
+        let engine = engine.clone();
+        let videos = videos.clone();
+        async move { engine.add(videos, options, |_| {}).await.unwrap_err() }
+    };
+    let model = ask(AddOptions {
+        model: Some("gpt-9".into()),
+        ..AddOptions::default()
+    })
+    .await;
+    assert!(matches!(model, EngineError::UnknownModel { .. }), "{model}");
+    assert_eq!(
+        model.to_string(),
+        "storyteller 'scripted' has no model 'gpt-9' (available: test-model)"
+    );
+    assert!(model.is_usage());
+    let preset = ask(AddOptions {
+        preset: Some("epic".into()),
+        ..AddOptions::default()
+    })
+    .await;
+    assert_eq!(preset.code(), "unknown_preset");
+    let teller = ask(AddOptions {
+        storyteller: Some("gemini-9".into()),
+        ..AddOptions::default()
+    })
+    .await;
+    assert_eq!(teller.code(), "unknown_storyteller");
+    assert_eq!(engine.stats().await.unwrap().total(), 0);
+    // The settings cannot name them either.
+    let mut settings = engine.settings();
+    settings.model = Some("gpt-9".into());
+    assert_eq!(
+        engine.update_settings(settings).await.unwrap_err().code(),
+        "unknown_model"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_files_reach_a_subscriber_as_one_batch_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let videos = dir.path().join("videos");
+    files(&videos, "v", 10_000);
+    let engine =
+        scripted_engine(&dir.path().join("home"), Scripted::sleeping(Duration::ZERO)).await;
+    let mut events = engine.subscribe();
+    let report = engine
+        .add(vec![videos], AddOptions::default(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.new_jobs().count(), 10_000);
+    let mut seen = Vec::new();
+    while let Some(envelope) = events.try_recv() {
+        seen.push(envelope.event);
+    }
+    let added: Vec<&Event> = seen
+        .iter()
+        .filter(|e| matches!(e, Event::JobsAdded { .. }))
+        .collect();
+    assert_eq!(added.len(), 1, "one add, one event");
+    assert_eq!(added[0].job_ids().len(), 10_000);
+    assert!(
+        !seen.iter().any(|e| matches!(e, Event::Resync { .. })),
+        "the subscriber lagged"
+    );
+    assert!(seen.len() < 10, "{} events for one add", seen.len());
+}
+
+/// Writes half a story and fails on its first attempt, then writes the whole story in pieces.
+struct Stammering;
+
+const PIECES: [&str; 4] = ["Once upon ", "a time, ", "in 🎬 Zürich, ", "it ended."];
+
+impl Storyteller for Stammering {
+    fn name(&self) -> &str {
+        "stammering"
+    }
+    fn default_model(&self) -> &str {
+        "v1"
+    }
+    fn presets(&self) -> &[&'static str] {
+        &["narrative"]
+    }
+    fn tell<'a>(
+        &'a self,
+        _request: &'a StoryRequest,
+        sink: &'a mut StorySink,
+    ) -> BoxFuture<'a, Result<Usage, StoryError>> {
+        Box::pin(async move {
+            if sink.text().is_empty() && !FAILED_ONCE.swap(true, Ordering::SeqCst) {
+                sink.write("Half a sto");
+                sink.write("ry that will be dropped");
+                return Err(StoryError::transient("the connection dropped"));
+            }
+            for piece in PIECES {
+                sink.write(piece);
+                tokio::task::yield_now().await;
+            }
+            Ok(Usage::default())
+        })
+    }
+}
+
+static FAILED_ONCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn story_deltas_reassemble_the_story_exactly_across_a_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let videos = files(&dir.path().join("videos"), "s", 1);
+    let engine = engine_with(&dir.path().join("home"), registry_of(Arc::new(Stammering))).await;
+    let mut events = engine.subscribe();
+    let report = engine
+        .add(
+            videos,
+            AddOptions {
+                storyteller: Some("stammering".into()),
+                ..AddOptions::default()
+            },
+            |_| {},
+        )
+        .await
+        .unwrap();
+    let id = report.new_jobs().next().unwrap().id;
+    engine
+        .run(RunUntil::Empty, std::future::pending())
+        .await
+        .unwrap();
+
+    // What a window does: keep the newest attempt's text, in UTF-16 units, checking offsets.
+    let mut attempt = 0;
+    let mut story: Vec<u16> = Vec::new();
+    let mut dropped = 0;
+    while let Some(envelope) = events.try_recv() {
+        if let Event::StoryDelta {
+            job_id,
+            attempt: writer,
+            offset,
+            text,
+        } = envelope.event
+        {
+            assert_eq!(job_id, id);
+            if writer < attempt {
+                continue;
+            }
+            if writer > attempt {
+                dropped += story.len();
+                attempt = writer;
+                story.clear();
+            }
+            assert_eq!(offset as usize, story.len(), "a gap or an overlap");
+            story.extend(text.encode_utf16());
+        }
+    }
+    let stored = engine.get(&id.to_string()).await.unwrap();
+    assert_eq!((stored.state, stored.attempts), (JobState::Succeeded, 2));
+    assert!(dropped > 0, "the first attempt's text was never seen");
+    assert_eq!(attempt, 2);
+    assert_eq!(String::from_utf16(&story).unwrap(), stored.story.unwrap());
+    assert_eq!(String::from_utf16(&story).unwrap(), PIECES.concat());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_a_job_running_in_this_process_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let videos = files(&dir.path().join("videos"), "long", 1);
+    let teller = Scripted::sleeping(Duration::from_secs(600));
+    let engine = scripted_engine(&dir.path().join("home"), teller.clone()).await;
+    let report = engine
+        .add(videos, AddOptions::default(), |_| {})
+        .await
+        .unwrap();
+    let job = report.new_jobs().next().unwrap().clone();
+    let runner = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.run(RunUntil::Empty, std::future::pending()).await })
+    };
+    let mut events = engine.subscribe();
+    while teller.running.load(Ordering::SeqCst) == 0 {
+        let _ = tokio::time::timeout(Duration::from_secs(5), events.recv()).await;
+    }
+    let cancelled_at = Instant::now();
+    // By the short id, as a person types it.
+    let cancelled = engine.cancel(&job.short_id).await.unwrap();
+    assert_eq!(cancelled.state, JobState::Cancelled);
+    tokio::time::timeout(Duration::from_secs(5), runner)
+        .await
+        .expect("the run went on")
+        .unwrap()
+        .unwrap();
+    assert!(cancelled_at.elapsed() < Duration::from_secs(1));
+    assert_eq!(teller.running.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_are_taken_whole_by_prefix_or_by_short_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let videos = files(&dir.path().join("videos"), "id", 2);
+    let engine =
+        scripted_engine(&dir.path().join("home"), Scripted::sleeping(Duration::ZERO)).await;
+    let report = engine
+        .add(videos, AddOptions::default(), |_| {})
+        .await
+        .unwrap();
+    let jobs: Vec<_> = report.new_jobs().cloned().collect();
+    for job in &jobs {
+        let full = job.id.to_string();
+        assert_eq!(engine.get(&full).await.unwrap().id, job.id);
+        assert_eq!(engine.get(&full[..30]).await.unwrap().id, job.id);
+        assert_eq!(engine.get(&job.short_id).await.unwrap().id, job.id);
+        assert_eq!(
+            engine.get(&job.short_id.to_uppercase()).await.unwrap().id,
+            job.id
+        );
+    }
+    // Jobs added together share their first digits: a short start names neither.
+    let error = engine.get(&jobs[0].id.to_string()[..4]).await.unwrap_err();
+    assert_eq!(error.code(), "ambiguous_job_id");
+    let page = engine
+        .list(ListQuery {
+            limit: Some(1),
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.jobs.len(), 1);
+    assert_eq!(page.next, Some(jobs[0].id));
+}
+
+/// What one process's subscriber hears of another process's change, and how long it took.
+async fn heard_within(
+    events: &mut storyteller_engine::Subscription,
+    limit: Duration,
+    what: &str,
+    mut matches: impl FnMut(&Event) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let left = limit.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, events.recv()).await {
+            Ok(Some(envelope)) if matches(&envelope.event) => return started.elapsed(),
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the engine went away"),
+            Err(_) => panic!("{what} was not heard within {limit:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_processs_add_pause_and_cancel_reach_this_process_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let videos = files(&dir.path().join("videos"), "x", 50);
+    // Two engines on one home are two processes to each other: two connections, two writers,
+    // two change-log cursors.
+    let here = scripted_engine(&home, Scripted::sleeping(Duration::ZERO)).await;
+    let there = scripted_engine(&home, Scripted::sleeping(Duration::ZERO)).await;
+    let mut events = here.subscribe();
+    let limit = Duration::from_secs(1);
+    let mut rng = rand::rng();
+    let mut slowest = Duration::ZERO;
+    for (round, video) in videos.into_iter().enumerate() {
+        // Random gaps, so notices land at every point of the follower's cycle.
+        let gap = || Duration::from_millis(rand::rng().random_range(0..40));
+        tokio::time::sleep(gap()).await;
+        let report = there
+            .add(vec![video], AddOptions::default(), |_| {})
+            .await
+            .unwrap();
+        let id = report.new_jobs().next().unwrap().id;
+        let took = heard_within(
+            &mut events,
+            limit,
+            "an add",
+            |e| matches!(e, Event::JobsAdded { jobs, .. } if jobs.iter().any(|j| j.id == id)),
+        )
+        .await;
+        slowest = slowest.max(took);
+
+        tokio::time::sleep(gap()).await;
+        let reason = format!("round {round}");
+        there.pause(reason.clone()).await.unwrap();
+        let took = heard_within(
+            &mut events,
+            limit,
+            "a pause",
+            |e| matches!(e, Event::QueuePaused { reason: r } if *r == reason),
+        )
+        .await;
+        slowest = slowest.max(took);
+
+        if rng.random_bool(0.5) {
+            tokio::time::sleep(gap()).await;
+        }
+        there.cancel(&id.to_string()).await.unwrap();
+        let took = heard_within(&mut events, limit, "a cancel", |e| {
+            matches!(e, Event::JobFinished { job_id, state: JobState::Cancelled, .. } if *job_id == id)
+        })
+        .await;
+        slowest = slowest.max(took);
+
+        there.resume().await.unwrap();
+        let took = heard_within(&mut events, limit, "a resume", |e| {
+            matches!(e, Event::QueueResumed)
+        })
+        .await;
+        slowest = slowest.max(took);
+    }
+    eprintln!("slowest notice from the other process: {slowest:?}");
+    // This process's own changes are not echoed back as if they came from elsewhere.
+    let mut own = here.subscribe();
+    here.pause("here").await.unwrap();
+    let mut pauses = 0;
+    let settle = Instant::now() + Duration::from_millis(300);
+    while let Ok(Some(envelope)) = tokio::time::timeout_at(settle, own.recv()).await {
+        pauses += usize::from(matches!(envelope.event, Event::QueuePaused { .. }));
+    }
+    assert_eq!(pauses, 1, "a change made here was announced twice");
+}
