@@ -1,13 +1,18 @@
 //! Engine benchmarks; prints its figures. Run: `cargo bench -p storyteller-engine --bench engine`.
 //!
-//! - overhead: 10,000 no-op jobs in one batch at concurrency 8 (enqueue/s, claim+complete/s);
+//! - overhead: 10,000 no-op jobs in one batch at concurrency 8 (enqueue/s, claim+complete/s),
+//!   and the same for a 100,000-job backlog (per-job cost must not grow with the table);
+//! - notice: how long a change committed by one process takes to reach another's subscriber
+//!   (two engines on one home are two processes to each other: two connections, two writers);
 //! - makespan: 30 jobs of a 1 s storyteller at concurrency 3 against the ideal 10 s;
 //! - restart: a database holding 100,000 finished jobs, from open to the first claim;
 //! - memory: peak RSS of `storyteller run` over 100,000 queued jobs (needs the release CLI:
 //!   `cargo build --release -p storyteller-cli`, or `STORYTELLER_BIN`; the smoke run also takes
 //!   the debug build).
 //!
-//! Every database is a real WAL file on disk. `BENCH_QUICK=1` shrinks the runs for a smoke test.
+//! Every database is a real WAL file on disk. `BENCH_QUICK=1` shrinks the runs for a smoke test;
+//! `BENCH_ONLY=overhead,notice` runs only the parts named (`enqueue` alone: one batch, nothing
+//! else, for instruction counts under callgrind, which these noisy machines need).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -20,7 +25,8 @@ use storyteller_engine::store::{JobStore, SqliteStore};
 use storyteller_engine::storyteller::{
     BoxFuture, StoryError, StoryRequest, StorySink, Storyteller, StorytellerRegistry,
 };
-use storyteller_engine::EventBus;
+use storyteller_engine::wire::AddOptions;
+use storyteller_engine::{Engine, EngineOptions, Event, EventBus};
 
 /// Writes a one-word story after `delay` (zero: a no-op job).
 struct Fixed {
@@ -97,9 +103,12 @@ async fn overhead(dir: &Path, jobs: usize, rounds: usize) {
     let mut enqueue_rates = Vec::new();
     let mut run_rates = Vec::new();
     for round in 0..rounds {
-        let store = SqliteStore::open(dir.join(format!("overhead-{round}.db")), EventBus::new())
-            .await
-            .unwrap();
+        let store = SqliteStore::open(
+            dir.join(format!("overhead-{jobs}-{round}.db")),
+            EventBus::new(),
+        )
+        .await
+        .unwrap();
         // Listen like a UI would, so publishing costs are counted.
         let mut events = store.bus().subscribe();
         let drain = tokio::spawn(async move { while events.recv().await.is_some() {} });
@@ -123,6 +132,62 @@ async fn overhead(dir: &Path, jobs: usize, rounds: usize) {
          enqueue {:.0} jobs/s, claim+complete {:.0} jobs/s",
         median(enqueue_rates),
         median(run_rates)
+    );
+}
+
+/// A change made in one engine, heard by another's subscriber on the same home.
+async fn notice(dir: &Path, rounds: usize) {
+    let home = dir.join("notice-home");
+    let open = || {
+        Engine::open(EngineOptions {
+            home: Some(home.clone()),
+            ..EngineOptions::default()
+        })
+    };
+    let here = open().await.unwrap();
+    let there = open().await.unwrap();
+    let video = dir.join("notice.mp4");
+    std::fs::write(&video, b"a file the bench never runs").unwrap();
+    there
+        .add(vec![video], AddOptions::default(), |_| {})
+        .await
+        .unwrap();
+    let mut events = here.subscribe();
+    let mut latencies = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        // Spread the changes over the follower's cycle.
+        tokio::time::sleep(Duration::from_millis((round % 7) as u64 * 5)).await;
+        let pausing = round % 2 == 0;
+        if pausing {
+            there.pause(format!("bench {round}")).await.unwrap();
+        } else {
+            there.resume().await.unwrap();
+        }
+        let committed = Instant::now();
+        loop {
+            let envelope = tokio::time::timeout(Duration::from_secs(5), events.recv())
+                .await
+                .expect("a change was not heard within 5 s")
+                .unwrap();
+            let heard = match envelope.event {
+                Event::QueuePaused { .. } => pausing,
+                Event::QueueResumed => !pausing,
+                _ => false,
+            };
+            if heard {
+                latencies.push(committed.elapsed().as_secs_f64() * 1000.0);
+                break;
+            }
+        }
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    println!(
+        "notice: a pause or resume committed in one process, heard by another's subscriber, \
+         {rounds} changes: p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
+        at(0.5),
+        at(0.95),
+        latencies[latencies.len() - 1]
     );
 }
 
@@ -163,6 +228,7 @@ async fn restart(dir: &Path, finished: usize) {
         let store = SqliteStore::open(&path, EventBus::new()).await.unwrap();
         let mut job = new_jobs(1, "bench");
         job[0].content_hash = "fresh".into();
+        job[0].source = PathBuf::from("/bench/fresh.mp4");
         store.enqueue(job).await.unwrap();
     }
     let started = Instant::now();
@@ -267,6 +333,13 @@ async fn memory(dir: &Path, queued: usize) {
     );
 }
 
+/// Whether the part `name` runs: all of them, or those `BENCH_ONLY` names (comma-separated).
+fn wanted(name: &str) -> bool {
+    std::env::var("BENCH_ONLY")
+        .map(|only| only.split(',').any(|part| part.trim() == name))
+        .unwrap_or(true)
+}
+
 fn main() {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -274,17 +347,37 @@ fn main() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let (small, large, rounds, notices, calls, finished, queued) = if quick {
+        (1_000, 0, 1, 20, 6, 10_000, 10_000)
+    } else {
+        (10_000, 100_000, 5, 200, 30, 100_000, 100_000)
+    };
     runtime.block_on(async {
-        if quick {
-            overhead(dir.path(), 1_000, 1).await;
-            makespan(dir.path(), 6).await;
-            restart(dir.path(), 10_000).await;
-            memory(dir.path(), 10_000).await;
-        } else {
-            overhead(dir.path(), 10_000, 5).await;
-            makespan(dir.path(), 30).await;
-            restart(dir.path(), 100_000).await;
-            memory(dir.path(), 100_000).await;
+        if wanted("overhead") {
+            overhead(dir.path(), small, rounds).await;
+            if large > 0 {
+                overhead(dir.path(), large, 3).await;
+            }
+        }
+        if std::env::var("BENCH_ONLY").as_deref() == Ok("enqueue") {
+            // One batch and nothing else, for counting instructions:
+            // BENCH_ONLY=enqueue valgrind --tool=callgrind <bench binary>
+            let store = SqliteStore::open(dir.path().join("enqueue.db"), EventBus::new())
+                .await
+                .unwrap();
+            store.enqueue(new_jobs(small, "bench")).await.unwrap();
+        }
+        if wanted("notice") {
+            notice(dir.path(), notices).await;
+        }
+        if wanted("makespan") {
+            makespan(dir.path(), calls).await;
+        }
+        if wanted("restart") {
+            restart(dir.path(), finished).await;
+        }
+        if wanted("memory") {
+            memory(dir.path(), queued).await;
         }
     });
 }

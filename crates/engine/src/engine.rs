@@ -579,15 +579,9 @@ impl Engine {
     }
 
     async fn unfinished(&self, ids: &[JobId]) -> Result<HashSet<JobId>> {
-        let jobs = self
-            .inner
-            .store
-            .list(JobFilter {
-                ids: Some(ids.to_vec()),
-                ..JobFilter::default()
-            })
-            .await?;
-        Ok(jobs
+        Ok(self
+            .jobs(ids)
+            .await?
             .into_iter()
             .filter(|j| !j.state.is_finished())
             .map(|j| j.id)

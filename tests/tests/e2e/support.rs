@@ -280,20 +280,7 @@ impl Sandbox {
     /// `add PATHS…` with `--json`: (the new jobs, the refused or skipped paths as
     /// `{ path, reason, skipped }`, the exit code).
     pub fn add(&self, paths: &[&Path], extra: &[&str]) -> (Vec<Value>, Vec<Value>, Option<i32>) {
-        let mut args: Vec<String> = vec!["add".into(), "--json".into()];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args.extend(
-            paths
-                .iter()
-                .map(|p| p.to_str().expect("UTF-8 path").to_owned()),
-        );
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = self.run(&args);
-        assert!(
-            matches!(out.code, Some(0 | 1)),
-            "`add` neither succeeded nor refused:\n{out}"
-        );
-        let (report, code) = (out.json(), out.code);
+        let (report, code) = self.add_with_code(paths, extra);
         let entries = report["entries"].as_array().expect("an `entries` array");
         let added = entries
             .iter()
@@ -316,6 +303,10 @@ impl Sandbox {
 
     /// `add PATHS…` with `--json`: the whole report.
     pub fn add_report(&self, paths: &[&Path], extra: &[&str]) -> Value {
+        self.add_with_code(paths, extra).0
+    }
+
+    fn add_with_code(&self, paths: &[&Path], extra: &[&str]) -> (Value, Option<i32>) {
         let mut args: Vec<String> = vec!["add".into(), "--json".into()];
         args.extend(extra.iter().map(|s| s.to_string()));
         args.extend(
@@ -329,7 +320,7 @@ impl Sandbox {
             matches!(out.code, Some(0 | 1)),
             "`add` neither succeeded nor refused:\n{out}"
         );
-        out.json()
+        (out.json(), out.code)
     }
 
     /// Every job, from `list --json`.

@@ -327,14 +327,16 @@ fn cached_story(conn: &Connection, cache_key: &str) -> Result<Option<String>> {
         .optional()?)
 }
 
-/// The newest job for the file `key` names (same path, size, modification time, storyteller,
-/// model and preset) that is queued, running or done, if there is one.
+/// A job for the file `key` names (same path, size, modification time, storyteller, model and
+/// preset) that is queued, running or done, if there is one.
 fn existing_job(conn: &Connection, key: &SourceKey) -> Result<Option<Job>> {
     Ok(conn
         .prepare_cached(&format!(
+            // No IN list and no ORDER BY: each would cost a temporary table per lookup, and one
+            // look happens for every file added. Any matching job will do.
             "SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_source WHERE source = ?1 \
              AND size = ?2 AND mtime_ms = ?3 AND storyteller = ?4 AND model = ?5 AND preset = ?6 \
-             AND state IN ('queued', 'running', 'succeeded') ORDER BY seq DESC LIMIT 1"
+             AND state <> 'dead' AND state <> 'cancelled' LIMIT 1"
         ))?
         .query_row(
             params![
@@ -469,6 +471,15 @@ fn enqueue_batch(
     if cache_hits > 0 {
         conn.prepare_cached("UPDATE meta SET value = value + ?1 WHERE key = 'cache_hits'")?
             .execute([cache_hits])?;
+    }
+    // Counted here once per batch; see the schema's migration 2.
+    let queued = added_views.len() as i64 - cache_hits;
+    let mut count = conn.prepare_cached("UPDATE state_counts SET n = n + ?1 WHERE state = ?2")?;
+    if queued > 0 {
+        count.execute(params![queued, JobState::Queued.as_str()])?;
+    }
+    if cache_hits > 0 {
+        count.execute(params![cache_hits, JobState::Succeeded.as_str()])?;
     }
     if !added_views.is_empty() {
         // One event for the whole add, however many files: a big drop must not flood the bus.
