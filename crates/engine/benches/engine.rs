@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use storyteller_engine::clock::SystemClock;
 use storyteller_engine::job::{NewJob, Priority, StorySpec, Usage};
 use storyteller_engine::pool::{Pool, PoolConfig, RunUntil};
-use storyteller_engine::store::{JobStore, SqliteStore};
+use storyteller_engine::store::{Enqueued, JobStore, SqliteStore};
 use storyteller_engine::storyteller::{
     BoxFuture, StoryError, StoryRequest, StorySink, Storyteller, StorytellerRegistry,
 };
@@ -58,8 +58,9 @@ impl Storyteller for Fixed {
     }
 }
 
-fn new_jobs(n: usize, storyteller: &str) -> Vec<NewJob> {
-    (0..n)
+/// Jobs `first..first + n`: each a different file, so none is taken for one already added.
+fn new_jobs_from(first: usize, n: usize, storyteller: &str) -> Vec<NewJob> {
+    (first..first + n)
         .map(|i| NewJob {
             source: PathBuf::from(format!("/bench/video-{i}.mp4")),
             size: 1,
@@ -75,6 +76,10 @@ fn new_jobs(n: usize, storyteller: &str) -> Vec<NewJob> {
             again: false,
         })
         .collect()
+}
+
+fn new_jobs(n: usize, storyteller: &str) -> Vec<NewJob> {
+    new_jobs_from(0, n, storyteller)
 }
 
 fn pool(store: &SqliteStore, delay: Duration, concurrency: usize) -> Pool {
@@ -211,8 +216,12 @@ async fn makespan(dir: &Path, jobs: usize) {
 
 async fn fill_finished(path: &Path, jobs: usize) {
     let store = SqliteStore::open(path, EventBus::new()).await.unwrap();
-    for _ in 0..jobs / 10_000 {
-        store.enqueue(new_jobs(10_000, "bench")).await.unwrap();
+    for batch in 0..jobs / 10_000 {
+        let added = store
+            .enqueue(new_jobs_from(batch * 10_000, 10_000, "bench"))
+            .await
+            .unwrap();
+        assert!(added.1.iter().all(|e| matches!(e, Enqueued::Added(_))));
     }
     let pool = pool(&store, Duration::ZERO, 8);
     pool.run(RunUntil::Empty, std::future::pending())
@@ -289,10 +298,13 @@ async fn memory(dir: &Path, queued: usize) {
         let store = SqliteStore::open(home.join("storyteller.db"), EventBus::new())
             .await
             .unwrap();
-        for _ in 0..queued / 10_000 {
+        for batch in 0..queued / 10_000 {
             // The offline storyteller finds each file missing: every job runs and fails fast,
             // which exercises the whole queue.
-            store.enqueue(new_jobs(10_000, "offline")).await.unwrap();
+            store
+                .enqueue(new_jobs_from(batch * 10_000, 10_000, "offline"))
+                .await
+                .unwrap();
         }
     }
     let mut child = std::process::Command::new(&bin)

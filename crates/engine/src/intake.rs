@@ -292,20 +292,6 @@ pub fn source_key(path: &Path, spec: &StorySpec) -> Option<SourceKey> {
     })
 }
 
-/// Collects and hashes `paths` on the blocking pool (two files at a time, one per core here),
-/// calling `on_file` as each file is done.
-pub async fn prepare(
-    paths: Vec<PathBuf>,
-    options: IntakeOptions,
-    on_file: impl Fn(&Path) + Send + Sync + 'static,
-) -> Intake {
-    let (candidates, mut refused) = collect_off_thread(paths).await;
-    let mut intake = hash_files(candidates, options, on_file).await;
-    refused.append(&mut intake.refused);
-    intake.refused = refused;
-    intake
-}
-
 /// [`collect`] on the blocking pool.
 pub async fn collect_off_thread(paths: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<Refusal>) {
     match tokio::task::spawn_blocking(move || collect(&paths)).await {

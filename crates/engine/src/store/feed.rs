@@ -1,9 +1,10 @@
 //! How one process hears of the changes other processes commit to the same SQLite database
 //! (a `storyteller` command beside the desktop app, two runners on one home).
 //!
-//! SQLite has no notifications between processes, so the database keeps a change log: triggers
-//! append a row to `changes` for every batch added, every change of a job's state or stage, every
-//! job deleted and every pause or resume (see `schema`). Whoever writes, whatever its build, logs.
+//! SQLite has no notifications between processes, so the database keeps a change log: a row in
+//! `changes` for every batch added, every change of a job's state or stage, every job deleted
+//! (written by the store's writer) and every pause or resume (by a trigger); see `schema`. Every
+//! build that may write the database (schema 2 on) logs its changes.
 //!
 //! A follower keeps a cursor into the log. It wakes on a notice that the database's WAL file was
 //! written (inotify and its kin, through `notify`), reads the rows past its cursor that this

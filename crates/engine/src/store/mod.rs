@@ -9,7 +9,7 @@
 //! - [`schema`]: tables and migrations.
 //! - [`sqlite`]: the SQLite implementation.
 //! - [`feed`]: how a SQLite store hears of other processes' changes.
-//! - `writer`: the group-commit writing thread.
+//! - `writer`: the one writing connection and its group commit.
 
 pub mod feed;
 pub mod schema;

@@ -122,8 +122,8 @@ pub const MIGRATIONS: &[Migration] = &[
     "#,
     },
     // 2: the change log other processes follow; finding a file's job by its path; and the jobs
-    // table rebuilt for speed. Builds must know version 2: jobs added are counted by the writer
-    // (once per batch), no longer by a trigger per row.
+    // table rebuilt for speed. Builds must know version 2: the counts per state and the log of
+    // job changes are kept by the writer, no longer by triggers.
     Migration {
         needs: 2,
         sql: r#"
@@ -179,19 +179,12 @@ pub const MIGRATIONS: &[Migration] = &[
     -- Re-adding a file finds the job it already has.
     CREATE INDEX jobs_source ON jobs (source);
 
-    -- Counts: a trigger per state change and per deletion; jobs added are counted by the
-    -- writer once per batch (a trigger would run once per row).
-    CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
-        UPDATE state_counts SET n = n - 1 WHERE state = OLD.state;
-    END;
-    CREATE TRIGGER jobs_count_update AFTER UPDATE OF state ON jobs
-        WHEN OLD.state <> NEW.state BEGIN
-        UPDATE state_counts SET n = n - 1 WHERE state = OLD.state;
-        UPDATE state_counts SET n = n + 1 WHERE state = NEW.state;
-    END;
+    -- No triggers on jobs: a statement that fires a trigger keeps a statement journal (a copy
+    -- of every page it touches), which was most of the cost of a claim. The writer keeps
+    -- `state_counts` (once per group) and logs job changes itself; see `store::sqlite`.
 
-    -- One row per change another process may need to hear of; see `store::feed`. Written by
-    -- triggers, so every build that writes the database logs its changes.
+    -- One row per change another process may need to hear of; see `store::feed`. Jobs' changes
+    -- are logged by the writer; batches and pauses, rare, by triggers.
     CREATE TABLE changes (
         seq  INTEGER PRIMARY KEY,
         kind TEXT NOT NULL,   -- 'batch' (jobs added), 'job' (state or stage), 'gone', 'queue'
@@ -199,13 +192,6 @@ pub const MIGRATIONS: &[Migration] = &[
     );
     CREATE TRIGGER changes_batch AFTER INSERT ON batches BEGIN
         INSERT INTO changes (kind, ref) VALUES ('batch', NEW.id);
-    END;
-    CREATE TRIGGER changes_job AFTER UPDATE OF state, stage ON jobs
-        WHEN OLD.state IS NOT NEW.state OR OLD.stage IS NOT NEW.stage BEGIN
-        INSERT INTO changes (kind, ref) VALUES ('job', NEW.id);
-    END;
-    CREATE TRIGGER changes_gone AFTER DELETE ON jobs BEGIN
-        INSERT INTO changes (kind, ref) VALUES ('gone', OLD.id);
     END;
     CREATE TRIGGER changes_paused AFTER INSERT ON meta WHEN NEW.key = 'paused' BEGIN
         INSERT INTO changes (kind, ref) VALUES ('queue', '');

@@ -1,9 +1,11 @@
 //! [`SqliteStore`]: the job store in one local SQLite file (bundled SQLite, WAL).
 //!
-//! Writes go through one connection on its own thread with group commit (see `writer`); reads use
+//! Writes go through one connection with group commit, on the blocking pool (see `writer`); reads use
 //! a small set of read-only connections on the blocking pool. No call blocks a tokio worker.
-//! Claiming is a single `UPDATE … WHERE seq = (SELECT … LIMIT 1) RETURNING` inside an immediate
-//! transaction, so two pools, in one process or two, never take the same job.
+//! Claiming picks the next job and takes it inside the writer's immediate transaction, which holds
+//! the database's write lock, so two pools, in one process or two, never take the same job. Hot
+//! statements avoid `RETURNING`, IN lists and triggers on `jobs`: SQLite pays for each with a
+//! temporary table or a statement journal on every row written.
 //!
 //! Fairness is start-time fair queuing. Every enqueue is one batch; its jobs get consecutive fair
 //! keys starting one past the priority's virtual clock (the key of the newest claimed job).
@@ -11,7 +13,7 @@
 //! later joins the rotation at once, and each claim is one index seek.
 
 use super::feed::{self, Follower, ForeignSink, OwnChanges};
-use super::writer::{Outbox, Writer, WriterHooks};
+use super::writer::{Outbox, Writer, WriterHooks, CACHE_HITS, CACHE_MISSES, COUNTERS};
 use super::{schema, Enqueued, JobFilter, JobStore, Outcome, Removed, SourceKey, StoreFuture};
 use crate::clock::{duration_ms, Clock, SystemClock};
 use crate::error::{EngineError, Result};
@@ -83,6 +85,7 @@ impl SqliteStore {
         .map_err(|_| EngineError::StoreClosed)??;
         let own_changes = Arc::new(OwnChanges::default());
         let hooks = WriterHooks {
+            apply_counts,
             counts_event,
             change_mark: feed::change_mark,
             own_changes: own_changes.clone(),
@@ -285,14 +288,40 @@ pub(super) fn read_stats(conn: &Connection) -> Result<QueueStats> {
     Ok(stats)
 }
 
-fn counts_event(conn: &Connection) -> Result<Event> {
-    read_stats(conn).map(|stats| Event::QueueStats { stats })
+/// Adds a group's count deltas (see [`Outbox::count_deltas`]) to `state_counts` and the cache
+/// counters in `meta`.
+fn apply_counts(conn: &Connection, deltas: &[i64; COUNTERS]) -> Result<()> {
+    let mut update = conn.prepare_cached("UPDATE state_counts SET n = n + ?1 WHERE state = ?2")?;
+    for (state, delta) in JobState::ALL.iter().zip(deltas) {
+        if *delta != 0 {
+            update.execute(params![delta, state.as_str()])?;
+        }
+    }
+    let mut counter = conn.prepare_cached("UPDATE meta SET value = value + ?1 WHERE key = ?2")?;
+    for (index, key) in [(CACHE_HITS, "cache_hits"), (CACHE_MISSES, "cache_misses")] {
+        if deltas[index] != 0 {
+            counter.execute(params![deltas[index], key])?;
+        }
+    }
+    Ok(())
 }
 
-fn bump_counter(conn: &Connection, key: &str) -> Result<()> {
-    conn.prepare_cached("UPDATE meta SET value = value + 1 WHERE key = ?1")?
-        .execute([key])?;
+/// Logs, for other processes, that a job's state or stage changed (`job`) or it was deleted
+/// (`gone`); see `feed`.
+fn log_change(conn: &Connection, kind: &str, id: JobId) -> Result<()> {
+    conn.prepare_cached("INSERT INTO changes (kind, ref) VALUES (?1, ?2)")?
+        .execute(params![kind, id.to_string()])?;
     Ok(())
+}
+
+/// [`log_change`] of `job`'s change from `from`, and its move in the counts.
+fn job_moved(conn: &Connection, outbox: &mut Outbox, from: JobState, job: &Job) -> Result<()> {
+    outbox.moved(from, job.state);
+    log_change(conn, "job", job.id)
+}
+
+fn counts_event(conn: &Connection) -> Result<Event> {
+    read_stats(conn).map(|stats| Event::QueueStats { stats })
 }
 
 fn paused_reason(conn: &Connection) -> Result<Option<String>> {
@@ -468,19 +497,10 @@ fn enqueue_batch(
         added_views.push(JobView::from(&stored));
         results.push(Enqueued::Added(stored));
     }
-    if cache_hits > 0 {
-        conn.prepare_cached("UPDATE meta SET value = value + ?1 WHERE key = 'cache_hits'")?
-            .execute([cache_hits])?;
-    }
-    // Counted here once per batch; see the schema's migration 2.
-    let queued = added_views.len() as i64 - cache_hits;
-    let mut count = conn.prepare_cached("UPDATE state_counts SET n = n + ?1 WHERE state = ?2")?;
-    if queued > 0 {
-        count.execute(params![queued, JobState::Queued.as_str()])?;
-    }
-    if cache_hits > 0 {
-        count.execute(params![cache_hits, JobState::Succeeded.as_str()])?;
-    }
+    outbox.cache_hits(cache_hits);
+    // Counted once per group; see the schema's migration 2.
+    outbox.added(JobState::Queued, added_views.len() as i64 - cache_hits);
+    outbox.added(JobState::Succeeded, cache_hits);
     if !added_views.is_empty() {
         // One event for the whole add, however many files: a big drop must not flood the bus.
         outbox.events.push(Event::JobsAdded {
@@ -503,61 +523,85 @@ fn claim_jobs(
     if max == 0 || paused_reason(conn)?.is_some() {
         return Ok(Vec::new());
     }
-    // One statement picks and takes the job, so no other claimer can take it in between. The
-    // index is named because without statistics SQLite prefers `jobs_state` and sorts every
-    // queued row on each claim; `jobs_ready` is already in claim order, so a claim is one seek. A job
-    // whose twin (same cache key) is running waits: when the twin succeeds, it takes its story
-    // from the cache instead of paying for it twice.
-    let mut take = conn.prepare_cached(&format!(
-        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?1, \
-         lease_expires = ?2, started_at = coalesce(started_at, ?3), updated_at = ?3, \
-         stage = 'waiting', progress = 0 \
-         WHERE seq = ( \
-           SELECT j.seq FROM jobs AS j INDEXED BY jobs_ready \
-           WHERE j.state = 'queued' AND j.run_after <= ?3 \
-             AND (j.no_cache = 1 OR NOT EXISTS ( \
-               SELECT 1 FROM jobs AS twin \
-               WHERE twin.cache_key = j.cache_key AND twin.state = 'running')) \
-           ORDER BY j.priority, j.fair_key, j.seq LIMIT 1) \
-         RETURNING {JOB_COLUMNS}, cache_key, fair_key"
+    // The pick and the take run in the writer's immediate transaction, so no other claimer (in
+    // this process or another) can take the job in between. The index is named because without
+    // statistics SQLite may sort every queued row on each claim; `jobs_ready` is already in
+    // claim order, so a claim is one seek. A job whose twin (same cache key) is running waits:
+    // when the twin succeeds, it takes its story from the cache instead of paying for it twice.
+    let mut next = conn.prepare_cached(&format!(
+        "SELECT {JOB_COLUMNS}, cache_key, fair_key, seq FROM jobs AS j INDEXED BY jobs_ready \
+         WHERE j.state = 'queued' AND j.run_after <= ?1 \
+           AND (j.no_cache = 1 OR NOT EXISTS ( \
+             SELECT 1 FROM jobs AS twin \
+             WHERE twin.cache_key = j.cache_key AND twin.state = 'running')) \
+         ORDER BY j.priority, j.fair_key, j.seq LIMIT 1"
     ))?;
+    // Taken by its row number, without RETURNING (which SQLite buffers in a temporary table).
+    let mut take = conn.prepare_cached(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?2, \
+         lease_expires = ?3, started_at = coalesce(started_at, ?4), updated_at = ?4, \
+         stage = 'waiting', progress = 0 WHERE seq = ?1",
+    )?;
     let mut advance_clock =
         conn.prepare_cached("UPDATE fair_clock SET vtime = max(vtime, ?2) WHERE priority = ?1")?;
     let mut claimed = Vec::with_capacity(max);
     while claimed.len() < max {
-        let Some((job, cache_key, fair_key)) = take
-            .query_row(params![owner, now + lease_ms, now], |row| {
+        let Some((mut job, cache_key, fair_key, seq)) = next
+            .query_row([now], |row| {
                 Ok((
                     job_from_row(row)?,
                     row.get::<_, String>(30)?,
                     row.get::<_, i64>(31)?,
+                    row.get::<_, i64>(32)?,
                 ))
             })
             .optional()?
         else {
             break;
         };
+        take.execute(params![seq, owner, now + lease_ms, now])?;
+        // The row as the update left it.
+        job.state = JobState::Running;
+        job.attempts += 1;
+        job.lease_owner = Some(owner.to_owned());
+        job.lease_expires_ms = Some(now + lease_ms);
+        job.started_at_ms = Some(job.started_at_ms.unwrap_or(now));
+        job.updated_at_ms = now;
+        job.stage = Stage::Waiting;
+        job.progress = 0.0;
         advance_clock.execute(params![job.priority.rank(), fair_key])?;
-        outbox.counts_changed = true;
         if !job.no_cache {
             if let Some(story) = cached_story(conn, &cache_key)? {
-                let done = conn
-                    .prepare_cached(&format!(
-                        "UPDATE jobs SET state = 'succeeded', stage = 'done', progress = 1, \
-                         story = ?2, cached = 1, attempts = attempts - 1, lease_owner = NULL, \
-                         lease_expires = NULL, error_kind = NULL, error_message = NULL, \
-                         updated_at = ?3, finished_at = ?3 WHERE id = ?1 \
-                         RETURNING {JOB_COLUMNS}"
-                    ))?
-                    .query_row(params![job.id.to_string(), story, now], job_from_row)?;
-                bump_counter(conn, "cache_hits")?;
+                conn.prepare_cached(
+                    "UPDATE jobs SET state = 'succeeded', stage = 'done', progress = 1, \
+                     story = ?2, cached = 1, attempts = attempts - 1, lease_owner = NULL, \
+                     lease_expires = NULL, error_kind = NULL, error_message = NULL, \
+                     updated_at = ?3, finished_at = ?3 WHERE seq = ?1",
+                )?
+                .execute(params![seq, story, now])?;
+                let done = Job {
+                    state: JobState::Succeeded,
+                    stage: Stage::Done,
+                    progress: 1.0,
+                    story: Some(story),
+                    cached: true,
+                    attempts: job.attempts - 1,
+                    lease_owner: None,
+                    lease_expires_ms: None,
+                    error: None,
+                    finished_at_ms: Some(now),
+                    ..job
+                };
+                outbox.cache_hits(1);
+                job_moved(conn, outbox, JobState::Queued, &done)?;
                 outbox.events.push(Event::about(&done));
                 continue;
             }
             if job.attempts == 1 {
-                bump_counter(conn, "cache_misses")?;
+                outbox.cache_miss();
             }
         }
+        job_moved(conn, outbox, JobState::Queued, &job)?;
         outbox.events.push(Event::about(&job));
         claimed.push(job);
     }
@@ -573,23 +617,23 @@ fn finish_job(
     outcome: Outcome,
 ) -> Result<Job> {
     let held = "WHERE id = ?1 AND state = 'running' AND lease_owner = ?2";
-    let (to, job) = match outcome {
+    // No RETURNING: SQLite buffers RETURNING rows in a temporary table, a cost paid on every
+    // job; one seek afterwards reads the row instead.
+    let (to, updated) = match outcome {
         Outcome::Succeeded {
             story,
             media,
             usage,
         } => {
             let media = media.map(|m| m.to_string());
-            let job = conn
+            let updated = conn
                 .prepare_cached(&format!(
                     "UPDATE jobs SET state = 'succeeded', stage = 'done', progress = 1, story = ?3, \
                      media = coalesce(?4, media), input_tokens = ?5, output_tokens = ?6, \
                      cost_usd = ?7, error_kind = NULL, error_message = NULL, lease_owner = NULL, \
-                     lease_expires = NULL, updated_at = ?8, finished_at = ?8 {held} \
-                     RETURNING {JOB_COLUMNS}"
+                     lease_expires = NULL, updated_at = ?8, finished_at = ?8 {held}"
                 ))?
-                .query_row(
-                    params![
+                .execute(params![
                         id.to_string(),
                         owner,
                         story,
@@ -598,78 +642,66 @@ fn finish_job(
                         i64::try_from(usage.output_tokens).unwrap_or(i64::MAX),
                         usage.cost_usd,
                         now
-                    ],
-                    job_from_row,
-                )
-                .optional()?;
-            (JobState::Succeeded, job)
+                    ])?;
+            (JobState::Succeeded, updated)
         }
         Outcome::Retry {
             error,
             run_after_ms,
         } => {
-            let job = conn
+            let updated = conn
                 .prepare_cached(&format!(
                     "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
                      run_after = ?3, error_kind = ?4, error_message = ?5, lease_owner = NULL, \
-                     lease_expires = NULL, updated_at = ?6 {held} RETURNING {JOB_COLUMNS}"
+                     lease_expires = NULL, updated_at = ?6 {held}"
                 ))?
-                .query_row(
-                    params![
-                        id.to_string(),
-                        owner,
-                        run_after_ms,
-                        error.kind.as_str(),
-                        error.message,
-                        now
-                    ],
-                    job_from_row,
-                )
-                .optional()?;
-            (JobState::Queued, job)
+                .execute(params![
+                    id.to_string(),
+                    owner,
+                    run_after_ms,
+                    error.kind.as_str(),
+                    error.message,
+                    now
+                ])?;
+            (JobState::Queued, updated)
         }
         Outcome::Dead { error } => {
-            let job = conn
+            let updated = conn
                 .prepare_cached(&format!(
                     "UPDATE jobs SET state = 'dead', stage = 'done', error_kind = ?3, \
                      error_message = ?4, lease_owner = NULL, lease_expires = NULL, \
-                     updated_at = ?5, finished_at = ?5 {held} RETURNING {JOB_COLUMNS}"
+                     updated_at = ?5, finished_at = ?5 {held}"
                 ))?
-                .query_row(
-                    params![
-                        id.to_string(),
-                        owner,
-                        error.kind.as_str(),
-                        error.message,
-                        now
-                    ],
-                    job_from_row,
-                )
-                .optional()?;
-            (JobState::Dead, job)
+                .execute(params![
+                    id.to_string(),
+                    owner,
+                    error.kind.as_str(),
+                    error.message,
+                    now
+                ])?;
+            (JobState::Dead, updated)
         }
         Outcome::Released { error } => {
             let (kind, message) = match &error {
                 Some(e) => (Some(e.kind.as_str()), Some(e.message.as_str())),
                 None => (None, None),
             };
-            let job = conn
+            let updated = conn
                 .prepare_cached(&format!(
                     "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
                      attempts = max(attempts - 1, 0), error_kind = coalesce(?3, error_kind), \
                      error_message = coalesce(?4, error_message), lease_owner = NULL, \
-                     lease_expires = NULL, updated_at = ?5 {held} RETURNING {JOB_COLUMNS}"
+                     lease_expires = NULL, updated_at = ?5 {held}"
                 ))?
-                .query_row(
-                    params![id.to_string(), owner, kind, message, now],
-                    job_from_row,
-                )
-                .optional()?;
-            (JobState::Queued, job)
+                .execute(params![id.to_string(), owner, kind, message, now])?;
+            (JobState::Queued, updated)
         }
     };
-    let job = job.ok_or_else(|| transition_error(conn, id, to))?;
-    outbox.counts_changed = true;
+    if updated == 0 {
+        return Err(transition_error(conn, id, to));
+    }
+    let job = load_job(conn, id)?.ok_or_else(|| EngineError::JobNotFound(id.to_string()))?;
+    job_moved(conn, outbox, JobState::Running, &job)?;
     outbox.events.push(Event::about(&job));
     Ok(job)
 }
@@ -726,11 +758,11 @@ fn reclaim_jobs(
         if let Some(job) = job {
             tracing::warn!(job = %job.id, state = %job.state, attempts = job.attempts,
                 "reclaimed a job from a worker that stopped");
+            job_moved(conn, outbox, JobState::Running, &job)?;
             outbox.events.push(Event::about(&job));
             touched.push(job.id);
         }
     }
-    outbox.counts_changed = !touched.is_empty();
     Ok(touched)
 }
 
@@ -836,17 +868,26 @@ impl JobStore for SqliteStore {
         let owner = owner.to_owned();
         Box::pin(async move {
             self.write(move |conn, _, now| {
-                conn.prepare_cached(
-                    "UPDATE jobs SET stage = ?3, progress = ?4, updated_at = ?5 \
-                     WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
-                )?
-                .execute(params![
-                    id.to_string(),
-                    owner,
-                    stage.as_str(),
-                    progress,
-                    now
-                ])?;
+                let before: Option<String> = conn
+                    .prepare_cached("SELECT stage FROM jobs WHERE id = ?1")?
+                    .query_row([id.to_string()], |r| r.get(0))
+                    .optional()?;
+                let updated = conn
+                    .prepare_cached(
+                        "UPDATE jobs SET stage = ?3, progress = ?4, updated_at = ?5 \
+                         WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
+                    )?
+                    .execute(params![
+                        id.to_string(),
+                        owner,
+                        stage.as_str(),
+                        progress,
+                        now
+                    ])?;
+                // Other processes show the stage; progress alone is not worth a log row.
+                if updated > 0 && before.as_deref() != Some(stage.as_str()) {
+                    log_change(conn, "job", id)?;
+                }
                 Ok(())
             })
             .await
@@ -929,16 +970,18 @@ impl JobStore for SqliteStore {
     fn cancel(&self, id: JobId) -> StoreFuture<'_, Job> {
         Box::pin(async move {
             self.write(move |conn, outbox, now| {
+                let Some(from) = load_job(conn, id)?.map(|j| j.state) else {
+                    return Err(EngineError::JobNotFound(id.to_string()));
+                };
+                from.check_transition(JobState::Cancelled)?;
                 let job = conn
                     .prepare_cached(&format!(
                         "UPDATE jobs SET state = 'cancelled', stage = 'done', lease_owner = NULL, \
                          lease_expires = NULL, updated_at = ?2, finished_at = ?2 \
-                         WHERE id = ?1 AND state IN ('queued', 'running') RETURNING {JOB_COLUMNS}"
+                         WHERE id = ?1 AND state = ?3 RETURNING {JOB_COLUMNS}"
                     ))?
-                    .query_row(params![id.to_string(), now], job_from_row)
-                    .optional()?
-                    .ok_or_else(|| transition_error(conn, id, JobState::Cancelled))?;
-                outbox.counts_changed = true;
+                    .query_row(params![id.to_string(), now, from.as_str()], job_from_row)?;
+                job_moved(conn, outbox, from, &job)?;
                 outbox.events.push(Event::about(&job));
                 Ok(job)
             })
@@ -949,17 +992,26 @@ impl JobStore for SqliteStore {
     fn retry(&self, id: JobId) -> StoreFuture<'_, Job> {
         Box::pin(async move {
             self.write(move |conn, outbox, now| {
+                let Some(from) = load_job(conn, id)?.map(|j| j.state) else {
+                    return Err(EngineError::JobNotFound(id.to_string()));
+                };
+                // Only dead and cancelled jobs: a running one may also become queued, but not
+                // by the person.
+                if !matches!(from, JobState::Dead | JobState::Cancelled) {
+                    return Err(crate::job::IllegalTransition {
+                        from,
+                        to: JobState::Queued,
+                    }
+                    .into());
+                }
                 let job = conn
                     .prepare_cached(&format!(
                         "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
                          attempts = 0, run_after = 0, story = NULL, finished_at = NULL, \
-                         updated_at = ?2 WHERE id = ?1 AND state IN ('dead', 'cancelled') \
-                         RETURNING {JOB_COLUMNS}"
+                         updated_at = ?2 WHERE id = ?1 AND state = ?3 RETURNING {JOB_COLUMNS}"
                     ))?
-                    .query_row(params![id.to_string(), now], job_from_row)
-                    .optional()?
-                    .ok_or_else(|| transition_error(conn, id, JobState::Queued))?;
-                outbox.counts_changed = true;
+                    .query_row(params![id.to_string(), now, from.as_str()], job_from_row)?;
+                job_moved(conn, outbox, from, &job)?;
                 outbox.events.push(Event::about(&job));
                 Ok(job)
             })
@@ -978,7 +1030,9 @@ impl JobStore for SqliteStore {
                     ))?
                     .query_map([now], job_from_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                outbox.counts_changed = !jobs.is_empty();
+                for job in &jobs {
+                    job_moved(conn, outbox, JobState::Dead, job)?;
+                }
                 outbox.events.extend(jobs.iter().map(Event::about));
                 Ok(jobs)
             })
@@ -989,20 +1043,21 @@ impl JobStore for SqliteStore {
     fn delete(&self, id: JobId) -> StoreFuture<'_, Removed> {
         Box::pin(async move {
             self.write(move |conn, outbox, _| {
-                let hash: Option<String> = conn
+                let gone: Option<(String, String)> = conn
                     .prepare_cached(
                         "DELETE FROM jobs WHERE id = ?1 AND state <> 'running' \
-                         RETURNING content_hash",
+                         RETURNING content_hash, state",
                     )?
-                    .query_row([id.to_string()], |r| r.get(0))
+                    .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?;
-                let Some(hash) = hash else {
+                let Some((hash, state)) = gone else {
                     return Err(match load_job(conn, id)? {
                         Some(_) => EngineError::JobRunning(id),
                         None => EngineError::JobNotFound(id.to_string()),
                     });
                 };
-                outbox.counts_changed = true;
+                outbox.removed(state.parse().map_err(EngineError::CorruptRecord)?);
+                log_change(conn, "gone", id)?;
                 outbox.events.push(Event::JobsRemoved { job_ids: vec![id] });
                 Ok(Removed {
                     jobs: 1,
@@ -1018,23 +1073,32 @@ impl JobStore for SqliteStore {
             self.write(move |conn, outbox, _| {
                 let deleted = conn
                     .prepare_cached(
-                        "DELETE FROM jobs WHERE state IN ('succeeded', 'dead', 'cancelled') \
-                         RETURNING id, content_hash",
+                        "DELETE FROM jobs \
+                         WHERE state = 'succeeded' OR state = 'dead' OR state = 'cancelled' \
+                         RETURNING id, content_hash, state",
                     )?
-                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                    .query_map([], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                        ))
+                    })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 let mut hashes = std::collections::BTreeSet::new();
                 let mut job_ids = Vec::with_capacity(deleted.len());
-                for (id, hash) in &deleted {
-                    if let Ok(job_id) = id.parse() {
-                        job_ids.push(job_id);
-                    }
+                for (id, hash, state) in &deleted {
+                    let job_id: JobId = id
+                        .parse()
+                        .map_err(|_| EngineError::CorruptRecord(format!("job id '{id}'")))?;
+                    outbox.removed(state.parse().map_err(EngineError::CorruptRecord)?);
+                    log_change(conn, "gone", job_id)?;
+                    job_ids.push(job_id);
                     hashes.insert(hash.clone());
                 }
                 if !job_ids.is_empty() {
                     outbox.events.push(Event::JobsRemoved { job_ids });
                 }
-                outbox.counts_changed = !deleted.is_empty();
                 Ok(Removed {
                     jobs: deleted.len() as u64,
                     orphaned_hashes: orphans(conn, hashes)?,

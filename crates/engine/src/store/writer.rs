@@ -22,6 +22,7 @@
 use super::feed::OwnChanges;
 use crate::error::{EngineError, Result};
 use crate::event::{Event, EventBus};
+use crate::job::JobState;
 use rusqlite::Connection;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +32,8 @@ use tokio::sync::oneshot;
 /// What the writer asks of the store around each group.
 #[derive(Clone)]
 pub struct WriterHooks {
+    /// Applies a group's summed count deltas (once per group, not once per job).
+    pub apply_counts: fn(&Connection, &[i64; COUNTERS]) -> Result<()>,
     /// Runs inside each transaction that changed job counts; the event it makes is published
     /// after the commit.
     pub counts_event: fn(&Connection) -> Result<Event>,
@@ -45,13 +48,66 @@ pub struct WriterHooks {
 /// Groups between two runs of [`WriterHooks::housekeeping`].
 const HOUSEKEEPING_EVERY: u64 = 1024;
 
-/// What an op produced besides its result: events to publish after commit.
+/// What an op produced besides its result: events to publish after commit, and how it moved
+/// the counts of jobs per state.
 #[derive(Default)]
 pub struct Outbox {
     /// Events, published in order once the transaction commits.
     pub events: Vec<Event>,
-    /// Whether job counts changed (a stats event follows the commit).
+    /// Whether the queue's figures changed (a stats event follows the commit).
     pub counts_changed: bool,
+    /// How many jobs each state gained (or lost), in [`JobState::ALL`] order, then the result
+    /// cache's hits and misses; applied once per group, see [`WriterHooks::apply_counts`].
+    pub count_deltas: [i64; COUNTERS],
+}
+
+/// The figures an op may move: five states, cache hits, cache misses.
+pub const COUNTERS: usize = 7;
+/// Where cache hits are in [`Outbox::count_deltas`].
+pub const CACHE_HITS: usize = 5;
+/// Where cache misses are in [`Outbox::count_deltas`].
+pub const CACHE_MISSES: usize = 6;
+
+impl Outbox {
+    /// Notes a job moving from state `from` to state `to`.
+    pub fn moved(&mut self, from: JobState, to: JobState) {
+        if from != to {
+            self.count_deltas[state_index(from)] -= 1;
+            self.count_deltas[state_index(to)] += 1;
+            self.counts_changed = true;
+        }
+    }
+
+    /// Notes `n` jobs entering the store in `state`.
+    pub fn added(&mut self, state: JobState, n: i64) {
+        self.count_deltas[state_index(state)] += n;
+        self.counts_changed |= n != 0;
+    }
+
+    /// Notes `n` more result-cache hits.
+    pub fn cache_hits(&mut self, n: i64) {
+        self.count_deltas[CACHE_HITS] += n;
+        self.counts_changed |= n != 0;
+    }
+
+    /// Notes one more result-cache miss.
+    pub fn cache_miss(&mut self) {
+        self.count_deltas[CACHE_MISSES] += 1;
+        self.counts_changed = true;
+    }
+
+    /// Notes a job in `state` leaving the store.
+    pub fn removed(&mut self, state: JobState) {
+        self.count_deltas[state_index(state)] -= 1;
+        self.counts_changed = true;
+    }
+}
+
+fn state_index(state: JobState) -> usize {
+    JobState::ALL
+        .iter()
+        .position(|s| *s == state)
+        .unwrap_or_default()
 }
 
 /// A write op as the thread sees it, whatever its result type.
@@ -79,6 +135,7 @@ where
         let Some(work) = self.work.take() else {
             return Applied::Clean {
                 counts_changed: false,
+                count_deltas: [0; COUNTERS],
             };
         };
         let mut outbox = Outbox::default();
@@ -87,12 +144,14 @@ where
         let applied = match &result {
             Ok(_) => Applied::Clean {
                 counts_changed: outbox.counts_changed,
+                count_deltas: outbox.count_deltas,
             },
             // An op refusing (illegal transition, lease lost …) must refuse before it writes.
             Err(error) if conn.total_changes() == rows_before && !is_sqlite(error) => {
                 outbox = Outbox::default();
                 Applied::Clean {
                     counts_changed: false,
+                    count_deltas: [0; COUNTERS],
                 }
             }
             Err(error) => Applied::Poisoned(error.to_string()),
@@ -127,6 +186,8 @@ enum Applied {
     Clean {
         /// Whether job counts changed.
         counts_changed: bool,
+        /// How the op moved the counts.
+        count_deltas: [i64; COUNTERS],
     },
     /// Failed in SQLite or after writing: the whole group must roll back.
     Poisoned(String),
@@ -257,14 +318,24 @@ fn commit_group(
             .map_err(|e| e.to_string())?;
         let before = (hooks.change_mark)(&tx).map_err(|e| e.to_string())?;
         let mut counts_changed = false;
+        let mut deltas = [0i64; COUNTERS];
         for op in group.iter_mut() {
             match op.apply(&tx) {
                 Applied::Clean {
                     counts_changed: changed,
-                } => counts_changed |= changed,
+                    count_deltas,
+                } => {
+                    counts_changed |= changed;
+                    for (sum, delta) in deltas.iter_mut().zip(count_deltas) {
+                        *sum += delta;
+                    }
+                }
                 // Dropping `tx` rolls everything back; every op in the group hears why.
                 Applied::Poisoned(message) => return Err(message),
             }
+        }
+        if deltas.iter().any(|d| *d != 0) {
+            (hooks.apply_counts)(&tx, &deltas).map_err(|e| e.to_string())?;
         }
         if upkeep {
             // Upkeep that fails costs nothing but its own work: the group still commits.
@@ -319,6 +390,7 @@ mod tests {
         conn.execute_batch("PRAGMA journal_mode = wal; CREATE TABLE t (v INTEGER);")
             .unwrap();
         let hooks = WriterHooks {
+            apply_counts: |_, _| Ok(()),
             counts_event: |_| Ok(Event::QueueResumed),
             change_mark: |_| Ok(0),
             own_changes: Arc::default(),

@@ -84,7 +84,7 @@ async fn priority_first_then_batches_take_turns() {
 async fn two_pools_on_one_database_run_each_of_1000_jobs_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jobs.db");
-    // Two stores = two connections and writer threads, as two processes would have.
+    // Two stores = two connections and writers, as two processes would have.
     let first = SqliteStore::open(&path, EventBus::new()).await.unwrap();
     let second = SqliteStore::open(&path, EventBus::new()).await.unwrap();
     for chunk in 0..10 {
@@ -496,7 +496,7 @@ async fn an_unknown_storyteller_fails_its_job_clearly() {
 async fn a_cancel_from_another_process_stops_the_job_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jobs.db");
-    // Two stores = two connections and writer threads, as two processes have.
+    // Two stores = two connections and writers, as two processes have.
     let here = SqliteStore::open(&path, EventBus::new()).await.unwrap();
     let elsewhere = SqliteStore::open(&path, EventBus::new()).await.unwrap();
     let [target] = here

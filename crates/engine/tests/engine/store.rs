@@ -546,3 +546,105 @@ async fn deleting_reports_which_videos_no_job_shows_any_more() {
     assert_eq!(cleared, Default::default());
     assert_eq!(store.stats().await.unwrap().total(), 1);
 }
+
+#[tokio::test]
+async fn counts_kept_by_the_writer_equal_a_full_count_through_every_kind_of_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let real_counts = || {
+        let conn = rusqlite::Connection::open(dir.path().join("jobs.db")).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT state, count(*) FROM jobs GROUP BY state")
+            .unwrap();
+        let rows: Vec<(String, u32)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let of = |state: &str| rows.iter().find(|r| r.0 == state).map_or(0, |r| r.1);
+        (
+            of("queued"),
+            of("running"),
+            of("succeeded"),
+            of("dead"),
+            of("cancelled"),
+        )
+    };
+    let check = |stats: storyteller_engine::QueueStats, real: (u32, u32, u32, u32, u32)| {
+        assert_eq!(
+            (
+                stats.queued,
+                stats.running,
+                stats.succeeded,
+                stats.dead,
+                stats.cancelled
+            ),
+            real
+        );
+    };
+    store.enqueue(jobs("c", 12)).await.unwrap();
+    // A cached twin enters as succeeded.
+    store.enqueue(vec![job("told.mp4", "told")]).await.unwrap();
+    let told = store.claim("w", 1, LEASE).await.unwrap();
+    let told_id = told.iter().map(|j| j.id).next().unwrap();
+    store.finish(told_id, "w", succeeded("s")).await.unwrap();
+    let mut copy = job("copy.mp4", told[0].content_hash.as_str());
+    copy.content_hash = told[0].content_hash.clone();
+    store.enqueue(vec![copy]).await.unwrap();
+    check(store.stats().await.unwrap(), real_counts());
+
+    let running = store.claim("w", 6, LEASE).await.unwrap();
+    store
+        .finish(running[0].id, "w", succeeded("a"))
+        .await
+        .unwrap();
+    store
+        .finish(
+            running[1].id,
+            "w",
+            Outcome::Dead {
+                error: error(ErrorKind::Permanent),
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .finish(
+            running[2].id,
+            "w",
+            Outcome::Retry {
+                error: error(ErrorKind::Transient),
+                run_after_ms: 0,
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .finish(running[3].id, "w", Outcome::Released { error: None })
+        .await
+        .unwrap();
+    store.cancel(running[4].id).await.unwrap();
+    check(store.stats().await.unwrap(), real_counts());
+
+    // Refused changes move nothing.
+    assert!(store.retry(running[0].id).await.is_err());
+    assert!(store.delete(running[5].id).await.is_err());
+    check(store.stats().await.unwrap(), real_counts());
+
+    store.retry(running[4].id).await.unwrap();
+    store.retry_failed().await.unwrap();
+    store.reclaim(vec!["w".into()], 5).await.unwrap();
+    let queued = store
+        .list(JobFilter {
+            state: Some(JobState::Queued),
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap();
+    store.cancel(queued[0].id).await.unwrap();
+    store.delete(queued[1].id).await.unwrap();
+    check(store.stats().await.unwrap(), real_counts());
+    store.clear_finished().await.unwrap();
+    check(store.stats().await.unwrap(), real_counts());
+    assert!(store.stats().await.unwrap().total() > 0);
+}
