@@ -554,7 +554,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch { json } => {
             let engine = open(home, None).await?;
             let mut events = engine.subscribe();
-            let interrupted = shutdown_signal();
+            let interrupted = interrupt();
             tokio::pin!(interrupted);
             // Said on stderr once listening, so a script knows nothing after this is missed.
             eprintln!("watching {} (Ctrl-C stops)", engine.home().root().display());
@@ -581,8 +581,19 @@ fn exit_code(failed: bool) -> ExitCode {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM; a second signal exits at once.
+/// Resolves on Ctrl-C or SIGTERM, saying that running jobs go back; a second signal exits at
+/// once.
 async fn shutdown_signal() {
+    interrupt().await;
+    eprintln!("stopping: running jobs go back to the queue (press Ctrl-C again to quit at once)");
+    tokio::spawn(async {
+        let _ = tokio::signal::ctrl_c().await;
+        std::process::exit(130);
+    });
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn interrupt() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -602,9 +613,4 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-    eprintln!("stopping: running jobs go back to the queue (press Ctrl-C again to quit at once)");
-    tokio::spawn(async {
-        let _ = tokio::signal::ctrl_c().await;
-        std::process::exit(130);
-    });
 }

@@ -163,11 +163,21 @@ impl Event {
 /// An event with its place in this process's stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
-    /// 1, 2, 3, … per process (an integer; exact in JavaScript up to 2^53).
+    /// 1, 2, 3, … per process: a JavaScript number (written as an integer, exact up to 2^53).
+    #[serde(serialize_with = "whole_number")]
     pub seq: f64,
     /// What happened.
     #[serde(flatten)]
     pub event: Event,
+}
+
+/// Writes a whole `f64` as an integer (`41`, not `41.0`).
+fn whole_number<S: serde::Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    if value.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(value) {
+        serializer.serialize_u64(*value as u64)
+    } else {
+        serializer.serialize_f64(*value)
+    }
 }
 
 /// Publishes [`Event`]s to every subscriber; cheap to clone.

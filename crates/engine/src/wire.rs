@@ -669,7 +669,7 @@ mod tests {
                 seq: seq as f64 + 1.0,
                 event,
             };
-            expected["seq"] = json!(seq as f64 + 1.0);
+            expected["seq"] = json!(seq + 1);
             round_trip(&envelope, expected);
         }
     }
