@@ -188,8 +188,8 @@ async fn draw(
                 say(&multi, line);
             }
             Event::JobsAdded { jobs, .. } => {
-                for job in jobs {
-                    names.insert(job.id, job.file);
+                for job in jobs.iter() {
+                    names.insert(job.id, job.file.clone());
                 }
             }
             Event::QueueStats { stats } => {

@@ -47,8 +47,9 @@ pub enum Event {
     JobsAdded {
         /// Their batch.
         batch_id: BatchId,
-        /// The jobs, in the order they were added.
-        jobs: Vec<JobView>,
+        /// The jobs, in the order they were added; shared, so every subscriber of a 10,000-file
+        /// add gets the same list rather than a copy of its own.
+        jobs: Arc<[JobView]>,
     },
     /// A job changed state, stage or progress.
     #[serde(rename_all = "camelCase")]

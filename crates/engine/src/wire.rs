@@ -590,7 +590,7 @@ mod tests {
             (
                 Event::JobsAdded {
                     batch_id: view.batch_id,
-                    jobs: vec![view.clone()],
+                    jobs: vec![view.clone()].into(),
                 },
                 json!({ "type": "jobsAdded", "batchId": view.batch_id, "jobs": [sample_view_json()] }),
             ),

@@ -148,7 +148,7 @@ impl ForeignChanges {
         for (batch_id, jobs) in &self.added {
             events.push(Event::JobsAdded {
                 batch_id: *batch_id,
-                jobs: jobs.iter().map(JobView::from).collect(),
+                jobs: jobs.iter().map(JobView::from).collect::<Vec<_>>().into(),
             });
         }
         events.extend(self.changed.iter().map(Event::about));

@@ -505,7 +505,7 @@ fn enqueue_batch(
         // One event for the whole add, however many files: a big drop must not flood the bus.
         outbox.events.push(Event::JobsAdded {
             batch_id: batch,
-            jobs: added_views,
+            jobs: added_views.into(),
         });
         outbox.counts_changed = true;
     }
