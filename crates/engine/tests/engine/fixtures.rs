@@ -22,11 +22,18 @@ use tokio::time::Instant;
 pub trait EnqueuedJobs {
     /// The jobs.
     fn jobs(self) -> Vec<Job>;
+    /// The one job of an enqueue of one.
+    fn only(self) -> Job;
 }
 
 impl EnqueuedJobs for (BatchId, Vec<Enqueued>) {
     fn jobs(self) -> Vec<Job> {
         self.1.into_iter().map(|e| e.job().clone()).collect()
+    }
+
+    fn only(self) -> Job {
+        let [job] = self.jobs().try_into().expect("exactly one job");
+        job
     }
 }
 

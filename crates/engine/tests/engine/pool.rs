@@ -125,13 +125,7 @@ async fn rate_limit_retry_after_is_honoured() {
         .await;
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path()).await;
-    let [added] = store
-        .enqueue(vec![job("a.mp4", "a")])
-        .await
-        .unwrap()
-        .jobs()
-        .try_into()
-        .unwrap();
+    let added = store.enqueue(vec![job("a.mp4", "a")]).await.unwrap().only();
     let teller = http_storyteller(server.uri());
     let pool = pool_with(&store, teller.clone(), fast_config(1), None);
     run_until_empty(&pool).await;
@@ -165,13 +159,7 @@ async fn transient_failures_retry_then_succeed_and_eventually_give_up() {
         .await;
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path()).await;
-    let [added] = store
-        .enqueue(vec![job("a.mp4", "a")])
-        .await
-        .unwrap()
-        .jobs()
-        .try_into()
-        .unwrap();
+    let added = store.enqueue(vec![job("a.mp4", "a")]).await.unwrap().only();
     let pool = pool_with(&store, http_storyteller(server.uri()), fast_config(1), None);
     run_until_empty(&pool).await;
     let done = store.get(&added.id.to_string()).await.unwrap();
@@ -183,13 +171,7 @@ async fn transient_failures_retry_then_succeed_and_eventually_give_up() {
         .respond_with(ResponseTemplate::new(500))
         .mount(&broken)
         .await;
-    let [doomed] = store
-        .enqueue(vec![job("b.mp4", "b")])
-        .await
-        .unwrap()
-        .jobs()
-        .try_into()
-        .unwrap();
+    let doomed = store.enqueue(vec![job("b.mp4", "b")]).await.unwrap().only();
     let mut config = fast_config(1);
     config.retry = RetryPolicy {
         base: Duration::from_millis(10),
@@ -311,13 +293,11 @@ async fn cancelling_a_running_job_stops_it_promptly_and_kills_its_child_process(
             Ok("never".into())
         })
     });
-    let [target] = store
+    let target = store
         .enqueue(vec![job("long.mp4", "long")])
         .await
         .unwrap()
-        .jobs()
-        .try_into()
-        .unwrap();
+        .only();
     store.enqueue(jobs("after", 2)).await.unwrap().jobs();
     let pool = pool_with(&store, teller.clone(), fast_config(1), None);
     let runner = {
@@ -374,13 +354,11 @@ async fn a_cache_hit_skips_the_storyteller() {
     let teller = Scripted::sleeping(Duration::from_millis(5));
     let pool = pool_with(&store, teller.clone(), fast_config(2), None);
     run_until_empty(&pool).await;
-    let [copy] = store
+    let copy = store
         .enqueue(vec![job("copy.mp4", "same")])
         .await
         .unwrap()
-        .jobs()
-        .try_into()
-        .unwrap();
+        .only();
     // Two twins queued together also cost one call.
     store
         .enqueue(vec![job("t1.mp4", "twin"), job("t2.mp4", "twin")])
@@ -499,13 +477,11 @@ async fn a_cancel_from_another_process_stops_the_job_at_once() {
     // Two stores = two connections and writers, as two processes have.
     let here = SqliteStore::open(&path, EventBus::new()).await.unwrap();
     let elsewhere = SqliteStore::open(&path, EventBus::new()).await.unwrap();
-    let [target] = here
+    let target = here
         .enqueue(vec![job("long.mp4", "long")])
         .await
         .unwrap()
-        .jobs()
-        .try_into()
-        .unwrap();
+        .only();
     let teller = Scripted::sleeping(Duration::from_secs(600));
     let mut config = fast_config(1);
     // A heartbeat far away: only hearing of the other process's change can explain a stop.
@@ -595,13 +571,7 @@ async fn a_failing_store_does_not_stop_the_pool() {
 async fn under_paused_time_retry_after_is_waited_out_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let store = crate::fixtures::paused_store_in(dir.path()).await;
-    let [added] = store
-        .enqueue(vec![job("a.mp4", "a")])
-        .await
-        .unwrap()
-        .jobs()
-        .try_into()
-        .unwrap();
+    let added = store.enqueue(vec![job("a.mp4", "a")]).await.unwrap().only();
     let teller = Scripted::new(|_, call| {
         Box::pin(async move {
             if call == 1 {

@@ -32,13 +32,7 @@ async fn every_transition_through_the_store_follows_the_state_machine() {
     let owner = "worker";
 
     // queued → running → succeeded
-    let [a] = store
-        .enqueue(vec![job("a.mp4", "a")])
-        .await
-        .unwrap()
-        .jobs()
-        .try_into()
-        .unwrap();
+    let a = store.enqueue(vec![job("a.mp4", "a")]).await.unwrap().only();
     assert_eq!(a.state, JobState::Queued);
     // queued → succeeded is illegal (finish needs a claim).
     let illegal = store.finish(a.id, owner, succeeded("x")).await.unwrap_err();
@@ -90,13 +84,7 @@ async fn every_transition_through_the_store_follows_the_state_machine() {
     }
 
     // running → queued (retry later) → running → dead → queued (retry) → cancelled → queued.
-    let [b] = store
-        .enqueue(vec![job("b.mp4", "b")])
-        .await
-        .unwrap()
-        .jobs()
-        .try_into()
-        .unwrap();
+    let b = store.enqueue(vec![job("b.mp4", "b")]).await.unwrap().only();
     store.claim(owner, 1, LEASE).await.unwrap();
     let later = store
         .finish(
@@ -135,13 +123,7 @@ async fn every_transition_through_the_store_follows_the_state_machine() {
     assert_eq!(store.retry(b.id).await.unwrap().state, JobState::Queued);
 
     // running → cancelled, then the worker's finish is refused.
-    let [c] = store
-        .enqueue(vec![job("c.mp4", "c")])
-        .await
-        .unwrap()
-        .jobs()
-        .try_into()
-        .unwrap();
+    let c = store.enqueue(vec![job("c.mp4", "c")]).await.unwrap().only();
     let claimed = store.claim(owner, 2, LEASE).await.unwrap();
     assert!(claimed.iter().any(|j| j.id == c.id));
     store.cancel(c.id).await.unwrap();
@@ -230,13 +212,7 @@ async fn retry_waits_for_run_after_and_leases_expire_back_to_the_queue() {
     )
     .await
     .unwrap();
-    let [a] = store
-        .enqueue(vec![job("a.mp4", "a")])
-        .await
-        .unwrap()
-        .jobs()
-        .try_into()
-        .unwrap();
+    let a = store.enqueue(vec![job("a.mp4", "a")]).await.unwrap().only();
     store.claim("w", 1, LEASE).await.unwrap();
     store
         .finish(
@@ -275,13 +251,11 @@ async fn retry_waits_for_run_after_and_leases_expire_back_to_the_queue() {
 async fn a_job_that_kills_its_worker_every_time_ends_dead() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path()).await;
-    let [a] = store
+    let a = store
         .enqueue(vec![job("poison.mp4", "p")])
         .await
         .unwrap()
-        .jobs()
-        .try_into()
-        .unwrap();
+        .only();
     for attempt in 1..=3 {
         let owner = format!("worker-{attempt}");
         let claimed = store.claim(&owner, 1, LEASE).await.unwrap();
@@ -300,13 +274,11 @@ async fn a_job_that_kills_its_worker_every_time_ends_dead() {
 async fn result_cache_serves_identical_videos_and_counts_hits_and_misses() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path()).await;
-    let [first] = store
+    let first = store
         .enqueue(vec![job("a.mp4", "same")])
         .await
         .unwrap()
-        .jobs()
-        .try_into()
-        .unwrap();
+        .only();
     store.claim("w", 1, LEASE).await.unwrap();
     store
         .finish(first.id, "w", succeeded("told once"))
@@ -314,13 +286,11 @@ async fn result_cache_serves_identical_videos_and_counts_hits_and_misses() {
         .unwrap();
 
     // Same content under another name: a hit at once.
-    let [copy] = store
+    let copy = store
         .enqueue(vec![job("copy.mp4", "same")])
         .await
         .unwrap()
-        .jobs()
-        .try_into()
-        .unwrap();
+        .only();
     assert_eq!(copy.state, JobState::Succeeded);
     assert!(copy.cached);
     assert_eq!(copy.story.as_deref(), Some("told once"));
@@ -495,13 +465,7 @@ async fn an_older_build_keeps_working_on_a_database_a_newer_build_added_to() {
     }
     // This build opens it, and two processes (this build and the newer one) share it.
     let older = SqliteStore::open(&path, EventBus::new()).await.unwrap();
-    let [queued] = older
-        .enqueue(vec![job("a.mp4", "a")])
-        .await
-        .unwrap()
-        .jobs()
-        .try_into()
-        .unwrap();
+    let queued = older.enqueue(vec![job("a.mp4", "a")]).await.unwrap().only();
     let claimed = older.claim("w", 1, LEASE).await.unwrap();
     assert_eq!(claimed[0].id, queued.id);
     older
