@@ -118,8 +118,22 @@ impl Engine {
             registry.register(Arc::new(OfflineStoryteller::locating(home.thumbnails())));
             registry
         });
-        let concurrency = options.concurrency.unwrap_or(settings.concurrency);
-        settings::check_concurrency(concurrency)?;
+        let concurrency = match options.concurrency {
+            Some(asked) => {
+                settings::check_concurrency(asked)?;
+                asked
+            }
+            // A settings file edited by hand must not lock the person out of the app that
+            // would let them fix it.
+            None if settings::check_concurrency(settings.concurrency).is_err() => {
+                tracing::warn!(
+                    concurrency = settings.concurrency,
+                    "the settings' concurrency is out of range; using the default"
+                );
+                Settings::default().concurrency
+            }
+            None => settings.concurrency,
+        };
         let pool = Pool::new(
             store.clone(),
             storytellers.clone(),

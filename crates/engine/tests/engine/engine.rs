@@ -456,3 +456,25 @@ async fn another_processs_add_pause_and_cancel_reach_this_process_within_a_secon
     }
     assert_eq!(pauses, 1, "a change made here was announced twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_edited_settings_file_out_of_range_does_not_lock_the_app_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("settings.json"), r#"{ "concurrency": 0 }"#).unwrap();
+    let engine = engine_with(&home, registry_of(Scripted::sleeping(Duration::ZERO))).await;
+    assert_eq!(engine.concurrency(), 3);
+    // And the settings can be mended through the engine.
+    let mut settings = engine.settings();
+    settings.storyteller = "scripted".into();
+    settings.concurrency = 5;
+    engine.update_settings(settings).await.unwrap();
+    assert_eq!(engine.concurrency(), 5);
+    let mut bad = engine.settings();
+    bad.concurrency = 0;
+    assert_eq!(
+        engine.update_settings(bad).await.unwrap_err().code(),
+        "invalid_argument"
+    );
+}
