@@ -32,7 +32,9 @@ use crate::job::{Job, JobId, JobState, StorySpec};
 use crate::media;
 use crate::pool::{Pool, PoolConfig, RunUntil};
 use crate::settings::{self, Settings};
-use crate::store::{Enqueued, Follower, ForeignChanges, JobFilter, JobStore, SqliteStore};
+use crate::store::{
+    Enqueued, Follower, ForeignChanges, JobFilter, JobStore, SourceKey, SqliteStore,
+};
 use crate::storyteller::offline::OfflineStoryteller;
 use crate::storyteller::{StoryError, StorytellerRegistry};
 use crate::wire::{
@@ -295,43 +297,33 @@ impl Engine {
         let mut to_hash = candidates;
         if !options.again && !to_hash.is_empty() {
             let keyed_spec = spec.clone();
-            let candidates = to_hash.clone();
-            let keys = tokio::task::spawn_blocking(move || {
-                candidates
-                    .iter()
-                    .map(|path| intake::source_key(path, &keyed_spec))
-                    .collect::<Vec<_>>()
+            let keyed: Vec<(PathBuf, Option<SourceKey>)> = tokio::task::spawn_blocking(move || {
+                to_hash
+                    .into_iter()
+                    .map(|path| {
+                        let key = intake::source_key(&path, &keyed_spec);
+                        (path, key)
+                    })
+                    .collect()
             })
             .await
             .map_err(|_| EngineError::StoreClosed)?;
-            let known: Vec<(usize, crate::store::SourceKey)> = keys
-                .into_iter()
-                .enumerate()
-                .filter_map(|(i, key)| key.map(|k| (i, k)))
-                .collect();
-            let found = self
-                .inner
-                .store
-                .find_existing(known.iter().map(|(_, k)| k.clone()).collect())
-                .await?;
-            let mut already: HashSet<usize> = HashSet::new();
-            for ((index, _), existing) in known.iter().zip(found) {
-                if let Some(job) = existing {
-                    already.insert(*index);
-                    entries.push(AddEntry {
-                        path: to_hash[*index].to_string_lossy().into_owned(),
+            let keys = keyed.iter().filter_map(|(_, key)| key.clone()).collect();
+            // One answer per key, in order.
+            let mut found = self.inner.store.find_existing(keys).await?.into_iter();
+            to_hash = Vec::new();
+            for (path, key) in keyed {
+                let existing = key.and_then(|_| found.next().flatten());
+                match existing {
+                    Some(job) => entries.push(AddEntry {
+                        path: job.source.to_string_lossy().into_owned(),
                         outcome: AddOutcome::AlreadyAdded,
                         job: Some(JobView::from(&job)),
                         reason: None,
-                    });
+                    }),
+                    None => to_hash.push(path),
                 }
             }
-            to_hash = to_hash
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| !already.contains(i))
-                .map(|(_, path)| path)
-                .collect();
         }
 
         let total = u32::try_from(to_hash.len()).unwrap_or(u32::MAX);

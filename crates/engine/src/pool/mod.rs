@@ -200,11 +200,6 @@ impl Pool {
         self.wake();
     }
 
-    /// Stops the job `id` if it runs here, because another worker took it over.
-    pub fn job_taken_over(&self, id: JobId) {
-        self.inner.stop(id, StopReason::LeaseLost);
-    }
-
     /// Stops claiming new jobs, with a reason people see; running jobs finish.
     pub async fn pause(&self, reason: impl Into<String>) -> Result<()> {
         self.inner.store.set_paused(Some(reason.into())).await
