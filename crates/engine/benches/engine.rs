@@ -11,8 +11,9 @@
 //!   the debug build).
 //!
 //! Every database is a real WAL file on disk. `BENCH_QUICK=1` shrinks the runs for a smoke test;
-//! `BENCH_ONLY=overhead,notice` runs only the parts named (`enqueue` alone: one batch, nothing
-//! else, for instruction counts under callgrind, which these noisy machines need).
+//! `BENCH_ONLY=overhead,notice` runs only the parts named (`enqueue` alone: one batch of
+//! `BENCH_JOBS` jobs, 10,000 by default, and nothing else, for instruction counts under
+//! callgrind, which these noisy machines need).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -377,7 +378,11 @@ fn main() {
             let store = SqliteStore::open(dir.path().join("enqueue.db"), EventBus::new())
                 .await
                 .unwrap();
-            store.enqueue(new_jobs(small, "bench")).await.unwrap();
+            let jobs = std::env::var("BENCH_JOBS")
+                .ok()
+                .and_then(|jobs| jobs.parse().ok())
+                .unwrap_or(small);
+            store.enqueue(new_jobs(jobs, "bench")).await.unwrap();
         }
         if wanted("notice") {
             notice(dir.path(), notices).await;

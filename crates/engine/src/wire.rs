@@ -34,11 +34,13 @@ pub use crate::error::ErrorPayload;
 use crate::job::{iso8601, BatchId, Job, JobError, JobId, JobState, Priority, Stage};
 use crate::media::MediaInfo;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 /// The short id people see: the last 8 hex digits. A UUID v7 starts with its timestamp, shared
 /// by every job added in the same moment; its tail is random, so it tells them apart.
 pub fn short_id(id: JobId) -> String {
-    let full = id.to_string();
+    let mut buffer = Uuid::encode_buffer();
+    let full = id.0.hyphenated().encode_lower(&mut buffer);
     full[full.len() - 8..].to_owned()
 }
 

@@ -204,6 +204,29 @@ pub const MIGRATIONS: &[Migration] = &[
     END;
     "#,
     },
+    // 3: two fewer indexes written for every job added. Builds must know version 3: a build
+    // that looked jobs up by the dropped indexes would scan the table for every file added.
+    Migration {
+        needs: 3,
+        sql: r#"
+    -- A batch's jobs are inserted by one transaction of the one writer, so they hold one run of
+    -- consecutive `seq`s: the batch's range finds them, with no index on `batch_id`. (The range
+    -- can also hold later jobs of other batches, after the newest jobs were removed and their
+    -- `seq`s handed out again; queries filter on `batch_id` within it.)
+    ALTER TABLE batches ADD COLUMN first_seq INTEGER;
+    ALTER TABLE batches ADD COLUMN last_seq INTEGER;
+    UPDATE batches SET
+        first_seq = (SELECT min(seq) FROM jobs WHERE batch_id = batches.id),
+        last_seq = (SELECT max(seq) FROM jobs WHERE batch_id = batches.id);
+    DROP INDEX jobs_batch;
+
+    -- One index for the story cache and for "does any job still show this video's
+    -- thumbnails": the cache key is looked up under its content hash.
+    DROP INDEX jobs_cache;
+    DROP INDEX jobs_content;
+    CREATE INDEX jobs_content ON jobs (content_hash, cache_key);
+    "#,
+    },
 ];
 
 /// The latest schema version this build knows (and migrates a database to).

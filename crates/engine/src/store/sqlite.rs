@@ -19,19 +19,51 @@ use crate::clock::{duration_ms, Clock, SystemClock};
 use crate::error::{EngineError, Result};
 use crate::event::{Event, EventBus};
 use crate::job::{
-    BatchId, ErrorKind, Job, JobError, JobId, JobState, NewJob, Priority, Stage, Usage,
+    BatchId, ErrorKind, Job, JobError, JobId, JobState, NewJob, Priority, Stage, StorySpec, Usage,
 };
 use crate::wire::{saturate, JobView, ListOrder, QueueStats};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use uuid::Uuid;
 
-/// The columns [`job_from_row`] reads, in order.
-const JOB_COLUMNS: &str = "id, source, size, mtime_ms, content_hash, media, storyteller, model, \
-     preset, priority, batch_id, state, stage, progress, attempts, run_after, lease_owner, \
-     lease_expires, error_kind, error_message, story, cached, no_cache, input_tokens, \
-     output_tokens, cost_usd, created_at, updated_at, started_at, finished_at";
+/// The columns [`job_from_row`] reads, in order. A macro, not a `const`, so that statements
+/// are put together by `concat!` at compile time: a `format!` per statement was a string built
+/// for every job claimed, finished or added.
+macro_rules! job_columns {
+    () => {
+        "id, source, size, mtime_ms, content_hash, media, storyteller, model, \
+         preset, priority, batch_id, state, stage, progress, attempts, run_after, lease_owner, \
+         lease_expires, error_kind, error_message, story, cached, no_cache, input_tokens, \
+         output_tokens, cost_usd, created_at, updated_at, started_at, finished_at"
+    };
+}
+
+/// The condition that a job belongs to the batch whose id is the parameter `$id`: within the
+/// batch's range of `seq`s (see the schema's migration 3), so it is a range of the table, not
+/// a scan.
+macro_rules! in_batch {
+    ($id:literal) => {
+        concat!(
+            "seq BETWEEN (SELECT first_seq FROM batches WHERE id = ",
+            $id,
+            ") AND (SELECT last_seq FROM batches WHERE id = ",
+            $id,
+            ") AND batch_id = ",
+            $id
+        )
+    };
+}
+
+/// The condition that a finishing worker still holds the job's lease.
+macro_rules! lease_held {
+    () => {
+        "WHERE id = ?1 AND state = 'running' AND lease_owner = ?2"
+    };
+}
 
 /// Read connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 4;
@@ -243,7 +275,11 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
 /// The job with `id`, if there is one.
 pub(super) fn load_job(conn: &Connection, id: JobId) -> Result<Option<Job>> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?
+        .prepare_cached(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE id = ?1"
+        ))?
         .query_row([id.to_string()], job_from_row)
         .optional()?)
 }
@@ -251,8 +287,12 @@ pub(super) fn load_job(conn: &Connection, id: JobId) -> Result<Option<Job>> {
 /// The jobs of the batch with id `batch`, oldest first.
 pub(super) fn jobs_of_batch(conn: &Connection, batch: &str) -> Result<Vec<Job>> {
     Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE batch_id = ?1 ORDER BY seq"
+        .prepare_cached(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE ",
+            in_batch!("?1"),
+            " ORDER BY seq"
         ))?
         .query_map([batch], job_from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?)
@@ -346,35 +386,70 @@ fn transition_error(conn: &Connection, id: JobId, to: JobState) -> EngineError {
 }
 
 /// The story of a succeeded job with this cache key, if there is one.
-fn cached_story(conn: &Connection, cache_key: &str) -> Result<Option<String>> {
+fn cached_story(conn: &Connection, content_hash: &str, cache_key: &str) -> Result<Option<String>> {
     Ok(conn
         .prepare_cached(
-            "SELECT story FROM jobs WHERE cache_key = ?1 AND state = 'succeeded' \
-             AND story IS NOT NULL LIMIT 1",
+            "SELECT story FROM jobs WHERE content_hash = ?1 AND cache_key = ?2 \
+             AND state = 'succeeded' AND story IS NOT NULL LIMIT 1",
         )?
-        .query_row([cache_key], |r| r.get(0))
+        .query_row([content_hash, cache_key], |r| r.get(0))
         .optional()?)
+}
+
+/// Those of `values` that `query` (joining `json_each(?1)` of them to the jobs) finds.
+fn known_values<'a>(
+    conn: &Connection,
+    query: &str,
+    values: impl Iterator<Item = Cow<'a, str>>,
+) -> Result<HashSet<String>> {
+    let values: Vec<Cow<'a, str>> = values.collect();
+    if values.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let values = serde_json::to_string(&values)
+        .map_err(|error| EngineError::CorruptRecord(format!("batch lookup: {error}")))?;
+    Ok(conn
+        .prepare_cached(query)?
+        .query_map([values], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?)
 }
 
 /// A job for the file `key` names (same path, size, modification time, storyteller, model and
 /// preset) that is queued, running or done, if there is one.
-fn existing_job(conn: &Connection, key: &SourceKey) -> Result<Option<Job>> {
+fn existing_job(
+    conn: &Connection,
+    source: &Path,
+    size: u64,
+    mtime_ms: i64,
+    spec: &StorySpec,
+) -> Result<Option<Job>> {
+    let source = source.to_string_lossy();
+    // Most files added are new: one probe by path answers for them without binding the rest
+    // of the key.
+    let known = conn
+        .prepare_cached("SELECT 1 FROM jobs INDEXED BY jobs_source WHERE source = ?1 LIMIT 1")?
+        .exists([&source])?;
+    if !known {
+        return Ok(None);
+    }
     Ok(conn
-        .prepare_cached(&format!(
+        .prepare_cached(concat!(
             // No IN list and no ORDER BY: each would cost a temporary table per lookup, and one
             // look happens for every file added. Any matching job will do.
-            "SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_source WHERE source = ?1 \
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs INDEXED BY jobs_source WHERE source = ?1 \
              AND size = ?2 AND mtime_ms = ?3 AND storyteller = ?4 AND model = ?5 AND preset = ?6 \
              AND state <> 'dead' AND state <> 'cancelled' LIMIT 1"
         ))?
         .query_row(
             params![
-                key.source.to_string_lossy(),
-                i64::try_from(key.size).unwrap_or(i64::MAX),
-                key.mtime_ms,
-                key.spec.storyteller,
-                key.spec.model,
-                key.spec.preset,
+                source,
+                i64::try_from(size).unwrap_or(i64::MAX),
+                mtime_ms,
+                spec.storyteller,
+                spec.model,
+                spec.preset,
             ],
             job_from_row,
         )
@@ -388,7 +463,8 @@ fn enqueue_batch(
     jobs: Vec<NewJob>,
 ) -> Result<(BatchId, Vec<Enqueued>)> {
     let batch = BatchId::new();
-    let mut batch_stored = false;
+    // The `seq`s of the batch's first and last job, once one is stored.
+    let mut batch_seqs: Option<(i64, i64)> = None;
     // A new batch starts at the virtual clock: it joins the rotation now, neither ahead of
     // batches already waiting nor behind all of them.
     let mut next_key = [0i64; 3];
@@ -400,37 +476,49 @@ fn enqueue_batch(
     let mut results = Vec::with_capacity(jobs.len());
     let mut added_views = Vec::new();
     let mut cache_hits = 0i64;
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO jobs (id, source, size, mtime_ms, content_hash, storyteller, model, preset, \
-         cache_key, no_cache, priority, batch_id, fair_key, state, stage, progress, story, cached, \
-         created_at, updated_at, finished_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-         ?19, ?19, ?20)",
-    )?;
     let batch_text = batch.to_string();
+    // What is already there is asked once for the whole batch, not once per job: most files
+    // added are new, and a statement per file was a third of the cost of adding one.
+    let mut known_sources = known_values(
+        conn,
+        "SELECT DISTINCT j.source FROM json_each(?1) AS f \
+         JOIN jobs AS j INDEXED BY jobs_source ON j.source = f.value",
+        jobs.iter()
+            .filter(|job| !job.again)
+            .map(|job| job.source.to_string_lossy()),
+    )?;
+    let known_contents = known_values(
+        conn,
+        "SELECT DISTINCT j.content_hash FROM json_each(?1) AS f \
+         JOIN jobs AS j INDEXED BY jobs_content ON j.content_hash = f.value",
+        jobs.iter()
+            .filter(|job| !job.no_cache)
+            .map(|job| Cow::Borrowed(job.content_hash.as_str())),
+    )?;
     for job in jobs {
         if !job.again {
-            let key = SourceKey {
-                source: job.source.clone(),
-                size: job.size,
-                mtime_ms: job.mtime_ms,
-                spec: job.spec.clone(),
-            };
-            if let Some(existing) = existing_job(conn, &key)? {
-                results.push(Enqueued::Existing(existing));
-                continue;
+            let source = job.source.to_string_lossy();
+            if known_sources.contains(source.as_ref()) {
+                if let Some(existing) =
+                    existing_job(conn, &job.source, job.size, job.mtime_ms, &job.spec)?
+                {
+                    results.push(Enqueued::Existing(existing));
+                    continue;
+                }
+            } else {
+                // The same file twice in one batch: the second finds the first's job.
+                known_sources.insert(source.into_owned());
             }
         }
-        if !batch_stored {
+        if batch_seqs.is_none() {
             conn.prepare_cached("INSERT INTO batches (id, created_at) VALUES (?1, ?2)")?
                 .execute(params![batch_text, now])?;
-            batch_stored = true;
         }
         let cache_key = job.spec.cache_key(&job.content_hash);
-        let story = if job.no_cache {
+        let story = if job.no_cache || !known_contents.contains(&job.content_hash) {
             None
         } else {
-            cached_story(conn, &cache_key)?
+            cached_story(conn, &job.content_hash, &cache_key)?
         };
         let rank = job.priority.rank() as usize;
         next_key[rank] += 1;
@@ -439,28 +527,65 @@ fn enqueue_batch(
             None => (JobState::Queued, Stage::Waiting, 0.0, None),
         };
         let id = JobId::new();
-        insert.execute(params![
-            id.to_string(),
-            job.source.to_string_lossy(),
-            i64::try_from(job.size).unwrap_or(i64::MAX),
-            job.mtime_ms,
-            job.content_hash,
-            job.spec.storyteller,
-            job.spec.model,
-            job.spec.preset,
-            cache_key,
-            job.no_cache,
-            job.priority.rank(),
-            batch_text,
-            next_key[rank],
-            state.as_str(),
-            stage.as_str(),
-            progress,
-            story,
-            story.is_some(),
-            now,
-            finished_at,
-        ])?;
+        let mut id_text = Uuid::encode_buffer();
+        let id_text: &str = id.0.hyphenated().encode_lower(&mut id_text);
+        let source = job.source.to_string_lossy();
+        let size = i64::try_from(job.size).unwrap_or(i64::MAX);
+        match &story {
+            // The common case binds only what differs from job to job.
+            None => conn
+                .prepare_cached(
+                    "INSERT INTO jobs (id, source, size, mtime_ms, content_hash, storyteller, \
+                     model, preset, cache_key, no_cache, priority, batch_id, fair_key, state, \
+                     stage, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'queued', \
+                     'waiting', ?14, ?14)",
+                )?
+                .execute(params![
+                    id_text,
+                    source,
+                    size,
+                    job.mtime_ms,
+                    job.content_hash,
+                    job.spec.storyteller,
+                    job.spec.model,
+                    job.spec.preset,
+                    cache_key,
+                    job.no_cache,
+                    job.priority.rank(),
+                    batch_text,
+                    next_key[rank],
+                    now,
+                ])?,
+            Some(story) => conn
+                .prepare_cached(
+                    "INSERT INTO jobs (id, source, size, mtime_ms, content_hash, storyteller, \
+                     model, preset, cache_key, no_cache, priority, batch_id, fair_key, state, \
+                     stage, progress, story, cached, created_at, updated_at, finished_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'succeeded', \
+                     'done', 1, ?14, 1, ?15, ?15, ?15)",
+                )?
+                .execute(params![
+                    id_text,
+                    source,
+                    size,
+                    job.mtime_ms,
+                    job.content_hash,
+                    job.spec.storyteller,
+                    job.spec.model,
+                    job.spec.preset,
+                    cache_key,
+                    job.no_cache,
+                    job.priority.rank(),
+                    batch_text,
+                    next_key[rank],
+                    story,
+                    now,
+                ])?,
+        };
+        drop(source);
+        let seq = conn.last_insert_rowid();
+        batch_seqs = Some(batch_seqs.map_or((seq, seq), |(first, _)| (first, seq)));
         let cached = story.is_some();
         if cached {
             cache_hits += 1;
@@ -497,6 +622,10 @@ fn enqueue_batch(
         added_views.push(JobView::from(&stored));
         results.push(Enqueued::Added(stored));
     }
+    if let Some((first, last)) = batch_seqs {
+        conn.prepare_cached("UPDATE batches SET first_seq = ?2, last_seq = ?3 WHERE id = ?1")?
+            .execute(params![batch_text, first, last])?;
+    }
     outbox.cache_hits(cache_hits);
     // Counted once per group; see the schema's migration 2.
     outbox.added(JobState::Queued, added_views.len() as i64 - cache_hits);
@@ -528,12 +657,20 @@ fn claim_jobs(
     // statistics SQLite may sort every queued row on each claim; `jobs_ready` is already in
     // claim order, so a claim is one seek. A job whose twin (same cache key) is running waits:
     // when the twin succeeds, it takes its story from the cache instead of paying for it twice.
-    let mut next = conn.prepare_cached(&format!(
-        "SELECT {JOB_COLUMNS}, cache_key, fair_key, seq FROM jobs AS j INDEXED BY jobs_ready \
+    let mut next = conn.prepare_cached(concat!(
+        "SELECT ",
+        job_columns!(),
+        ", fair_key, seq, \
+         CASE WHEN j.no_cache = 0 THEN ( \
+             SELECT story FROM jobs AS done \
+             WHERE done.content_hash = j.content_hash AND done.cache_key = j.cache_key \
+               AND done.state = 'succeeded' AND done.story IS NOT NULL LIMIT 1) END \
+         FROM jobs AS j INDEXED BY jobs_ready \
          WHERE j.state = 'queued' AND j.run_after <= ?1 \
            AND (j.no_cache = 1 OR NOT EXISTS ( \
              SELECT 1 FROM jobs AS twin \
-             WHERE twin.cache_key = j.cache_key AND twin.state = 'running')) \
+             WHERE twin.content_hash = j.content_hash AND twin.cache_key = j.cache_key \
+               AND twin.state = 'running')) \
          ORDER BY j.priority, j.fair_key, j.seq LIMIT 1"
     ))?;
     // Taken by its row number, without RETURNING (which SQLite buffers in a temporary table).
@@ -546,13 +683,14 @@ fn claim_jobs(
         conn.prepare_cached("UPDATE fair_clock SET vtime = max(vtime, ?2) WHERE priority = ?1")?;
     let mut claimed = Vec::with_capacity(max);
     while claimed.len() < max {
-        let Some((mut job, cache_key, fair_key, seq)) = next
+        // The story a finished twin left in the cache comes with the pick, in the same seeks.
+        let Some((mut job, fair_key, seq, cached)) = next
             .query_row([now], |row| {
                 Ok((
                     job_from_row(row)?,
-                    row.get::<_, String>(30)?,
+                    row.get::<_, i64>(30)?,
                     row.get::<_, i64>(31)?,
-                    row.get::<_, i64>(32)?,
+                    row.get::<_, Option<String>>(32)?,
                 ))
             })
             .optional()?
@@ -571,7 +709,7 @@ fn claim_jobs(
         job.progress = 0.0;
         advance_clock.execute(params![job.priority.rank(), fair_key])?;
         if !job.no_cache {
-            if let Some(story) = cached_story(conn, &cache_key)? {
+            if let Some(story) = cached {
                 conn.prepare_cached(
                     "UPDATE jobs SET state = 'succeeded', stage = 'done', progress = 1, \
                      story = ?2, cached = 1, attempts = attempts - 1, lease_owner = NULL, \
@@ -616,7 +754,6 @@ fn finish_job(
     owner: &str,
     outcome: Outcome,
 ) -> Result<Job> {
-    let held = "WHERE id = ?1 AND state = 'running' AND lease_owner = ?2";
     // No RETURNING: SQLite buffers RETURNING rows in a temporary table, a cost paid on every
     // job; one seek afterwards reads the row instead.
     let (to, updated) = match outcome {
@@ -627,11 +764,11 @@ fn finish_job(
         } => {
             let media = media.map(|m| m.to_string());
             let updated = conn
-                .prepare_cached(&format!(
+                .prepare_cached(concat!(
                     "UPDATE jobs SET state = 'succeeded', stage = 'done', progress = 1, story = ?3, \
                      media = coalesce(?4, media), input_tokens = ?5, output_tokens = ?6, \
                      cost_usd = ?7, error_kind = NULL, error_message = NULL, lease_owner = NULL, \
-                     lease_expires = NULL, updated_at = ?8, finished_at = ?8 {held}"
+                     lease_expires = NULL, updated_at = ?8, finished_at = ?8 ", lease_held!(), ""
                 ))?
                 .execute(params![
                         id.to_string(),
@@ -650,10 +787,12 @@ fn finish_job(
             run_after_ms,
         } => {
             let updated = conn
-                .prepare_cached(&format!(
+                .prepare_cached(concat!(
                     "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
                      run_after = ?3, error_kind = ?4, error_message = ?5, lease_owner = NULL, \
-                     lease_expires = NULL, updated_at = ?6 {held}"
+                     lease_expires = NULL, updated_at = ?6 ",
+                    lease_held!(),
+                    ""
                 ))?
                 .execute(params![
                     id.to_string(),
@@ -667,10 +806,12 @@ fn finish_job(
         }
         Outcome::Dead { error } => {
             let updated = conn
-                .prepare_cached(&format!(
+                .prepare_cached(concat!(
                     "UPDATE jobs SET state = 'dead', stage = 'done', error_kind = ?3, \
                      error_message = ?4, lease_owner = NULL, lease_expires = NULL, \
-                     updated_at = ?5, finished_at = ?5 {held}"
+                     updated_at = ?5, finished_at = ?5 ",
+                    lease_held!(),
+                    ""
                 ))?
                 .execute(params![
                     id.to_string(),
@@ -687,11 +828,13 @@ fn finish_job(
                 None => (None, None),
             };
             let updated = conn
-                .prepare_cached(&format!(
+                .prepare_cached(concat!(
                     "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
                      attempts = max(attempts - 1, 0), error_kind = coalesce(?3, error_kind), \
                      error_message = coalesce(?4, error_message), lease_owner = NULL, \
-                     lease_expires = NULL, updated_at = ?5 {held}"
+                     lease_expires = NULL, updated_at = ?5 ",
+                    lease_held!(),
+                    ""
                 ))?
                 .execute(params![id.to_string(), owner, kind, message, now])?;
             (JobState::Queued, updated)
@@ -735,22 +878,26 @@ fn reclaim_jobs(
     let mut touched = Vec::with_capacity(stale.len());
     for id in stale {
         let crashed_out = conn
-            .prepare_cached(&format!(
+            .prepare_cached(concat!(
                 "UPDATE jobs SET state = 'dead', stage = 'done', error_kind = 'crashed', \
                  error_message = 'Storyteller stopped while working on this video ' || attempts || \
                  ' times; it was set aside so it cannot stall the queue (retry it to try again)', \
                  lease_owner = NULL, lease_expires = NULL, updated_at = ?2, finished_at = ?2 \
-                 WHERE id = ?1 AND state = 'running' AND attempts >= ?3 RETURNING {JOB_COLUMNS}"
+                 WHERE id = ?1 AND state = 'running' AND attempts >= ?3 RETURNING ",
+                job_columns!(),
+                ""
             ))?
             .query_row(params![id, now, max_attempts], job_from_row)
             .optional()?;
         let job = match crashed_out {
             Some(job) => Some(job),
             None => conn
-                .prepare_cached(&format!(
+                .prepare_cached(concat!(
                     "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
                      run_after = 0, lease_owner = NULL, lease_expires = NULL, updated_at = ?2 \
-                     WHERE id = ?1 AND state = 'running' RETURNING {JOB_COLUMNS}"
+                     WHERE id = ?1 AND state = 'running' RETURNING ",
+                    job_columns!(),
+                    ""
                 ))?
                 .query_row(params![id, now], job_from_row)
                 .optional()?,
@@ -825,8 +972,12 @@ impl JobStore for SqliteStore {
 
     fn find_existing(&self, keys: Vec<SourceKey>) -> StoreFuture<'_, Vec<Option<Job>>> {
         Box::pin(async move {
-            self.read(move |conn| keys.iter().map(|key| existing_job(conn, key)).collect())
-                .await
+            self.read(move |conn| {
+                keys.iter()
+                    .map(|key| existing_job(conn, &key.source, key.size, key.mtime_ms, &key.spec))
+                    .collect()
+            })
+            .await
         })
     }
 
@@ -975,10 +1126,12 @@ impl JobStore for SqliteStore {
                 };
                 from.check_transition(JobState::Cancelled)?;
                 let job = conn
-                    .prepare_cached(&format!(
+                    .prepare_cached(concat!(
                         "UPDATE jobs SET state = 'cancelled', stage = 'done', lease_owner = NULL, \
                          lease_expires = NULL, updated_at = ?2, finished_at = ?2 \
-                         WHERE id = ?1 AND state = ?3 RETURNING {JOB_COLUMNS}"
+                         WHERE id = ?1 AND state = ?3 RETURNING ",
+                        job_columns!(),
+                        ""
                     ))?
                     .query_row(params![id.to_string(), now, from.as_str()], job_from_row)?;
                 job_moved(conn, outbox, from, &job)?;
@@ -1005,10 +1158,12 @@ impl JobStore for SqliteStore {
                     .into());
                 }
                 let job = conn
-                    .prepare_cached(&format!(
+                    .prepare_cached(concat!(
                         "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
                          attempts = 0, run_after = 0, story = NULL, finished_at = NULL, \
-                         updated_at = ?2 WHERE id = ?1 AND state = ?3 RETURNING {JOB_COLUMNS}"
+                         updated_at = ?2 WHERE id = ?1 AND state = ?3 RETURNING ",
+                        job_columns!(),
+                        ""
                     ))?
                     .query_row(params![id.to_string(), now, from.as_str()], job_from_row)?;
                 job_moved(conn, outbox, from, &job)?;
@@ -1023,10 +1178,12 @@ impl JobStore for SqliteStore {
         Box::pin(async move {
             self.write(move |conn, outbox, now| {
                 let jobs = conn
-                    .prepare_cached(&format!(
+                    .prepare_cached(concat!(
                         "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
                          attempts = 0, run_after = 0, story = NULL, finished_at = NULL, \
-                         updated_at = ?1 WHERE state = 'dead' RETURNING {JOB_COLUMNS}"
+                         updated_at = ?1 WHERE state = 'dead' RETURNING ",
+                        job_columns!(),
+                        ""
                     ))?
                     .query_map([now], job_from_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -1152,15 +1309,18 @@ impl JobStore for SqliteStore {
     fn list(&self, filter: JobFilter) -> StoreFuture<'_, Vec<Job>> {
         Box::pin(async move {
             self.read(move |conn| {
-                let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1");
+                let mut sql =
+                    String::from(concat!("SELECT ", job_columns!(), " FROM jobs WHERE 1 = 1"));
                 let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
                 if let Some(state) = filter.state {
                     sql.push_str(" AND state = ?");
                     args.push(Box::new(state.as_str()));
                 }
                 if let Some(batch) = filter.batch {
-                    sql.push_str(" AND batch_id = ?");
-                    args.push(Box::new(batch.to_string()));
+                    sql.push_str(concat!(" AND ", in_batch!("?")));
+                    for _ in 0..3 {
+                        args.push(Box::new(batch.to_string()));
+                    }
                 }
                 if let Some(storyteller) = filter.storyteller {
                     sql.push_str(" AND storyteller = ?");

@@ -305,6 +305,47 @@ fn commit_while_queued(shared: &Shared) {
     }
 }
 
+/// The immediate transaction a group runs in, begun and committed by cached statements:
+/// rusqlite's own transaction parses `BEGIN` and `COMMIT` afresh every time, a cost paid per
+/// group, so per claim and per finish under load. Rolls back when dropped uncommitted.
+struct GroupTransaction<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> GroupTransaction<'c> {
+    fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        Ok(Self { conn, open: true })
+    }
+
+    fn commit(mut self) -> rusqlite::Result<()> {
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for GroupTransaction<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for GroupTransaction<'_> {
+    fn drop(&mut self) {
+        // A failed COMMIT can leave the transaction open (SQLITE_BUSY); it must not linger
+        // into the next group. Nothing to do if SQLite has rolled back by itself already.
+        if self.open && !self.conn.is_autocommit() {
+            if let Err(error) = self.conn.execute_batch("ROLLBACK") {
+                tracing::error!(%error, "rolling back a failed group");
+            }
+        }
+    }
+}
+
 fn commit_group(
     conn: &mut Connection,
     bus: &EventBus,
@@ -313,9 +354,7 @@ fn commit_group(
     upkeep: bool,
 ) {
     let committed = (|| -> std::result::Result<Option<Event>, String> {
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| e.to_string())?;
+        let tx = GroupTransaction::begin(conn).map_err(|e| e.to_string())?;
         let before = (hooks.change_mark)(&tx).map_err(|e| e.to_string())?;
         let mut counts_changed = false;
         let mut deltas = [0i64; COUNTERS];

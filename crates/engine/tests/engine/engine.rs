@@ -2,7 +2,7 @@
 //! wire shape, cancel, and changes made by another process on the same home.
 
 use crate::fixtures::{fast_config, registry_of, Scripted};
-use rand::Rng as _;
+use rand::RngExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use storyteller_engine::clock::ManualClock;
 use storyteller_engine::job::{ErrorKind, JobError, Priority, Usage};
-use storyteller_engine::store::{JobFilter, JobStore, Outcome, SqliteStore};
+use storyteller_engine::store::{Enqueued, JobFilter, JobStore, Outcome, SqliteStore};
 use storyteller_engine::{EngineError, Event, EventBus, JobState};
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -611,4 +611,129 @@ async fn counts_kept_by_the_writer_equal_a_full_count_through_every_kind_of_chan
     store.clear_finished().await.unwrap();
     check(store.stats().await.unwrap(), real_counts());
     assert!(store.stats().await.unwrap().total() > 0);
+}
+
+/// The jobs of batch `batch`, as `list` finds them.
+async fn batch_jobs(store: &SqliteStore, batch: storyteller_engine::job::BatchId) -> Vec<String> {
+    let filter = JobFilter {
+        batch: Some(batch),
+        ..JobFilter::default()
+    };
+    store
+        .list(filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|job| job.source.to_string_lossy().into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_lists_exactly_its_jobs_even_after_removed_jobs_numbers_are_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let (first, added) = store.enqueue(jobs("a", 3)).await.unwrap();
+    // The newest job goes: the next batch's first job gets its row number back.
+    store.delete(added[2].job().id).await.unwrap();
+    let (second, _) = store.enqueue(jobs("b", 2)).await.unwrap();
+    assert_eq!(
+        batch_jobs(&store, first).await,
+        ["/videos/a0.mp4", "/videos/a1.mp4"]
+    );
+    assert_eq!(
+        batch_jobs(&store, second).await,
+        ["/videos/b0.mp4", "/videos/b1.mp4"]
+    );
+    // A batch whose every file was there already stores nothing.
+    let (third, again) = store.enqueue(jobs("b", 2)).await.unwrap();
+    assert!(again.iter().all(|e| matches!(e, Enqueued::Existing(_))));
+    assert!(batch_jobs(&store, third).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_same_file_twice_in_one_batch_makes_one_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let (_, added) = store
+        .enqueue(vec![
+            job("a.mp4", "a"),
+            job("b.mp4", "b"),
+            job("a.mp4", "a"),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(added[0], Enqueued::Added(_)));
+    assert!(matches!(added[1], Enqueued::Added(_)));
+    let Enqueued::Existing(twice) = &added[2] else {
+        panic!("the second a.mp4 made a job: {:?}", added[2]);
+    };
+    assert_eq!(twice.id, added[0].job().id);
+    assert_eq!(store.stats().await.unwrap().queued, 2);
+}
+
+#[tokio::test]
+async fn a_database_from_before_batch_ranges_keeps_its_batches_and_cache() {
+    use storyteller_engine::store::schema::{self, MIGRATIONS};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    // A database as the build before migration 3 left it: two batches, one story told.
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        schema::configure(&conn).unwrap();
+        schema::migrate_with(&mut conn, &path, &MIGRATIONS[..2]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO batches (id, created_at) VALUES
+                 ('0190a3c0-0000-7000-8000-000000000001', 1),
+                 ('0190a3c0-0000-7000-8000-000000000002', 2);
+             INSERT INTO jobs (id, source, size, mtime_ms, content_hash, storyteller, model,
+                 preset, cache_key, priority, batch_id, fair_key, state, stage, story,
+                 created_at, updated_at)
+             VALUES
+                 ('0190a3c0-0000-7000-8000-00000000000a', '/old/a.mp4', 1, 0, 'ha', 'scripted',
+                  'm', 'p', 'ka', 1, '0190a3c0-0000-7000-8000-000000000001', 1, 'succeeded',
+                  'done', 'an old story', 1, 1),
+                 ('0190a3c0-0000-7000-8000-00000000000b', '/old/b.mp4', 1, 0, 'hb', 'scripted',
+                  'm', 'p', 'kb', 1, '0190a3c0-0000-7000-8000-000000000002', 2, 'queued',
+                  'waiting', NULL, 2, 2),
+                 ('0190a3c0-0000-7000-8000-00000000000c', '/old/c.mp4', 1, 0, 'hc', 'scripted',
+                  'm', 'p', 'kc', 1, '0190a3c0-0000-7000-8000-000000000001', 3, 'queued',
+                  'waiting', NULL, 3, 3);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path, EventBus::new()).await.unwrap();
+    let first = "0190a3c0-0000-7000-8000-000000000001".parse().unwrap();
+    let second = "0190a3c0-0000-7000-8000-000000000002".parse().unwrap();
+    assert_eq!(
+        batch_jobs(&store, first).await,
+        ["/old/a.mp4", "/old/c.mp4"]
+    );
+    assert_eq!(batch_jobs(&store, second).await, ["/old/b.mp4"]);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        !indexes
+            .iter()
+            .any(|name| name == "jobs_batch" || name == "jobs_cache"),
+        "{indexes:?}"
+    );
+    // The old story still serves a new copy of its video from the cache.
+    let mut copy = job("copy.mp4", "x");
+    copy.content_hash = "ha".into();
+    copy.spec.model = "m".into();
+    copy.spec.preset = "p".into();
+    let cache_key_matches = copy.spec.cache_key("ha");
+    conn.execute(
+        "UPDATE jobs SET cache_key = ?1 WHERE source = '/old/a.mp4'",
+        [&cache_key_matches],
+    )
+    .unwrap();
+    let told = store.enqueue(vec![copy]).await.unwrap().only();
+    assert_eq!(told.story.as_deref(), Some("an old story"));
 }
