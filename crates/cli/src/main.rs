@@ -581,32 +581,39 @@ fn exit_code(failed: bool) -> ExitCode {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM, saying that running jobs go back; a second signal exits at
-/// once.
+/// Resolves on Ctrl-C, SIGTERM or SIGHUP, saying that running jobs go back; a second signal
+/// exits at once.
 async fn shutdown_signal() {
     interrupt().await;
-    eprintln!("stopping: running jobs go back to the queue (press Ctrl-C again to quit at once)");
+    // Not `eprintln!`: after SIGHUP the terminal may be gone, and a failed write must not turn a
+    // clean stop into a panic.
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        b"stopping: running jobs go back to the queue (press Ctrl-C again to quit at once)\n",
+    );
     tokio::spawn(async {
         let _ = tokio::signal::ctrl_c().await;
         std::process::exit(130);
     });
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
+/// Resolves on Ctrl-C, SIGTERM or SIGHUP (the terminal closed, the session logged out): each
+/// is a clean stop.
 async fn interrupt() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
+        let (Ok(mut term), Ok(mut hangup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
         };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
+            _ = hangup.recv() => {}
         }
     }
     #[cfg(not(unix))]

@@ -199,3 +199,135 @@ fn sigterm_stops_promptly_and_puts_running_jobs_back_without_counting_them() {
     );
     sandbox.assert_database_intact();
 }
+
+/// The children (pid, command name) of the process `parent`, from `/proc`.
+fn children_of(parent: u32) -> Vec<(u32, String)> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid …"; comm may hold spaces, so split after its ')'.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let name = head
+            .split_once('(')
+            .map(|(_, n)| n)
+            .unwrap_or("")
+            .to_owned();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent) {
+            children.push((pid, name));
+        }
+    }
+    children
+}
+
+/// Whether process `pid` still runs (a zombie waiting to be reaped does not).
+fn still_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with(['R', 'S', 'D']))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn no_ffmpeg_outlives_a_runner_killed_with_sigkill() {
+    let sandbox = Sandbox::new();
+    queue_videos(&sandbox, 2, 3);
+    // A probe that hangs without a word: nothing it writes can fail and end it once its parent
+    // is gone, as a real ffmpeg busy on a long video would not either.
+    let hanging = sandbox.videos().join("ffprobe-that-hangs");
+    std::fs::write(&hanging, "#!/bin/sh\nexec sleep 300\n").expect("writing the fake ffprobe");
+    std::fs::set_permissions(
+        &hanging,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("making the fake ffprobe executable");
+    let runner = sandbox.spawn_with_env(
+        &[("STORYTELLER_FFPROBE", hanging.to_str().expect("UTF-8"))],
+        &["run", "--concurrency", "2"],
+    );
+    let pid = runner.pid();
+    let deadline = Instant::now() + RUN_DEADLINE;
+    let children = loop {
+        let tools = children_of(pid);
+        if tools.len() >= 2 {
+            break tools;
+        }
+        assert!(Instant::now() < deadline, "no ffmpeg child ever started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    runner.kill_hard();
+    let gone_by = Instant::now() + Duration::from_secs(3);
+    loop {
+        let orphans: Vec<&(u32, String)> = children
+            .iter()
+            .filter(|(child, _)| still_running(*child))
+            .collect();
+        if orphans.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < gone_by,
+            "children of the killed runner still running: {orphans:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sighup_is_a_clean_stop_that_counts_no_attempt() {
+    let sandbox = Sandbox::new();
+    queue_videos(&sandbox, 3, 30);
+    let runner = sandbox.spawn(&["run", "--concurrency", "3"]);
+    sandbox.wait_for_jobs(RUN_DEADLINE, "jobs running", |jobs| {
+        count_in(jobs, "running") >= 2
+    });
+    runner.signal("HUP");
+    let out = runner.wait(Duration::from_secs(20));
+    assert_eq!(out.code, Some(0), "SIGHUP is a clean stop:\n{out}");
+    let jobs = sandbox.jobs();
+    assert_eq!(count_in(&jobs, "running"), 0, "{:#?}", summary(&jobs));
+    assert!(
+        jobs.iter()
+            .filter(|j| j["state"] == "queued")
+            .all(|j| j["attempts"] == 0 && j["error"].is_null()),
+        "a hang-up counted an attempt: {:#?}",
+        summary(&jobs)
+    );
+    sandbox.assert_database_intact();
+}
+
+#[test]
+fn after_a_clean_exit_the_database_file_alone_holds_every_job() {
+    let sandbox = Sandbox::new();
+    let videos = queue_videos(&sandbox, 2, 3);
+    sandbox.work_queue();
+    let database = sandbox.database();
+    let wal = database.with_file_name("storyteller.db-wal");
+    let wal_bytes = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(
+        wal_bytes, 0,
+        "the write-ahead log still holds {wal_bytes} bytes"
+    );
+    // A backup of the `.db` file and nothing else.
+    let backup = Sandbox::new();
+    std::fs::create_dir_all(backup.home()).expect("backup home");
+    std::fs::copy(&database, backup.database()).expect("copying the database alone");
+    let jobs = backup.jobs();
+    assert_eq!(
+        count_in(&jobs, "succeeded"),
+        videos.len(),
+        "{:#?}",
+        summary(&jobs)
+    );
+    assert!(jobs.iter().all(|j| j["story"].is_string()), "{jobs:#?}");
+}
