@@ -3,6 +3,7 @@
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
+use std::io::Write as _;
 use storyteller_engine::wire::AddProgress;
 use storyteller_engine::{Engine, Event, JobId, JobState, Subscription};
 use tokio::task::JoinHandle;
@@ -108,18 +109,33 @@ async fn draw(
     // Lines go through the multi-progress when bars are drawn, straight to stderr otherwise.
     let say = |multi: &MultiProgress, line: String| {
         if multi.is_hidden() {
-            eprintln!("{line}");
+            // A closed terminal (SIGHUP) must not turn a line into a panic.
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
         } else {
             let _ = multi.println(line);
         }
     };
+    let mut stopping = false;
     loop {
-        let event = tokio::select! {
-            _ = &mut stopped => break,
-            event = events.recv() => match event {
+        let event = if stopping {
+            // Stopped: what is already published still gets its line (the last jobs of a run
+            // finish just before the stop), then the display ends.
+            match events.try_recv() {
                 Some(envelope) => envelope.event,
                 None => break,
-            },
+            }
+        } else {
+            tokio::select! {
+                biased;
+                event = events.recv() => match event {
+                    Some(envelope) => envelope.event,
+                    None => break,
+                },
+                _ = &mut stopped => {
+                    stopping = true;
+                    continue;
+                }
+            }
         };
         match event {
             Event::JobUpdated {

@@ -743,3 +743,30 @@ fn commands_started_together_on_a_new_home_all_work() {
         }
     }
 }
+
+#[test]
+fn run_prints_the_final_line_of_every_job_before_it_exits() {
+    let sandbox = Sandbox::new();
+    let folder = sandbox.videos().join("many");
+    std::fs::create_dir_all(&folder).expect("a folder");
+    for i in 0..2000 {
+        std::fs::write(folder.join(format!("clip-{i:04}.mp4")), format!("clip {i}"))
+            .expect("a file");
+    }
+    let (added, _, code) = sandbox.add(&[&folder], &[]);
+    assert_eq!((added.len(), code), (2000, Some(0)));
+    // Gone before the run: each job fails at once, without a tool run, so the jobs end as fast
+    // as the queue can end them.
+    std::fs::remove_dir_all(&folder).expect("removing the files");
+    let out = sandbox.run_within(
+        crate::support::RUN_DEADLINE,
+        &["run", "--until-empty", "--concurrency", "8"],
+    );
+    assert_eq!(out.code, Some(1), "{out}");
+    let finals = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("✗ clip-"))
+        .count();
+    assert_eq!(finals, 2000, "final lines printed: {finals} of 2000");
+}

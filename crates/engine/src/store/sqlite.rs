@@ -697,6 +697,9 @@ fn claim_jobs(
         else {
             break;
         };
+        // Cache hits and misses count jobs, not attempts: a job put back by a clean stop (its
+        // attempt refunded) and claimed again is still the one miss it was.
+        let first_claim = job.started_at_ms.is_none();
         take.execute(params![seq, owner, now + lease_ms, now])?;
         // The row as the update left it.
         job.state = JobState::Running;
@@ -735,7 +738,7 @@ fn claim_jobs(
                 outbox.events.push(Event::about(&done));
                 continue;
             }
-            if job.attempts == 1 {
+            if first_claim {
                 outbox.cache_miss();
             }
         }

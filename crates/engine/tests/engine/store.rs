@@ -338,6 +338,29 @@ async fn result_cache_serves_identical_videos_and_counts_hits_and_misses() {
 }
 
 #[tokio::test]
+async fn a_job_put_back_twice_by_clean_stops_counts_one_cache_miss() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let added = store.enqueue(jobs("s", 3)).await.unwrap().jobs();
+    for _ in 0..2 {
+        let claimed = store.claim("w", 3, LEASE).await.unwrap();
+        assert_eq!(claimed.len(), 3);
+        for job in &claimed {
+            store
+                .finish(job.id, "w", Outcome::Released { error: None })
+                .await
+                .unwrap();
+        }
+    }
+    store.claim("w", 3, LEASE).await.unwrap();
+    for job in &added {
+        store.finish(job.id, "w", succeeded("told")).await.unwrap();
+    }
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.cache_misses, stats.cache_hits), (3, 0));
+}
+
+#[tokio::test]
 async fn events_follow_commits_and_stats_stay_exact() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path()).await;
