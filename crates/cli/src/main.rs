@@ -24,7 +24,9 @@ use storyteller_engine::job::{JobState, Priority};
 use storyteller_engine::pool::{PoolConfig, RunUntil};
 use storyteller_engine::retry::RetryPolicy;
 use storyteller_engine::settings::Settings;
-use storyteller_engine::wire::{AddOptions, ExportQuery, ListOrder, ListQuery, WaitOutcome};
+use storyteller_engine::wire::{
+    AddOptions, ExportQuery, JobView, ListOrder, ListQuery, WaitOutcome,
+};
 use storyteller_engine::{BatchId, Engine, EngineError, EngineOptions, JobId};
 
 /// Turns videos into written stories, offline or with an AI model.
@@ -380,8 +382,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("queue paused: {reason}");
             }
             let finished = engine.jobs(&ids).await?;
-            let failed =
-                finished.iter().any(|j| j.state != JobState::Succeeded) || report.any_refused();
+            // A job removed meanwhile (`rm` from another terminal) ends the wait for it too.
+            let removed: Vec<&JobView> = report
+                .jobs()
+                .filter(|job| !finished.iter().any(|f| f.id == job.id))
+                .collect();
+            for job in &removed {
+                eprintln!(
+                    "{} was removed from the queue before its story was written",
+                    job.file
+                );
+            }
+            let failed = finished.iter().any(|j| j.state != JobState::Succeeded)
+                || report.any_refused()
+                || !removed.is_empty();
             if json {
                 output::print_json(&finished)?;
             } else {

@@ -235,14 +235,26 @@ pub fn mtime_ms(meta: &std::fs::Metadata) -> i64 {
 }
 
 /// What a file is now, when it is no longer what a job recorded: (size, mtime, content hash).
-/// `None` when it is unchanged, or cannot be read (the storyteller then reports why).
-pub fn changed_since(path: &Path, size: u64, mtime: i64) -> Option<(u64, i64, String)> {
-    let meta = std::fs::metadata(path).ok()?;
-    if meta.len() == size && mtime_ms(&meta) == mtime {
-        return None;
+/// `Ok(None)` when it is unchanged, or cannot be read (the storyteller then reports why); an
+/// error when something that is not a file stands at its path now (a pipe or a device swapped
+/// in after it was added), which is never opened: opening a pipe waits for a writer for ever.
+pub fn changed_since(
+    path: &Path,
+    size: u64,
+    mtime: i64,
+) -> Result<Option<(u64, i64, String)>, String> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(None);
+    };
+    if !meta.is_file() {
+        return Err("not a regular file any more (a device, pipe or socket is there now)".into());
     }
-    let content_hash = hash_file(path).ok()?;
-    Some((meta.len(), mtime_ms(&meta), content_hash))
+    if meta.len() == size && mtime_ms(&meta) == mtime {
+        return Ok(None);
+    }
+    Ok(hash_file(path)
+        .ok()
+        .map(|content_hash| (meta.len(), mtime_ms(&meta), content_hash)))
 }
 
 /// Streams the file through blake3; the hex digest. Memory stays at one buffer whatever the size.

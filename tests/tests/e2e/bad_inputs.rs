@@ -410,3 +410,29 @@ fn a_video_replaced_after_it_was_queued_does_not_lend_its_story_to_the_original(
     assert_eq!(out.code, Some(0), "{out}");
     assert_good_video_told(&sandbox);
 }
+
+#[test]
+fn a_pipe_swapped_in_after_add_fails_its_job_without_hanging_the_run() {
+    let sandbox = Sandbox::new();
+    let good = good_video(&sandbox);
+    let doomed = sandbox.video("swapped.mp4", Look::varied(1, 3));
+    let (added, _, code) = sandbox.add(&[&good, &doomed], &[]);
+    assert_eq!((added.len(), code), (2, Some(0)));
+    std::fs::remove_file(&doomed).expect("removing the video");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&doomed)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success(), "mkfifo failed");
+    // Nobody ever writes to the pipe: opening it would wait for ever.
+    let started = std::time::Instant::now();
+    let job = work_expecting_failure_of(&sandbox, "swapped.mp4");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the run took {:?}",
+        started.elapsed()
+    );
+    let message = error_message(&job);
+    assert!(message.contains("not a regular file"), "{message}");
+    assert_good_video_told(&sandbox);
+}

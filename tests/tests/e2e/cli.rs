@@ -770,3 +770,32 @@ fn run_prints_the_final_line_of_every_job_before_it_exits() {
         .count();
     assert_eq!(finals, 2000, "final lines printed: {finals} of 2000");
 }
+
+#[test]
+fn process_ends_when_one_of_its_jobs_is_removed_from_another_terminal_and_says_so() {
+    let sandbox = Sandbox::new();
+    let videos: Vec<PathBuf> = (0..3)
+        .map(|i| sandbox.video(&format!("gone-{i}.mp4"), Look::varied(i, 10)))
+        .collect();
+    let mut args = vec!["process", "--concurrency", "1"];
+    args.extend(videos.iter().map(|v| arg(v)));
+    let processing = sandbox.spawn(&args);
+    let jobs = sandbox.wait_for_jobs(crate::support::RUN_DEADLINE, "a job running", |jobs| {
+        count_in(jobs, "running") == 1 && count_in(jobs, "queued") >= 1
+    });
+    let queued = jobs
+        .iter()
+        .find(|j| j["state"] == "queued")
+        .expect("a queued job");
+    let removed = text(queued, "id").to_owned();
+    let file = text(queued, "file").to_owned();
+    assert_eq!(sandbox.run(&["rm", &removed]).code, Some(0));
+    let out = processing.wait(crate::support::RUN_DEADLINE);
+    assert_eq!(out.code, Some(1), "a removed job is not a success:\n{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("{file} was removed from the queue")),
+        "process did not say the job was removed:\n{out}"
+    );
+    assert_eq!(sandbox.jobs().len(), 2);
+}

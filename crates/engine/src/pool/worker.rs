@@ -15,9 +15,16 @@ use crate::store::Outcome;
 use crate::storyteller::{StoryError, StoryRequest, StorySink};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+
+/// Time allowed for looking at a job's file before it is told, whatever its size …
+const SOURCE_CHECK_BASE: Duration = Duration::from_secs(30);
+/// … plus a second for every this many bytes (a slow USB disk's pace), for hashing a file that
+/// changed since it was added.
+const SLOW_READ_BYTES_PER_S: u64 = 10 * 1024 * 1024;
 
 impl PoolInner {
     /// Registers `job` as running here; its token fires when it must stop.
@@ -141,15 +148,26 @@ impl PoolInner {
     /// The content hash to tell `job` under. A file edited or replaced since it was added is
     /// hashed again and the job updated, so the story is cached under the content it tells,
     /// never under the old content's hash.
-    async fn check_source(&self, job: &Job) -> String {
+    async fn check_source(&self, job: &Job) -> Result<String, StoryError> {
         let (path, size, mtime) = (job.source.clone(), job.size, job.mtime_ms);
-        let changed =
-            tokio::task::spawn_blocking(move || intake::changed_since(&path, size, mtime))
-                .await
-                .ok()
-                .flatten();
+        let check = tokio::task::spawn_blocking(move || intake::changed_since(&path, size, mtime));
+        // A read that stalls (a dead network mount) fails the job instead of holding a worker
+        // for ever; the time allowed grows with the file, at a slow disk's pace.
+        let limit = SOURCE_CHECK_BASE + Duration::from_secs(job.size / SLOW_READ_BYTES_PER_S);
+        let changed = match tokio::time::timeout(limit, check).await {
+            Err(_) => {
+                return Err(StoryError::permanent(format!(
+                    "not readable: timed out after {} s reading the file (is its drive still \
+                     there?)",
+                    limit.as_secs()
+                )))
+            }
+            Ok(Err(_)) => None,
+            Ok(Ok(Err(reason))) => return Err(StoryError::permanent(reason)),
+            Ok(Ok(Ok(changed))) => changed,
+        };
         let Some((size, mtime_ms, content_hash)) = changed else {
-            return job.content_hash.clone();
+            return Ok(job.content_hash.clone());
         };
         tracing::info!(
             size,
@@ -162,7 +180,7 @@ impl PoolInner {
         {
             tracing::warn!(error = %e, "could not record the file's new content");
         }
-        content_hash
+        Ok(content_hash)
     }
 
     /// Runs one job to an outcome to record; `None` when there is nothing to record (cancelled
@@ -180,8 +198,11 @@ impl PoolInner {
                 job.storyteller,
                 self.storytellers.names().join(", ")
             )))),
-            Some(storyteller) => {
-                let content_hash = self.check_source(job).await;
+            Some(storyteller) => 'told: {
+                let content_hash = match self.check_source(job).await {
+                    Ok(content_hash) => content_hash,
+                    Err(error) => break 'told Some(Err(error)),
+                };
                 let request = StoryRequest {
                     job_id: job.id,
                     source: job.source.clone(),
