@@ -118,6 +118,7 @@ fn main() {
             content_hash,
             preset: "narrative".into(),
             model: OFFLINE_MODEL.into(),
+            checkpoint: None,
         };
 
         // Warm the page cache so the figure measures our work, not the first read of the disk.

@@ -466,6 +466,9 @@ pub struct Job {
     pub started_at_ms: Option<i64>,
     /// Finished (ms).
     pub finished_at_ms: Option<i64>,
+    /// What the storyteller saved as it went, for the next attempt to continue from (storage
+    /// only; never on the wire).
+    pub checkpoint: Option<serde_json::Value>,
 }
 
 impl Job {

@@ -545,6 +545,7 @@ mod tests {
             updated_at_ms: 1_795_399_395_000,
             started_at_ms: Some(1_795_399_394_500),
             finished_at_ms: Some(1_795_399_395_000),
+            checkpoint: None,
         }
     }
 

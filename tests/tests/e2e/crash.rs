@@ -331,3 +331,141 @@ fn after_a_clean_exit_the_database_file_alone_holds_every_job() {
     );
     assert!(jobs.iter().all(|j| j["story"].is_string()), "{jobs:#?}");
 }
+
+#[test]
+fn a_job_killed_after_its_decoding_passes_resumes_without_decoding_again() {
+    let sandbox = Sandbox::new();
+    queue_videos(&sandbox, 1, 20);
+    // An ffmpeg that logs every run and takes its time over thumbnails, so the runner can be
+    // killed after the passes (saved as a checkpoint) and before the story is done.
+    let log = sandbox.videos().join("ffmpeg-runs.log");
+    let wrapper = sandbox.videos().join("ffmpeg-logged");
+    let real = which("ffmpeg");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\ncase \"$*\" in *.jpg.part*) sleep 0.5 ;; esac\nexec '{}' \"$@\"\n",
+            log.display(),
+            real.display()
+        ),
+    )
+    .expect("writing the ffmpeg wrapper");
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("making the wrapper executable");
+    let env = [("STORYTELLER_FFMPEG", wrapper.to_str().expect("UTF-8"))];
+
+    let runner = sandbox.spawn_with_env(&env, &["run"]);
+    let deadline = Instant::now() + RUN_DEADLINE;
+    let conn = rusqlite::Connection::open(sandbox.database()).expect("the database");
+    loop {
+        let saved: Option<String> = conn
+            .query_row("SELECT checkpoint FROM jobs", [], |r| r.get(0))
+            .expect("reading the checkpoint");
+        if saved.is_some_and(|s| s.contains("\"passes\":{")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the passes were never saved");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    runner.kill_hard();
+    let jobs = sandbox.jobs();
+    assert_eq!(
+        count_in(&jobs, "running"),
+        1,
+        "killed too late: {:#?}",
+        summary(&jobs)
+    );
+
+    let out = sandbox
+        .spawn_with_env(&env, &["run", "--until-empty"])
+        .wait(RUN_DEADLINE);
+    assert_eq!(out.code, Some(0), "{out}");
+    let runs = std::fs::read_to_string(&log).expect("the ffmpeg log");
+    assert!(
+        runs.lines().filter(|l| l.contains(".jpg.part")).count() > 1,
+        "the restart ran no ffmpeg through the wrapper:\n{runs}"
+    );
+    let scene_passes = runs
+        .lines()
+        .filter(|l| l.contains("metadata=mode=print"))
+        .count();
+    let audio_passes = runs.lines().filter(|l| l.contains("ebur128")).count();
+    assert_eq!(
+        (scene_passes, audio_passes),
+        (1, 1),
+        "the passes ran again after the restart:\n{runs}"
+    );
+    let job = &sandbox.jobs()[0];
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(job["attempts"], 2, "{job:#}");
+    assert!(text(job, "story").contains("analyser"), "{job:#}");
+}
+
+/// The full path of `program` on `PATH`.
+fn which(program: &str) -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("{program} is not on PATH"))
+}
+
+#[test]
+fn fifteen_kills_at_random_moments_set_no_good_video_aside() {
+    let sandbox = Sandbox::new();
+    let folder = sandbox.videos().join("batch");
+    std::fs::create_dir_all(&folder).expect("the batch folder");
+    let videos: Vec<(PathBuf, Look)> = (0..40)
+        .map(|i| {
+            let seconds = 20 + u32::try_from(i * 13 % 41).expect("small");
+            (
+                folder.join(format!("take-{i:02}.mp4")),
+                Look::varied(i, seconds),
+            )
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        for half in videos.chunks(20) {
+            scope.spawn(move || {
+                for (path, look) in half {
+                    crate::support::make_video(path, *look);
+                }
+            });
+        }
+    });
+    let (added, _, code) = sandbox.add(&[&folder], &[]);
+    assert_eq!((added.len(), code), (40, Some(0)));
+
+    // A fixed seed: the same "random" moments on every run of the test.
+    let mut seed: u64 = 0x5eed_cafe;
+    for kill in 0..15 {
+        let runner = sandbox.spawn(&["run", "--concurrency", "3"]);
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let wait_ms = 1000 + (seed >> 33) % 3000;
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        let out = runner.kill_hard();
+        assert_eq!(
+            out.code, None,
+            "kill {kill}: the runner had already exited:\n{out}"
+        );
+    }
+    sandbox.work_queue();
+    let jobs = sandbox.jobs();
+    assert_eq!(jobs.len(), 40, "{:#?}", summary(&jobs));
+    assert_eq!(
+        count_in(&jobs, "succeeded"),
+        40,
+        "a good video was set aside: {:#?}",
+        summary(&jobs)
+    );
+    let sources: HashSet<&str> = jobs.iter().map(|j| text(j, "source")).collect();
+    assert_eq!(sources.len(), 40, "a video was told twice");
+    assert!(
+        jobs.iter().all(|j| j["error"].is_null()),
+        "{:#?}",
+        summary(&jobs)
+    );
+    sandbox.assert_database_intact();
+}

@@ -173,6 +173,20 @@ impl Analysis {
     }
 }
 
+/// What the scene and audio passes found: the slow part of an analysis, kept between attempts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PassesDone {
+    /// How the picture pass decoded.
+    pub strategy: SceneStrategy,
+    /// The scenes between the cuts found.
+    pub scenes: Vec<Scene>,
+    /// When only keyframes were decoded, their times (where thumbnails can be taken cheaply).
+    pub keyframe_times: Option<Vec<f64>>,
+    /// The sound, if there is any.
+    pub audio: Option<AudioFacts>,
+}
+
 /// Located ffmpeg and ffprobe binaries, and where thumbnails go.
 #[derive(Clone, Debug)]
 pub struct Media {
@@ -259,10 +273,22 @@ impl Media {
         content_hash: &str,
         progress: &mut (dyn FnMut(f64) + Send),
     ) -> Result<Analysis, MediaError> {
-        let strategy = self
-            .options
-            .strategy
-            .unwrap_or_else(|| scenes::choose_strategy(info));
+        self.analyse_resuming(path, info, content_hash, None, progress, &mut |_| {})
+            .await
+    }
+
+    /// [`Media::analyse_probed`], continuing from `passes` (the scene and audio passes an
+    /// earlier attempt finished) when given, and handing the passes to `passes_done` as soon as
+    /// they are finished here, so that a later attempt can skip them: they are most of the work.
+    pub async fn analyse_resuming(
+        &self,
+        path: &Path,
+        info: &MediaInfo,
+        content_hash: &str,
+        passes: Option<PassesDone>,
+        progress: &mut (dyn FnMut(f64) + Send),
+        passes_done: &mut (dyn FnMut(&PassesDone) + Send),
+    ) -> Result<Analysis, MediaError> {
         let dir = self.thumbnails_dir(content_hash);
         // Made first: a full disk should fail before minutes of decoding, not after.
         tokio::fs::create_dir_all(&dir)
@@ -272,12 +298,34 @@ impl Media {
                 message: e.to_string(),
             })?;
 
-        let (scene_pass, audio) = self.passes(path, info, strategy, progress).await?;
-        let cuts = scenes::detect_cuts(&scene_pass.samples);
-        let mut scenes = scenes::scenes_from_cuts(&cuts, info.duration_secs);
-        let keyframe_times: Option<Vec<f64>> = (strategy == SceneStrategy::KeyframesOnly)
-            .then(|| scene_pass.samples.iter().map(|s| s.0).collect());
-        drop(scene_pass);
+        let PassesDone {
+            strategy,
+            mut scenes,
+            keyframe_times,
+            audio,
+        } = match passes {
+            Some(passes) => {
+                progress(PASSES_SHARE);
+                passes
+            }
+            None => {
+                let strategy = self
+                    .options
+                    .strategy
+                    .unwrap_or_else(|| scenes::choose_strategy(info));
+                let (scene_pass, audio) = self.passes(path, info, strategy, progress).await?;
+                let cuts = scenes::detect_cuts(&scene_pass.samples);
+                let done = PassesDone {
+                    strategy,
+                    scenes: scenes::scenes_from_cuts(&cuts, info.duration_secs),
+                    keyframe_times: (strategy == SceneStrategy::KeyframesOnly)
+                        .then(|| scene_pass.samples.iter().map(|s| s.0).collect()),
+                    audio,
+                };
+                passes_done(&done);
+                done
+            }
+        };
         let picks = pick_keyframes(
             &scenes,
             info.duration_secs,

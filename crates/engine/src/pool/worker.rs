@@ -209,9 +209,11 @@ impl PoolInner {
                     content_hash,
                     preset: job.preset.clone(),
                     model: job.model.clone(),
+                    checkpoint: job.checkpoint.clone(),
                 };
                 let mut sink = StorySink::new(job.id, job.attempts, self.bus.clone());
                 let mut status = sink.watch_status();
+                let mut checkpoints = sink.watch_checkpoints();
                 let result = {
                     let tell = storyteller.tell(&request, &mut sink);
                     tokio::pin!(tell);
@@ -225,6 +227,10 @@ impl PoolInner {
                             biased;
                             _ = token.cancelled() => break None,
                             result = &mut tell => break Some(result),
+                            // Saved at once: a checkpoint is work a kill must not undo.
+                            Ok(()) = checkpoints.changed() => {
+                                self.keep_checkpoint(job, &mut checkpoints, &mut status).await;
+                            }
                             _ = save.tick() => {
                                 if status.has_changed().unwrap_or(false) {
                                     let (stage, progress) = *status.borrow_and_update();
@@ -236,6 +242,11 @@ impl PoolInner {
                         }
                     }
                 };
+                // A failure right after a checkpoint: the next attempt still starts from it.
+                if !matches!(result, Some(Ok(_))) && checkpoints.has_changed().unwrap_or(false) {
+                    self.keep_checkpoint(job, &mut checkpoints, &mut status)
+                        .await;
+                }
                 result.map(|r| r.map(|usage| (usage, sink.into_parts())))
             }
         };
@@ -257,6 +268,36 @@ impl PoolInner {
                 usage,
             }),
             Some(Err(error)) => Some(self.outcome_for_error(job, error).await),
+        }
+    }
+
+    /// Writes the latest checkpoint, and the progress it stands for: how far a job had got
+    /// when it was interrupted decides whether the interruption counts against it.
+    async fn keep_checkpoint(
+        &self,
+        job: &Job,
+        checkpoints: &mut tokio::sync::watch::Receiver<Option<Arc<serde_json::Value>>>,
+        status: &mut tokio::sync::watch::Receiver<(crate::job::Stage, f64)>,
+    ) {
+        let saved = checkpoints.borrow_and_update().clone();
+        let Some(saved) = saved else {
+            return;
+        };
+        if let Err(e) = self
+            .store
+            .save_checkpoint(job.id, &self.owner, (*saved).clone())
+            .await
+        {
+            tracing::warn!(error = %e, "could not save the work done so far");
+            return;
+        }
+        let (stage, progress) = *status.borrow_and_update();
+        if let Err(e) = self
+            .store
+            .report(job.id, &self.owner, stage, progress)
+            .await
+        {
+            tracing::debug!(error = %e, "could not save progress");
         }
     }
 

@@ -141,6 +141,15 @@ pub trait JobStore: Send + Sync + 'static {
     /// Records a running job's stage and progress.
     fn report(&self, id: JobId, owner: &str, stage: Stage, progress: f64) -> StoreFuture<'_, ()>;
 
+    /// Keeps what a running job's storyteller has done so far, for its next attempt (handed
+    /// back in [`Job::checkpoint`] by [`JobStore::claim`]); ignored once the job is not ours.
+    fn save_checkpoint(
+        &self,
+        id: JobId,
+        owner: &str,
+        checkpoint: serde_json::Value,
+    ) -> StoreFuture<'_, ()>;
+
     /// Records that a running job's file changed since it was added: its new size, mtime and
     /// content hash (and so its result-cache key), so its story is cached under what was told.
     fn update_source(

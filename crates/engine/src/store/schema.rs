@@ -227,6 +227,22 @@ pub const MIGRATIONS: &[Migration] = &[
     CREATE INDEX jobs_content ON jobs (content_hash, cache_key);
     "#,
     },
+    // 4: work kept across attempts, and interruptions told apart from a video's fault. Older
+    // builds can ignore both: they start each attempt afresh and count every interruption, as
+    // they always did.
+    Migration {
+        needs: 3,
+        sql: r#"
+    -- What the storyteller saved as it went (JSON, its own shape): the next attempt continues
+    -- from there. Cleared when the job succeeds, is retried by hand, or its file changes.
+    ALTER TABLE jobs ADD COLUMN checkpoint TEXT;
+    -- Interruptions (the process died mid-job) held against the video: only those after which
+    -- the job had got no further than before; see `store::sqlite::reclaim_jobs`.
+    ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;
+    -- The furthest progress an interrupted attempt of the job had reached.
+    ALTER TABLE jobs ADD COLUMN furthest_progress REAL NOT NULL DEFAULT 0;
+    "#,
+    },
 ];
 
 /// The latest schema version this build knows (and migrates a database to).

@@ -11,6 +11,16 @@
 //! keys starting one past the priority's virtual clock (the key of the newest claimed job).
 //! Claiming in (priority, fair key, seq) order then serves batches round-robin, a batch added
 //! later joins the rotation at once, and each claim is one index seek.
+//!
+//! An interruption is not the video's fault until it looks like it. When a worker dies mid-job
+//! (killed, the machine lost power: its lease lapses or its lock file is found free), the job
+//! goes back to the queue; the interruption counts against the video only if the job had got no
+//! further than the furthest an earlier interrupted attempt of it reached (`progress` against
+//! `furthest_progress`; a first attempt that made no progress at all counts). A good video killed
+//! at random moments keeps getting further, the more so as it resumes from its checkpoints, and
+//! is never set aside; one that brings the process down at the same point every time counts
+//! each time and is set aside as `crashed` after `max_attempts` of them. A clean stop is not an
+//! interruption: it refunds the attempt.
 
 use super::feed::{self, Follower, ForeignSink, OwnChanges};
 use super::writer::{Outbox, Writer, WriterHooks, CACHE_HITS, CACHE_MISSES, COUNTERS};
@@ -269,6 +279,9 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         updated_at_ms: row.get(27)?,
         started_at_ms: row.get(28)?,
         finished_at_ms: row.get(29)?,
+        // Read by claims alone (the one place a storyteller needs it): a list of jobs must
+        // not parse every running job's saved work.
+        checkpoint: None,
     })
 }
 
@@ -618,6 +631,7 @@ fn enqueue_batch(
             updated_at_ms: now,
             started_at_ms: None,
             finished_at_ms: finished_at,
+            checkpoint: None,
         };
         added_views.push(JobView::from(&stored));
         results.push(Enqueued::Added(stored));
@@ -660,7 +674,7 @@ fn claim_jobs(
     let mut next = conn.prepare_cached(concat!(
         "SELECT ",
         job_columns!(),
-        ", fair_key, seq, \
+        ", fair_key, seq, j.checkpoint, \
          CASE WHEN j.no_cache = 0 THEN ( \
              SELECT story FROM jobs AS done \
              WHERE done.content_hash = j.content_hash AND done.cache_key = j.cache_key \
@@ -686,11 +700,15 @@ fn claim_jobs(
         // The story a finished twin left in the cache comes with the pick, in the same seeks.
         let Some((mut job, fair_key, seq, cached)) = next
             .query_row([now], |row| {
+                let mut job = job_from_row(row)?;
+                job.checkpoint = row
+                    .get::<_, Option<String>>(32)?
+                    .and_then(|saved| serde_json::from_str(&saved).ok());
                 Ok((
-                    job_from_row(row)?,
+                    job,
                     row.get::<_, i64>(30)?,
                     row.get::<_, i64>(31)?,
-                    row.get::<_, Option<String>>(32)?,
+                    row.get::<_, Option<String>>(33)?,
                 ))
             })
             .optional()?
@@ -769,6 +787,7 @@ fn finish_job(
             let updated = conn
                 .prepare_cached(concat!(
                     "UPDATE jobs SET state = 'succeeded', stage = 'done', progress = 1, story = ?3, \
+                     checkpoint = NULL, \
                      media = coalesce(?4, media), input_tokens = ?5, output_tokens = ?6, \
                      cost_usd = ?7, error_kind = NULL, error_message = NULL, lease_owner = NULL, \
                      lease_expires = NULL, updated_at = ?8, finished_at = ?8 ", lease_held!(), ""
@@ -880,29 +899,49 @@ fn reclaim_jobs(
     }
     let mut touched = Vec::with_capacity(stale.len());
     for id in stale {
-        let crashed_out = conn
-            .prepare_cached(concat!(
+        // Only an interruption after which the job had got no further than its earlier
+        // interrupted attempts counts against the video (see the module doc); the others were
+        // the machine's doing.
+        let counted: Option<bool> = conn
+            .prepare_cached(
+                "SELECT progress <= furthest_progress + 0.0001 FROM jobs \
+                 WHERE id = ?1 AND state = 'running'",
+            )?
+            .query_row([&id], |r| r.get(0))
+            .optional()?;
+        let Some(counted) = counted else {
+            continue;
+        };
+        let crashed_out = if counted {
+            conn.prepare_cached(concat!(
                 "UPDATE jobs SET state = 'dead', stage = 'done', error_kind = 'crashed', \
-                 error_message = 'Storyteller stopped while working on this video ' || attempts || \
-                 ' times; it was set aside so it cannot stall the queue (retry it to try again)', \
+                 interruptions = interruptions + 1, \
+                 error_message = 'Storyteller stopped while working on this video ' || \
+                 (interruptions + 1) || ' times without getting any further; it was set aside \
+                 so it cannot stall the queue (retry it to try again)', \
                  lease_owner = NULL, lease_expires = NULL, updated_at = ?2, finished_at = ?2 \
-                 WHERE id = ?1 AND state = 'running' AND attempts >= ?3 RETURNING ",
+                 WHERE id = ?1 AND state = 'running' AND interruptions + 1 >= ?3 RETURNING ",
                 job_columns!(),
                 ""
             ))?
             .query_row(params![id, now, max_attempts], job_from_row)
-            .optional()?;
+            .optional()?
+        } else {
+            None
+        };
         let job = match crashed_out {
             Some(job) => Some(job),
             None => conn
                 .prepare_cached(concat!(
-                    "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
+                    "UPDATE jobs SET state = 'queued', stage = 'waiting', \
+                     interruptions = interruptions + ?3, \
+                     furthest_progress = max(furthest_progress, progress), progress = 0, \
                      run_after = 0, lease_owner = NULL, lease_expires = NULL, updated_at = ?2 \
                      WHERE id = ?1 AND state = 'running' RETURNING ",
                     job_columns!(),
                     ""
                 ))?
-                .query_row(params![id, now], job_from_row)
+                .query_row(params![id, now, i64::from(counted)], job_from_row)
                 .optional()?,
         };
         if let Some(job) = job {
@@ -1048,6 +1087,27 @@ impl JobStore for SqliteStore {
         })
     }
 
+    fn save_checkpoint(
+        &self,
+        id: JobId,
+        owner: &str,
+        checkpoint: serde_json::Value,
+    ) -> StoreFuture<'_, ()> {
+        let owner = owner.to_owned();
+        Box::pin(async move {
+            let checkpoint = checkpoint.to_string();
+            self.write(move |conn, _, _| {
+                conn.prepare_cached(
+                    "UPDATE jobs SET checkpoint = ?3 \
+                     WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
+                )?
+                .execute(params![id.to_string(), owner, checkpoint])?;
+                Ok(())
+            })
+            .await
+        })
+    }
+
     fn update_source(
         &self,
         id: JobId,
@@ -1064,7 +1124,7 @@ impl JobStore for SqliteStore {
                 let updated = conn
                     .prepare_cached(
                         "UPDATE jobs SET size = ?3, mtime_ms = ?4, content_hash = ?5, \
-                         cache_key = ?6, updated_at = ?7 \
+                         cache_key = ?6, checkpoint = NULL, updated_at = ?7 \
                          WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
                     )?
                     .execute(params![
@@ -1164,6 +1224,7 @@ impl JobStore for SqliteStore {
                     .prepare_cached(concat!(
                         "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
                          attempts = 0, run_after = 0, story = NULL, finished_at = NULL, \
+                         checkpoint = NULL, interruptions = 0, furthest_progress = 0, \
                          updated_at = ?2 WHERE id = ?1 AND state = ?3 RETURNING ",
                         job_columns!(),
                         ""
@@ -1184,6 +1245,7 @@ impl JobStore for SqliteStore {
                     .prepare_cached(concat!(
                         "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
                          attempts = 0, run_after = 0, story = NULL, finished_at = NULL, \
+                         checkpoint = NULL, interruptions = 0, furthest_progress = 0, \
                          updated_at = ?1 WHERE state = 'dead' RETURNING ",
                         job_columns!(),
                         ""

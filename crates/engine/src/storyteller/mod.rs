@@ -36,6 +36,9 @@ pub struct StoryRequest {
     pub preset: String,
     /// The model asked for.
     pub model: String,
+    /// What an earlier attempt at this job saved with [`Checkpointer::save`], if anything: the
+    /// storyteller continues from there (checking first that it still fits the file).
+    pub checkpoint: Option<serde_json::Value>,
 }
 
 /// Turns a video into a story.
@@ -160,10 +163,12 @@ impl From<MediaError> for StoryError {
     }
 }
 
-/// Where a running storyteller reports its stage, progress, media facts and story text.
+/// Where a running storyteller reports its stage, progress, media facts and story text, and
+/// saves its work so far.
 ///
 /// Text and progress go straight to the event bus; the pool persists the latest stage and
-/// progress (throttled) from the watch channel and the story and media facts at the end. Each
+/// progress (throttled) from the watch channel, each checkpoint as soon as it is saved, and the
+/// story and media facts at the end. Each
 /// piece of text is published with the attempt writing it and its offset in the story (UTF-16
 /// code units), so a front end reassembles the story exactly.
 #[derive(Debug)]
@@ -174,13 +179,30 @@ pub struct StorySink {
     utf16_len: u32,
     media: Option<serde_json::Value>,
     status: watch::Sender<(Stage, f64)>,
+    checkpoints: Checkpointer,
     attempts: u32,
+}
+
+/// Saves a storyteller's work so far (its own JSON shape: e.g. the analysis passes finished, an
+/// upload's session and offset); the next attempt at the job gets the latest one back in
+/// [`StoryRequest::checkpoint`]. Cheap to clone, so a progress callback can hold one.
+#[derive(Clone, Debug)]
+pub struct Checkpointer {
+    latest: Arc<watch::Sender<Option<Arc<serde_json::Value>>>>,
+}
+
+impl Checkpointer {
+    /// Keeps `checkpoint` in place of the one before; the pool writes it to the store at once.
+    pub fn save(&self, checkpoint: serde_json::Value) {
+        self.latest.send_replace(Some(Arc::new(checkpoint)));
+    }
 }
 
 impl StorySink {
     /// A sink for `job_id`'s `attempts`-th attempt, publishing on `bus`.
     pub fn new(job_id: JobId, attempts: u32, bus: EventBus) -> Self {
         let (status, _) = watch::channel((Stage::Waiting, 0.0));
+        let (checkpoints, _) = watch::channel(None);
         Self {
             job_id,
             bus,
@@ -188,6 +210,9 @@ impl StorySink {
             utf16_len: 0,
             media: None,
             status,
+            checkpoints: Checkpointer {
+                latest: Arc::new(checkpoints),
+            },
             attempts,
         }
     }
@@ -263,6 +288,16 @@ impl StorySink {
     /// Follows the latest (stage, progress) without cloning every update.
     pub fn watch_status(&self) -> watch::Receiver<(Stage, f64)> {
         self.status.subscribe()
+    }
+
+    /// Where this job's work so far is saved.
+    pub fn checkpointer(&self) -> Checkpointer {
+        self.checkpoints.clone()
+    }
+
+    /// Follows the latest checkpoint saved.
+    pub fn watch_checkpoints(&self) -> watch::Receiver<Option<Arc<serde_json::Value>>> {
+        self.checkpoints.latest.subscribe()
     }
 
     /// Takes the story and media facts out of the sink.

@@ -5,10 +5,16 @@
 //! The writing is deterministic: the same file always gives the same story (no randomness, no
 //! clock). Variety between videos comes from the content hash, which picks among sentence
 //! templates, so two videos with similar facts still read differently.
+//!
+//! Work is kept between attempts: the probe and then the scene and audio passes (most of the
+//! decoding) are saved as checkpoints as each completes ([`OfflineCheckpoint`]), and an attempt
+//! after an interruption continues from the last one instead of decoding the video again.
 
-use super::{BoxFuture, StoryError, StoryRequest, StorySink, Storyteller};
+use super::{BoxFuture, Checkpointer, StoryError, StoryRequest, StorySink, Storyteller};
 use crate::job::{Stage, Usage};
-use crate::media::{self, clock, describe_format, Analysis, Keyframe, Media};
+use crate::media::{
+    self, clock, describe_format, Analysis, Keyframe, Media, MediaInfo, PassesDone,
+};
 
 /// The model name: part of the result-cache key, so bump it whenever the writing changes.
 pub const OFFLINE_MODEL: &str = "offline-analyser-2";
@@ -108,7 +114,17 @@ impl OfflineStoryteller {
         // The content hash taken when the job was added names the thumbnail folder and seeds the
         // wording, so the same file always gets the same story.
         let content_hash = request.content_hash.as_str();
-        let info = media.probe(source).await?;
+        let checkpointer = sink.checkpointer();
+        let mut kept = OfflineCheckpoint::resumed(request.checkpoint.as_ref(), content_hash);
+        let info = match kept.probe.clone() {
+            Some(info) => info,
+            None => {
+                let info = media.probe(source).await?;
+                kept.probe = Some(info.clone());
+                kept.save(&checkpointer);
+                info
+            }
+        };
         match serde_json::to_value(&info) {
             Ok(facts) => sink.media(facts),
             Err(e) => tracing::warn!(error = %e, "media facts could not be recorded"),
@@ -119,8 +135,20 @@ impl OfflineStoryteller {
         let analysis = {
             let mut on_progress =
                 |f: f64| sink.progress(ANALYSIS_START + (ANALYSIS_END - ANALYSIS_START) * f);
+            let resumed = kept.passes.clone();
+            let mut on_passes_done = |passes: &PassesDone| {
+                kept.passes = Some(passes.clone());
+                kept.save(&checkpointer);
+            };
             media
-                .analyse_probed(source, &info, content_hash, &mut on_progress)
+                .analyse_resuming(
+                    source,
+                    &info,
+                    content_hash,
+                    resumed,
+                    &mut on_progress,
+                    &mut on_passes_done,
+                )
                 .await?
         };
 
@@ -135,6 +163,41 @@ impl OfflineStoryteller {
         }
         sink.progress(1.0);
         Ok(Usage::default())
+    }
+}
+
+/// What the offline storyteller keeps between attempts at a job.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OfflineCheckpoint {
+    /// The analyser that saved it: another version's work is not reused.
+    pub analyser: String,
+    /// The content it was saved for: a file changed since is analysed afresh.
+    pub content_hash: String,
+    /// The probe, once done.
+    pub probe: Option<MediaInfo>,
+    /// The scene and audio passes, once done.
+    pub passes: Option<PassesDone>,
+}
+
+impl OfflineCheckpoint {
+    /// The work `saved` holds, when it was saved by this analyser for this content; else none.
+    fn resumed(saved: Option<&serde_json::Value>, content_hash: &str) -> Self {
+        saved
+            .and_then(|saved| serde_json::from_value::<OfflineCheckpoint>(saved.clone()).ok())
+            .filter(|saved| saved.analyser == OFFLINE_MODEL && saved.content_hash == content_hash)
+            .unwrap_or_else(|| OfflineCheckpoint {
+                analyser: OFFLINE_MODEL.into(),
+                content_hash: content_hash.into(),
+                ..OfflineCheckpoint::default()
+            })
+    }
+
+    fn save(&self, checkpointer: &Checkpointer) {
+        match serde_json::to_value(self) {
+            Ok(value) => checkpointer.save(value),
+            Err(e) => tracing::warn!(error = %e, "the work done so far could not be saved"),
+        }
     }
 }
 

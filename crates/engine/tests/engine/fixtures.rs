@@ -298,6 +298,14 @@ impl JobStore for FlakyStore {
     fn report(&self, id: JobId, owner: &str, stage: Stage, progress: f64) -> StoreFuture<'_, ()> {
         self.inner.report(id, owner, stage, progress)
     }
+    fn save_checkpoint(
+        &self,
+        id: JobId,
+        owner: &str,
+        checkpoint: serde_json::Value,
+    ) -> StoreFuture<'_, ()> {
+        self.inner.save_checkpoint(id, owner, checkpoint)
+    }
     fn update_source(
         &self,
         id: JobId,

@@ -17,6 +17,7 @@ fn request(source: &Path, preset: &str) -> StoryRequest {
             .unwrap_or_else(|_| "0".repeat(64)),
         preset: preset.into(),
         model: OFFLINE_MODEL.into(),
+        checkpoint: None,
     }
 }
 

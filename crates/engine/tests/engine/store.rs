@@ -270,6 +270,103 @@ async fn a_job_that_kills_its_worker_every_time_ends_dead() {
     assert!(store.claim("w", 1, LEASE).await.unwrap().is_empty());
 }
 
+/// Claims job `id` as a new worker, reports `progress`, and lets the worker die.
+async fn interrupt_at(store: &SqliteStore, id: storyteller_engine::JobId, n: u32, progress: f64) {
+    let owner = format!("worker-{n}");
+    let claimed = store.claim(&owner, 1, LEASE).await.unwrap();
+    assert_eq!(claimed.len(), 1, "interruption {n}: nothing to claim");
+    assert_eq!(claimed[0].id, id);
+    store
+        .report(
+            id,
+            &owner,
+            storyteller_engine::job::Stage::Analysing,
+            progress,
+        )
+        .await
+        .unwrap();
+    store.reclaim(vec![owner], 3).await.unwrap();
+}
+
+#[tokio::test]
+async fn interruptions_after_which_the_job_got_further_are_not_held_against_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let a = store
+        .enqueue(vec![job("long.mp4", "l")])
+        .await
+        .unwrap()
+        .only();
+    // Killed ten times, each time further on (as a job resuming from its checkpoints is).
+    for n in 1..=10u32 {
+        interrupt_at(&store, a.id, n, f64::from(n) / 20.0).await;
+    }
+    let job = store.get(&a.id.to_string()).await.unwrap();
+    assert_eq!(job.state, JobState::Queued, "{job:?}");
+    assert_eq!(job.attempts, 10);
+    // Killed again without getting further: those count; a few of them set it aside.
+    for n in 11..=13u32 {
+        interrupt_at(&store, a.id, n, 0.5).await;
+    }
+    let job = store.get(&a.id.to_string()).await.unwrap();
+    assert_eq!(job.state, JobState::Dead, "{job:?}");
+    let error = job.error.unwrap();
+    assert_eq!(error.kind, ErrorKind::Crashed);
+    assert!(
+        error
+            .message
+            .contains("3 times without getting any further"),
+        "{}",
+        error.message
+    );
+    // Retried by hand, it starts with a clean slate.
+    store.retry(a.id).await.unwrap();
+    interrupt_at(&store, a.id, 14, 0.1).await;
+    assert_eq!(
+        store.get(&a.id.to_string()).await.unwrap().state,
+        JobState::Queued
+    );
+}
+
+#[tokio::test]
+async fn a_checkpoint_comes_back_with_the_next_claim_until_the_job_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let a = store.enqueue(vec![job("a.mp4", "a")]).await.unwrap().only();
+    let claimed = store.claim("w1", 1, LEASE).await.unwrap();
+    assert_eq!(claimed[0].checkpoint, None);
+    let saved = serde_json::json!({ "probe": { "durationSecs": 12.5 } });
+    store
+        .save_checkpoint(a.id, "w1", saved.clone())
+        .await
+        .unwrap();
+    // Another worker's checkpoint for a job it does not hold is ignored.
+    store
+        .save_checkpoint(a.id, "intruder", serde_json::json!({ "bad": true }))
+        .await
+        .unwrap();
+    store.reclaim(vec!["w1".into()], 3).await.unwrap();
+    let claimed = store.claim("w2", 1, LEASE).await.unwrap();
+    assert_eq!(claimed[0].checkpoint.as_ref(), Some(&saved));
+    // Listing jobs never carries it.
+    assert!(store
+        .get(&a.id.to_string())
+        .await
+        .unwrap()
+        .checkpoint
+        .is_none());
+    store.finish(a.id, "w2", succeeded("told")).await.unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("jobs.db")).unwrap();
+    let left: Option<String> = conn
+        .query_row(
+            "SELECT checkpoint FROM jobs WHERE id = ?1",
+            [a.id.to_string()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, None, "a finished job's checkpoint outlived it");
+}
+
 #[tokio::test]
 async fn result_cache_serves_identical_videos_and_counts_hits_and_misses() {
     let dir = tempfile::tempdir().unwrap();
