@@ -345,7 +345,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let result = engine.run(until, shutdown_signal()).await;
             let summary = display.finish().await;
             result?;
-            Ok(exit_code(summary.failed > 0))
+            // Paused before the queue was empty (a broken tool, a full disk): not done.
+            let stopped_short = until_empty && {
+                let stats = engine.stats().await?;
+                stats.paused.is_some() && stats.queued + stats.running > 0
+            };
+            Ok(exit_code(summary.failed > 0 || stopped_short))
         }
         Command::Process {
             paths,

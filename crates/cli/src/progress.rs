@@ -4,6 +4,7 @@
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::io::Write as _;
+use storyteller_engine::job::ErrorKind;
 use storyteller_engine::wire::AddProgress;
 use storyteller_engine::{Engine, Event, JobId, JobState, Subscription};
 use tokio::task::JoinHandle;
@@ -170,7 +171,11 @@ async fn draw(
                     .get(&job_id)
                     .cloned()
                     .unwrap_or_else(|| job_id.to_string());
-                say(&multi, format!("↻ {name} — will retry: {}", error.message));
+                // Put back because the queue paused (a broken tool, a full disk, a refused key):
+                // the pause line already says why, once.
+                if !matches!(error.kind, ErrorKind::Setup | ErrorKind::Auth) {
+                    say(&multi, format!("↻ {name} — will retry: {}", error.message));
+                }
             }
             Event::JobFinished {
                 job_id,

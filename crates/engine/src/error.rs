@@ -134,6 +134,19 @@ impl EngineError {
         )
     }
 
+    /// Whether the database could not be written because its disk is full: the machine's
+    /// fault, which passes once space is freed.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            EngineError::Database(rusqlite::Error::SqliteFailure(failure, _)) => {
+                failure.code == rusqlite::ErrorCode::DiskFull
+            }
+            // The writer reports a failed group commit in words: SQLite's own for SQLITE_FULL.
+            EngineError::CommitFailed(message) => message.contains("database or disk is full"),
+            _ => false,
+        }
+    }
+
     /// An [`EngineError::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, error: &std::io::Error) -> Self {
         EngineError::Io {

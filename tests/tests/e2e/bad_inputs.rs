@@ -436,3 +436,146 @@ fn a_pipe_swapped_in_after_add_fails_its_job_without_hanging_the_run() {
     assert!(message.contains("not a regular file"), "{message}");
     assert_good_video_told(&sandbox);
 }
+
+/// Writes an executable shell script at `path`.
+fn write_script(path: &Path, body: &str) {
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("writing a script");
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("making it executable");
+}
+
+#[test]
+fn a_broken_ffprobe_pauses_the_queue_naming_it_and_blames_no_video() {
+    let sandbox = Sandbox::new();
+    let good = good_video(&sandbox);
+    let (added, _, code) = sandbox.add(&[&good], &[]);
+    assert_eq!((added.len(), code), (1, Some(0)));
+    let broken = sandbox.videos().join("ffprobe-broken");
+    write_script(
+        &broken,
+        "echo 'ffprobe: error while loading shared libraries: libavdevice.so.59: cannot open \
+         shared object file: No such file or directory' >&2\nexit 127",
+    );
+    let out = sandbox
+        .spawn_with_env(
+            &[("STORYTELLER_FFPROBE", path_str(&broken))],
+            &["run", "--until-empty"],
+        )
+        .wait(RUN_DEADLINE);
+    assert_eq!(out.code, Some(1), "{out}");
+    let stats = sandbox.stats();
+    let paused = stats["paused"].as_str().unwrap_or_default().to_owned();
+    assert!(paused.contains("ffprobe cannot run"), "{stats:#}\n{out}");
+    assert!(paused.contains("libavdevice"), "{paused}");
+    assert!(paused.contains("STORYTELLER_FFPROBE"), "{paused}");
+    let job = sandbox.job_for("good.mp4");
+    assert_eq!(job["state"], "queued", "the video was blamed: {job:#}");
+    assert_eq!(job["attempts"], 0, "{job:#}");
+
+    sandbox.ok(&["resume"]);
+    assert_eq!(work(&sandbox).code, Some(0));
+    assert_good_video_told(&sandbox);
+}
+
+/// Mounts a tmpfs of `size` at `at`; `false` (after saying why) where mounting is not allowed.
+fn mount_small_disk(at: &Path, size: &str) -> bool {
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(at)
+        .output();
+    match mounted {
+        Ok(out) if out.status.success() => true,
+        Ok(out) => {
+            println!(
+                "skipped: a small filesystem cannot be mounted here ({})",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            false
+        }
+        Err(e) => {
+            println!("skipped: `mount` cannot run here ({e})");
+            false
+        }
+    }
+}
+
+/// Unmounts what [`mount_small_disk`] mounted, when dropped (a failing test too).
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_database_disk_is_said_once_and_the_work_goes_on_once_there_is_room() {
+    let sandbox = Sandbox::new();
+    let good = good_video(&sandbox);
+    // The whole home on a small filesystem: the database's disk.
+    if !mount_small_disk(&sandbox.home(), "4m") {
+        return;
+    }
+    let _mounted = Mounted(sandbox.home());
+    let (added, _, code) = sandbox.add(&[&good], &[]);
+    assert_eq!((added.len(), code), (1, Some(0)));
+    let filler = sandbox.home().join("filler");
+    // Filled to the last byte, whatever the database holds by now.
+    let _ = std::fs::write(&filler, vec![0u8; 4 * 1024 * 1024]);
+    let runner = sandbox.spawn(&["run", "--until-empty"]);
+    std::thread::sleep(Duration::from_secs(8));
+    let _ = std::fs::remove_file(&filler);
+    let out = runner.wait(RUN_DEADLINE);
+    assert_eq!(out.code, Some(0), "{out}");
+    let said = out
+        .stderr
+        .matches("the disk holding the database is full")
+        .count();
+    assert_eq!(said, 1, "said {said} times in 8 s:\n{out}");
+    assert_good_video_told(&sandbox);
+}
+
+#[test]
+fn a_full_thumbnail_disk_pauses_the_queue_and_it_goes_on_once_there_is_room() {
+    let sandbox = Sandbox::new();
+    let good = good_video(&sandbox);
+    let (added, _, code) = sandbox.add(&[&good], &[]);
+    assert_eq!((added.len(), code), (1, Some(0)));
+    // A small filesystem where the thumbnails go, filled up: full at the first picture.
+    let thumbnails = sandbox.home().join("thumbnails");
+    std::fs::create_dir_all(&thumbnails).expect("the thumbnails folder");
+    if !mount_small_disk(&thumbnails, "1m") {
+        return;
+    }
+    let _mounted = Mounted(thumbnails.clone());
+    let filler = thumbnails.join("filler");
+    let _ = std::fs::write(&filler, vec![0u8; 1024 * 1024]);
+    let runner = sandbox.spawn(&["run"]);
+    let deadline = std::time::Instant::now() + RUN_DEADLINE;
+    let paused = loop {
+        let stats = sandbox.stats();
+        if let Some(reason) = stats["paused"].as_str() {
+            break reason.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queue never paused: {stats:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let job = sandbox.job_for("good.mp4");
+    // Room again (the filler goes): the runner notices by itself.
+    let _ = std::fs::remove_file(&filler);
+    assert!(paused.contains("disk is full"), "{paused}");
+    assert!(paused.contains("thumbnails"), "{paused}");
+    assert_eq!(job["state"], "queued", "the video was blamed: {job:#}");
+    assert_eq!(job["attempts"], 0, "the full disk cost an attempt: {job:#}");
+    sandbox.wait_for_jobs(RUN_DEADLINE, "the video told after all", |jobs| {
+        jobs.iter().all(|j| j["state"] == "succeeded")
+    });
+    runner.signal("TERM");
+    let out = runner.wait(Duration::from_secs(20));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(sandbox.stats()["paused"].is_null());
+    assert_good_video_told(&sandbox);
+}

@@ -182,6 +182,9 @@ pub(crate) async fn run(
         });
     }
     if !finished.status.success() {
+        if let Some(fault) = process::machine_fault("ffmpeg", &finished, None) {
+            return Err(fault);
+        }
         tracing::warn!(
             path = %path.display(),
             reason = short_reason(&finished.stderr_tail, path).unwrap_or_default(),

@@ -277,6 +277,13 @@ pub(crate) async fn extract(
             path: path.to_owned(),
         });
     }
+    // Checked whatever the exit status: ffmpeg exits 0 after failing to write the picture
+    // ("Error writing trailer …: No space left on device"), leaving an empty file.
+    let folder = thumbnail.parent().unwrap_or(thumbnail);
+    if let Some(fault) = process::machine_fault("ffmpeg", &collected.finished, Some(folder)) {
+        remove_quietly(&partial).await;
+        return Err(fault);
+    }
     if !collected.finished.status.success() {
         remove_quietly(&partial).await;
         let partial_text = partial.display().to_string();
@@ -306,12 +313,12 @@ pub(crate) async fn extract(
         remove_quietly(&partial).await;
         return Ok(None);
     };
-    tokio::fs::rename(&partial, thumbnail)
-        .await
-        .map_err(|e| MediaError::Thumbnails {
+    tokio::fs::rename(&partial, thumbnail).await.map_err(|e| {
+        process::disk_full(&e, thumbnail).unwrap_or_else(|| MediaError::Thumbnails {
             path: thumbnail.to_owned(),
             message: e.to_string(),
-        })?;
+        })
+    })?;
     Ok(Some(Extracted {
         colour: colour_facts(first),
         motion: motion(&frames),

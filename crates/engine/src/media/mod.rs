@@ -112,7 +112,28 @@ pub enum MediaError {
         /// The file.
         path: PathBuf,
     },
-    /// A thumbnail could not be written (disk full, permissions).
+    /// A tool is there but cannot run at all: its libraries are missing, it is built for
+    /// another machine, it is not executable. Every job would fail the same way.
+    #[error(
+        "{tool} cannot run: {message}; reinstall FFmpeg, or point {env_var} at a working \
+             {tool}"
+    )]
+    ToolBroken {
+        /// The tool.
+        tool: &'static str,
+        /// The variable that can name another copy.
+        env_var: &'static str,
+        /// What it said, or how it ended.
+        message: String,
+    },
+    /// The disk being written to is full: the machine's fault, never the video's.
+    #[error("the disk is full at {}: free some space there, and the queue starts again by \
+             itself", .path.display())]
+    DiskFull {
+        /// Where the write failed (the folder, or the file).
+        path: PathBuf,
+    },
+    /// A thumbnail could not be written (permissions, a read-only folder).
     #[error("a thumbnail could not be saved at {}: {message}", .path.display())]
     Thumbnails {
         /// The thumbnail or its folder.
@@ -291,12 +312,12 @@ impl Media {
     ) -> Result<Analysis, MediaError> {
         let dir = self.thumbnails_dir(content_hash);
         // Made first: a full disk should fail before minutes of decoding, not after.
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(|e| MediaError::Thumbnails {
+        tokio::fs::create_dir_all(&dir).await.map_err(|e| {
+            process::disk_full(&e, &dir).unwrap_or_else(|| MediaError::Thumbnails {
                 path: dir.clone(),
                 message: e.to_string(),
-            })?;
+            })
+        })?;
 
         let PassesDone {
             strategy,

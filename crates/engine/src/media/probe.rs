@@ -166,6 +166,9 @@ pub(crate) async fn probe(ffprobe: &Path, path: &Path) -> Result<MediaInfo, Medi
     .arg(input_arg(path));
     let out = process::run_collect("ffprobe", cmd, MAX_PROBE_OUTPUT).await?;
     if !out.finished.status.success() {
+        if let Some(fault) = process::machine_fault("ffprobe", &out.finished, None) {
+            return Err(fault);
+        }
         if process::killed_by_signal(&out.finished.status) {
             return Err(MediaError::Interrupted {
                 tool: "ffprobe",

@@ -229,6 +229,67 @@ pub(crate) async fn for_each_line(
     }
 }
 
+/// What a tool's failure says about the machine rather than the file, if anything: a full disk
+/// (naming `writing_to`, where the tool was writing, when it was writing somewhere), or a tool
+/// that cannot run at all. A video is never blamed for either.
+pub(crate) fn machine_fault(
+    tool: &'static str,
+    finished: &Finished,
+    writing_to: Option<&Path>,
+) -> Option<MediaError> {
+    let said = |needle: &str| finished.stderr_tail.iter().any(|l| l.contains(needle));
+    if let Some(folder) = writing_to {
+        if said("No space left on device") || said("Disk quota exceeded") {
+            return Some(MediaError::DiskFull {
+                path: folder.to_owned(),
+            });
+        }
+    }
+    let broken_start = [
+        "error while loading shared libraries",
+        "cannot execute binary file",
+        "Exec format error",
+        "version `GLIBC",
+        "Illegal instruction",
+    ]
+    .iter()
+    .find_map(|needle| {
+        finished
+            .stderr_tail
+            .iter()
+            .find(|l| l.contains(needle))
+            .cloned()
+    });
+    // 126 and 127 are what a shell or the loader answers for a program that cannot start.
+    let code = finished.status.code();
+    if broken_start.is_some() || matches!(code, Some(126 | 127)) {
+        let message = broken_start
+            .or_else(|| finished.stderr_tail.last().cloned())
+            .unwrap_or_else(|| format!("it exited with code {} at once", code.unwrap_or(-1)));
+        return Some(MediaError::ToolBroken {
+            tool,
+            env_var: if tool == "ffprobe" {
+                super::locate::FFPROBE_ENV
+            } else {
+                super::locate::FFMPEG_ENV
+            },
+            message: message.trim().to_owned(),
+        });
+    }
+    None
+}
+
+/// A full disk named for people, from an I/O error while writing at `path`; `None` for any
+/// other error.
+pub(crate) fn disk_full(error: &std::io::Error, path: &Path) -> Option<MediaError> {
+    // ENOSPC and EDQUOT: no space, or none left in the person's quota.
+    let full = error.kind() == std::io::ErrorKind::StorageFull
+        || error.kind() == std::io::ErrorKind::QuotaExceeded;
+    full.then(|| MediaError::DiskFull {
+        path: path.to_owned(),
+    })
+}
+
 /// The error for a child that could not be started.
 fn spawn_error(
     tool: &'static str,

@@ -170,6 +170,11 @@ pub(crate) async fn run(
         },
     )
     .await?;
+    if !finished.status.success() {
+        if let Some(fault) = process::machine_fault("ffmpeg", &finished, None) {
+            return Err(fault);
+        }
+    }
     if process::killed_by_signal(&finished.status) {
         return Err(MediaError::Interrupted {
             tool: "ffmpeg",

@@ -65,6 +65,22 @@ impl Default for PoolConfig {
 
 /// How long the run loop waits before asking a failing store again.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+/// Whether `folder` (or the nearest folder above it that exists) takes a small file now.
+fn has_room(folder: &Path) -> bool {
+    let Some(existing) = folder.ancestors().find(|dir| dir.is_dir()) else {
+        return false;
+    };
+    let probe = existing.join(".storyteller-room-check");
+    let written = std::fs::File::create(&probe).and_then(|mut file| {
+        std::io::Write::write_all(&mut file, &[0u8; 16 * 1024])?;
+        file.sync_all()
+    });
+    let _ = std::fs::remove_file(&probe);
+    written.is_ok()
+}
+
+/// How often a queue paused by a full disk looks for room again.
+const ROOM_CHECK_EVERY: Duration = Duration::from_secs(3);
 
 /// When [`Pool::run`] returns (besides its shutdown future resolving).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +118,9 @@ struct PoolInner {
     // Set while a run is under way: one run at a time.
     in_run: AtomicBool,
     runners_dir: Option<PathBuf>,
+    // The pause a full disk caused and the folder that was full: the run loop looks for room
+    // there and starts the queue again once there is. std Mutex: never held across an await.
+    waiting_for_room: Mutex<Option<(String, PathBuf)>>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -143,6 +162,7 @@ impl Pool {
                 stopping: AtomicBool::new(false),
                 in_run: AtomicBool::new(false),
                 runners_dir: runners_dir.map(Path::to_path_buf),
+                waiting_for_room: Mutex::new(None),
             }),
         })
     }
@@ -259,6 +279,9 @@ impl Pool {
         reclaim.tick().await;
         heartbeat.tick().await;
         inner.reclaim_dead().await?;
+        let mut room_check = tokio::time::interval(ROOM_CHECK_EVERY);
+        room_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut database_full = false;
         tokio::pin!(shutdown);
         let mut result = Ok(());
         loop {
@@ -270,6 +293,10 @@ impl Pool {
                     .await
                 {
                     Ok(jobs) => {
+                        if database_full {
+                            tracing::info!("there is room for the database again");
+                            database_full = false;
+                        }
                         let idle = jobs.len() < free;
                         for job in jobs {
                             let (task, current) = inner.spawn_worker(&mut tasks, job);
@@ -281,9 +308,23 @@ impl Pool {
                         result = Err(EngineError::StoreClosed);
                         break;
                     }
+                    Err(e) if e.is_disk_full() => {
+                        // Said once, not twice a second: nothing changes until space is freed.
+                        if !database_full {
+                            tracing::error!(
+                                "the disk holding the database is full: free some space there; \
+                                 the queue goes on by itself once there is room"
+                            );
+                            database_full = true;
+                        }
+                        tokio::select! {
+                            _ = &mut shutdown => break,
+                            _ = tokio::time::sleep(ROOM_CHECK_EVERY) => continue,
+                        }
+                    }
                     Err(e) => {
-                        // The database may be busy or the disk full for a while: keep trying
-                        // rather than leave the queue without a worker.
+                        // The database may be busy for a while: keep trying rather than leave
+                        // the queue without a worker.
                         tracing::error!(error = %e, "claiming jobs failed; trying again shortly");
                         tokio::select! {
                             _ = &mut shutdown => break,
@@ -325,6 +366,7 @@ impl Pool {
                         tracing::error!(error = %e, "reclaiming stale jobs failed");
                     }
                 }
+                _ = room_check.tick() => inner.resume_if_room().await,
                 _ = sleep_or_never(sleep_for) => {}
             }
         }
@@ -431,6 +473,42 @@ impl PoolInner {
                 }
             }
             Err(e) => tracing::error!(error = %e, "renewing leases failed"),
+        }
+    }
+
+    /// After a full disk paused the queue: once the folder takes a write again, and the queue
+    /// is still paused for that reason (not paused by a person since), starts it again.
+    async fn resume_if_room(&self) {
+        let waiting = self.waiting_for_room.lock().ok().and_then(|w| w.clone());
+        let Some((reason, folder)) = waiting else {
+            return;
+        };
+        let probe_folder = folder.clone();
+        let room = tokio::task::spawn_blocking(move || has_room(&probe_folder))
+            .await
+            .unwrap_or(false);
+        if !room {
+            return;
+        }
+        if let Ok(mut waiting) = self.waiting_for_room.lock() {
+            *waiting = None;
+        }
+        match self.store.stats().await {
+            Ok(stats) if stats.paused.as_deref() == Some(reason.as_str()) => {
+                tracing::info!(folder = %folder.display(), "there is room again; the queue goes on");
+                if let Err(e) = self.store.set_paused(None).await {
+                    tracing::error!(error = %e, "could not start the queue again");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not read the queue"),
+        }
+    }
+
+    /// Remembers that a full disk at `folder` paused the queue with `reason`.
+    pub(super) fn wait_for_room(&self, reason: String, folder: PathBuf) {
+        if let Ok(mut waiting) = self.waiting_for_room.lock() {
+            *waiting = Some((reason, folder));
         }
     }
 

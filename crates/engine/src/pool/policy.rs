@@ -4,9 +4,11 @@
 //! - A transient failure (timeout, HTTP 429/5xx) retries with backoff while attempts remain;
 //!   the last one makes the job dead, saying how many attempts were made.
 //! - A permanent failure (not a video, HTTP 400) makes the job dead at once.
-//! - An auth or setup failure (a refused API key, a missing tool) would fail every other job the
-//!   same way: the queue pauses with the reason, and the job goes back untouched, its attempt
-//!   refunded.
+//! - An auth or setup failure (a refused API key, a missing or broken tool) would fail every
+//!   other job the same way: the queue pauses with the reason, and the job goes back untouched,
+//!   its attempt refunded.
+//! - A full disk is the machine's fault too: the same, and the pool starts the queue again by
+//!   itself once there is room where the write failed.
 //! - A job stopped by a clean shutdown goes back untouched; one the person cancelled, or that
 //!   another worker took over, has nothing left to record.
 
@@ -23,6 +25,8 @@ pub struct FailureDecision {
     pub outcome: Outcome,
     /// Pause the queue, with this reason for people.
     pub pause: Option<String>,
+    /// Start the queue again by itself once there is room in this folder (a full disk).
+    pub resume_when_room_at: Option<std::path::PathBuf>,
 }
 
 /// Decides what a failure on the job's `attempts`-th attempt means, at `now_ms`.
@@ -42,6 +46,7 @@ pub fn after_failure(
                     run_after_ms: now_ms.saturating_add(duration_ms(delay)),
                 },
                 pause: None,
+                resume_when_room_at: None,
             }
         }
         StoryError::Transient { .. } => FailureDecision {
@@ -52,16 +57,26 @@ pub fn after_failure(
                 },
             },
             pause: None,
+            resume_when_room_at: None,
         },
         StoryError::Permanent { .. } => FailureDecision {
             outcome: Outcome::Dead { error: job_error },
             pause: None,
+            resume_when_room_at: None,
         },
         StoryError::Auth { message } | StoryError::Setup { message } => FailureDecision {
             pause: Some(message.clone()),
             outcome: Outcome::Released {
                 error: Some(job_error),
             },
+            resume_when_room_at: None,
+        },
+        StoryError::DiskFull { message, path } => FailureDecision {
+            pause: Some(message.clone()),
+            outcome: Outcome::Released {
+                error: Some(job_error),
+            },
+            resume_when_room_at: Some(path.clone()),
         },
     }
 }

@@ -311,6 +311,9 @@ impl PoolInner {
             self.clock.now_ms(),
         );
         if let Some(reason) = decision.pause {
+            if let Some(folder) = decision.resume_when_room_at {
+                self.wait_for_room(reason.clone(), folder);
+            }
             if let Err(e) = self.store.set_paused(Some(reason)).await {
                 tracing::error!(error = %e, "could not pause the queue");
             }

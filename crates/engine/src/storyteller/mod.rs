@@ -93,11 +93,20 @@ pub enum StoryError {
         /// For people.
         message: String,
     },
-    /// Something the app needs is missing: the queue pauses.
+    /// Something the app needs is missing or broken: the queue pauses.
     #[error("{message}")]
     Setup {
         /// For people.
         message: String,
+    },
+    /// The disk at `path` is full: the queue pauses, and starts again by itself once there is
+    /// room there.
+    #[error("{message}")]
+    DiskFull {
+        /// For people.
+        message: String,
+        /// Where a write failed.
+        path: PathBuf,
     },
 }
 
@@ -123,7 +132,7 @@ impl StoryError {
             StoryError::Transient { .. } => ErrorKind::Transient,
             StoryError::Permanent { .. } => ErrorKind::Permanent,
             StoryError::Auth { .. } => ErrorKind::Auth,
-            StoryError::Setup { .. } => ErrorKind::Setup,
+            StoryError::Setup { .. } | StoryError::DiskFull { .. } => ErrorKind::Setup,
         }
     }
 
@@ -137,12 +146,18 @@ impl StoryError {
 }
 
 impl From<&MediaError> for StoryError {
-    /// A missing tool pauses the queue (setup), a file that is not a usable video fails the job
-    /// for good, passing troubles are retried.
+    /// A missing or broken tool pauses the queue (setup), as does a full disk; a file that is
+    /// not a usable video fails the job for good; passing troubles are retried.
     fn from(error: &MediaError) -> Self {
         let message = error.to_string();
         match error {
-            MediaError::ToolMissing { .. } => StoryError::Setup { message },
+            MediaError::ToolMissing { .. } | MediaError::ToolBroken { .. } => {
+                StoryError::Setup { message }
+            }
+            MediaError::DiskFull { path } => StoryError::DiskFull {
+                message,
+                path: path.clone(),
+            },
             MediaError::ToolFailed { .. }
             | MediaError::Interrupted { .. }
             | MediaError::Thumbnails { .. } => StoryError::transient(message),
