@@ -335,7 +335,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run { run, until_empty } => {
             let engine = open(home, Some(&run)).await?;
-            say_if_paused(&engine).await?;
+            let paused_before = say_if_paused(&engine).await?;
             let display = progress::Display::start(&engine);
             let until = if until_empty {
                 RunUntil::Empty
@@ -345,8 +345,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let result = engine.run(until, shutdown_signal()).await;
             let summary = display.finish().await;
             result?;
-            // Paused before the queue was empty (a broken tool, a full disk): not done.
-            let stopped_short = until_empty && {
+            // Paused by a fault during the run (a broken tool, a full disk) before the queue
+            // was empty: not done. A queue the person had paused is theirs to resume.
+            let stopped_short = until_empty && !paused_before && {
                 let stats = engine.stats().await?;
                 stats.paused.is_some() && stats.queued + stats.running > 0
             };

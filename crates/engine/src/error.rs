@@ -10,8 +10,12 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum EngineError {
     /// SQLite said no.
-    #[error("database error: {0}")]
+    #[error("database error: {}", sqlite_words(.0))]
     Database(#[from] rusqlite::Error),
+    /// The database file is damaged, or was deleted or replaced while in use: nothing more is
+    /// written to it. Says what happened and what to do.
+    #[error("{0}")]
+    DatabaseDamaged(String),
     /// The state machine forbids what was asked.
     #[error(transparent)]
     IllegalTransition(#[from] IllegalTransition),
@@ -103,6 +107,7 @@ impl EngineError {
     pub fn code(&self) -> &'static str {
         match self {
             EngineError::Database(_) => "database",
+            EngineError::DatabaseDamaged(_) => "database_damaged",
             EngineError::IllegalTransition(_) => "illegal_transition",
             EngineError::JobNotFound(_) => "job_not_found",
             EngineError::AmbiguousJobId(_) => "ambiguous_job_id",
@@ -147,6 +152,20 @@ impl EngineError {
         }
     }
 
+    /// Whether SQLite found the database file damaged ("malformed", "not a database").
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            EngineError::Database(e) => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+            ),
+            EngineError::CommitFailed(message) => {
+                message.contains("malformed") || message.contains("not a database")
+            }
+            _ => false,
+        }
+    }
+
     /// An [`EngineError::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, error: &std::io::Error) -> Self {
         EngineError::Io {
@@ -171,5 +190,15 @@ impl From<&EngineError> for ErrorPayload {
             code: error.code().to_owned(),
             message: error.to_string(),
         }
+    }
+}
+
+/// SQLite's words for an error, once: rusqlite's own display repeats the message and adds the
+/// numeric code ("malformed: malformed: Error code 11").
+pub(crate) fn sqlite_words(error: &rusqlite::Error) -> String {
+    match error {
+        rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
+        rusqlite::Error::SqliteFailure(failure, None) => failure.to_string(),
+        other => other.to_string(),
     }
 }

@@ -469,3 +469,86 @@ fn fifteen_kills_at_random_moments_set_no_good_video_aside() {
     );
     sandbox.assert_database_intact();
 }
+
+/// 200 queued jobs (files that are not videos: nothing runs them here).
+fn queue_many_files(sandbox: &Sandbox) {
+    let folder = sandbox.videos().join("many");
+    std::fs::create_dir_all(&folder).expect("a folder");
+    for i in 0..200 {
+        std::fs::write(folder.join(format!("clip-{i:03}.mp4")), format!("clip {i}"))
+            .expect("a file");
+    }
+    let (added, _, code) = sandbox.add(&[&folder], &[]);
+    assert_eq!((added.len(), code), (200, Some(0)));
+}
+
+#[test]
+fn a_damaged_database_is_caught_at_open_copied_aside_and_never_written() {
+    let sandbox = Sandbox::new();
+    queue_many_files(&sandbox);
+    let database = sandbox.database();
+    // Garbage over 8 KB in the middle of the file.
+    let mut bytes = std::fs::read(&database).expect("the database");
+    let middle = bytes.len() / 2;
+    for (i, byte) in bytes[middle..middle + 8192].iter_mut().enumerate() {
+        *byte = (i * 7 + 13) as u8;
+    }
+    std::fs::write(&database, &bytes).expect("damaging the database");
+
+    for args in [
+        &["stats"][..],
+        &["add", "--again", "x.mp4"][..],
+        &["run", "--until-empty"][..],
+    ] {
+        let out = sandbox.run(args);
+        assert_eq!(
+            out.code,
+            Some(1),
+            "`{}` on a damaged database:\n{out}",
+            args[0]
+        );
+        assert!(out.stderr.contains("is damaged"), "{out}");
+        assert!(out.stderr.contains("from a backup"), "{out}");
+        assert!(
+            !out.stderr.to_lowercase().contains("error code"),
+            "raw SQLite words:\n{out}"
+        );
+        assert_eq!(
+            out.stderr.matches("is damaged").count(),
+            1,
+            "told twice:\n{out}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&database).expect("the database"),
+        bytes,
+        "the damaged database was written to"
+    );
+    let copies: Vec<_> = std::fs::read_dir(sandbox.home())
+        .expect("the home")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".damaged-"))
+        .collect();
+    assert!(!copies.is_empty(), "no copy was set aside");
+}
+
+#[test]
+fn a_database_deleted_while_running_stops_the_runner_with_a_clear_error() {
+    let sandbox = Sandbox::new();
+    queue_videos(&sandbox, 3, 40);
+    let runner = sandbox.spawn(&["run", "--concurrency", "1"]);
+    sandbox.wait_for_jobs(RUN_DEADLINE, "a job running", |jobs| {
+        count_in(jobs, "running") == 1
+    });
+    let database = sandbox.database();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", database.display()));
+    }
+    let out = runner.wait(Duration::from_secs(30));
+    assert_ne!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr
+            .contains("was deleted or replaced while Storyteller was using it"),
+        "{out}"
+    );
+}

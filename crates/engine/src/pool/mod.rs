@@ -46,7 +46,8 @@ pub struct PoolConfig {
     pub reclaim_every: Duration,
     /// Retries of transient failures.
     pub retry: RetryPolicy,
-    /// A running job's stage and progress are saved at most this often.
+    /// A running job's stage and progress are saved at most this often (how far a job had got
+    /// when it was interrupted decides whether the interruption counts against it).
     pub save_progress_every: Duration,
 }
 
@@ -58,7 +59,7 @@ impl Default for PoolConfig {
             heartbeat: Duration::from_secs(10),
             reclaim_every: Duration::from_secs(15),
             retry: RetryPolicy::default(),
-            save_progress_every: Duration::from_secs(1),
+            save_progress_every: Duration::from_millis(250),
         }
     }
 }
@@ -77,6 +78,14 @@ fn has_room(folder: &Path) -> bool {
     });
     let _ = std::fs::remove_file(&probe);
     written.is_ok()
+}
+
+/// How many interruptions without progress set a job aside as `crashed`: twice the attempts a
+/// failing job gets. A video that brings the process down at the same point is set aside after
+/// that many tries; a good one killed from outside faster than it can get further (a machine
+/// under load, a restart loop) has that much slack before it is blamed.
+fn interruptions_allowed(retry: &crate::retry::RetryPolicy) -> u32 {
+    retry.max_attempts.saturating_mul(2)
 }
 
 /// How often a queue paused by a full disk looks for room again.
@@ -304,8 +313,8 @@ impl Pool {
                         }
                         idle
                     }
-                    Err(EngineError::StoreClosed) => {
-                        result = Err(EngineError::StoreClosed);
+                    Err(e @ (EngineError::StoreClosed | EngineError::DatabaseDamaged(_))) => {
+                        result = Err(e);
                         break;
                     }
                     Err(e) if e.is_disk_full() => {
@@ -338,8 +347,8 @@ impl Pool {
             let next_ready_at = match inner.after_claim(until, idle, tasks.is_empty()).await {
                 Ok(Next::Stop) => break,
                 Ok(Next::WaitUntil(at)) => at,
-                Err(EngineError::StoreClosed) => {
-                    result = Err(EngineError::StoreClosed);
+                Err(e @ (EngineError::StoreClosed | EngineError::DatabaseDamaged(_))) => {
+                    result = Err(e);
                     break;
                 }
                 Err(e) => {
@@ -529,7 +538,7 @@ impl PoolInner {
         }
         let touched = self
             .store
-            .reclaim(dead, self.config.retry.max_attempts)
+            .reclaim(dead, interruptions_allowed(&self.config.retry))
             .await?;
         if !touched.is_empty() {
             tracing::info!(

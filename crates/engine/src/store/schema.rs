@@ -291,6 +291,16 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
                 configure(&conn)?;
                 conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
                 migrate(&mut conn, path)?;
+                // A damaged file is caught before anything more is written to it.
+                let verdict: String =
+                    conn.query_row("PRAGMA quick_check(1)", [], |row| row.get(0))?;
+                if verdict != "ok" {
+                    tracing::debug!(%verdict, "the database failed its check");
+                    return Err(EngineError::Database(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                        Some("SQLite's own check found broken pages in it".into()),
+                    )));
+                }
                 Ok(conn)
             });
         match attempt {

@@ -19,8 +19,8 @@
 //! `furthest_progress`; a first attempt that made no progress at all counts). A good video killed
 //! at random moments keeps getting further, the more so as it resumes from its checkpoints, and
 //! is never set aside; one that brings the process down at the same point every time counts
-//! each time and is set aside as `crashed` after `max_attempts` of them. A clean stop is not an
-//! interruption: it refunds the attempt.
+//! each time and is set aside as `crashed` after as many of them as the pool allows (twice the
+//! retry attempts: 10 by default). A clean stop is not an interruption: it refunds the attempt.
 
 use super::feed::{self, Follower, ForeignSink, OwnChanges};
 use super::writer::{Outbox, Writer, WriterHooks, CACHE_HITS, CACHE_MISSES, COUNTERS};
@@ -36,7 +36,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -86,6 +86,11 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
+    // The file as it was opened (device, inode): a file deleted or replaced under a running
+    // process is noticed instead of written into the void.
+    identity: Option<(u64, u64)>,
+    // Why nothing more is written, once the file was found damaged or gone.
+    damage: OnceLock<String>,
     writer: Writer,
     // A std Mutex is right here: it is only ever locked for a push or pop inside
     // `spawn_blocking`, never across an await.
@@ -121,7 +126,13 @@ impl SqliteStore {
             if let Some(parent) = open_path.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| EngineError::io(parent, &e))?;
             }
-            schema::open_writer(&open_path)
+            schema::open_writer(&open_path).map_err(|e| {
+                if e.is_corruption() {
+                    EngineError::DatabaseDamaged(set_aside(&open_path, &damage_cause(&e)))
+                } else {
+                    e
+                }
+            })
         })
         .await
         .map_err(|_| EngineError::StoreClosed)??;
@@ -134,9 +145,12 @@ impl SqliteStore {
             housekeeping: feed::trim_changes,
         };
         let writer = Writer::spawn(conn, bus.clone(), hooks)?;
+        let identity = file_identity(&path);
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
+                identity,
+                damage: OnceLock::new(),
                 writer,
                 readers: Mutex::new(Vec::new()),
                 clock,
@@ -180,6 +194,7 @@ impl SqliteStore {
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
+            inner.check_usable()?;
             let idle = inner
                 .readers
                 .lock()
@@ -216,11 +231,105 @@ impl SqliteStore {
         F: FnOnce(&Connection, &mut Outbox, i64) -> Result<T> + Send + 'static,
     {
         let clock = self.inner.clock.clone();
-        self.inner
+        let inner = self.inner.clone();
+        let result = self
+            .inner
             .writer
-            .run(move |conn, outbox| work(conn, outbox, clock.now_ms()))
-            .await
+            .run(move |conn, outbox| {
+                inner.check_usable()?;
+                let result = work(conn, outbox, clock.now_ms());
+                inner.note_damage(result)
+            })
+            .await;
+        // A commit that failed on a damaged page fails the whole group.
+        self.inner.note_damage(result)
     }
+}
+
+impl Inner {
+    /// Refuses to go on once the file was found damaged, or deleted or replaced on disk.
+    fn check_usable(&self) -> Result<()> {
+        if let Some(why) = self.damage.get() {
+            return Err(EngineError::DatabaseDamaged(why.clone()));
+        }
+        if self.identity.is_some() && file_identity(&self.path) != self.identity {
+            let why = format!(
+                "the database file {} was deleted or replaced while Storyteller was using it, \
+                 so nothing more is written (it would be lost); start Storyteller again to use \
+                 the file that is there now",
+                self.path.display()
+            );
+            let why = self.damage.get_or_init(|| why);
+            tracing::error!("{why}");
+            return Err(EngineError::DatabaseDamaged(why.clone()));
+        }
+        Ok(())
+    }
+
+    /// `result`, or, when SQLite found the file damaged: from now on nothing is written, a
+    /// copy of the file is set aside (once), and the error says so and what to do.
+    fn note_damage<T>(&self, result: Result<T>) -> Result<T> {
+        match result {
+            Err(error) if error.is_corruption() => {
+                let why = self
+                    .damage
+                    .get_or_init(|| set_aside(&self.path, &damage_cause(&error)));
+                tracing::error!("{why}");
+                Err(EngineError::DatabaseDamaged(why.clone()))
+            }
+            other => other,
+        }
+    }
+}
+
+/// What SQLite said about the damage, without the "database error:" wrapping.
+fn damage_cause(error: &EngineError) -> String {
+    match error {
+        EngineError::Database(e) => crate::error::sqlite_words(e),
+        other => other.to_string(),
+    }
+}
+
+/// The file's device and inode, where the platform has them.
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// Copies the damaged database at `path` (and its write-ahead log) aside, untouched by anything
+/// that follows; the message for people: what happened, where the copy is, what to do.
+fn set_aside(path: &Path, cause: &str) -> String {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let copy = path.with_extension(format!("db.damaged-{stamp}"));
+    let kept = std::fs::copy(path, &copy).is_ok();
+    let wal = path.with_extension("db-wal");
+    if kept && wal.exists() {
+        let _ = std::fs::copy(&wal, copy.with_extension(format!("damaged-{stamp}-wal")));
+    }
+    let home = path.parent().unwrap_or(path);
+    let kept = if kept {
+        format!("a copy of it as it is now is kept at {}", copy.display())
+    } else {
+        "it could not be copied aside, so leave it where it is".to_owned()
+    };
+    format!(
+        "the database at {} is damaged ({cause}), so nothing more is written to it; {kept}. \
+         Restore storyteller.db from a backup into {}, or move the damaged file away and start \
+         Storyteller again to begin with an empty queue",
+        path.display(),
+        home.display()
+    )
 }
 
 fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
