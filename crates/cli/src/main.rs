@@ -259,6 +259,7 @@ impl RunOptions {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
+        .with_ansi(colour_on_stderr())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
@@ -506,7 +507,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match out {
                 Some(path) => {
                     let n = engine.export_to(&path, format, query).await?;
-                    eprintln!("exported {n} stories to {}", path.display());
+                    let noun = if n == 1 { "story" } else { "stories" };
+                    eprintln!("exported {n} {noun} to {}", path.display());
                 }
                 None => {
                     let (text, _) = engine.export(format, query).await?;
@@ -591,6 +593,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Colour codes only for a terminal that shows them: never into a file or a pipe, and never
+/// when `NO_COLOR` is set or `TERM` is `dumb`.
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var("TERM").map_or(true, |term| term != "dumb")
 }
 
 fn exit_code(failed: bool) -> ExitCode {

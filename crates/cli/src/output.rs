@@ -3,7 +3,7 @@
 
 use storyteller_engine::settings::Settings;
 use storyteller_engine::wire::{AddOutcome, AddReport, JobPage};
-use storyteller_engine::{Envelope, Event, JobView, QueueStats};
+use storyteller_engine::{Envelope, Event, JobState, JobView, QueueStats};
 
 /// Writes one line to stdout; a closed stdout (`storyteller list | head -1`) ends the program
 /// quietly instead of panicking like `println!`.
@@ -40,8 +40,12 @@ pub fn print_add_report(report: &AddReport) {
     for entry in &report.entries {
         let Some(job) = &entry.job else { continue };
         match entry.outcome {
-            AddOutcome::Queued => out!("added {}  {}", job.short_id, job.source),
-            AddOutcome::Cached => out!("added {}  {} (story from cache)", job.short_id, job.source),
+            AddOutcome::Queued => out!("added {}  {}", job.short_id, one_line(&job.source)),
+            AddOutcome::Cached => out!(
+                "added {}  {} (story from cache)",
+                job.short_id,
+                one_line(&job.source)
+            ),
             AddOutcome::AlreadyAdded => out!(
                 "already added {}  {} ({}; --again adds it once more)",
                 job.short_id,
@@ -90,14 +94,20 @@ pub fn print_table(page: &JobPage) {
             (None, true) => "  (cached)".into(),
             _ => String::new(),
         };
+        // How far a job that ended without a story had got says nothing useful.
+        let percent = match job.state {
+            JobState::Dead | JobState::Cancelled => "-".to_owned(),
+            _ => format!("{:.0}", job.progress * 100.0),
+        };
         out!(
-            "{:<8}  {:<9}  {:<9}  {:>4.0}  {:<6}  {}{note}",
+            "{:<8}  {:<9}  {:<9}  {:>4}  {:<6}  {}{}",
             job.short_id,
             job.state.as_str(),
             job.stage.as_str(),
-            job.progress * 100.0,
+            percent,
             job.priority.as_str(),
-            job.file,
+            one_line(&job.file),
+            one_line(&note),
         );
     }
     if let Some(next) = page.next {
@@ -214,8 +224,42 @@ pub fn print_event(envelope: &Envelope) {
         ),
         Event::QueuePaused { reason } => format!("queue paused: {reason}"),
         Event::QueueResumed => "queue resumed".into(),
-        Event::ConcurrencyChanged { concurrency } => format!("{concurrency} jobs at once"),
+        Event::ConcurrencyChanged { concurrency } => format!(
+            "{concurrency} job{} at once",
+            if *concurrency == 1 { "" } else { "s" }
+        ),
         Event::Resync { missed } => format!("(missed {missed} events)"),
     };
     out!("{} {line}", envelope.seq);
+}
+
+/// `text` fit for output that is one line per job: line breaks, tabs and other control
+/// characters in a file name are shown escaped (`\n`), so a row never splits.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn names_with_line_breaks_stay_on_one_line() {
+        assert_eq!(one_line("plain name.mp4"), "plain name.mp4");
+        assert_eq!(one_line("two\nlines\r.mp4"), "two\\nlines\\r.mp4");
+        assert_eq!(one_line("tab\there.mp4"), "tab\\there.mp4");
+    }
 }

@@ -55,7 +55,10 @@ pub enum EngineError {
     #[error("the database could not save the change: {0}")]
     CommitFailed(String),
     /// The job is no longer held by this worker (cancelled, or its lease expired and was reclaimed).
-    #[error("job {0} is no longer held by this worker")]
+    #[error(
+        "job {0} changed elsewhere while it was being told here (cancelled, removed, or \
+             taken over by another runner after its lease ran out); what was done here is dropped"
+    )]
     LeaseLost(JobId),
     /// The store's connection thread has stopped.
     #[error("the job store has shut down")]

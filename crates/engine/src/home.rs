@@ -33,6 +33,13 @@ impl Home {
     /// A home at exactly `root`; the folders are created.
     pub fn at(root: impl Into<PathBuf>) -> Result<Self> {
         let home = Self { root: root.into() };
+        if home.root.exists() && !home.root.is_dir() {
+            return Err(EngineError::InvalidArgument(format!(
+                "the home {} is a file, not a folder: give --home (or STORYTELLER_HOME) a folder, \
+                 new or one Storyteller made",
+                home.root.display()
+            )));
+        }
         for dir in [home.root.clone(), home.thumbnails(), home.runners()] {
             std::fs::create_dir_all(&dir).map_err(|e| EngineError::io(&dir, &e))?;
         }

@@ -105,7 +105,17 @@ pub fn collect(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Refusal>) {
     for path in paths {
         match std::fs::metadata(path) {
             Err(e) => refused.push(Refusal::new(path.clone(), describe_io_error(&e))),
-            Ok(meta) if meta.is_dir() => walk(path, &mut found, &mut refused, &mut seen),
+            Ok(meta) if meta.is_dir() => {
+                let (found_before, refused_before) = (found.len(), refused.len());
+                walk(path, &mut found, &mut refused, &mut seen);
+                // A folder that gave nothing at all says so, rather than adding nothing silently.
+                if found.len() == found_before && refused.len() == refused_before {
+                    refused.push(Refusal::new(
+                        path.clone(),
+                        "no videos in this folder (hidden files are ignored)",
+                    ));
+                }
+            }
             Ok(_) => {
                 if let Some(reason) = explicit_file_problem(path) {
                     refused.push(Refusal::new(path.clone(), reason));

@@ -158,12 +158,38 @@ impl JobState {
 
 /// A transition the state machine forbids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("a {from} job cannot become {to}")]
+#[error("{}", self.for_people())]
 pub struct IllegalTransition {
     /// The state the job is in.
     pub from: JobState,
     /// The state that was asked for.
     pub to: JobState,
+}
+
+impl IllegalTransition {
+    /// What was asked, why it cannot be done, and what can be done instead.
+    fn for_people(&self) -> String {
+        use JobState::*;
+        match (self.from, self.to) {
+            (Succeeded, Queued) => "this job already has its story, so there is nothing to \
+                retry; add the file again with --again for a new one"
+                .into(),
+            (Running, Queued) | (Running, Cancelled) => {
+                "this job is being told right now; cancel it first".into()
+            }
+            (Queued, Queued) => "this job is already waiting in the queue".into(),
+            (Dead | Cancelled | Succeeded, Cancelled) => {
+                format!(
+                    "this job has already ended ({}); there is nothing to cancel",
+                    self.from
+                )
+            }
+            (from, to) => format!(
+                "a job that is {from} cannot be made {to} (it may have changed in the meantime; \
+                 `storyteller show` says where it is now)"
+            ),
+        }
+    }
 }
 
 impl fmt::Display for JobState {
@@ -561,10 +587,16 @@ mod tests {
                 assert_eq!(from.check_transition(to).is_ok(), expected, "{from} → {to}");
             }
         }
-        assert_eq!(
-            Succeeded.check_transition(Running).unwrap_err().to_string(),
-            "a succeeded job cannot become running"
-        );
+        assert!(Succeeded
+            .check_transition(Queued)
+            .unwrap_err()
+            .to_string()
+            .contains("already has its story"));
+        assert!(Succeeded
+            .check_transition(Running)
+            .unwrap_err()
+            .to_string()
+            .starts_with("a job that is succeeded cannot be made running"));
     }
 
     #[test]

@@ -799,3 +799,55 @@ fn process_ends_when_one_of_its_jobs_is_removed_from_another_terminal_and_says_s
     );
     assert_eq!(sandbox.jobs().len(), 2);
 }
+
+#[test]
+fn adding_a_folder_with_nothing_to_tell_says_so_and_exits_one() {
+    let sandbox = Sandbox::new();
+    let empty = sandbox.videos().join("empty");
+    let hidden_only = sandbox.videos().join("hidden only");
+    std::fs::create_dir_all(&empty).expect("a folder");
+    std::fs::create_dir_all(&hidden_only).expect("a folder");
+    std::fs::write(hidden_only.join(".secret.mp4"), "x").expect("a hidden file");
+    for folder in [&empty, &hidden_only] {
+        let out = sandbox.run(&["add", arg(folder)]);
+        assert_eq!(out.code, Some(1), "{out}");
+        assert!(out.stderr.contains("no videos in this folder"), "{out}");
+    }
+    assert!(sandbox.jobs().is_empty());
+}
+
+#[test]
+fn a_home_that_is_a_file_is_named_as_such() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.videos().join("not-a-folder");
+    std::fs::write(&file, "x").expect("a file");
+    let out = std::process::Command::new(crate::support::binary())
+        .args(["--home", arg(&file), "stats"])
+        .output()
+        .expect("running storyteller");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("is a file, not a folder"), "{stderr}");
+}
+
+#[test]
+fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let sandbox = Sandbox::new();
+    let videos = three_videos(&sandbox);
+    sandbox.ok(&["add", arg(&videos[0])]);
+    let out = sandbox
+        .spawn_with_env(
+            &[("RUST_LOG", "storyteller_engine=info")],
+            &["run", "--until-empty"],
+        )
+        .wait(crate::support::RUN_DEADLINE);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr.contains("INFO"),
+        "no log lines to look at:\n{out}"
+    );
+    assert!(
+        !out.stderr.contains('\u{1b}'),
+        "colour codes in a log file:\n{out}"
+    );
+}

@@ -476,7 +476,7 @@ impl PoolInner {
                 for id in before {
                     if !held.contains(&id) {
                         // Cancelled from another process, or reclaimed after a stall.
-                        tracing::warn!(job = %id, "job is no longer ours; stopping it");
+                        tracing::warn!(job = %id, "another runner has this job now (its lease here ran out); stopping it here");
                         self.stop(id, StopReason::LeaseLost);
                     }
                 }
