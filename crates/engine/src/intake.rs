@@ -186,6 +186,15 @@ fn walk(
 
 /// Why a file cannot be a job, whatever its name: not regular, empty or unreadable.
 fn file_problem(path: &Path) -> Option<String> {
+    // The database keeps paths as text: a name that is not UTF-8 would come back as another
+    // name ("the file is gone" at run time). Refused plainly instead, until paths are kept as
+    // bytes.
+    if path.to_str().is_none() {
+        return Some(
+            "its name is not valid UTF-8 text, which Storyteller cannot keep yet; rename the file"
+                .into(),
+        );
+    }
     let meta = match std::fs::metadata(path) {
         Ok(meta) => meta,
         Err(e) => return Some(describe_io_error(&e)),

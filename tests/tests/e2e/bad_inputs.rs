@@ -579,3 +579,28 @@ fn a_full_thumbnail_disk_pauses_the_queue_and_it_goes_on_once_there_is_room() {
     assert!(sandbox.stats()["paused"].is_null());
     assert_good_video_told(&sandbox);
 }
+
+#[test]
+fn a_name_that_is_not_utf8_is_refused_plainly_at_add() {
+    use std::os::unix::ffi::OsStrExt;
+    let sandbox = Sandbox::new();
+    let good = good_video(&sandbox);
+    let odd = sandbox
+        .videos()
+        .join(std::ffi::OsStr::from_bytes(b"clip\xff.mp4"));
+    std::fs::copy(&good, &odd).expect("a copy under a name that is not UTF-8");
+    let out = std::process::Command::new(crate::support::binary())
+        .arg("--home")
+        .arg(sandbox.home())
+        .arg("add")
+        .arg(&odd)
+        .arg(&good)
+        .output()
+        .expect("running storyteller");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not valid UTF-8"), "{stderr}");
+    let jobs = sandbox.jobs();
+    assert_eq!(jobs.len(), 1, "{jobs:#?}");
+    assert_eq!(jobs[0]["file"], "good.mp4");
+}
