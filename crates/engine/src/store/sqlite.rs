@@ -91,6 +91,10 @@ struct Inner {
     identity: Option<(u64, u64)>,
     // Why nothing more is written, once the file was found damaged or gone.
     damage: OnceLock<String>,
+    // When the file's identity was last looked at (ms since `opened`): a stat per statement
+    // would be a syscall on every claim and finish; a few a second notice a deleted file as well.
+    opened: std::time::Instant,
+    identity_checked_ms: std::sync::atomic::AtomicU64,
     writer: Writer,
     // A std Mutex is right here: it is only ever locked for a push or pop inside
     // `spawn_blocking`, never across an await.
@@ -151,6 +155,8 @@ impl SqliteStore {
                 path,
                 identity,
                 damage: OnceLock::new(),
+                opened: std::time::Instant::now(),
+                identity_checked_ms: std::sync::atomic::AtomicU64::new(0),
                 writer,
                 readers: Mutex::new(Vec::new()),
                 clock,
@@ -252,7 +258,10 @@ impl Inner {
         if let Some(why) = self.damage.get() {
             return Err(EngineError::DatabaseDamaged(why.clone()));
         }
-        if self.identity.is_some() && file_identity(&self.path) != self.identity {
+        if self.identity.is_some()
+            && self.identity_due()
+            && file_identity(&self.path) != self.identity
+        {
             let why = format!(
                 "the database file {} was deleted or replaced while Storyteller was using it, \
                  so nothing more is written (it would be lost); start Storyteller again to use \
@@ -264,6 +273,18 @@ impl Inner {
             return Err(EngineError::DatabaseDamaged(why.clone()));
         }
         Ok(())
+    }
+
+    /// Whether the file's identity is due for another look (at most every 200 ms).
+    fn identity_due(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let now = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.identity_checked_ms.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= 200
+            && self
+                .identity_checked_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// `result`, or, when SQLite found the file damaged: from now on nothing is written, a
@@ -653,58 +674,34 @@ fn enqueue_batch(
         let id_text: &str = id.0.hyphenated().encode_lower(&mut id_text);
         let source = job.source.to_string_lossy();
         let size = i64::try_from(job.size).unwrap_or(i64::MAX);
-        match &story {
-            // The common case binds only what differs from job to job.
-            None => conn
-                .prepare_cached(
-                    "INSERT INTO jobs (id, source, size, mtime_ms, content_hash, storyteller, \
-                     model, preset, cache_key, no_cache, priority, batch_id, fair_key, state, \
-                     stage, created_at, updated_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'queued', \
-                     'waiting', ?14, ?14)",
-                )?
-                .execute(params![
-                    id_text,
-                    source,
-                    size,
-                    job.mtime_ms,
-                    job.content_hash,
-                    job.spec.storyteller,
-                    job.spec.model,
-                    job.spec.preset,
-                    cache_key,
-                    job.no_cache,
-                    job.priority.rank(),
-                    batch_text,
-                    next_key[rank],
-                    now,
-                ])?,
-            Some(story) => conn
-                .prepare_cached(
-                    "INSERT INTO jobs (id, source, size, mtime_ms, content_hash, storyteller, \
-                     model, preset, cache_key, no_cache, priority, batch_id, fair_key, state, \
-                     stage, progress, story, cached, created_at, updated_at, finished_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'succeeded', \
-                     'done', 1, ?14, 1, ?15, ?15, ?15)",
-                )?
-                .execute(params![
-                    id_text,
-                    source,
-                    size,
-                    job.mtime_ms,
-                    job.content_hash,
-                    job.spec.storyteller,
-                    job.spec.model,
-                    job.spec.preset,
-                    cache_key,
-                    job.no_cache,
-                    job.priority.rank(),
-                    batch_text,
-                    next_key[rank],
-                    story,
-                    now,
-                ])?,
-        };
+        // A story from the cache makes the job succeeded at once; the state and the columns
+        // that go with it follow from whether `?14` (the story) is NULL, so one statement with
+        // few parameters serves both.
+        conn.prepare_cached(
+            "INSERT INTO jobs (id, source, size, mtime_ms, content_hash, storyteller, model, \
+             preset, cache_key, no_cache, priority, batch_id, fair_key, state, stage, progress, \
+             story, cached, created_at, updated_at, finished_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
+             iif(?14 IS NULL, 'queued', 'succeeded'), iif(?14 IS NULL, 'waiting', 'done'), \
+             ?14 IS NOT NULL, ?14, ?14 IS NOT NULL, ?15, ?15, iif(?14 IS NULL, NULL, ?15))",
+        )?
+        .execute(params![
+            id_text,
+            source,
+            size,
+            job.mtime_ms,
+            job.content_hash,
+            job.spec.storyteller,
+            job.spec.model,
+            job.spec.preset,
+            cache_key,
+            job.no_cache,
+            job.priority.rank(),
+            batch_text,
+            next_key[rank],
+            story,
+            now,
+        ])?;
         drop(source);
         let seq = conn.last_insert_rowid();
         batch_seqs = Some(batch_seqs.map_or((seq, seq), |(first, _)| (first, seq)));
