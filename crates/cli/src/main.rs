@@ -276,7 +276,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -286,8 +286,15 @@ fn main() -> ExitCode {
                 .is_some_and(EngineError::is_usage);
             ExitCode::from(if usage { 2 } else { 1 })
         }
-    }
+    };
+    // Dropping a runtime waits for every blocking task, and one stuck in the kernel (a stat on
+    // a dead network mount) would hold the exit for ever; the work that matters is done.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    code
 }
+
+/// How long the exit waits for blocking work still under way.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Parses a number of seconds (≥ 0, fractions allowed) for clap.
 fn seconds(text: &str) -> Result<Duration, String> {
@@ -490,11 +497,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats { json } => {
-            let stats = open(home, None).await?.stats().await?;
+            let engine = open(home, None).await?;
+            let stats = engine.stats().await?;
             if json {
                 output::print_json(&stats)?;
             } else {
-                output::print_stats(&stats);
+                output::print_stats(&stats, engine.left_by_stopped_runners().await?);
             }
             Ok(ExitCode::SUCCESS)
         }

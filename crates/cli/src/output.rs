@@ -157,9 +157,18 @@ pub fn print_stories(jobs: &[JobView]) {
 }
 
 /// Counts and cache figures.
-pub fn print_stats(stats: &QueueStats) {
+/// `left` of the running jobs were left by a runner that stopped.
+pub fn print_stats(stats: &QueueStats, left: u32) {
     out!("queued:     {}", stats.queued);
-    out!("running:    {}", stats.running);
+    if left > 0 {
+        out!(
+            "running:    {} ({left} left by a runner that stopped: they go back to the queue \
+             when `storyteller run` starts)",
+            stats.running
+        );
+    } else {
+        out!("running:    {}", stats.running);
+    }
     out!("succeeded:  {}", stats.succeeded);
     out!("dead:       {}", stats.dead);
     out!("cancelled:  {}", stats.cancelled);

@@ -540,6 +540,12 @@ impl Engine {
         self.inner.store.stats().await
     }
 
+    /// How many of the running jobs were left by a runner that has stopped (killed, a power
+    /// cut): nobody is telling them, and they go back to the queue when a runner starts.
+    pub async fn left_by_stopped_runners(&self) -> Result<u32> {
+        self.inner.pool.left_by_stopped_runners().await
+    }
+
     /// Waits until every job in `ids` has finished (or is gone), the queue pauses (nothing more
     /// would run), or `interrupt` resolves — whichever comes first. Changes made by other
     /// processes count as well as this one's.

@@ -49,7 +49,13 @@ fn a_restart_after_kill_9_reclaims_at_once_and_tells_every_video_exactly_once() 
         "the runner was not killed by a signal:\n{killed}"
     );
 
-    // The dead runner's claims are still in the database.
+    // The dead runner's claims are still in the database, and `stats` says they wait for a
+    // runner rather than pretend they are being told.
+    let stats = sandbox.ok(&["stats"]);
+    assert!(
+        stats.stdout.contains("left by a runner that stopped"),
+        "{stats}"
+    );
     let after_kill = sandbox.jobs();
     let interrupted = ids_in(&after_kill, "running");
     assert!(

@@ -142,6 +142,11 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
+    /// See [`PoolInner::left_by_stopped_runners`].
+    pub async fn left_by_stopped_runners(&self) -> Result<u32> {
+        self.inner.left_by_stopped_runners().await
+    }
+
     /// A pool over `store`. With `runners_dir`, each run takes a liveness lock there so other
     /// pools can tell when it has died (and it can tell when they have).
     pub fn new(
@@ -434,6 +439,16 @@ fn take_runner_lock(dir: &Path, owner: &str) -> Result<std::fs::File> {
 
 /// Whether the pool that took `owner`'s lock file has gone (its lock can be taken).
 /// Unknown owners (no lock file) are left to lease expiry.
+/// Whether the runner `owner` has stopped, looked at without taking its lock file over (that is
+/// for the runner that will reclaim its jobs): the lock is tried and let go at once.
+fn owner_has_stopped(dir: &Path, owner: &str) -> bool {
+    let path = runner_lock_path(dir, owner);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .is_ok_and(|file| file.try_lock().is_ok())
+}
+
 fn owner_is_gone(dir: &Path, owner: &str) -> bool {
     let path = runner_lock_path(dir, owner);
     let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) else {
@@ -519,6 +534,35 @@ impl PoolInner {
         if let Ok(mut waiting) = self.waiting_for_room.lock() {
             *waiting = Some((reason, folder));
         }
+    }
+
+    /// Running jobs whose runner has stopped (killed, or its machine lost power): they are not
+    /// being told, and go back to the queue as soon as a runner starts.
+    pub(super) async fn left_by_stopped_runners(&self) -> Result<u32> {
+        let Some(dir) = self.runners_dir.clone() else {
+            return Ok(0);
+        };
+        let running = self
+            .store
+            .list(crate::store::JobFilter {
+                state: Some(crate::job::JobState::Running),
+                ..crate::store::JobFilter::default()
+            })
+            .await?;
+        let owners: Vec<Option<String>> = running.into_iter().map(|job| job.lease_owner).collect();
+        let own = self.owner.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            owners
+                .iter()
+                .filter(|owner| match owner {
+                    Some(owner) => *owner != own && owner_has_stopped(&dir, owner),
+                    None => true,
+                })
+                .count()
+        })
+        .await
+        .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+        .unwrap_or(0))
     }
 
     async fn reclaim_dead(&self) -> Result<()> {
