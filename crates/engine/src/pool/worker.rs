@@ -199,7 +199,13 @@ impl PoolInner {
                 self.storytellers.names().join(", ")
             )))),
             Some(storyteller) => 'told: {
-                let content_hash = match self.check_source(job).await {
+                // A cancel or a shutdown does not wait for a look at the file that stalls.
+                let checked = tokio::select! {
+                    biased;
+                    _ = token.cancelled() => break 'told None,
+                    checked = self.check_source(job) => checked,
+                };
+                let content_hash = match checked {
                     Ok(content_hash) => content_hash,
                     Err(error) => break 'told Some(Err(error)),
                 };
