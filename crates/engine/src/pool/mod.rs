@@ -142,7 +142,8 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// See [`PoolInner::left_by_stopped_runners`].
+    /// Running jobs whose runner has stopped (killed, or its machine lost power): nobody is
+    /// telling them, and they go back to the queue as soon as a runner starts.
     pub async fn left_by_stopped_runners(&self) -> Result<u32> {
         self.inner.left_by_stopped_runners().await
     }
