@@ -18,17 +18,21 @@ pub struct Summary {
     pub failed: u64,
 }
 
-/// A bar for hashing files before they are queued.
+/// A bar for hashing files before they are queued. Where stderr is not a terminal (a log, a
+/// pipe) there is no bar: a line every few seconds says how far hashing has got instead.
 pub struct HashingBar {
     bar: ProgressBar,
 }
+
+/// How often a line reports hashing when there is no bar to draw.
+const HASHING_LINE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl HashingBar {
     /// A bar on stderr, drawn once hashing starts.
     pub fn new() -> Self {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template("{spinner} hashing {pos}/{len} files…")
+            ProgressStyle::with_template("{spinner} hashing {pos}/{len} files, {msg}…")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         Self { bar }
@@ -37,9 +41,31 @@ impl HashingBar {
     /// What [`Engine::add`] calls as each file is hashed.
     pub fn on_progress(&self) -> impl Fn(AddProgress) + Send + Sync + 'static {
         let bar = self.bar.clone();
+        let last_line = std::sync::Mutex::new(std::time::Instant::now());
         move |progress| {
+            let amount = format!(
+                "{} of {}",
+                size_words(progress.hashed_bytes),
+                size_words(progress.total_bytes)
+            );
             bar.set_length(u64::from(progress.total));
             bar.set_position(u64::from(progress.hashed));
+            if bar.is_hidden() {
+                let Ok(mut last) = last_line.lock() else {
+                    return;
+                };
+                if last.elapsed() >= HASHING_LINE_EVERY && progress.hashed < progress.total {
+                    *last = std::time::Instant::now();
+                    let _ = writeln!(
+                        std::io::stderr().lock(),
+                        "hashing: {}/{} files, {amount}",
+                        progress.hashed,
+                        progress.total
+                    );
+                }
+            } else {
+                bar.set_message(amount);
+            }
         }
     }
 
@@ -235,4 +261,34 @@ async fn draw(
     }
     total.finish_and_clear();
     summary
+}
+
+/// A size in bytes in words a person reads at a glance (1000-based, as disks are sold).
+fn size_words(bytes: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = bytes.max(0.0);
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{value:.0} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_words;
+
+    #[test]
+    fn sizes_read_at_a_glance() {
+        assert_eq!(size_words(0.0), "0 B");
+        assert_eq!(size_words(999.0), "999 B");
+        assert_eq!(size_words(1_500.0), "1.5 KB");
+        assert_eq!(size_words(3.2e9), "3.2 GB");
+        assert_eq!(size_words(1.0e13), "10.0 TB");
+    }
 }

@@ -327,7 +327,20 @@ impl Engine {
         }
 
         let total = u32::try_from(to_hash.len()).unwrap_or(u32::MAX);
+        let sizing = to_hash.clone();
+        // Sizes from the metadata alone (no reading): the bytes still to hash, for the
+        // progress a big folder shows.
+        let total_bytes = tokio::task::spawn_blocking(move || {
+            sizing
+                .iter()
+                .filter_map(|path| std::fs::metadata(path).ok())
+                .map(|meta| meta.len())
+                .sum::<u64>()
+        })
+        .await
+        .unwrap_or(0) as f64;
         let progress = Arc::new(AtomicU32::new(0));
+        let hashed_bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let intake = intake::hash_files(
             to_hash,
             IntakeOptions {
@@ -336,9 +349,15 @@ impl Engine {
                 no_cache: options.no_cache,
                 again: options.again,
             },
-            move |_| {
+            move |_, bytes| {
                 let hashed = progress.fetch_add(1, Ordering::SeqCst) + 1;
-                on_progress(AddProgress { hashed, total });
+                let done = hashed_bytes.fetch_add(bytes, Ordering::SeqCst) + bytes;
+                on_progress(AddProgress {
+                    hashed,
+                    total,
+                    hashed_bytes: done as f64,
+                    total_bytes,
+                });
             },
         )
         .await;

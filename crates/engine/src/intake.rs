@@ -339,10 +339,12 @@ pub async fn collect_off_thread(paths: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<Refus
 
 /// Hashes `candidates` (found by [`collect`]) into jobs on the blocking pool, two files at a
 /// time (one per core here), calling `on_file` as each file is done.
+/// Hashes `candidates` (two at a time) into new jobs, calling `on_file` with each file's size
+/// as it is done.
 pub async fn hash_files(
     candidates: Vec<PathBuf>,
     options: IntakeOptions,
-    on_file: impl Fn(&Path) + Send + Sync + 'static,
+    on_file: impl Fn(&Path, u64) + Send + Sync + 'static,
 ) -> Intake {
     let mut refused = Vec::new();
     let on_file = std::sync::Arc::new(on_file);
@@ -356,7 +358,7 @@ pub async fn hash_files(
             let _permit = limit.acquire_owned().await;
             tokio::task::spawn_blocking(move || {
                 let result = new_job(path.clone(), &options);
-                on_file(&path);
+                on_file(&path, result.as_ref().map_or(0, |job| job.size));
                 result
             })
             .await

@@ -352,13 +352,17 @@ impl AddReport {
 }
 
 /// Progress of an add while files are hashed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AddProgress {
     /// Files hashed so far.
     pub hashed: u32,
     /// Files to hash in all.
     pub total: u32,
+    /// Bytes of the files hashed so far (a float: sizes pass 2^32).
+    pub hashed_bytes: f64,
+    /// Bytes of all the files to hash.
+    pub total_bytes: f64,
 }
 
 /// Which end of the queue a listing starts from.
@@ -734,8 +738,10 @@ mod tests {
             &AddProgress {
                 hashed: 3,
                 total: 10,
+                hashed_bytes: 3.0e9,
+                total_bytes: 1.0e10,
             },
-            json!({ "hashed": 3, "total": 10 }),
+            json!({ "hashed": 3, "total": 10, "hashedBytes": 3.0e9, "totalBytes": 1.0e10 }),
         );
         round_trip(
             &WaitOutcome::Paused {

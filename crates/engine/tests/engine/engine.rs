@@ -478,3 +478,31 @@ async fn a_hand_edited_settings_file_out_of_range_does_not_lock_the_app_out() {
         "invalid_argument"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_reports_files_and_bytes_hashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let videos = dir.path().join("videos");
+    let paths = files(&videos, "b", 5);
+    let bytes: u64 = paths
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    let engine =
+        scripted_engine(&dir.path().join("home"), Scripted::sleeping(Duration::ZERO)).await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    engine
+        .add(vec![videos], AddOptions::default(), move |progress| {
+            record.lock().unwrap().push(progress);
+        })
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 5);
+    assert!(seen
+        .iter()
+        .all(|p| p.total == 5 && p.total_bytes == bytes as f64));
+    let last = seen.iter().max_by_key(|p| p.hashed).unwrap();
+    assert_eq!((last.hashed, last.hashed_bytes), (5, bytes as f64));
+}
