@@ -6,6 +6,8 @@
 //!   (two engines on one home are two processes to each other: two connections, two writers);
 //! - makespan: 30 jobs of a 1 s storyteller at concurrency 3 against the ideal 10 s;
 //! - restart: a database holding 100,000 finished jobs, from open to the first claim;
+//! - kill: from `storyteller run` killed with SIGKILL mid-job to a new run telling the killed
+//!   jobs again (needs the CLI, as memory does);
 //! - memory: peak RSS of `storyteller run` over 100,000 queued jobs (needs the release CLI:
 //!   `cargo build --release -p storyteller-cli`, or `STORYTELLER_BIN`; the smoke run also takes
 //!   the debug build).
@@ -346,6 +348,84 @@ async fn memory(dir: &Path, queued: usize) {
     );
 }
 
+/// From a `storyteller run` killed with SIGKILL mid-job to a new one having taken the killed
+/// jobs up again (their second attempt running): real videos, real processes.
+async fn kill_to_resume(dir: &Path, rounds: usize) {
+    let Some(bin) = storyteller_bin() else {
+        println!("kill: skipped (build the CLI first: cargo build --release -p storyteller-cli)");
+        return;
+    };
+    let videos = dir.join("kill-videos");
+    std::fs::create_dir_all(&videos).unwrap();
+    for (i, source) in ["testsrc2", "smptebars", "mandelbrot"].iter().enumerate() {
+        let status = std::process::Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-nostdin",
+                "-y",
+                "-f",
+                "lavfi",
+            ])
+            .arg("-i")
+            .arg(format!("{source}=size=640x360:rate=25"))
+            .args(["-t", "40", "-c:v", "libx264", "-preset", "ultrafast"])
+            .arg(videos.join(format!("take-{i}.mp4")))
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            println!("kill: skipped (ffmpeg could not make the videos)");
+            return;
+        }
+    }
+    let mut took = Vec::new();
+    for round in 0..rounds {
+        let home = dir.join(format!("kill-home-{round}"));
+        let cli = |args: &[&str]| {
+            let mut cmd = std::process::Command::new(&bin);
+            cmd.arg("--home").arg(&home).args(args);
+            cmd.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            cmd
+        };
+        assert!(cli(&["add", videos.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success());
+        let db = home.join("storyteller.db");
+        let running_with = |attempt: i64| {
+            let conn = rusqlite::Connection::open(&db).unwrap();
+            conn.query_row(
+                "SELECT count(*) FROM jobs WHERE state = 'running' AND attempts = ?1",
+                [attempt],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap_or(0)
+        };
+        let mut first = cli(&["run", "--concurrency", "3"]).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while running_with(1) < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        first.kill().unwrap();
+        first.wait().unwrap();
+        let killed_at = Instant::now();
+        let mut second = cli(&["run", "--until-empty", "--concurrency", "3"])
+            .spawn()
+            .unwrap();
+        while running_with(2) < 3 && killed_at.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        took.push(killed_at.elapsed().as_secs_f64() * 1000.0);
+        second.wait().unwrap();
+    }
+    println!(
+        "kill: SIGKILL mid-job to a new runner telling the 3 killed jobs again, median of \
+         {rounds}: {:.0} ms (start-up, open and check, reclaim, claim)",
+        median(took)
+    );
+}
+
 /// Whether the part `name` runs: all of them, or those `BENCH_ONLY` names (comma-separated).
 fn wanted(name: &str) -> bool {
     std::env::var("BENCH_ONLY")
@@ -392,6 +472,9 @@ fn main() {
         }
         if wanted("restart") {
             restart(dir.path(), finished).await;
+        }
+        if wanted("kill") {
+            kill_to_resume(dir.path(), if quick { 1 } else { 3 }).await;
         }
         if wanted("memory") {
             memory(dir.path(), queued).await;

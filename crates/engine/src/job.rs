@@ -171,8 +171,8 @@ impl IllegalTransition {
     fn for_people(&self) -> String {
         use JobState::*;
         match (self.from, self.to) {
-            (Succeeded, Queued) => "this job already has its story, so there is nothing to \
-                retry; add the file again with --again for a new one"
+            (Succeeded, Queued) => "this job has already succeeded (its story is written), so \
+                there is nothing to retry; add the file again with --again for a new story"
                 .into(),
             (Running, Queued) | (Running, Cancelled) => {
                 "this job is being told right now; cancel it first".into()
@@ -591,7 +591,7 @@ mod tests {
             .check_transition(Queued)
             .unwrap_err()
             .to_string()
-            .contains("already has its story"));
+            .contains("has already succeeded"));
         assert!(Succeeded
             .check_transition(Running)
             .unwrap_err()
