@@ -243,6 +243,15 @@ pub const MIGRATIONS: &[Migration] = &[
     ALTER TABLE jobs ADD COLUMN furthest_progress REAL NOT NULL DEFAULT 0;
     "#,
     },
+    // 5: how long attempts ran before they were interrupted, so that an attempt cut short
+    // sooner than earlier ones is not held against the video. Additive, like 4.
+    Migration {
+        needs: 3,
+        sql: r#"
+    ALTER TABLE jobs ADD COLUMN attempt_started_at INTEGER;
+    ALTER TABLE jobs ADD COLUMN longest_interrupted_ms INTEGER NOT NULL DEFAULT 0;
+    "#,
+    },
 ];
 
 /// The latest schema version this build knows (and migrates a database to).

@@ -16,10 +16,11 @@
 //! (killed, the machine lost power: its lease lapses or its lock file is found free), the job
 //! goes back to the queue; the interruption counts against the video only if the job had got no
 //! further than the furthest an earlier interrupted attempt of it reached (`progress` against
-//! `furthest_progress`; a first attempt that made no progress at all counts). A good video killed
-//! at random moments keeps getting further, the more so as it resumes from its checkpoints, and
-//! is never set aside; one that brings the process down at the same point every time counts
-//! each time and is set aside as `crashed` after as many of them as the pool allows (twice the
+//! `furthest_progress`; a first attempt that made no progress at all counts), although it ran at
+//! least three quarters as long as the longest of them (`longest_interrupted_ms`: an attempt cut
+//! short sooner had no chance to get further). A good video killed at random moments keeps
+//! getting further, the more so as it resumes from its checkpoints, and is never set aside; one
+//! that brings the process down at the same point every time counts each time and is set aside as `crashed` after as many of them as the pool allows (twice the
 //! retry attempts: 10 by default). A clean stop is not an interruption: it refunds the attempt.
 
 use super::feed::{self, Follower, ForeignSink, OwnChanges};
@@ -796,8 +797,8 @@ fn claim_jobs(
     // Taken by its row number, without RETURNING (which SQLite buffers in a temporary table).
     let mut take = conn.prepare_cached(
         "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?2, \
-         lease_expires = ?3, started_at = coalesce(started_at, ?4), updated_at = ?4, \
-         stage = 'waiting', progress = 0 WHERE seq = ?1",
+         lease_expires = ?3, started_at = coalesce(started_at, ?4), attempt_started_at = ?4, \
+         updated_at = ?4, stage = 'waiting', progress = 0 WHERE seq = ?1",
     )?;
     let mut advance_clock =
         conn.prepare_cached("UPDATE fair_clock SET vtime = max(vtime, ?2) WHERE priority = ?1")?;
@@ -1010,8 +1011,11 @@ fn reclaim_jobs(
         // the machine's doing.
         let counted: Option<bool> = conn
             .prepare_cached(
-                "SELECT progress <= furthest_progress + 0.0001 FROM jobs \
-                 WHERE id = ?1 AND state = 'running'",
+                // How long it ran: from its claim to its last saved progress.
+                "SELECT progress <= furthest_progress + 0.0001 \
+                 AND (attempt_started_at IS NULL \
+                      OR (updated_at - attempt_started_at) * 4 >= longest_interrupted_ms * 3) \
+                 FROM jobs WHERE id = ?1 AND state = 'running'",
             )?
             .query_row([&id], |r| r.get(0))
             .optional()?;
@@ -1042,6 +1046,8 @@ fn reclaim_jobs(
                     "UPDATE jobs SET state = 'queued', stage = 'waiting', \
                      interruptions = interruptions + ?3, \
                      furthest_progress = max(furthest_progress, progress), progress = 0, \
+                     longest_interrupted_ms = max(longest_interrupted_ms, \
+                         coalesce(updated_at - attempt_started_at, 0)), \
                      run_after = 0, lease_owner = NULL, lease_expires = NULL, updated_at = ?2 \
                      WHERE id = ?1 AND state = 'running' RETURNING ",
                     job_columns!(),
@@ -1331,6 +1337,7 @@ impl JobStore for SqliteStore {
                         "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
                          attempts = 0, run_after = 0, story = NULL, finished_at = NULL, \
                          checkpoint = NULL, interruptions = 0, furthest_progress = 0, \
+                         longest_interrupted_ms = 0, \
                          updated_at = ?2 WHERE id = ?1 AND state = ?3 RETURNING ",
                         job_columns!(),
                         ""
@@ -1352,6 +1359,7 @@ impl JobStore for SqliteStore {
                         "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
                          attempts = 0, run_after = 0, story = NULL, finished_at = NULL, \
                          checkpoint = NULL, interruptions = 0, furthest_progress = 0, \
+                         longest_interrupted_ms = 0, \
                          updated_at = ?1 WHERE state = 'dead' RETURNING ",
                         job_columns!(),
                         ""

@@ -291,7 +291,14 @@ async fn interrupt_at(store: &SqliteStore, id: storyteller_engine::JobId, n: u32
 #[tokio::test]
 async fn interruptions_after_which_the_job_got_further_are_not_held_against_it() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store_in(dir.path()).await;
+    // Time stands still: every attempt runs as long as the others (not at all).
+    let store = SqliteStore::open_with_clock(
+        dir.path().join("jobs.db"),
+        EventBus::new(),
+        Arc::new(ManualClock::new(1_000_000)),
+    )
+    .await
+    .unwrap();
     let a = store
         .enqueue(vec![job("long.mp4", "l")])
         .await
@@ -326,6 +333,54 @@ async fn interruptions_after_which_the_job_got_further_are_not_held_against_it()
         store.get(&a.id.to_string()).await.unwrap().state,
         JobState::Queued
     );
+}
+
+#[tokio::test]
+async fn an_attempt_cut_short_sooner_than_earlier_ones_is_not_held_against_the_video() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let store =
+        SqliteStore::open_with_clock(dir.path().join("jobs.db"), EventBus::new(), clock.clone())
+            .await
+            .unwrap();
+    let a = store
+        .enqueue(vec![job("slow.mp4", "s")])
+        .await
+        .unwrap()
+        .only();
+    let interrupt = |n: u32, progress: f64, ran_ms: u64| {
+        let (store, clock) = (store.clone(), clock.clone());
+        async move {
+            let owner = format!("worker-{n}");
+            assert_eq!(store.claim(&owner, 1, LEASE).await.unwrap().len(), 1);
+            clock.advance(Duration::from_millis(ran_ms));
+            store
+                .report(
+                    a.id,
+                    &owner,
+                    storyteller_engine::job::Stage::Analysing,
+                    progress,
+                )
+                .await
+                .unwrap();
+            store.reclaim(vec![owner], 3).await.unwrap();
+            store.get(&a.id.to_string()).await.unwrap().state
+        }
+    };
+    // A long attempt gets to 30%; then a machine restarting every second: none got further, but
+    // none had the time to.
+    assert_eq!(interrupt(1, 0.3, 4_000).await, JobState::Queued);
+    for n in 2..=14 {
+        assert_eq!(
+            interrupt(n, 0.1, 1_000).await,
+            JobState::Queued,
+            "interruption {n}"
+        );
+    }
+    // As long as before and no further, three times: that is the video.
+    assert_eq!(interrupt(15, 0.3, 4_000).await, JobState::Queued);
+    assert_eq!(interrupt(16, 0.3, 4_000).await, JobState::Queued);
+    assert_eq!(interrupt(17, 0.3, 4_000).await, JobState::Dead);
 }
 
 #[tokio::test]
