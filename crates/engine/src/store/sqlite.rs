@@ -540,6 +540,20 @@ fn cached_story(conn: &Connection, content_hash: &str, cache_key: &str) -> Resul
         .optional()?)
 }
 
+/// Those of `sources` that some job is for: most files added are new, and one statement for
+/// them all spares a full lookup for each ([`existing_job`] is then asked about the rest).
+fn known_sources<'a>(
+    conn: &Connection,
+    sources: impl Iterator<Item = Cow<'a, str>>,
+) -> Result<HashSet<String>> {
+    known_values(
+        conn,
+        "SELECT DISTINCT j.source FROM json_each(?1) AS f \
+         JOIN jobs AS j INDEXED BY jobs_source ON j.source = f.value",
+        sources,
+    )
+}
+
 /// Those of `values` that `query` (joining `json_each(?1)` of them to the jobs) finds.
 fn known_values<'a>(
     conn: &Connection,
@@ -568,14 +582,6 @@ fn existing_job(
     spec: &StorySpec,
 ) -> Result<Option<Job>> {
     let source = source.to_string_lossy();
-    // Most files added are new: one probe by path answers for them without binding the rest
-    // of the key.
-    let known = conn
-        .prepare_cached("SELECT 1 FROM jobs INDEXED BY jobs_source WHERE source = ?1 LIMIT 1")?
-        .exists([&source])?;
-    if !known {
-        return Ok(None);
-    }
     Ok(conn
         .prepare_cached(concat!(
             // No IN list and no ORDER BY: each would cost a temporary table per lookup, and one
@@ -623,10 +629,8 @@ fn enqueue_batch(
     let batch_text = batch.to_string();
     // What is already there is asked once for the whole batch, not once per job: most files
     // added are new, and a statement per file was a third of the cost of adding one.
-    let mut known_sources = known_values(
+    let mut known_sources = known_sources(
         conn,
-        "SELECT DISTINCT j.source FROM json_each(?1) AS f \
-         JOIN jobs AS j INDEXED BY jobs_source ON j.source = f.value",
         jobs.iter()
             .filter(|job| !job.again)
             .map(|job| job.source.to_string_lossy()),
@@ -1127,8 +1131,16 @@ impl JobStore for SqliteStore {
     fn find_existing(&self, keys: Vec<SourceKey>) -> StoreFuture<'_, Vec<Option<Job>>> {
         Box::pin(async move {
             self.read(move |conn| {
+                let known =
+                    known_sources(conn, keys.iter().map(|key| key.source.to_string_lossy()))?;
                 keys.iter()
-                    .map(|key| existing_job(conn, &key.source, key.size, key.mtime_ms, &key.spec))
+                    .map(|key| {
+                        if known.contains(key.source.to_string_lossy().as_ref()) {
+                            existing_job(conn, &key.source, key.size, key.mtime_ms, &key.spec)
+                        } else {
+                            Ok(None)
+                        }
+                    })
                     .collect()
             })
             .await

@@ -270,12 +270,28 @@ async fn a_job_that_kills_its_worker_every_time_ends_dead() {
     assert!(store.claim("w", 1, LEASE).await.unwrap().is_empty());
 }
 
-/// Claims job `id` as a new worker, reports `progress`, and lets the worker die.
-async fn interrupt_at(store: &SqliteStore, id: storyteller_engine::JobId, n: u32, progress: f64) {
+/// A store on `clock`, in `dir`.
+async fn store_on(dir: &std::path::Path, clock: &Arc<ManualClock>) -> SqliteStore {
+    SqliteStore::open_with_clock(dir.join("jobs.db"), EventBus::new(), clock.clone())
+        .await
+        .unwrap()
+}
+
+/// Claims job `id` as a new worker, lets `ran_ms` pass on `clock`, reports `progress`, and lets
+/// the worker die; the job's state after the reclaim.
+async fn interrupt_at(
+    store: &SqliteStore,
+    clock: &ManualClock,
+    id: storyteller_engine::JobId,
+    n: u32,
+    progress: f64,
+    ran_ms: u64,
+) -> JobState {
     let owner = format!("worker-{n}");
     let claimed = store.claim(&owner, 1, LEASE).await.unwrap();
     assert_eq!(claimed.len(), 1, "interruption {n}: nothing to claim");
     assert_eq!(claimed[0].id, id);
+    clock.advance(Duration::from_millis(ran_ms));
     store
         .report(
             id,
@@ -286,19 +302,15 @@ async fn interrupt_at(store: &SqliteStore, id: storyteller_engine::JobId, n: u32
         .await
         .unwrap();
     store.reclaim(vec![owner], 3).await.unwrap();
+    store.get(&id.to_string()).await.unwrap().state
 }
 
 #[tokio::test]
 async fn interruptions_after_which_the_job_got_further_are_not_held_against_it() {
     let dir = tempfile::tempdir().unwrap();
     // Time stands still: every attempt runs as long as the others (not at all).
-    let store = SqliteStore::open_with_clock(
-        dir.path().join("jobs.db"),
-        EventBus::new(),
-        Arc::new(ManualClock::new(1_000_000)),
-    )
-    .await
-    .unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let store = store_on(dir.path(), &clock).await;
     let a = store
         .enqueue(vec![job("long.mp4", "l")])
         .await
@@ -306,14 +318,14 @@ async fn interruptions_after_which_the_job_got_further_are_not_held_against_it()
         .only();
     // Killed ten times, each time further on (as a job resuming from its checkpoints is).
     for n in 1..=10u32 {
-        interrupt_at(&store, a.id, n, f64::from(n) / 20.0).await;
+        interrupt_at(&store, &clock, a.id, n, f64::from(n) / 20.0, 0).await;
     }
     let job = store.get(&a.id.to_string()).await.unwrap();
     assert_eq!(job.state, JobState::Queued, "{job:?}");
     assert_eq!(job.attempts, 10);
     // Killed again without getting further: those count; a few of them set it aside.
     for n in 11..=13u32 {
-        interrupt_at(&store, a.id, n, 0.5).await;
+        interrupt_at(&store, &clock, a.id, n, 0.5, 0).await;
     }
     let job = store.get(&a.id.to_string()).await.unwrap();
     assert_eq!(job.state, JobState::Dead, "{job:?}");
@@ -328,7 +340,7 @@ async fn interruptions_after_which_the_job_got_further_are_not_held_against_it()
     );
     // Retried by hand, it starts with a clean slate.
     store.retry(a.id).await.unwrap();
-    interrupt_at(&store, a.id, 14, 0.1).await;
+    interrupt_at(&store, &clock, a.id, 14, 0.1, 0).await;
     assert_eq!(
         store.get(&a.id.to_string()).await.unwrap().state,
         JobState::Queued
@@ -339,33 +351,14 @@ async fn interruptions_after_which_the_job_got_further_are_not_held_against_it()
 async fn an_attempt_cut_short_sooner_than_earlier_ones_is_not_held_against_the_video() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(1_000_000));
-    let store =
-        SqliteStore::open_with_clock(dir.path().join("jobs.db"), EventBus::new(), clock.clone())
-            .await
-            .unwrap();
+    let store = store_on(dir.path(), &clock).await;
     let a = store
         .enqueue(vec![job("slow.mp4", "s")])
         .await
         .unwrap()
         .only();
     let interrupt = |n: u32, progress: f64, ran_ms: u64| {
-        let (store, clock) = (store.clone(), clock.clone());
-        async move {
-            let owner = format!("worker-{n}");
-            assert_eq!(store.claim(&owner, 1, LEASE).await.unwrap().len(), 1);
-            clock.advance(Duration::from_millis(ran_ms));
-            store
-                .report(
-                    a.id,
-                    &owner,
-                    storyteller_engine::job::Stage::Analysing,
-                    progress,
-                )
-                .await
-                .unwrap();
-            store.reclaim(vec![owner], 3).await.unwrap();
-            store.get(&a.id.to_string()).await.unwrap().state
-        }
+        interrupt_at(&store, &clock, a.id, n, progress, ran_ms)
     };
     // A long attempt gets to 30%; then a machine restarting every second: none got further, but
     // none had the time to.
