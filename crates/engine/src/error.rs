@@ -146,8 +146,11 @@ impl EngineError {
     /// fault, which passes once space is freed.
     pub fn is_disk_full(&self) -> bool {
         match self {
+            // SQLITE_FULL, or the shared-memory index that could not grow (SQLITE_IOERR_SHMSIZE:
+            // what a full disk gives a connection opening the database).
             EngineError::Database(rusqlite::Error::SqliteFailure(failure, _)) => {
                 failure.code == rusqlite::ErrorCode::DiskFull
+                    || failure.extended_code == rusqlite::ffi::SQLITE_IOERR_SHMSIZE
             }
             // The writer reports a failed group commit in words: SQLite's own for SQLITE_FULL.
             EngineError::CommitFailed(message) => message.contains("database or disk is full"),
@@ -203,5 +206,26 @@ pub(crate) fn sqlite_words(error: &rusqlite::Error) -> String {
         rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
         rusqlite::Error::SqliteFailure(failure, None) => failure.to_string(),
         other => other.to_string(),
+    }
+}
+
+/// Whether this process has said that the database's disk is full (and not yet that there is
+/// room again): said once, however many connections and claims run into it meanwhile.
+static DATABASE_DISK_FULL_SAID: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Says, once, that the disk holding the database is full (`full`), or, once there is room
+/// again, that the work goes on.
+pub(crate) fn say_database_disk_full(full: bool) {
+    use std::sync::atomic::Ordering;
+    if full {
+        if !DATABASE_DISK_FULL_SAID.swap(true, Ordering::SeqCst) {
+            tracing::error!(
+                "the disk holding the database is full: free some space there; the queue goes \
+                 on by itself once there is room"
+            );
+        }
+    } else if DATABASE_DISK_FULL_SAID.swap(false, Ordering::SeqCst) {
+        tracing::info!("there is room for the database again");
     }
 }

@@ -296,7 +296,6 @@ impl Pool {
         inner.reclaim_dead().await?;
         let mut room_check = tokio::time::interval(ROOM_CHECK_EVERY);
         room_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut database_full = false;
         tokio::pin!(shutdown);
         let mut result = Ok(());
         loop {
@@ -308,10 +307,7 @@ impl Pool {
                     .await
                 {
                     Ok(jobs) => {
-                        if database_full {
-                            tracing::info!("there is room for the database again");
-                            database_full = false;
-                        }
+                        crate::error::say_database_disk_full(false);
                         let idle = jobs.len() < free;
                         for job in jobs {
                             let (task, current) = inner.spawn_worker(&mut tasks, job);
@@ -325,13 +321,7 @@ impl Pool {
                     }
                     Err(e) if e.is_disk_full() => {
                         // Said once, not twice a second: nothing changes until space is freed.
-                        if !database_full {
-                            tracing::error!(
-                                "the disk holding the database is full: free some space there; \
-                                 the queue goes on by itself once there is room"
-                            );
-                            database_full = true;
-                        }
+                        crate::error::say_database_disk_full(true);
                         tokio::select! {
                             _ = &mut shutdown => break,
                             _ = tokio::time::sleep(ROOM_CHECK_EVERY) => continue,
@@ -356,6 +346,10 @@ impl Pool {
                 Err(e @ (EngineError::StoreClosed | EngineError::DatabaseDamaged(_))) => {
                     result = Err(e);
                     break;
+                }
+                Err(e) if e.is_disk_full() => {
+                    crate::error::say_database_disk_full(true);
+                    Some(inner.clock.now_ms() + duration_ms(ROOM_CHECK_EVERY))
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "reading the queue failed; trying again shortly");

@@ -319,6 +319,20 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(std::time::Duration::from_millis(200));
             }
+            // A disk that fills for a moment (a download finishing) is waited out like a lock.
+            Err(e) if e.is_disk_full() && std::time::Instant::now() < deadline => {
+                crate::error::say_database_disk_full(true);
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            Err(e) if e.is_disk_full() => {
+                return Err(EngineError::Io {
+                    path: path.to_owned(),
+                    message: "the disk holding the database is full: free some space there \
+                              and start again"
+                        .into(),
+                })
+            }
             other => return other,
         }
     }
