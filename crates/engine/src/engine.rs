@@ -38,8 +38,8 @@ use crate::store::{
 use crate::storyteller::offline::OfflineStoryteller;
 use crate::storyteller::{StoryError, StorytellerRegistry};
 use crate::wire::{
-    AddEntry, AddOptions, AddOutcome, AddProgress, AddReport, ExportQuery, JobPage, JobView,
-    ListQuery, QueueStats, StorytellerInfo, WaitOutcome,
+    display_path, AddEntry, AddOptions, AddOutcome, AddProgress, AddReport, ExportQuery, JobPage,
+    JobView, ListQuery, QueueStats, StorytellerInfo, WaitOutcome,
 };
 use std::collections::HashSet;
 use std::future::Future;
@@ -316,7 +316,7 @@ impl Engine {
                 let existing = key.and_then(|_| found.next().flatten());
                 match existing {
                     Some(job) => entries.push(AddEntry {
-                        path: job.source.to_string_lossy().into_owned(),
+                        path: display_path(&job.source),
                         outcome: AddOutcome::AlreadyAdded,
                         job: Some(JobView::from(&job)),
                         reason: None,
@@ -378,7 +378,7 @@ impl Engine {
                 Enqueued::Existing(job) => (AddOutcome::AlreadyAdded, job),
             };
             entries.push(AddEntry {
-                path: job.source.to_string_lossy().into_owned(),
+                path: display_path(&job.source),
                 outcome,
                 job: Some(JobView::from(&job)),
                 reason: None,
@@ -386,7 +386,7 @@ impl Engine {
         }
         for refusal in refused.into_iter().chain(intake.refused) {
             entries.push(AddEntry {
-                path: refusal.path.to_string_lossy().into_owned(),
+                path: display_path(&refusal.path),
                 outcome: if refusal.skipped {
                     AddOutcome::Skipped
                 } else {

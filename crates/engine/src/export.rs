@@ -1,6 +1,7 @@
 //! Stories out in bulk: every succeeded story with its source file, as Markdown, JSON or text.
 
 use crate::job::{iso8601, Job};
+use crate::wire::display_path;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::str::FromStr;
@@ -58,7 +59,7 @@ pub fn render(jobs: &[Job], format: ExportFormat) -> String {
                 .map(|(job, story)| ExportedStory {
                     id: job.id.to_string(),
                     file: job.file_name(),
-                    source: job.source.display().to_string(),
+                    source: display_path(&job.source),
                     storyteller: &job.storyteller,
                     model: &job.model,
                     preset: &job.preset,
@@ -78,7 +79,7 @@ pub fn render(jobs: &[Job], format: ExportFormat) -> String {
                     out,
                     "\n## {}\n\n*{}*\n\n{}\n",
                     job.file_name(),
-                    job.source.display(),
+                    display_path(&job.source),
                     story.trim_end()
                 );
             }
@@ -94,7 +95,7 @@ pub fn render(jobs: &[Job], format: ExportFormat) -> String {
                     out,
                     "{}\n{}\n\n{}\n",
                     job.file_name(),
-                    job.source.display(),
+                    display_path(&job.source),
                     story.trim_end()
                 );
             }

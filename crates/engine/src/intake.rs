@@ -186,12 +186,13 @@ fn walk(
 
 /// Why a file cannot be a job, whatever its name: not regular, empty or unreadable.
 fn file_problem(path: &Path) -> Option<String> {
-    // The database keeps paths as text: a name that is not UTF-8 would come back as another
-    // name ("the file is gone" at run time). Refused plainly instead, until paths are kept as
-    // bytes.
+    // On Unix a path is bytes and the store keeps them as they are. Elsewhere a name that is
+    // not Unicode would come back as another name ("the file is gone" at run time), so it is
+    // refused plainly instead.
+    #[cfg(not(unix))]
     if path.to_str().is_none() {
         return Some(
-            "its name is not valid UTF-8 text, which Storyteller cannot keep yet; rename the file"
+            "its name is not valid Unicode text, which Storyteller cannot keep; rename the file"
                 .into(),
         );
     }

@@ -507,12 +507,12 @@ impl Job {
         }
     }
 
-    /// The file name people recognise the job by.
+    /// The file name people recognise the job by (see [`crate::wire::display_path`]).
     pub fn file_name(&self) -> String {
-        self.source
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| self.source.display().to_string())
+        match self.source.file_name() {
+            Some(name) => crate::wire::display_path(std::path::Path::new(name)),
+            None => crate::wire::display_path(&self.source),
+        }
     }
 }
 

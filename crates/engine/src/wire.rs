@@ -44,6 +44,32 @@ pub fn short_id(id: JobId) -> String {
     full[full.len() - 8..].to_owned()
 }
 
+/// A path as text for people and front ends: exact when the name is UTF-8 (nearly always); a
+/// byte that is not UTF-8 is written `\xNN`, so two different names never look the same, and
+/// a backslash stays as it is. Commands name jobs by id, never by this text.
+pub fn display_path(path: &std::path::Path) -> String {
+    if let Some(text) = path.to_str() {
+        return text.to_owned();
+    }
+    #[cfg(unix)]
+    {
+        use std::fmt::Write;
+        use std::os::unix::ffi::OsStrExt;
+        let mut text = String::new();
+        for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+            text.push_str(chunk.valid());
+            for byte in chunk.invalid() {
+                let _ = write!(text, "\\x{byte:02x}");
+            }
+        }
+        text
+    }
+    #[cfg(not(unix))]
+    {
+        path.to_string_lossy().into_owned()
+    }
+}
+
 /// One job as a front end sees it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -54,7 +80,7 @@ pub struct JobView {
     pub short_id: String,
     /// The file's name.
     pub file: String,
-    /// The whole path of the video.
+    /// The whole path of the video, as [`display_path`] writes it.
     pub source: String,
     /// Life-cycle state.
     pub state: JobState,
@@ -108,7 +134,7 @@ impl From<&Job> for JobView {
             id: job.id,
             short_id: short_id(job.id),
             file: job.file_name(),
-            source: job.source.to_string_lossy().into_owned(),
+            source: display_path(&job.source),
             state: job.state,
             stage: job.stage,
             progress: job.progress,
@@ -469,6 +495,18 @@ mod tests {
     use serde::de::DeserializeOwned;
     use serde_json::{json, Value};
     use std::path::PathBuf;
+
+    #[test]
+    fn paths_show_exactly_and_bytes_that_are_not_text_show_escaped() {
+        use std::os::unix::ffi::OsStrExt;
+        let plain = std::path::Path::new("/v/été \\ 🌊.mp4");
+        assert_eq!(display_path(plain), "/v/été \\ 🌊.mp4");
+        let odd = std::path::Path::new(std::ffi::OsStr::from_bytes(b"/v/a\xff\xfeb.mp4"));
+        assert_eq!(display_path(odd), "/v/a\\xff\\xfeb.mp4");
+        // A truncated multi-byte character is its bytes, not a replacement character.
+        let cut = std::path::Path::new(std::ffi::OsStr::from_bytes(b"/v/\xc3.mp4"));
+        assert_eq!(display_path(cut), "/v/\\xc3.mp4");
+    }
 
     /// Serialises `value`, checks it reads back the same and has exactly the `expected` JSON.
     fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(

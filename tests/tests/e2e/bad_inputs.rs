@@ -3,7 +3,8 @@
 //! the database stays intact.
 
 use crate::support::{
-    error_message, permissions_are_ignored, summary, text, Look, Output, Sandbox, RUN_DEADLINE,
+    error_message, make_video, permissions_are_ignored, summary, text, Look, Output, Sandbox,
+    RUN_DEADLINE,
 };
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -581,26 +582,80 @@ fn a_full_thumbnail_disk_pauses_the_queue_and_it_goes_on_once_there_is_room() {
 }
 
 #[test]
-fn a_name_that_is_not_utf8_is_refused_plainly_at_add() {
+fn odd_names_are_kept_byte_for_byte_and_shown_on_one_line() {
     use std::os::unix::ffi::OsStrExt;
     let sandbox = Sandbox::new();
     let good = good_video(&sandbox);
-    let odd = sandbox
-        .videos()
-        .join(std::ffi::OsStr::from_bytes(b"clip\xff.mp4"));
-    std::fs::copy(&good, &odd).expect("a copy under a name that is not UTF-8");
-    let out = std::process::Command::new(crate::support::binary())
-        .arg("--home")
-        .arg(sandbox.home())
-        .arg("add")
-        .arg(&odd)
-        .arg(&good)
-        .output()
-        .expect("running storyteller");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("not valid UTF-8"), "{stderr}");
-    let jobs = sandbox.jobs();
-    assert_eq!(jobs.len(), 1, "{jobs:#?}");
-    assert_eq!(jobs[0]["file"], "good.mp4");
+    // Not UTF-8; a line break; what looks like an option.
+    let names: [&[u8]; 3] = [b"clip\xff.mp4", b"two\nlines.mp4", b"--help.mp4"];
+    let odd: Vec<PathBuf> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let path = sandbox.videos().join(std::ffi::OsStr::from_bytes(name));
+            make_video(&path, Look::varied(i + 11, 2));
+            path
+        })
+        .collect();
+    let add = |paths: &[&PathBuf]| {
+        std::process::Command::new(crate::support::binary())
+            .arg("--home")
+            .arg(sandbox.home())
+            .args(["add", "--json"])
+            .args(paths)
+            .output()
+            .expect("running storyteller")
+    };
+    let out = add(&[&odd[0], &odd[1], &odd[2], &good]);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("an add report");
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let outcomes: Vec<&Value> = report["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| &e["outcome"])
+        .collect();
+    assert_eq!(outcomes, ["queued"; 4], "{report:#}");
+
+    let out = work(&sandbox);
+    assert_eq!(out.code, Some(0), "{out}");
+    // The byte that is not UTF-8 is shown escaped, never as a replacement character.
+    let shown = ["clip\\xff.mp4", "two\nlines.mp4", "--help.mp4"];
+    for (name, path) in shown.iter().zip(&odd) {
+        let job = sandbox.job_for(name);
+        assert_eq!(job["state"], "succeeded", "{job:#}");
+        let source = text(&job, "source");
+        assert!(
+            source.ends_with(name) && !source.contains('\u{fffd}'),
+            "{job:#}"
+        );
+        assert!(
+            source.starts_with(path_str(path.parent().expect("folder"))),
+            "{job:#}"
+        );
+    }
+    // The database holds the name's very bytes: adding the file again finds its job.
+    let again = add(&[&odd[0]]);
+    let report: Value = serde_json::from_slice(&again.stdout).expect("an add report");
+    assert_eq!(
+        report["entries"][0]["outcome"], "alreadyAdded",
+        "{report:#}"
+    );
+    assert_eq!(sandbox.jobs().len(), 4);
+
+    // One row per job: the line break is written `\n`, so no row splits.
+    let listed = sandbox.ok(&["list"]).stdout;
+    let rows: Vec<&str> = listed.lines().filter(|l| l.contains(".mp4")).collect();
+    assert_eq!(rows.len(), 4, "{listed}");
+    assert!(
+        rows.iter().any(|r| r.contains("two\\nlines.mp4")),
+        "{listed}"
+    );
+    assert!(rows.iter().any(|r| r.contains("clip\\xff.mp4")), "{listed}");
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let file = out_dir.path().join("export.md");
+    sandbox.ok(&["export", "--format", "md", "--out", path_str(&file)]);
+    let exported = std::fs::read_to_string(&file).expect("export");
+    assert!(exported.contains("## clip\\xff.mp4"), "{exported}");
+    assert_good_video_told(&sandbox);
 }

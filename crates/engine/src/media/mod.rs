@@ -62,7 +62,7 @@ pub enum MediaError {
         path: PathBuf,
     },
     /// The file is not there any more.
-    #[error("the file is gone: {}", .path.display())]
+    #[error("the file is gone: {}", crate::wire::display_path(.path))]
     FileMissing {
         /// Where it was.
         path: PathBuf,

@@ -33,7 +33,8 @@ use crate::job::{
     BatchId, ErrorKind, Job, JobError, JobId, JobState, NewJob, Priority, Stage, StorySpec, Usage,
 };
 use crate::wire::{saturate, JobView, ListOrder, QueueStats};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, ToSql};
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -380,7 +381,7 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
     };
     Ok(Job {
         id: parsed(row, 0)?,
-        source: PathBuf::from(row.get::<_, String>(1)?),
+        source: source_from_sql(row.get_ref(1)?)?,
         size: row.get::<_, i64>(2)?.max(0) as u64,
         mtime_ms: row.get(3)?,
         content_hash: row.get(4)?,
@@ -540,17 +541,62 @@ fn cached_story(conn: &Connection, content_hash: &str, cache_key: &str) -> Resul
         .optional()?)
 }
 
+/// A source path as the `source` column keeps it: text when the name is UTF-8 (nearly always),
+/// else, on Unix, the name's bytes as a blob, so that a name that is not text comes back byte
+/// for byte and names the same file.
+struct SourceSql<'a>(&'a Path);
+
+impl ToSql for SourceSql<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self.0.to_str() {
+            Some(text) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+            #[cfg(unix)]
+            None => {
+                use std::os::unix::ffi::OsStrExt;
+                ToSqlOutput::Borrowed(ValueRef::Blob(self.0.as_os_str().as_bytes()))
+            }
+            // Intake refuses such names where paths are not bytes.
+            #[cfg(not(unix))]
+            None => ToSqlOutput::Owned(rusqlite::types::Value::Text(
+                self.0.to_string_lossy().into_owned(),
+            )),
+        })
+    }
+}
+
+/// The path [`SourceSql`] stored.
+fn source_from_sql(value: ValueRef<'_>) -> rusqlite::Result<PathBuf> {
+    match value {
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::ffi::OsStrExt;
+                Ok(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
+            }
+            #[cfg(not(unix))]
+            {
+                Ok(PathBuf::from(String::from_utf8_lossy(bytes).into_owned()))
+            }
+        }
+        other => Err(rusqlite::Error::InvalidColumnType(
+            1,
+            "source".into(),
+            other.data_type(),
+        )),
+    }
+}
+
 /// Those of `sources` that some job is for: most files added are new, and one statement for
 /// them all spares a full lookup for each ([`existing_job`] is then asked about the rest).
 fn known_sources<'a>(
     conn: &Connection,
-    sources: impl Iterator<Item = Cow<'a, str>>,
+    sources: impl Iterator<Item = &'a str>,
 ) -> Result<HashSet<String>> {
     known_values(
         conn,
         "SELECT DISTINCT j.source FROM json_each(?1) AS f \
          JOIN jobs AS j INDEXED BY jobs_source ON j.source = f.value",
-        sources,
+        sources.map(Cow::Borrowed),
     )
 }
 
@@ -581,7 +627,6 @@ fn existing_job(
     mtime_ms: i64,
     spec: &StorySpec,
 ) -> Result<Option<Job>> {
-    let source = source.to_string_lossy();
     Ok(conn
         .prepare_cached(concat!(
             // No IN list and no ORDER BY: each would cost a temporary table per lookup, and one
@@ -594,7 +639,7 @@ fn existing_job(
         ))?
         .query_row(
             params![
-                source,
+                SourceSql(source),
                 i64::try_from(size).unwrap_or(i64::MAX),
                 mtime_ms,
                 spec.storyteller,
@@ -633,7 +678,7 @@ fn enqueue_batch(
         conn,
         jobs.iter()
             .filter(|job| !job.again)
-            .map(|job| job.source.to_string_lossy()),
+            .filter_map(|job| job.source.to_str()),
     )?;
     let known_contents = known_values(
         conn,
@@ -645,17 +690,19 @@ fn enqueue_batch(
     )?;
     for job in jobs {
         if !job.again {
-            let source = job.source.to_string_lossy();
-            if known_sources.contains(source.as_ref()) {
+            // A name that is not text is not in the batch lookup: it is looked up alone.
+            let maybe_known = match job.source.to_str() {
+                Some(source) => !known_sources.insert(source.to_owned()),
+                None => true,
+            };
+            // (The same file twice in one batch: the second finds the first's job.)
+            if maybe_known {
                 if let Some(existing) =
                     existing_job(conn, &job.source, job.size, job.mtime_ms, &job.spec)?
                 {
                     results.push(Enqueued::Existing(existing));
                     continue;
                 }
-            } else {
-                // The same file twice in one batch: the second finds the first's job.
-                known_sources.insert(source.into_owned());
             }
         }
         if batch_seqs.is_none() {
@@ -677,7 +724,6 @@ fn enqueue_batch(
         let id = JobId::new();
         let mut id_text = Uuid::encode_buffer();
         let id_text: &str = id.0.hyphenated().encode_lower(&mut id_text);
-        let source = job.source.to_string_lossy();
         let size = i64::try_from(job.size).unwrap_or(i64::MAX);
         // A story from the cache makes the job succeeded at once; the state and the columns
         // that go with it follow from whether `?14` (the story) is NULL, so one statement with
@@ -692,7 +738,7 @@ fn enqueue_batch(
         )?
         .execute(params![
             id_text,
-            source,
+            SourceSql(&job.source),
             size,
             job.mtime_ms,
             job.content_hash,
@@ -707,7 +753,6 @@ fn enqueue_batch(
             story,
             now,
         ])?;
-        drop(source);
         let seq = conn.last_insert_rowid();
         batch_seqs = Some(batch_seqs.map_or((seq, seq), |(first, _)| (first, seq)));
         let cached = story.is_some();
@@ -1131,11 +1176,15 @@ impl JobStore for SqliteStore {
     fn find_existing(&self, keys: Vec<SourceKey>) -> StoreFuture<'_, Vec<Option<Job>>> {
         Box::pin(async move {
             self.read(move |conn| {
-                let known =
-                    known_sources(conn, keys.iter().map(|key| key.source.to_string_lossy()))?;
+                let known = known_sources(conn, keys.iter().filter_map(|key| key.source.to_str()))?;
                 keys.iter()
                     .map(|key| {
-                        if known.contains(key.source.to_string_lossy().as_ref()) {
+                        // A name that is not text is not in the batch lookup.
+                        if key
+                            .source
+                            .to_str()
+                            .is_none_or(|source| known.contains(source))
+                        {
                             existing_job(conn, &key.source, key.size, key.mtime_ms, &key.spec)
                         } else {
                             Ok(None)

@@ -840,6 +840,45 @@ async fn the_same_file_twice_in_one_batch_makes_one_job() {
 }
 
 #[tokio::test]
+async fn a_name_that_is_not_text_is_kept_byte_for_byte_and_found_again() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let odd = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(b"/videos/clip\xff.mp4"));
+    // Another name that is not text, which a lossy conversion would make the same.
+    let other = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(b"/videos/clip\xfe.mp4"));
+    let with_source = |source: &std::path::Path, content: &str| {
+        let mut new = job("unused.mp4", content);
+        new.source = source.to_path_buf();
+        new
+    };
+    let (_, added) = store
+        .enqueue(vec![
+            with_source(&odd, "a"),
+            with_source(&other, "b"),
+            with_source(&odd, "a"),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(added[0], Enqueued::Added(_)));
+    assert!(matches!(added[1], Enqueued::Added(_)), "{:?}", added[1]);
+    assert!(matches!(added[2], Enqueued::Existing(_)), "{:?}", added[2]);
+    let stored = store.get(&added[0].job().id.to_string()).await.unwrap();
+    assert_eq!(stored.source, odd);
+    // A later batch, and the check before hashing, find it too.
+    let (_, again) = store.enqueue(vec![with_source(&odd, "a")]).await.unwrap();
+    assert!(matches!(again[0], Enqueued::Existing(_)), "{:?}", again[0]);
+    let key = storyteller_engine::store::SourceKey {
+        source: other.clone(),
+        size: 1000,
+        mtime_ms: 0,
+        spec: with_source(&other, "b").spec,
+    };
+    let found = store.find_existing(vec![key]).await.unwrap();
+    assert_eq!(found[0].as_ref().map(|j| &j.source), Some(&other));
+}
+
+#[tokio::test]
 async fn a_database_from_before_batch_ranges_keeps_its_batches_and_cache() {
     use storyteller_engine::store::schema::{self, MIGRATIONS};
     let dir = tempfile::tempdir().unwrap();
