@@ -49,11 +49,16 @@ pub fn print_add_report(report: &AddReport) {
             AddOutcome::AlreadyAdded => out!(
                 "already added {}  {} ({}; --again adds it once more)",
                 job.short_id,
-                job.source,
+                one_line(&job.source),
                 job.state
             ),
             AddOutcome::Refused | AddOutcome::Skipped => {}
         }
+    }
+    if report.reused_hashes > 0 {
+        let n = report.reused_hashes;
+        let noun = if n == 1 { "file" } else { "files" };
+        out!("{n} {noun} not read again: hashed before, and unchanged since");
     }
     print_add_problems(report);
 }
@@ -68,7 +73,7 @@ pub fn print_add_problems(report: &AddReport) {
         };
         eprintln!(
             "{verb} {}: {}",
-            entry.path,
+            one_line(&entry.path),
             entry.reason.as_deref().unwrap_or("")
         );
     }

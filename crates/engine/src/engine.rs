@@ -33,7 +33,7 @@ use crate::media;
 use crate::pool::{Pool, PoolConfig, RunUntil};
 use crate::settings::{self, Settings};
 use crate::store::{
-    Enqueued, Follower, ForeignChanges, JobFilter, JobStore, SourceKey, SqliteStore,
+    Enqueued, FileKey, Follower, ForeignChanges, JobFilter, JobStore, SourceKey, SqliteStore,
 };
 use crate::storyteller::offline::OfflineStoryteller;
 use crate::storyteller::{StoryError, StorytellerRegistry};
@@ -41,7 +41,7 @@ use crate::wire::{
     display_path, AddEntry, AddOptions, AddOutcome, AddProgress, AddReport, ExportQuery, JobPage,
     JobView, ListQuery, QueueStats, StorytellerInfo, WaitOutcome,
 };
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -326,34 +326,56 @@ impl Engine {
             }
         }
 
-        let total = u32::try_from(to_hash.len()).unwrap_or(u32::MAX);
-        let sizing = to_hash.clone();
-        // Sizes from the metadata alone (no reading): the bytes still to hash, for the
-        // progress a big folder shows.
-        let total_bytes = tokio::task::spawn_blocking(move || {
-            sizing
-                .iter()
-                .filter_map(|path| std::fs::metadata(path).ok())
-                .map(|meta| meta.len())
-                .sum::<u64>()
+        // Hashes already known for these files as they are now (from another job for the
+        // file, or kept by an add that was stopped before it queued anything) are not worked
+        // out again.
+        let to_hash_keys = to_hash.clone();
+        let keyed: Vec<(PathBuf, FileKey)> = tokio::task::spawn_blocking(move || {
+            to_hash_keys
+                .into_iter()
+                .filter_map(|path| intake::file_key(&path).map(|key| (path, key)))
+                .collect()
         })
         .await
-        .unwrap_or(0) as f64;
+        .map_err(|_| EngineError::StoreClosed)?;
+        // Sizes from the metadata alone (no reading): the bytes to hash, for the progress a
+        // big folder shows.
+        let total_bytes = keyed.iter().map(|(_, key)| key.size).sum::<u64>() as f64;
+        let hashes = self
+            .inner
+            .store
+            .known_hashes(keyed.iter().map(|(_, key)| key.clone()).collect())
+            .await?;
+        let known: HashMap<PathBuf, (FileKey, String)> = keyed
+            .into_iter()
+            .zip(hashes)
+            .filter_map(|((path, key), hash)| Some((path, (key, hash?))))
+            .collect();
+        let reused_hashes = u32::try_from(known.len()).unwrap_or(u32::MAX);
+
+        let total = u32::try_from(to_hash.len()).unwrap_or(u32::MAX);
         let progress = Arc::new(AtomicU32::new(0));
         let hashed_bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        // Each hash is kept as soon as it is done (in groups, by `keep_hashes`), so that an
+        // add stopped half-way leaves no jobs but does not have to read those files again.
+        let (finished, keeper) = keep_hashes(self.inner.store.clone());
         let intake = intake::hash_files(
             to_hash,
+            known,
             IntakeOptions {
                 spec,
                 priority: options.priority.unwrap_or(settings.priority),
                 no_cache: options.no_cache,
                 again: options.again,
             },
-            move |_, bytes| {
-                let hashed = progress.fetch_add(1, Ordering::SeqCst) + 1;
-                let done = hashed_bytes.fetch_add(bytes, Ordering::SeqCst) + bytes;
+            move |hashed| {
+                if let Some((key, hash)) = hashed.fresh {
+                    let _ = finished.send((key.clone(), hash.to_owned()));
+                }
+                let count = progress.fetch_add(1, Ordering::SeqCst) + 1;
+                let done = hashed_bytes.fetch_add(hashed.size, Ordering::SeqCst) + hashed.size;
                 on_progress(AddProgress {
-                    hashed,
+                    hashed: count,
                     total,
                     hashed_bytes: done as f64,
                     total_bytes,
@@ -361,6 +383,10 @@ impl Engine {
             },
         )
         .await;
+        // Every sender is gone with `hash_files`: the keeper writes what is left and ends.
+        let _ = keeper.await;
+        let hashed_sources: Vec<PathBuf> =
+            intake.jobs.iter().map(|job| job.source.clone()).collect();
 
         let (batch_id, enqueued) = self.inner.store.enqueue(intake.jobs).await?;
         let mut any_added = false;
@@ -399,9 +425,15 @@ impl Engine {
         if any_added {
             self.inner.pool.wake();
         }
+        // Their jobs hold the hashes now. Losing this is harmless: a kept hash is only ever
+        // used for the file unchanged.
+        if let Err(error) = self.inner.store.forget_hashes(hashed_sources).await {
+            tracing::debug!(%error, "could not drop the hashes kept during the add");
+        }
         Ok(AddReport {
             batch_id: any_added.then_some(batch_id),
             entries,
+            reused_hashes,
         })
     }
 
@@ -659,4 +691,30 @@ impl Engine {
         .map_err(|_| EngineError::StoreClosed)??;
         Ok(count)
     }
+}
+
+/// A channel for the hashes an add finishes, and the task that keeps them in the store as they
+/// come, whatever has gathered since its last write in one write. The task ends once every
+/// sender is dropped and what they sent is written.
+fn keep_hashes(
+    store: Arc<dyn JobStore>,
+) -> (
+    tokio::sync::mpsc::UnboundedSender<(FileKey, String)>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    let keeper = tokio::spawn(async move {
+        while let Some(first) = receiver.recv().await {
+            let mut batch = vec![first];
+            while let Ok(more) = receiver.try_recv() {
+                batch.push(more);
+            }
+            if let Err(error) = store.remember_hashes(batch).await {
+                // Only a later add's time is at stake; the add itself goes on and says
+                // what is wrong with the database if it is.
+                tracing::debug!(%error, "could not keep finished hashes");
+            }
+        }
+    });
+    (sender, keeper)
 }

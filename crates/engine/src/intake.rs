@@ -7,11 +7,13 @@
 //! that looks like a video but is broken is accepted here and fails its own job when probed.
 
 use crate::job::{NewJob, Priority, StorySpec};
-use crate::store::SourceKey;
+use crate::store::{FileKey, SourceKey};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 /// File extensions treated as video (lower case).
@@ -293,14 +295,33 @@ pub fn hash_file(path: &Path) -> std::io::Result<String> {
     Ok(hasher.finalize().to_hex().to_string())
 }
 
-fn new_job(path: PathBuf, options: &IntakeOptions) -> Result<NewJob, Refusal> {
+/// A job for `path`, hashed unless `known` holds its hash for the file as it is now; with the
+/// file's key when it was hashed here.
+fn new_job(
+    path: PathBuf,
+    options: &IntakeOptions,
+    known: Option<&(FileKey, String)>,
+) -> Result<(NewJob, Option<FileKey>), Refusal> {
     let refuse = |reason: String| Refusal::new(path.clone(), reason);
     let meta = std::fs::metadata(&path).map_err(|e| refuse(describe_io_error(&e)))?;
     let mtime_ms = mtime_ms(&meta);
-    let content_hash = hash_file(&path)
-        .map_err(|e| refuse(format!("cannot be read: {}", describe_io_error(&e))))?;
-    let source = std::path::absolute(&path).unwrap_or(path);
-    Ok(NewJob {
+    let source = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+    let (content_hash, hashed) = match known {
+        Some((key, hash)) if key.size == meta.len() && key.mtime_ms == mtime_ms => {
+            (hash.clone(), None)
+        }
+        _ => {
+            let hash = hash_file(&path)
+                .map_err(|e| refuse(format!("cannot be read: {}", describe_io_error(&e))))?;
+            let key = FileKey {
+                source: source.clone(),
+                size: meta.len(),
+                mtime_ms,
+            };
+            (hash, Some(key))
+        }
+    };
+    let job = NewJob {
         source,
         size: meta.len(),
         mtime_ms,
@@ -309,6 +330,18 @@ fn new_job(path: PathBuf, options: &IntakeOptions) -> Result<NewJob, Refusal> {
         priority: options.priority,
         no_cache: options.no_cache,
         again: options.again,
+    };
+    Ok((job, hashed))
+}
+
+/// The file `path` is now, for [`crate::store::JobStore::known_hashes`]; `None` when it cannot
+/// be looked at (hashing it will say why).
+pub fn file_key(path: &Path) -> Option<FileKey> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(FileKey {
+        source: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+        size: meta.len(),
+        mtime_ms: mtime_ms(&meta),
     })
 }
 
@@ -338,29 +371,53 @@ pub async fn collect_off_thread(paths: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<Refus
     }
 }
 
-/// Hashes `candidates` (found by [`collect`]) into jobs on the blocking pool, two files at a
-/// time (one per core here), calling `on_file` as each file is done.
-/// Hashes `candidates` (two at a time) into new jobs, calling `on_file` with each file's size
-/// as it is done.
+/// What one file hashed by [`hash_files`] brought: its size, and its key and hash when it was
+/// read here (not known before).
+pub struct Hashed<'a> {
+    /// The file's size in bytes (0 when it was refused).
+    pub size: u64,
+    /// The file and its content hash, when it was read for it.
+    pub fresh: Option<(&'a FileKey, &'a str)>,
+}
+
+/// Hashes `candidates` (found by [`collect`]) into new jobs on the blocking pool, two files at
+/// a time (one per core here), except those whose hash `known` holds (by path, for the file
+/// unchanged); calls `on_file` as each file is done.
 pub async fn hash_files(
     candidates: Vec<PathBuf>,
+    known: HashMap<PathBuf, (FileKey, String)>,
     options: IntakeOptions,
-    on_file: impl Fn(&Path, u64) + Send + Sync + 'static,
+    on_file: impl Fn(Hashed<'_>) + Send + Sync + 'static,
 ) -> Intake {
     let mut refused = Vec::new();
-    let on_file = std::sync::Arc::new(on_file);
-    let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(2));
+    let on_file = Arc::new(on_file);
+    let known = Arc::new(known);
+    let limit = Arc::new(tokio::sync::Semaphore::new(2));
     let mut tasks = Vec::with_capacity(candidates.len());
     for path in candidates {
         let options = options.clone();
         let limit = limit.clone();
         let on_file = on_file.clone();
+        let known = known.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
             tokio::task::spawn_blocking(move || {
-                let result = new_job(path.clone(), &options);
-                on_file(&path, result.as_ref().map_or(0, |job| job.size));
-                result
+                let result = new_job(path.clone(), &options, known.get(&path));
+                on_file(match &result {
+                    Ok((job, Some(key))) => Hashed {
+                        size: job.size,
+                        fresh: Some((key, &job.content_hash)),
+                    },
+                    Ok((job, None)) => Hashed {
+                        size: job.size,
+                        fresh: None,
+                    },
+                    Err(_) => Hashed {
+                        size: 0,
+                        fresh: None,
+                    },
+                });
+                result.map(|(job, _)| job)
             })
             .await
         }));

@@ -350,6 +350,9 @@ pub struct AddReport {
     pub batch_id: Option<BatchId>,
     /// One entry per video found or path refused, in the order they were given and found.
     pub entries: Vec<AddEntry>,
+    /// Files not read again because their content hash was already known for them as they are
+    /// (from another job for the file, or an earlier add stopped before it queued them).
+    pub reused_hashes: u32,
 }
 
 impl AddReport {
@@ -739,12 +742,13 @@ mod tests {
                         reason: Some("not a video file".into()),
                     },
                 ],
+                reused_hashes: 1,
             },
             json!({ "batchId": view.batch_id, "entries": [
                 { "path": "/videos/clip.mp4", "outcome": "alreadyAdded", "job": sample_view_json(),
                   "reason": null },
                 { "path": "/videos/notes.txt", "outcome": "skipped", "job": null,
-                  "reason": "not a video file" } ] }),
+                  "reason": "not a video file" } ], "reusedHashes": 1 }),
         );
         round_trip(
             &JobPage {

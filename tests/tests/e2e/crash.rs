@@ -558,3 +558,84 @@ fn a_database_deleted_while_running_stops_the_runner_with_a_clear_error() {
         "{out}"
     );
 }
+
+#[test]
+fn a_killed_add_queues_nothing_and_the_next_add_does_not_read_again_what_it_hashed() {
+    use std::io::{Seek, SeekFrom, Write};
+    let sandbox = Sandbox::new();
+    // Big files that cost no disk (sparse), each with its own first bytes. The add is killed
+    // once it has kept a few hashes, long before it could have read them all.
+    let folder = sandbox.videos().join("big");
+    std::fs::create_dir_all(&folder).expect("folder");
+    let files: Vec<PathBuf> = (0..10)
+        .map(|i| {
+            let path = folder.join(format!("take-{i:02}.mp4"));
+            let mut file = std::fs::File::create(&path).expect("file");
+            writeln!(file, "recording {i}").expect("header");
+            file.seek(SeekFrom::Start(0)).expect("seek");
+            file.set_len(512 << 20).expect("a sparse 512 MiB file");
+            path
+        })
+        .collect();
+    let kept_hashes = || -> i64 {
+        let Ok(conn) = rusqlite::Connection::open_with_flags(
+            sandbox.database(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        ) else {
+            return 0;
+        };
+        conn.query_row("SELECT count(*) FROM file_hashes", [], |r| r.get(0))
+            .unwrap_or(0)
+    };
+    let adding = sandbox.spawn(&["add", "big"]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while kept_hashes() < 2 {
+        assert!(Instant::now() < deadline, "the add kept no hashes");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    adding.kill_hard();
+    let kept = kept_hashes();
+    assert!(
+        kept < 16,
+        "the add finished before it was killed: make the files bigger"
+    );
+    // Atomic: not one job from the killed add.
+    assert!(sandbox.jobs().is_empty(), "{:#?}", summary(&sandbox.jobs()));
+    sandbox.assert_database_intact();
+
+    let out = sandbox.ok(&["add", "--json", "big"]);
+    let report = out.json();
+    assert_eq!(report["reusedHashes"], kept, "{report:#}");
+    let jobs = sandbox.jobs();
+    assert_eq!(count_in(&jobs, "queued"), 10, "{:#?}", summary(&jobs));
+    // Every job has its file's true hash, kept or read, and nothing is kept any more.
+    let conn = rusqlite::Connection::open(sandbox.database()).expect("database");
+    for path in &files {
+        let stored: String = conn
+            .query_row(
+                "SELECT content_hash FROM jobs WHERE source = ?1",
+                [path.to_str().expect("UTF-8 path")],
+                |r| r.get(0),
+            )
+            .expect("a job for every file");
+        let mut hasher = blake3::Hasher::new();
+        hasher
+            .update_reader(std::fs::File::open(path).expect("file"))
+            .expect("reading");
+        assert_eq!(
+            stored,
+            hasher.finalize().to_hex().as_str(),
+            "{}",
+            path.display()
+        );
+    }
+    drop(conn);
+    assert_eq!(kept_hashes(), 0);
+    // Said in words too.
+    let out = sandbox.ok(&["add", "--again", "big/take-00.mp4"]);
+    assert!(
+        out.stdout.contains("1 file not read again"),
+        "{}",
+        out.stdout
+    );
+}

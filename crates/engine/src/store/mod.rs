@@ -88,6 +88,17 @@ pub struct JobFilter {
     pub limit: Option<u64>,
 }
 
+/// A file as it is on disk: what a content hash found earlier holds for, while it lasts.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    /// The file (absolute).
+    pub source: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its modification time (ms since the Unix epoch).
+    pub mtime_ms: i64,
+}
+
 /// What names a file's job for "is it already there?": the file as it was when added, and who
 /// tells it how.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,6 +148,19 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Renews the leases of every job `owner` holds; returns the ids it still holds.
     fn heartbeat(&self, owner: &str, lease: Duration) -> StoreFuture<'_, Vec<JobId>>;
+
+    /// The content hash of each file, where one is known for it unchanged (same path, size and
+    /// modification time): from any job for it, or kept by [`JobStore::remember_hashes`]. One
+    /// answer per key, in order.
+    fn known_hashes(&self, files: Vec<FileKey>) -> StoreFuture<'_, Vec<Option<String>>>;
+
+    /// Keeps content hashes an `add` has finished, before it queues anything: an `add` stopped
+    /// half-way (killed, Ctrl-C) leaves no jobs, but the next one does not read those files
+    /// again.
+    fn remember_hashes(&self, hashes: Vec<(FileKey, String)>) -> StoreFuture<'_, ()>;
+
+    /// Drops the hashes kept for `sources`, once their jobs hold them.
+    fn forget_hashes(&self, sources: Vec<PathBuf>) -> StoreFuture<'_, ()>;
 
     /// Records a running job's stage and progress.
     fn report(&self, id: JobId, owner: &str, stage: Stage, progress: f64) -> StoreFuture<'_, ()>;

@@ -252,6 +252,23 @@ pub const MIGRATIONS: &[Migration] = &[
     ALTER TABLE jobs ADD COLUMN longest_interrupted_ms INTEGER NOT NULL DEFAULT 0;
     "#,
     },
+    // 6: content hashes an `add` finished before it was stopped, so the next `add` of the same
+    // files does not read them all again. Additive: older builds never look.
+    Migration {
+        needs: 3,
+        sql: r#"
+    -- `source` as `jobs.source` keeps it (text, or the name's bytes). A row is trusted only
+    -- while the file keeps its size and modification time; the add that queues the file's job
+    -- deletes it, since the job then holds the hash.
+    CREATE TABLE file_hashes (
+        source        TEXT PRIMARY KEY,
+        size          INTEGER NOT NULL,
+        mtime_ms      INTEGER NOT NULL,
+        content_hash  TEXT NOT NULL,
+        hashed_at     INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
+    },
 ];
 
 /// The latest schema version this build knows (and migrates a database to).

@@ -25,7 +25,9 @@
 
 use super::feed::{self, Follower, ForeignSink, OwnChanges};
 use super::writer::{Outbox, Writer, WriterHooks, CACHE_HITS, CACHE_MISSES, COUNTERS};
-use super::{schema, Enqueued, JobFilter, JobStore, Outcome, Removed, SourceKey, StoreFuture};
+use super::{
+    schema, Enqueued, FileKey, JobFilter, JobStore, Outcome, Removed, SourceKey, StoreFuture,
+};
 use crate::clock::{duration_ms, Clock, SystemClock};
 use crate::error::{EngineError, Result};
 use crate::event::{Event, EventBus};
@@ -1191,6 +1193,79 @@ impl JobStore for SqliteStore {
                         }
                     })
                     .collect()
+            })
+            .await
+        })
+    }
+
+    fn known_hashes(&self, files: Vec<FileKey>) -> StoreFuture<'_, Vec<Option<String>>> {
+        Box::pin(async move {
+            self.read(move |conn| {
+                let mut kept = conn.prepare_cached(
+                    "SELECT content_hash FROM file_hashes \
+                     WHERE source = ?1 AND size = ?2 AND mtime_ms = ?3",
+                )?;
+                let mut from_job = conn.prepare_cached(
+                    "SELECT content_hash FROM jobs INDEXED BY jobs_source \
+                     WHERE source = ?1 AND size = ?2 AND mtime_ms = ?3 LIMIT 1",
+                )?;
+                files
+                    .iter()
+                    .map(|file| {
+                        let key = params![
+                            SourceSql(&file.source),
+                            i64::try_from(file.size).unwrap_or(i64::MAX),
+                            file.mtime_ms
+                        ];
+                        match kept.query_row(key, |r| r.get(0)).optional()? {
+                            Some(hash) => Ok(Some(hash)),
+                            None => Ok(from_job.query_row(key, |r| r.get(0)).optional()?),
+                        }
+                    })
+                    .collect()
+            })
+            .await
+        })
+    }
+
+    fn remember_hashes(&self, hashes: Vec<(FileKey, String)>) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            if hashes.is_empty() {
+                return Ok(());
+            }
+            self.write(move |conn, _, now| {
+                let mut insert = conn.prepare_cached(
+                    "INSERT OR REPLACE INTO file_hashes \
+                     (source, size, mtime_ms, content_hash, hashed_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for (file, hash) in &hashes {
+                    insert.execute(params![
+                        SourceSql(&file.source),
+                        i64::try_from(file.size).unwrap_or(i64::MAX),
+                        file.mtime_ms,
+                        hash,
+                        now
+                    ])?;
+                }
+                Ok(())
+            })
+            .await
+        })
+    }
+
+    fn forget_hashes(&self, sources: Vec<PathBuf>) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            if sources.is_empty() {
+                return Ok(());
+            }
+            self.write(move |conn, _, _| {
+                let mut delete =
+                    conn.prepare_cached("DELETE FROM file_hashes WHERE source = ?1")?;
+                for source in &sources {
+                    delete.execute([SourceSql(source)])?;
+                }
+                Ok(())
             })
             .await
         })

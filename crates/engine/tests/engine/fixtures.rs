@@ -9,8 +9,8 @@ use storyteller_engine::job::{NewJob, Priority, StorySpec, Usage};
 use storyteller_engine::pool::{Pool, PoolConfig};
 use storyteller_engine::retry::RetryPolicy;
 use storyteller_engine::store::{
-    Enqueued, Follower, ForeignSink, JobFilter, JobStore, Outcome, Removed, SourceKey, SqliteStore,
-    StoreFuture,
+    Enqueued, FileKey, Follower, ForeignSink, JobFilter, JobStore, Outcome, Removed, SourceKey,
+    SqliteStore, StoreFuture,
 };
 use storyteller_engine::storyteller::{
     http, BoxFuture, StoryError, StoryRequest, StorySink, Storyteller, StorytellerRegistry,
@@ -274,6 +274,15 @@ impl JobStore for FlakyStore {
     }
     fn retry_failed(&self) -> StoreFuture<'_, Vec<Job>> {
         self.inner.retry_failed()
+    }
+    fn known_hashes(&self, files: Vec<FileKey>) -> StoreFuture<'_, Vec<Option<String>>> {
+        self.inner.known_hashes(files)
+    }
+    fn remember_hashes(&self, hashes: Vec<(FileKey, String)>) -> StoreFuture<'_, ()> {
+        self.inner.remember_hashes(hashes)
+    }
+    fn forget_hashes(&self, sources: Vec<PathBuf>) -> StoreFuture<'_, ()> {
+        self.inner.forget_hashes(sources)
     }
     fn follow_others(&self, sink: ForeignSink) -> StoreFuture<'_, Follower> {
         self.inner.follow_others(sink)

@@ -879,6 +879,58 @@ async fn a_name_that_is_not_text_is_kept_byte_for_byte_and_found_again() {
 }
 
 #[tokio::test]
+async fn hashes_are_known_only_for_files_unchanged_and_kept_until_their_jobs_hold_them() {
+    use storyteller_engine::store::FileKey;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let key = |name: &str, size: u64, mtime_ms: i64| FileKey {
+        source: format!("/videos/{name}").into(),
+        size,
+        mtime_ms,
+    };
+    // A file with a job (the fixture's size and mtime): its hash is known, for any spec.
+    let (_, added) = store.enqueue(vec![job("queued.mp4", "q")]).await.unwrap();
+    let queued_hash = added[0].job().content_hash.clone();
+    store
+        .remember_hashes(vec![(key("kept.mp4", 5, 7), "kept-hash".into())])
+        .await
+        .unwrap();
+    let asked = vec![
+        key("queued.mp4", 1000, 0),
+        key("kept.mp4", 5, 7),
+        // The same files since changed: nothing is known of them.
+        key("queued.mp4", 1000, 1),
+        key("kept.mp4", 6, 7),
+        key("never.mp4", 5, 7),
+    ];
+    let known = store.known_hashes(asked.clone()).await.unwrap();
+    assert_eq!(
+        known,
+        [
+            Some(queued_hash.clone()),
+            Some("kept-hash".into()),
+            None,
+            None,
+            None
+        ]
+    );
+    // Kept again for a changed file, the newer one wins.
+    store
+        .remember_hashes(vec![(key("kept.mp4", 6, 7), "newer".into())])
+        .await
+        .unwrap();
+    let known = store.known_hashes(asked.clone()).await.unwrap();
+    assert_eq!(known[1], None);
+    assert_eq!(known[3].as_deref(), Some("newer"));
+    store
+        .forget_hashes(vec!["/videos/kept.mp4".into()])
+        .await
+        .unwrap();
+    let known = store.known_hashes(asked).await.unwrap();
+    assert_eq!(known, [Some(queued_hash), None, None, None, None]);
+}
+
+#[tokio::test]
 async fn a_database_from_before_batch_ranges_keeps_its_batches_and_cache() {
     use storyteller_engine::store::schema::{self, MIGRATIONS};
     let dir = tempfile::tempdir().unwrap();
