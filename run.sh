@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Storyteller's one entry point.
-#   ./run.sh demo    install what is missing, build, turn generated sample videos into stories
-#   ./run.sh test    install what is missing, then fmt, clippy, docs and every test
+#   ./run.sh         install what is missing, build, open the window with sample videos queued
+#   ./run.sh app     the same
+#   ./run.sh demo    no window: build the command, turn the sample videos into stories
+#   ./run.sh test    install what is missing, then fmt, clippy, docs, the UI's checks and every
+#                    test, the window's under Xvfb
 #   ./run.sh bench   the engine and offline-storyteller benchmarks (prints figures)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -9,21 +12,47 @@ root=$(pwd)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-# System packages the build and tests need, installed only when missing.
+# System packages, installed only when missing. The command and the engine need only a C
+# toolchain and ffmpeg; the window needs WebKitGTK, and its tests a virtual display, the
+# WebDriver for WebKit, a clipboard reader and a notification server.
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  log "installing system packages: $*"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+has_package() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
 ensure_system_packages() {
   local missing=()
   command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
-  command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
   command -v cc >/dev/null 2>&1 || missing+=(build-essential)
   command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
   command -v curl >/dev/null 2>&1 || missing+=(curl ca-certificates)
-  if [ ${#missing[@]} -gt 0 ]; then
-    log "installing system packages: ${missing[*]}"
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "${1:-}" = window ] || [ "${1:-}" = test ]; then
+    has_package libwebkit2gtk-4.1-dev || missing+=(libwebkit2gtk-4.1-dev)
+    command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
   fi
+  if [ "${1:-}" = test ]; then
+    command -v xvfb-run >/dev/null 2>&1 || missing+=(xvfb)
+    command -v xauth >/dev/null 2>&1 || missing+=(xauth)
+    command -v WebKitWebDriver >/dev/null 2>&1 || missing+=(webkit2gtk-driver)
+    command -v xclip >/dev/null 2>&1 || missing+=(xclip)
+    command -v dunst >/dev/null 2>&1 || missing+=(dunst)
+    command -v dbus-run-session >/dev/null 2>&1 || missing+=(dbus-daemon)
+  fi
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt_install "${missing[@]}"
+  fi
+}
+
+# The UI: its packages exactly as locked, then the type check and the bundle the app embeds.
+build_ui() {
+  log "building the UI (ui/)"
+  (cd ui && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] \
+      || npm ci --no-audit --no-fund --loglevel=error; } && npm run --silent build)
 }
 
 ensure_rust() {
@@ -57,7 +86,23 @@ make_samples() {
     -map "[v]" -map "[a]" "${enc[@]}" "$dir/night sea.mp4"
 }
 
-case "${1:-}" in
+case "${1:-app}" in
+  app)
+    if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+      echo "No display here to open a window on; ./run.sh demo tells the sample videos' stories without one." >&2
+      exit 1
+    fi
+    ensure_system_packages window
+    ensure_rust
+    build_ui
+    log "building the app (release)"
+    cargo build --release --locked -p storyteller-desktop
+    demo="$root/target/demo"
+    log "making sample videos in $demo/videos"
+    make_samples "$demo/videos"
+    log "opening Storyteller (state in $demo/app-home); the samples are being told"
+    exec ./target/release/storyteller-desktop --home "$demo/app-home" "$demo/videos"
+    ;;
   demo)
     ensure_system_packages
     ensure_rust
@@ -74,18 +119,26 @@ case "${1:-}" in
     log "done: every story is in $demo/stories.md"
     ;;
   test)
-    ensure_system_packages
+    ensure_system_packages test
     ensure_rust
     log "cargo fmt --check"
     cargo fmt --all --check
+    build_ui
+    log "UI: lint and unit tests"
+    (cd ui && npm run --silent lint && npm run --silent test)
     log "cargo clippy"
     cargo clippy --locked --workspace --all-targets -- -D warnings
     log "cargo doc"
     RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps
     log "building every binary once (the end-to-end tests run them)"
     cargo build --locked --workspace --all-targets
-    log "unit, integration and end-to-end tests"
-    cargo test --locked --workspace --no-fail-fast
+    if ! command -v tauri-driver >/dev/null 2>&1; then
+      log "installing tauri-driver (WebDriver for the window)"
+      cargo install --locked --quiet tauri-driver --version 2.1.0
+    fi
+    log "unit, integration and end-to-end tests (the window in a virtual display)"
+    xvfb-run -a -s "-screen 0 1280x800x24" \
+      dbus-run-session -- cargo test --locked --workspace --no-fail-fast
     log "benchmark smoke run (figures are not checked here; ./run.sh bench prints the real ones)"
     BENCH_QUICK=1 cargo bench --locked -p storyteller-engine --profile dev --bench engine
     ;;
@@ -97,7 +150,7 @@ case "${1:-}" in
     cargo bench --locked -p storyteller-engine --bench offline
     ;;
   *)
-    echo "usage: ./run.sh demo | test | bench" >&2
+    echo "usage: ./run.sh [app] | demo | test | bench" >&2
     exit 2
     ;;
 esac

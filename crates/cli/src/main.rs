@@ -172,6 +172,12 @@ enum Command {
         /// The priority new jobs get.
         #[arg(long)]
         priority: Option<Priority>,
+        /// Write each story beside its video when it is told (NAME.story.md, …): on or off.
+        #[arg(long, value_name = "on|off", value_parser = on_off)]
+        beside_video: Option<bool>,
+        /// The formats written beside the video, e.g. md,json (md, json, txt).
+        #[arg(long, value_name = "FORMATS", value_delimiter = ',')]
+        beside_formats: Option<Vec<ExportFormat>>,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -297,6 +303,14 @@ fn main() -> ExitCode {
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Parses a number of seconds (≥ 0, fractions allowed) for clap.
+fn on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" | "yes" | "true" => Ok(true),
+        "off" | "no" | "false" => Ok(false),
+        other => Err(format!("expected on or off, not '{other}'")),
+    }
+}
+
 fn seconds(text: &str) -> Result<Duration, String> {
     text.parse::<f64>()
         .ok()
@@ -531,6 +545,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             model,
             preset,
             priority,
+            beside_video,
+            beside_formats,
             json,
         } => {
             let engine = open(home, None).await?;
@@ -539,7 +555,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 || storyteller.is_some()
                 || model.is_some()
                 || preset.is_some()
-                || priority.is_some();
+                || priority.is_some()
+                || beside_video.is_some()
+                || beside_formats.is_some();
+            if let Some(on) = beside_video {
+                settings.save_beside_video = on;
+            }
+            if let Some(formats) = beside_formats {
+                settings.beside_formats = formats;
+            }
             if let Some(n) = concurrency {
                 settings.concurrency = n;
             }

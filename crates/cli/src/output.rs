@@ -206,6 +206,19 @@ pub fn print_settings(settings: &Settings) {
             .unwrap_or("(the storyteller's first)")
     );
     out!("priority:     {}", settings.priority);
+    let formats: Vec<&str> = settings
+        .beside_formats
+        .iter()
+        .map(|f| f.extension())
+        .collect();
+    out!(
+        "beside video: {}",
+        if settings.save_beside_video {
+            format!("on ({})", formats.join(", "))
+        } else {
+            "off".into()
+        }
+    );
 }
 
 /// One event in a line for people.

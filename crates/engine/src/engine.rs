@@ -79,7 +79,7 @@ struct Inner {
     pool: Pool,
     storytellers: StorytellerRegistry,
     // std Mutex: read and replaced whole, never held across an await.
-    settings: Mutex<Settings>,
+    settings: Arc<Mutex<Settings>>,
     // The run under way here, if any: `stop` cancels it.
     run_stop: Mutex<Option<CancellationToken>>,
     // Reads the others' changes for as long as the engine lives.
@@ -147,6 +147,8 @@ impl Engine {
             },
             Some(&home.runners()),
         )?;
+        let settings = Arc::new(Mutex::new(settings));
+        pool.on_told(told_hook(settings.clone()));
         let follower = if options.ignore_other_processes {
             None
         } else {
@@ -161,7 +163,7 @@ impl Engine {
                 bus,
                 pool,
                 storytellers,
-                settings: Mutex::new(settings),
+                settings,
                 run_stop: Mutex::new(None),
                 _follower: follower,
             }),
@@ -485,6 +487,11 @@ impl Engine {
         Ok(())
     }
 
+    /// How many jobs are being told in this process now (to warn before quitting).
+    pub fn running_here(&self) -> u32 {
+        u32::try_from(self.inner.pool.running_here()).unwrap_or(u32::MAX)
+    }
+
     /// Jobs run at once here.
     pub fn concurrency(&self) -> u32 {
         u32::try_from(self.inner.pool.concurrency()).unwrap_or(u32::MAX)
@@ -663,6 +670,34 @@ impl Engine {
             .await
     }
 
+    /// The keyframe thumbnails of the video with `content_hash` (a [`JobView::content_hash`]),
+    /// in the order of their times: only files inside the thumbnails folder are ever read, so a
+    /// front end can show them without any access to the file system of its own.
+    pub async fn thumbnail(&self, content_hash: &str, index: u32) -> Result<Option<Vec<u8>>> {
+        let dir = media::thumbnails_dir(&self.inner.home.thumbnails(), content_hash);
+        tokio::task::spawn_blocking(move || {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                return Ok(None);
+            };
+            let mut images: Vec<PathBuf> = entries
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|path| {
+                    path.extension()
+                        .is_some_and(|ext| ext.eq_ignore_ascii_case("jpg"))
+                })
+                .collect();
+            images.sort();
+            match images.get(index as usize) {
+                Some(path) => std::fs::read(path)
+                    .map(Some)
+                    .map_err(|e| EngineError::io(path, &e)),
+                None => Ok(None),
+            }
+        })
+        .await
+        .map_err(|_| EngineError::StoreClosed)?
+    }
+
     /// Every succeeded story `query` names, rendered in `format`: (the text, how many stories).
     pub async fn export(&self, format: ExportFormat, query: ExportQuery) -> Result<(String, u32)> {
         let jobs = self.succeeded(&query).await?;
@@ -691,6 +726,35 @@ impl Engine {
         .map_err(|_| EngineError::StoreClosed)??;
         Ok(count)
     }
+}
+
+/// What happens once a job is told here: its story is written beside the video when the
+/// settings ask for it. Off the worker (a slow or full disk must not hold the queue), and a
+/// folder that cannot be written to is said in the log, not held against the video.
+fn told_hook(settings: Arc<Mutex<Settings>>) -> crate::pool::ToldHook {
+    Arc::new(move |job: &Job| {
+        let Some((formats, skip_existing)) = settings
+            .lock()
+            .ok()
+            .filter(|s| s.save_beside_video)
+            .map(|s| (s.beside_formats.clone(), s.beside_skip_existing))
+        else {
+            return;
+        };
+        let job = job.clone();
+        tokio::task::spawn_blocking(move || {
+            match export::write_beside(&job, &formats, skip_existing) {
+                Ok(written) => {
+                    for path in written {
+                        tracing::info!(path = %path.display(), "story written beside the video");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the story could not be written beside the video")
+                }
+            }
+        });
+    })
 }
 
 /// A channel for the hashes an add finishes, and the task that keeps them in the store as they

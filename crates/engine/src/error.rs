@@ -182,6 +182,7 @@ impl EngineError {
 }
 
 /// An error as it crosses a process or IPC boundary.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorPayload {
     /// Stable code, see [`EngineError::code`].

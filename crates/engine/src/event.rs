@@ -39,6 +39,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 /// Something that happened; job events carry the id of the job they are about.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Event {
@@ -162,10 +163,12 @@ impl Event {
 }
 
 /// An event with its place in this process's stream.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     /// 1, 2, 3, … per process: a JavaScript number (written as an integer, exact up to 2^53).
     #[serde(serialize_with = "whole_number")]
+    #[cfg_attr(feature = "specta", specta(type = f64))]
     pub seq: f64,
     /// What happened.
     #[serde(flatten)]

@@ -4,10 +4,13 @@ use crate::job::{iso8601, Job};
 use crate::wire::display_path;
 use serde::Serialize;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// An export format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum ExportFormat {
     /// One `##` section per video.
     Markdown,
@@ -15,6 +18,50 @@ pub enum ExportFormat {
     Json,
     /// Plain text, videos separated by rules.
     Text,
+}
+
+impl ExportFormat {
+    /// The file extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Markdown => "md",
+            ExportFormat::Json => "json",
+            ExportFormat::Text => "txt",
+        }
+    }
+}
+
+/// Where the story of the video at `source` goes beside it: `clip.mp4` → `clip.story.md`.
+pub fn beside_path(source: &Path, format: ExportFormat) -> PathBuf {
+    let mut name = source.file_stem().unwrap_or_default().to_os_string();
+    name.push(".story.");
+    name.push(format.extension());
+    source.with_file_name(name)
+}
+
+/// Writes `job`'s story beside its video, once per format, each file whole (written aside,
+/// then renamed); with `skip_existing`, a file already there is left as it is. The files
+/// written.
+pub fn write_beside(
+    job: &Job,
+    formats: &[ExportFormat],
+    skip_existing: bool,
+) -> crate::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for &format in formats {
+        let path = beside_path(&job.source, format);
+        if skip_existing && path.exists() {
+            continue;
+        }
+        let mut partial = path.clone().into_os_string();
+        partial.push(".part");
+        let partial = PathBuf::from(partial);
+        let text = render(std::slice::from_ref(job), format);
+        std::fs::write(&partial, text).map_err(|e| crate::EngineError::io(&partial, &e))?;
+        std::fs::rename(&partial, &path).map_err(|e| crate::EngineError::io(&path, &e))?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 impl FromStr for ExportFormat {

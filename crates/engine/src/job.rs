@@ -24,6 +24,7 @@ use std::str::FromStr;
 use uuid::Uuid;
 
 /// A job's identity: a UUID v7, so ids sort by creation time.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct JobId(pub Uuid);
@@ -55,6 +56,7 @@ impl FromStr for JobId {
 }
 
 /// The batch a job was added with (one drag-and-drop, one `add` command).
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct BatchId(pub Uuid);
@@ -86,6 +88,7 @@ impl FromStr for BatchId {
 }
 
 /// Where a job is in its life; see the module docs for the transitions.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
@@ -213,6 +216,7 @@ impl FromStr for JobState {
 }
 
 /// What a running job is doing right now.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
@@ -264,6 +268,7 @@ impl FromStr for Stage {
 }
 
 /// Scheduling class: every high job is claimed before any normal one, and so on.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
 )]
@@ -327,6 +332,7 @@ impl FromStr for Priority {
 }
 
 /// Why a job failed, so the queue knows what to do about it.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ErrorKind {
@@ -372,6 +378,7 @@ impl FromStr for ErrorKind {
 }
 
 /// The last error a job met: what kind, and a sentence a person understands.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobError {
     /// What the queue does about it.

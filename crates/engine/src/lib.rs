@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+pub mod batches;
 pub mod clock;
 pub mod engine;
 pub mod error;

@@ -1,8 +1,9 @@
-//! The person's settings: what new jobs get when nothing else is asked for, and how many run at
-//! once. Kept as `settings.json` in the home folder, written whole (a temporary file renamed
+//! The person's settings: what new jobs get when nothing else is asked for, how many run at
+//! once, and what happens when a story is told (written beside the video, copied, notified). Kept as `settings.json` in the home folder, written whole (a temporary file renamed
 //! over the old one), so a crash never leaves half a file. API keys are never kept here.
 
 use crate::error::{EngineError, Result};
+use crate::export::ExportFormat;
 use crate::job::Priority;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -11,6 +12,7 @@ use std::path::Path;
 pub const MAX_CONCURRENCY: u32 = 64;
 
 /// The settings, in the wire shape.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Settings {
@@ -24,6 +26,20 @@ pub struct Settings {
     pub preset: Option<String>,
     /// The priority new jobs get.
     pub priority: Priority,
+    /// Write each story beside its video when it is told (`NAME.story.md`, …).
+    pub save_beside_video: bool,
+    /// The formats written beside the video.
+    pub beside_formats: Vec<ExportFormat>,
+    /// Leave a story file that is already there as it is (else it is replaced).
+    pub beside_skip_existing: bool,
+    /// Put each story on the clipboard when it is told (the window does this).
+    pub copy_when_done: bool,
+    /// Say so with a desktop notification when a batch has been told.
+    pub notify_when_done: bool,
+    /// Keep the computer from sleeping while videos are being told.
+    pub keep_awake: bool,
+    /// Ask before quitting while videos are being told.
+    pub confirm_quit: bool,
 }
 
 impl Default for Settings {
@@ -34,6 +50,13 @@ impl Default for Settings {
             model: None,
             preset: None,
             priority: Priority::Normal,
+            save_beside_video: false,
+            beside_formats: vec![ExportFormat::Markdown],
+            beside_skip_existing: true,
+            copy_when_done: false,
+            notify_when_done: true,
+            keep_awake: true,
+            confirm_quit: true,
         }
     }
 }
@@ -65,7 +88,13 @@ impl Settings {
 
     /// Checks the values that need no storyteller to check.
     pub fn check(&self) -> Result<()> {
-        check_concurrency(self.concurrency)
+        check_concurrency(self.concurrency)?;
+        if self.save_beside_video && self.beside_formats.is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "choose at least one format to write beside the videos".into(),
+            ));
+        }
+        Ok(())
     }
 }
 

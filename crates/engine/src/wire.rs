@@ -71,6 +71,7 @@ pub fn display_path(path: &std::path::Path) -> String {
 }
 
 /// One job as a front end sees it.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobView {
@@ -181,6 +182,7 @@ pub fn saturate(n: u64) -> u32 {
 }
 
 /// What a video file is: container, picture and sound.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MediaView {
@@ -201,6 +203,7 @@ pub struct MediaView {
 }
 
 /// The picture of a video.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VideoView {
@@ -217,6 +220,7 @@ pub struct VideoView {
 }
 
 /// The sound of a video.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AudioView {
@@ -260,6 +264,7 @@ impl From<&MediaInfo> for MediaView {
 }
 
 /// Tokens and money one story cost.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageView {
@@ -272,6 +277,7 @@ pub struct UsageView {
 }
 
 /// Counts of jobs per state, result-cache figures, and whether the queue is paused.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueStats {
@@ -312,6 +318,7 @@ impl QueueStats {
 }
 
 /// What became of one path given to [`Engine::add`](crate::Engine::add).
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum AddOutcome {
@@ -329,6 +336,7 @@ pub enum AddOutcome {
 }
 
 /// One path's line in an [`AddReport`].
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AddEntry {
@@ -343,6 +351,7 @@ pub struct AddEntry {
 }
 
 /// What adding a set of paths did, path by path.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AddReport {
@@ -381,6 +390,7 @@ impl AddReport {
 }
 
 /// Progress of an add while files are hashed.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AddProgress {
@@ -395,6 +405,7 @@ pub struct AddProgress {
 }
 
 /// Which end of the queue a listing starts from.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ListOrder {
@@ -406,6 +417,7 @@ pub enum ListOrder {
 }
 
 /// Which jobs a listing returns, one page at a time.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ListQuery {
@@ -424,6 +436,7 @@ pub struct ListQuery {
 }
 
 /// One page of a listing.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobPage {
@@ -434,6 +447,7 @@ pub struct JobPage {
 }
 
 /// A storyteller the app has: what a settings screen or `--storyteller` may choose.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StorytellerInfo {
@@ -448,6 +462,7 @@ pub struct StorytellerInfo {
 }
 
 /// How waiting for a set of jobs ended.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "camelCase")]
 pub enum WaitOutcome {
@@ -463,6 +478,7 @@ pub enum WaitOutcome {
 }
 
 /// Which jobs an export holds.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ExportQuery {
@@ -473,6 +489,7 @@ pub struct ExportQuery {
 }
 
 /// How the jobs made by an add should be told; anything not given comes from the settings.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct AddOptions {
@@ -812,7 +829,9 @@ mod tests {
         round_trip(
             &crate::settings::Settings::default(),
             json!({ "concurrency": 3, "storyteller": "offline", "model": null, "preset": null,
-                    "priority": "normal" }),
+                    "priority": "normal", "saveBesideVideo": false, "besideFormats": ["markdown"],
+                    "besideSkipExisting": true, "copyWhenDone": false, "notifyWhenDone": true,
+                    "keepAwake": true, "confirmQuit": true }),
         );
         round_trip(
             &ErrorPayload {

@@ -130,7 +130,13 @@ struct PoolInner {
     // The pause a full disk caused and the folder that was full: the run loop looks for room
     // there and starts the queue again once there is. std Mutex: never held across an await.
     waiting_for_room: Mutex<Option<(String, PathBuf)>>,
+    // Told of each job this pool has just told (set once by the engine; never blocks).
+    on_told: OnceLock<ToldHook>,
 }
+
+/// Hears of each job a pool has told, once it is stored as succeeded. It must not block: it
+/// runs on the worker.
+pub type ToldHook = Arc<dyn Fn(&Job) + Send + Sync>;
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -178,8 +184,14 @@ impl Pool {
                 in_run: AtomicBool::new(false),
                 runners_dir: runners_dir.map(Path::to_path_buf),
                 waiting_for_room: Mutex::new(None),
+                on_told: OnceLock::new(),
             }),
         })
+    }
+
+    /// Sets what hears of each job this pool tells (only the first call counts).
+    pub fn on_told(&self, hook: ToldHook) {
+        let _ = self.inner.on_told.set(hook);
     }
 
     /// The lease owner name this pool claims under.
@@ -207,6 +219,11 @@ impl Pool {
     /// Tells the loop to look for work now (after enqueueing, resuming, another process's write).
     pub fn wake(&self) {
         self.inner.wake.notify_one();
+    }
+
+    /// How many jobs are running in this pool now.
+    pub fn running_here(&self) -> usize {
+        self.inner.running.lock().map(|r| r.len()).unwrap_or(0)
     }
 
     /// Whether `id` is running in this pool now.

@@ -131,6 +131,11 @@ impl PoolInner {
         match recorded {
             Ok((done, next)) => {
                 tracing::info!(state = %done.state, "job finished");
+                if done.state == crate::job::JobState::Succeeded {
+                    if let Some(hook) = self.on_told.get() {
+                        hook(&done);
+                    }
+                }
                 next
             }
             Err(EngineError::LeaseLost(_)) | Err(EngineError::IllegalTransition(_)) => {

@@ -506,3 +506,73 @@ async fn adding_reports_files_and_bytes_hashed() {
     let last = seen.iter().max_by_key(|p| p.hashed).unwrap();
     assert_eq!((last.hashed, last.hashed_bytes), (5, bytes as f64));
 }
+
+/// The text of the file at `path` once it is there (it is written off the worker).
+async fn file_once_written(path: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} was never written",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_story_is_written_beside_its_video_when_the_settings_ask_and_a_file_there_is_kept() {
+    use storyteller_engine::export::ExportFormat;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("videos");
+    let videos = files(&folder, "b", 2);
+    let teller = Scripted::new(|request, _| {
+        let name = request
+            .source
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        Box::pin(async move { Ok(format!("The story of {name}.")) })
+    });
+    let engine = scripted_engine(&dir.path().join("home"), teller).await;
+    let mut settings = engine.settings();
+    settings.save_beside_video = true;
+    settings.beside_formats = vec![ExportFormat::Markdown, ExportFormat::Json];
+    engine.update_settings(settings).await.unwrap();
+    // Someone's own notes under the name of the second video's story: not to be replaced.
+    let kept = folder.join("b00001.story.md");
+    std::fs::write(&kept, "my own notes").unwrap();
+    engine
+        .add(videos, AddOptions::default(), |_| {})
+        .await
+        .unwrap();
+    engine
+        .run(RunUntil::Empty, std::future::pending())
+        .await
+        .unwrap();
+
+    for (file, video) in [
+        ("b00000.story.md", "b00000"),
+        ("b00000.story.json", "b00000"),
+    ] {
+        let text = file_once_written(&folder.join(file)).await;
+        assert!(
+            text.contains(&format!("The story of {video}.mp4.")),
+            "{file}: {text}"
+        );
+    }
+    let second = file_once_written(&folder.join("b00001.story.json")).await;
+    assert!(second.contains("The story of b00001.mp4."), "{second}");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "my own notes");
+    // Nothing half-written is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

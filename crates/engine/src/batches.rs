@@ -1,0 +1,268 @@
+//! Telling when a batch (one add, one drop) has been told to the end, from the event stream
+//! alone: for "your stories are ready" notifications and the like.
+//!
+//! [`BatchTracker`] is fed every event a subscriber gets, after being shown the jobs that were
+//! unfinished when it started. It costs O(1) per event, however big the batch. A batch ends
+//! when its last unfinished job finishes (succeeded, failed or cancelled); a batch whose jobs
+//! were all removed before any finished ends silently. After a `resync` it must be started
+//! again from a fresh listing: events were missed.
+
+use crate::event::Event;
+use crate::job::{BatchId, JobId, JobState};
+use crate::wire::JobView;
+use std::collections::HashMap;
+
+/// How a batch ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchDone {
+    /// The batch.
+    pub batch_id: Option<BatchId>,
+    /// Jobs told (from the cache too).
+    pub succeeded: u32,
+    /// Jobs that failed for good.
+    pub failed: u32,
+    /// Jobs cancelled.
+    pub cancelled: u32,
+}
+
+#[derive(Default)]
+struct Counts {
+    unfinished: u32,
+    done: BatchDone,
+}
+
+/// See the module doc.
+#[derive(Default)]
+pub struct BatchTracker {
+    batches: HashMap<BatchId, Counts>,
+    batch_of: HashMap<JobId, BatchId>,
+}
+
+impl BatchTracker {
+    /// A tracker that knows of `unfinished` (queued or running jobs, e.g. from a listing).
+    pub fn new<'a>(unfinished: impl IntoIterator<Item = &'a JobView>) -> BatchTracker {
+        let mut tracker = BatchTracker::default();
+        for job in unfinished {
+            if !job.state.is_finished() {
+                tracker.start(job.id, job.batch_id);
+            }
+        }
+        tracker
+    }
+
+    /// Jobs still to finish, in every batch followed.
+    pub fn unfinished(&self) -> usize {
+        self.batch_of.len()
+    }
+
+    fn start(&mut self, job: JobId, batch: BatchId) {
+        if self.batch_of.insert(job, batch).is_none() {
+            self.batches.entry(batch).or_default().unfinished += 1;
+        }
+    }
+
+    /// Applies one event; the batches it ended.
+    pub fn apply(&mut self, event: &Event) -> Vec<BatchDone> {
+        let mut ended = Vec::new();
+        match event {
+            Event::JobsAdded { batch_id, jobs } => {
+                let counts = self.batches.entry(*batch_id).or_default();
+                for job in jobs.iter() {
+                    if job.state == JobState::Succeeded {
+                        // Told at once, from the cache.
+                        counts.done.succeeded += 1;
+                    }
+                }
+                for job in jobs.iter().filter(|j| !j.state.is_finished()) {
+                    self.start(job.id, *batch_id);
+                }
+                self.end_if_done(*batch_id, &mut ended);
+            }
+            Event::JobFinished { job_id, state, .. } => {
+                if let Some(batch) = self.batch_of.remove(job_id) {
+                    if let Some(counts) = self.batches.get_mut(&batch) {
+                        counts.unfinished = counts.unfinished.saturating_sub(1);
+                        match state {
+                            JobState::Succeeded => counts.done.succeeded += 1,
+                            JobState::Dead => counts.done.failed += 1,
+                            JobState::Cancelled => counts.done.cancelled += 1,
+                            JobState::Queued | JobState::Running => {}
+                        }
+                    }
+                    self.end_if_done(batch, &mut ended);
+                }
+            }
+            Event::JobsRemoved { job_ids } => {
+                let mut touched = Vec::new();
+                for id in job_ids {
+                    if let Some(batch) = self.batch_of.remove(id) {
+                        if let Some(counts) = self.batches.get_mut(&batch) {
+                            counts.unfinished = counts.unfinished.saturating_sub(1);
+                        }
+                        touched.push(batch);
+                    }
+                }
+                touched.dedup();
+                for batch in touched {
+                    self.end_if_done(batch, &mut ended);
+                }
+            }
+            _ => {}
+        }
+        ended
+    }
+
+    fn end_if_done(&mut self, batch: BatchId, ended: &mut Vec<BatchDone>) {
+        let Some(counts) = self.batches.get(&batch) else {
+            return;
+        };
+        if counts.unfinished > 0 {
+            return;
+        }
+        let done = counts.done;
+        self.batches.remove(&batch);
+        if done.succeeded + done.failed + done.cancelled > 0 {
+            ended.push(BatchDone {
+                batch_id: Some(batch),
+                ..done
+            });
+        }
+    }
+}
+
+impl BatchDone {
+    /// One line for people: `3 stories told, 1 video failed`.
+    pub fn summary(&self) -> String {
+        let plural =
+            |n: u32, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let mut parts = vec![format!(
+            "{} told",
+            plural(self.succeeded, "story", "stories")
+        )];
+        if self.failed > 0 {
+            parts.push(format!("{} failed", plural(self.failed, "video", "videos")));
+        }
+        if self.cancelled > 0 {
+            parts.push(format!("{} cancelled", self.cancelled));
+        }
+        parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{Job, Priority, Stage, Usage};
+    use std::sync::Arc;
+
+    fn view(n: u128, batch: BatchId, state: JobState) -> JobView {
+        let job = Job {
+            id: JobId(uuid::Uuid::from_u128(n)),
+            source: format!("/videos/{n}.mp4").into(),
+            size: 1,
+            mtime_ms: 0,
+            content_hash: format!("h{n}"),
+            media: None,
+            storyteller: "offline".into(),
+            model: "m".into(),
+            preset: "narrative".into(),
+            priority: Priority::Normal,
+            batch_id: batch,
+            state,
+            stage: Stage::Waiting,
+            progress: 0.0,
+            attempts: 0,
+            run_after_ms: 0,
+            lease_owner: None,
+            lease_expires_ms: None,
+            error: None,
+            story: None,
+            cached: false,
+            no_cache: false,
+            usage: Usage::default(),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            started_at_ms: None,
+            finished_at_ms: None,
+            checkpoint: None,
+        };
+        JobView::from(&job)
+    }
+
+    fn finished(n: u128, state: JobState) -> Event {
+        Event::JobFinished {
+            job_id: JobId(uuid::Uuid::from_u128(n)),
+            state,
+            cached: false,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_ends_when_its_last_job_finishes_with_its_counts() {
+        let batch = BatchId(uuid::Uuid::from_u128(100));
+        let other = BatchId(uuid::Uuid::from_u128(200));
+        let mut tracker = BatchTracker::default();
+        let jobs: Arc<[JobView]> = vec![
+            view(1, batch, JobState::Queued),
+            view(2, batch, JobState::Queued),
+            view(3, batch, JobState::Succeeded),
+        ]
+        .into();
+        assert!(tracker
+            .apply(&Event::JobsAdded {
+                batch_id: batch,
+                jobs
+            })
+            .is_empty());
+        let jobs: Arc<[JobView]> = vec![view(4, other, JobState::Queued)].into();
+        tracker.apply(&Event::JobsAdded {
+            batch_id: other,
+            jobs,
+        });
+        assert!(tracker.apply(&finished(1, JobState::Succeeded)).is_empty());
+        assert!(tracker.apply(&finished(4, JobState::Dead)).len() == 1);
+        let ended = tracker.apply(&finished(2, JobState::Dead));
+        assert_eq!(
+            ended,
+            [BatchDone {
+                batch_id: Some(batch),
+                succeeded: 2,
+                failed: 1,
+                cancelled: 0
+            }]
+        );
+        assert_eq!(ended[0].summary(), "2 stories told, 1 video failed");
+        assert_eq!(tracker.unfinished(), 0);
+        // A finish heard twice (another process's copy of the news) changes nothing.
+        assert!(tracker.apply(&finished(2, JobState::Dead)).is_empty());
+    }
+
+    #[test]
+    fn jobs_found_unfinished_at_start_and_removed_ones_are_followed() {
+        let batch = BatchId(uuid::Uuid::from_u128(100));
+        let unfinished = [
+            view(1, batch, JobState::Running),
+            view(2, batch, JobState::Queued),
+        ];
+        let mut tracker = BatchTracker::new(unfinished.iter());
+        assert_eq!(tracker.unfinished(), 2);
+        assert!(tracker.apply(&finished(1, JobState::Succeeded)).is_empty());
+        let ended = tracker.apply(&Event::JobsRemoved {
+            job_ids: vec![JobId(uuid::Uuid::from_u128(2))],
+        });
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].succeeded, 1);
+        // Removed before anything finished: no news.
+        let silent = BatchId(uuid::Uuid::from_u128(300));
+        let jobs: Arc<[JobView]> = vec![view(5, silent, JobState::Queued)].into();
+        tracker.apply(&Event::JobsAdded {
+            batch_id: silent,
+            jobs,
+        });
+        let ended = tracker.apply(&Event::JobsRemoved {
+            job_ids: vec![JobId(uuid::Uuid::from_u128(5))],
+        });
+        assert!(ended.is_empty());
+    }
+}

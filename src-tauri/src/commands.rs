@@ -1,0 +1,168 @@
+//! The window's commands: each converts its arguments and calls one engine operation.
+//!
+//! Every command answers `Result<T, ErrorPayload>`: an engine error crosses as its
+//! `{ code, message }` (the codes are those of `EngineError::code`), so the window can tell a
+//! missing ffmpeg from a paused queue from a refused file.
+
+use crate::shell::Shell;
+use std::path::PathBuf;
+use storyteller_engine::export::ExportFormat;
+use storyteller_engine::settings::Settings;
+use storyteller_engine::wire::{
+    AddOptions, AddReport, ExportQuery, JobPage, JobView, ListQuery, QueueStats, StorytellerInfo,
+};
+use storyteller_engine::ErrorPayload;
+use tauri::State;
+
+/// What a command answers.
+type Answer<T> = Result<T, ErrorPayload>;
+
+fn wire<T>(result: storyteller_engine::Result<T>) -> Answer<T> {
+    result.map_err(|error| ErrorPayload::from(&error))
+}
+
+/// Adds files and folders (what a drop onto the window sends), searched recursively.
+#[tauri::command]
+#[specta::specta]
+pub async fn add_paths(
+    shell: State<'_, Shell>,
+    paths: Vec<String>,
+    options: AddOptions,
+) -> Answer<AddReport> {
+    let paths = paths.into_iter().map(PathBuf::from).collect();
+    wire(shell.engine()?.add(paths, options, |_| {}).await)
+}
+
+/// One page of jobs.
+#[tauri::command]
+#[specta::specta]
+pub async fn list_jobs(shell: State<'_, Shell>, query: ListQuery) -> Answer<JobPage> {
+    wire(shell.engine()?.list(query).await)
+}
+
+/// One job, with its story.
+#[tauri::command]
+#[specta::specta]
+pub async fn get_job(shell: State<'_, Shell>, id: String) -> Answer<JobView> {
+    wire(shell.engine()?.get(&id).await)
+}
+
+/// Cancels a queued or running job (a running one stops at once).
+#[tauri::command]
+#[specta::specta]
+pub async fn cancel_job(shell: State<'_, Shell>, id: String) -> Answer<JobView> {
+    wire(shell.engine()?.cancel(&id).await)
+}
+
+/// Queues a failed or cancelled job again.
+#[tauri::command]
+#[specta::specta]
+pub async fn retry_job(shell: State<'_, Shell>, id: String) -> Answer<JobView> {
+    wire(shell.engine()?.retry(&id).await)
+}
+
+/// Queues every failed job again.
+#[tauri::command]
+#[specta::specta]
+pub async fn retry_failed(shell: State<'_, Shell>) -> Answer<Vec<JobView>> {
+    wire(shell.engine()?.retry_failed().await)
+}
+
+/// Deletes a job that is not running, and its thumbnails when no other job shows them.
+#[tauri::command]
+#[specta::specta]
+pub async fn remove_job(shell: State<'_, Shell>, id: String) -> Answer<JobView> {
+    wire(shell.engine()?.remove(&id).await)
+}
+
+/// Deletes every finished job; how many.
+#[tauri::command]
+#[specta::specta]
+pub async fn clear_finished(shell: State<'_, Shell>) -> Answer<u32> {
+    wire(shell.engine()?.clear_finished().await)
+}
+
+/// Stops starting jobs (running ones finish).
+#[tauri::command]
+#[specta::specta]
+pub async fn pause_queue(shell: State<'_, Shell>) -> Answer<()> {
+    wire(shell.engine()?.pause("paused in the window").await)
+}
+
+/// Starts jobs again.
+#[tauri::command]
+#[specta::specta]
+pub async fn resume_queue(shell: State<'_, Shell>) -> Answer<()> {
+    wire(shell.engine()?.resume().await)
+}
+
+/// Counts per state, cache figures, pause reason.
+#[tauri::command]
+#[specta::specta]
+pub async fn queue_stats(shell: State<'_, Shell>) -> Answer<QueueStats> {
+    wire(shell.engine()?.stats().await)
+}
+
+/// How many jobs run at once, now (the setting is saved by `update_settings`).
+#[tauri::command]
+#[specta::specta]
+pub async fn set_concurrency(shell: State<'_, Shell>, concurrency: u32) -> Answer<()> {
+    wire(shell.engine()?.set_concurrency(concurrency))
+}
+
+/// The settings.
+#[tauri::command]
+#[specta::specta]
+pub async fn get_settings(shell: State<'_, Shell>) -> Answer<Settings> {
+    Ok(shell.engine()?.settings())
+}
+
+/// Checks, saves and applies new settings; what was saved.
+#[tauri::command]
+#[specta::specta]
+pub async fn update_settings(shell: State<'_, Shell>, settings: Settings) -> Answer<Settings> {
+    wire(shell.engine()?.update_settings(settings).await)
+}
+
+/// The storytellers there are, with their models and presets.
+#[tauri::command]
+#[specta::specta]
+pub async fn list_storytellers(shell: State<'_, Shell>) -> Answer<Vec<StorytellerInfo>> {
+    Ok(shell.engine()?.storytellers())
+}
+
+/// Puts a job's story on the system clipboard.
+#[tauri::command]
+#[specta::specta]
+pub async fn copy_story(shell: State<'_, Shell>, id: String) -> Answer<()> {
+    let job = wire(shell.engine()?.get(&id).await)?;
+    let story = job.story.ok_or_else(|| ErrorPayload {
+        code: "no_story".into(),
+        message: format!("{} has no story yet", job.file),
+    })?;
+    shell.copy_text(story).map_err(|e| ErrorPayload {
+        code: "clipboard".into(),
+        message: format!("the story could not be put on the clipboard: {e}"),
+    })
+}
+
+/// Writes every story (or those `query` names) into one file; how many.
+#[tauri::command]
+#[specta::specta]
+pub async fn export_stories(
+    shell: State<'_, Shell>,
+    path: String,
+    format: ExportFormat,
+    query: ExportQuery,
+) -> Answer<u32> {
+    let path = PathBuf::from(path);
+    wire(shell.engine()?.export_to(&path, format, query).await)
+}
+
+/// What the window shows before any job: the home folder, and why the queue cannot run when
+/// it cannot (the database could not be opened, ffmpeg is missing).
+#[tauri::command]
+#[specta::specta]
+pub async fn app_status(shell: State<'_, Shell>) -> Answer<crate::shell::AppStatus> {
+    Ok(shell.status())
+}

@@ -1,0 +1,77 @@
+//! The Storyteller desktop window: a thin Tauri v2 shell over [`storyteller_engine::Engine`].
+//!
+//! - [`commands`]: one Tauri command per engine operation, each converting its arguments and
+//!   delegating in a line or two. Errors cross as the engine's `{ code, message }`.
+//! - [`bridge`]: forwards the engine's event stream to the window as one typed event,
+//!   `engine-event`, carrying the engine's [`Envelope`](storyteller_engine::Envelope) as it is.
+//!   The window never polls.
+//! - [`specta_builder`]: the commands and events the UI's TypeScript is generated from
+//!   (`ui/src/bindings.ts`; a test fails when that file is stale).
+//! - [`aftercare`]: a notification when a batch has been told, the story copied when a job
+//!   ends, as the settings ask.
+//! - Thumbnails reach the window through the `thumb:` protocol (`thumb://localhost/HASH/N`),
+//!   which the engine answers from its thumbnails folder alone: the window has no file access.
+
+pub mod aftercare;
+pub mod awake;
+pub mod bridge;
+pub mod commands;
+pub mod shell;
+pub mod thumbnails;
+
+use tauri_specta::{collect_commands, collect_events, Builder};
+
+/// The commands and events the window may use, for the invoke handler and the generated
+/// TypeScript alike.
+pub fn specta_builder<R: tauri::Runtime>() -> Builder<R> {
+    Builder::<R>::new()
+        .commands(collect_commands![
+            commands::add_paths,
+            commands::list_jobs,
+            commands::get_job,
+            commands::cancel_job,
+            commands::retry_job,
+            commands::retry_failed,
+            commands::remove_job,
+            commands::clear_finished,
+            commands::pause_queue,
+            commands::resume_queue,
+            commands::queue_stats,
+            commands::set_concurrency,
+            commands::get_settings,
+            commands::update_settings,
+            commands::list_storytellers,
+            commands::copy_story,
+            commands::export_stories,
+            commands::app_status,
+        ])
+        .events(collect_events![bridge::EngineEvent])
+        // One shape per type, the one the engine writes: the window sends back what it got.
+        .disable_serde_phases()
+        // The engine never sends NaN or infinities, so a float is a plain `number`.
+        .semantic_types(
+            specta_typescript::semantic::Configuration::empty().enable_lossless_floats(),
+        )
+}
+
+/// Where the generated TypeScript lives, from this crate's folder.
+pub const BINDINGS: &str = "../ui/src/bindings.ts";
+
+/// The TypeScript of [`specta_builder`], as `ui/src/bindings.ts` must hold it.
+pub fn typescript_bindings() -> Result<String, String> {
+    let dir = std::env::temp_dir().join(format!("storyteller-bindings-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let path = dir.join("bindings.ts");
+    specta_builder::<tauri::Wry>()
+        .export(
+            specta_typescript::Typescript::default().header(
+                "// Generated from the Rust types by \
+                     `cargo run -p storyteller-desktop -- --write-bindings`; do not edit.",
+            ),
+            &path,
+        )
+        .map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(&path).map_err(|e| e.to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+    text
+}

@@ -1,0 +1,69 @@
+// The engine's commands, as promises that reject with the engine's `{ code, message }`.
+
+import { commands, type ErrorPayload, type JobPage, type JobView } from "./bindings";
+
+/** An engine error, with its code to branch on and its message for people. */
+export class EngineFailure extends Error {
+  readonly code: string;
+  constructor(payload: ErrorPayload) {
+    super(payload.message);
+    this.code = payload.code;
+  }
+}
+
+type Result<T> = { status: "ok"; data: T } | { status: "error"; error: ErrorPayload };
+
+async function unwrap<T>(pending: Promise<Result<T>>): Promise<T> {
+  const result = await pending;
+  if (result.status === "error") throw new EngineFailure(result.error);
+  return result.data;
+}
+
+export const api = {
+  addPaths: (paths: string[]) => unwrap(commands.addPaths(paths, {})),
+  listAll: async () => {
+    // Keyset pages: a big history loads in a few calls, never one huge answer.
+    const jobs: JobView[] = [];
+    let after: string | null = null;
+    for (;;) {
+      const page: JobPage = await unwrap(
+        commands.listJobs({
+          state: null,
+          batchId: null,
+          storyteller: null,
+          order: "oldestFirst",
+          after,
+          limit: 2000,
+        }),
+      );
+      jobs.push(...page.jobs);
+      if (!page.next) return jobs;
+      after = page.next;
+    }
+  },
+  getJob: (id: string) => unwrap(commands.getJob(id)),
+  cancel: (id: string) => unwrap(commands.cancelJob(id)),
+  retry: (id: string) => unwrap(commands.retryJob(id)),
+  retryFailed: () => unwrap(commands.retryFailed()),
+  remove: (id: string) => unwrap(commands.removeJob(id)),
+  clearFinished: () => unwrap(commands.clearFinished()),
+  pause: () => unwrap(commands.pauseQueue()),
+  resume: () => unwrap(commands.resumeQueue()),
+  stats: () => unwrap(commands.queueStats()),
+  settings: () => unwrap(commands.getSettings()),
+  updateSettings: (settings: Parameters<typeof commands.updateSettings>[0]) =>
+    unwrap(commands.updateSettings(settings)),
+  storytellers: () => unwrap(commands.listStorytellers()),
+  copyStory: (id: string) => unwrap(commands.copyStory(id)),
+  exportStories: (path: string, format: "markdown" | "json" | "text") =>
+    unwrap(commands.exportStories(path, format, { batchId: null, ids: null })),
+  status: () => unwrap(commands.appStatus()),
+};
+
+/** A sentence for any failure, engine or not. */
+export function describe(error: unknown): string {
+  if (error instanceof EngineFailure) return error.message;
+  if (error instanceof Error) return error.message;
+  if (typeof error === "object" && error && "message" in error) return String(error.message);
+  return String(error);
+}

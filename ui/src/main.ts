@@ -1,0 +1,320 @@
+// The window: loads the queue once, then follows the engine's events. Events between two
+// frames are merged and painted once, so a busy queue costs one repaint per frame at most;
+// no timer ever asks the engine for anything.
+
+import { getCurrentWebview } from "@tauri-apps/api/webview";
+import { open, save } from "@tauri-apps/plugin-dialog";
+import { events, type AddReport, type Envelope } from "./bindings";
+import { api, describe } from "./api";
+import { count } from "./format";
+import { emptyChange, mergeChange, QueueModel, type Change } from "./model";
+import { QueueList } from "./view/queue";
+import { SettingsDialog } from "./view/settings";
+import { StoryPanel } from "./view/story";
+
+const VIDEO_EXTENSIONS = [
+  "3g2", "3gp", "asf", "avi", "dv", "f4v", "flv", "m2t", "m2ts", "m4v", "mkv", "mod", "mov",
+  "mp4", "mpeg", "mpg", "mts", "mxf", "ogv", "qt", "rm", "rmvb", "ts", "vob", "webm", "wmv",
+];
+
+const model = new QueueModel();
+let pending: Change | null = null;
+/** When the oldest event not yet painted arrived (for the event-to-screen figure). */
+let pendingSince: number | null = null;
+
+/**
+ * Figures the benchmarks read from the page: how long events waited to be on screen (ms, one
+ * per painted frame that carried events), and when the first list was painted.
+ */
+const metrics = { eventToPaint: [] as number[], readyAt: 0 };
+(window as unknown as { storytellerMetrics: typeof metrics }).storytellerMetrics = metrics;
+let query = "";
+let loaded = false;
+const early: Envelope[] = [];
+
+const byId = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const banner = byId<HTMLDivElement>("banner");
+const statusLine = byId<HTMLElement>("status");
+const dropZone = byId<HTMLElement>("drop-zone");
+const overlay = byId<HTMLElement>("drop-overlay");
+const pauseButton = byId<HTMLButtonElement>("pause");
+
+function say(message: string, kind: "info" | "error" = "info"): void {
+  banner.textContent = message;
+  banner.dataset.kind = kind;
+  banner.hidden = false;
+}
+
+function fail(error: unknown): void {
+  say(describe(error), "error");
+}
+
+const story = new StoryPanel({
+  copy: (id) => void copy(id),
+  retry: (id) => api.retry(id).catch(fail),
+  cancel: (id) => api.cancel(id).catch(fail),
+  remove: (id) => void remove(id),
+});
+
+const list = new QueueList(byId("queue"), {
+  select: (id) => select(id),
+  open: (id) => {
+    select(id);
+    byId("story-text").focus();
+  },
+  remove: (id) => void remove(id),
+  copy: (id) => void copy(id),
+});
+
+const settings = new SettingsDialog(async (next) => {
+  try {
+    await api.updateSettings(next);
+    return null;
+  } catch (error) {
+    return describe(error);
+  }
+});
+
+function select(id: string | null): void {
+  list.setSelected(id);
+  story.show(id ? model.job(id) : undefined, id ? model.storyText(id) : "");
+}
+
+async function copy(id: string): Promise<void> {
+  try {
+    await api.copyStory(id);
+    const button = byId<HTMLButtonElement>("copy-story");
+    button.textContent = "Copied";
+    button.dataset.copied = "true";
+    window.setTimeout(() => {
+      button.textContent = "Copy";
+      delete button.dataset.copied;
+    }, 1500);
+  } catch (error) {
+    fail(error);
+  }
+}
+
+async function remove(id: string): Promise<void> {
+  const job = model.job(id);
+  if (job?.state === "running") {
+    say(`${job.file} is being worked on; cancel it first.`);
+    return;
+  }
+  await api.remove(id).catch(fail);
+}
+
+/** Queues a repaint of what `change` touched, on the next frame. */
+function schedule(change: Change): void {
+  if (pending) {
+    mergeChange(pending, change);
+    return;
+  }
+  pending = change;
+  requestAnimationFrame(paint);
+}
+
+function paint(): void {
+  const change = pending ?? emptyChange();
+  pending = null;
+  if (change.resync) {
+    void reload();
+    return;
+  }
+  if (change.structure) {
+    list.setRows(model.filtered(query));
+  } else {
+    for (const id of change.rows) {
+      const job = model.job(id);
+      if (job) list.update(job);
+    }
+  }
+  const shown = story.jobId;
+  if (shown) {
+    const job = model.job(shown);
+    if (!job) select(null);
+    else if (change.rows.has(shown) || change.stories.has(shown)) story.show(job, model.storyText(shown));
+  }
+  if (change.stats || change.structure) paintStatus();
+  dropZone.hidden = model.size > 0;
+  for (const id of change.reread) void reread(id);
+  if (pendingSince !== null) {
+    const since = pendingSince;
+    pendingSince = null;
+    // Measured once the browser has laid out and painted this frame's changes.
+    requestAnimationFrame(() => {
+      if (metrics.eventToPaint.length < 100_000) metrics.eventToPaint.push(performance.now() - since);
+    });
+  }
+}
+
+async function reread(id: string): Promise<void> {
+  try {
+    const job = await api.getJob(id);
+    const isNew = !model.job(id);
+    model.put(job);
+    const change = emptyChange();
+    change.rows.add(id);
+    change.stories.add(id);
+    change.structure = isNew;
+    schedule(change);
+  } catch {
+    // Removed meanwhile: its `jobsRemoved` event follows.
+  }
+}
+
+function paintStatus(): void {
+  const stats = model.stats;
+  const parts: string[] = [];
+  if (stats) {
+    if (stats.running) parts.push(`${stats.running} working`);
+    if (stats.queued) parts.push(`${stats.queued} queued`);
+    parts.push(`${count(stats.succeeded, "story", "stories")} done`);
+    if (stats.dead) parts.push(`${stats.dead} failed`);
+    if (stats.cancelled) parts.push(`${stats.cancelled} cancelled`);
+  } else {
+    parts.push(count(model.size, "video", "videos"));
+  }
+  if (model.paused) parts.push(`Paused: ${model.paused}`);
+  statusLine.textContent = parts.join(" · ");
+  pauseButton.textContent = model.paused ? "Resume" : "Pause";
+  pauseButton.setAttribute("aria-pressed", String(Boolean(model.paused)));
+}
+
+function onEvent(envelope: Envelope): void {
+  if (!loaded) {
+    early.push(envelope);
+    return;
+  }
+  pendingSince ??= performance.now();
+  schedule(model.apply(envelope));
+}
+
+async function reload(): Promise<void> {
+  const [jobs, stats] = await Promise.all([api.listAll(), api.stats()]);
+  model.load(jobs);
+  model.stats = stats;
+  model.paused = stats.paused;
+  const change = emptyChange();
+  change.structure = true;
+  change.stats = true;
+  schedule(change);
+}
+
+function reportAdd(report: AddReport): void {
+  const counts = { queued: 0, cached: 0, alreadyAdded: 0, refused: 0, skipped: 0 };
+  for (const entry of report.entries) counts[entry.outcome] += 1;
+  const parts: string[] = [];
+  if (counts.queued) parts.push(`${count(counts.queued, "video", "videos")} added`);
+  if (counts.cached) parts.push(`${counts.cached} told before (story reused)`);
+  if (counts.alreadyAdded) parts.push(`${counts.alreadyAdded} already in the queue`);
+  const refused = report.entries.filter((e) => e.outcome === "refused");
+  if (refused.length) {
+    parts.push(
+      `${refused.length} refused: ` + refused.map((e) => `${e.path} (${e.reason})`).join("; "),
+    );
+  }
+  if (!parts.length) parts.push("Nothing to add: no videos there.");
+  say(parts.join(" · "), refused.length ? "error" : "info");
+}
+
+async function addPaths(paths: string[]): Promise<void> {
+  if (!paths.length) return;
+  try {
+    reportAdd(await api.addPaths(paths));
+  } catch (error) {
+    fail(error);
+  }
+}
+
+function wireButtons(): void {
+  byId("add-videos").addEventListener("click", async () => {
+    const chosen = await open({
+      multiple: true,
+      title: "Add videos",
+      filters: [{ name: "Videos", extensions: VIDEO_EXTENSIONS }],
+    }).catch(fail);
+    if (chosen) await addPaths(Array.isArray(chosen) ? chosen : [chosen]);
+  });
+  pauseButton.addEventListener("click", () =>
+    (model.paused ? api.resume() : api.pause()).catch(fail),
+  );
+  byId("retry-failed").addEventListener("click", () =>
+    api
+      .retryFailed()
+      .then((jobs) => say(jobs.length ? `${count(jobs.length, "video", "videos")} queued again` : "Nothing has failed."))
+      .catch(fail),
+  );
+  byId("clear-finished").addEventListener("click", () =>
+    api
+      .clearFinished()
+      .then((n) => say(`${count(n, "finished video", "finished videos")} cleared`))
+      .catch(fail),
+  );
+  byId("export-all").addEventListener("click", async () => {
+    const path = await save({
+      title: "Export every story",
+      defaultPath: "stories.md",
+      filters: [
+        { name: "Markdown", extensions: ["md"] },
+        { name: "JSON", extensions: ["json"] },
+        { name: "Text", extensions: ["txt"] },
+      ],
+    }).catch(fail);
+    if (!path) return;
+    const format = path.endsWith(".json") ? "json" : path.endsWith(".txt") ? "text" : "markdown";
+    try {
+      const n = await api.exportStories(path, format);
+      say(`${count(n, "story", "stories")} exported to ${path}`);
+    } catch (error) {
+      fail(error);
+    }
+  });
+  byId<HTMLInputElement>("search").addEventListener("input", (event) => {
+    query = (event.target as HTMLInputElement).value;
+    const change = emptyChange();
+    change.structure = true;
+    schedule(change);
+  });
+  byId("open-settings").addEventListener("click", async () => {
+    try {
+      const [current, storytellers] = await Promise.all([api.settings(), api.storytellers()]);
+      settings.open(current, storytellers);
+    } catch (error) {
+      fail(error);
+    }
+  });
+  banner.addEventListener("click", () => (banner.hidden = true));
+}
+
+async function start(): Promise<void> {
+  wireButtons();
+  await events.engineEvent.listen((event) => onEvent(event.payload));
+  await getCurrentWebview().onDragDropEvent((event) => {
+    const kind = event.payload.type;
+    overlay.hidden = !(kind === "enter" || kind === "over");
+    if (kind === "drop") void addPaths(event.payload.paths);
+  });
+  const status = await api.status().catch((error) => {
+    fail(error);
+    return null;
+  });
+  if (status?.problem) say(status.problem.message, "error");
+  try {
+    await reload();
+  } catch (error) {
+    fail(error);
+  }
+  loaded = true;
+  for (const envelope of early.splice(0)) schedule(model.apply(envelope));
+  // Open on a story rather than an empty panel: the newest one told, else the first video.
+  const jobs = model.all();
+  const first = [...jobs].reverse().find((job) => job.state === "succeeded") ?? jobs[0];
+  if (first) requestAnimationFrame(() => select(first.id));
+  requestAnimationFrame(() => {
+    metrics.readyAt = Date.now();
+    document.documentElement.dataset.ready = "true";
+  });
+}
+
+void start();

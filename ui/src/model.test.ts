@@ -1,0 +1,164 @@
+import type { Envelope, JobView } from "./bindings";
+import { emptyChange, mergeChange, QueueModel } from "./model";
+
+let seq = 0;
+function envelope(event: Record<string, unknown>): Envelope {
+  seq += 1;
+  return { seq, ...event } as unknown as Envelope;
+}
+
+function job(n: number, overrides: Partial<JobView> = {}): JobView {
+  return {
+    id: `00000000-0000-7000-8000-${String(n).padStart(12, "0")}`,
+    shortId: String(n).padStart(8, "0"),
+    file: `clip-${n}.mp4`,
+    source: `/videos/clip-${n}.mp4`,
+    state: "queued",
+    stage: "waiting",
+    progress: 0,
+    attempts: 0,
+    priority: "normal",
+    batchId: "00000000-0000-7000-8000-0000000000b1",
+    storyteller: "offline",
+    model: "offline-analyser-2",
+    preset: "narrative",
+    cached: false,
+    noCache: false,
+    story: null,
+    error: null,
+    sizeBytes: 1000,
+    contentHash: `hash-${n}`,
+    media: null,
+    usage: { inputTokens: 0, outputTokens: 0, costUsd: 0 },
+    runAfter: null,
+    createdAt: "2026-12-02T00:00:00.000Z",
+    updatedAt: "2026-12-02T00:00:00.000Z",
+    startedAt: null,
+    finishedAt: null,
+    ...overrides,
+  } as JobView;
+}
+
+beforeEach(() => {
+  seq = 0;
+});
+
+describe("QueueModel", () => {
+  it("keeps jobs in the order they were added, whatever order they change in", () => {
+    const model = new QueueModel();
+    model.load([job(1), job(2)]);
+    model.apply(envelope({ type: "jobsAdded", batchId: "b", jobs: [job(3), job(4)] }));
+    model.apply(
+      envelope({
+        type: "jobUpdated",
+        jobId: job(4).id,
+        state: "running",
+        stage: "analysing",
+        progress: 0.5,
+        attempts: 1,
+        error: null,
+      }),
+    );
+    expect(model.all().map((j) => j.file)).toEqual([
+      "clip-1.mp4",
+      "clip-2.mp4",
+      "clip-3.mp4",
+      "clip-4.mp4",
+    ]);
+    expect(model.job(job(4).id)?.progress).toBe(0.5);
+  });
+
+  it("takes a 5,000-file add as one change, and removes as one", () => {
+    const model = new QueueModel();
+    const many = Array.from({ length: 5000 }, (_, i) => job(i));
+    const added = model.apply(envelope({ type: "jobsAdded", batchId: "b", jobs: many }));
+    expect(added.structure).toBe(true);
+    expect(model.size).toBe(5000);
+    const removed = model.apply(
+      envelope({ type: "jobsRemoved", jobIds: many.slice(0, 2500).map((j) => j.id) }),
+    );
+    expect(removed.structure).toBe(true);
+    expect(model.size).toBe(2500);
+    expect(model.all()[0].file).toBe("clip-2500.mp4");
+  });
+
+  it("merges the changes of many events between two frames into one repaint", () => {
+    const model = new QueueModel();
+    model.load([job(1), job(2)]);
+    const frame = emptyChange();
+    for (let i = 0; i < 100; i++) {
+      mergeChange(
+        frame,
+        model.apply(
+          envelope({
+            type: "jobUpdated",
+            jobId: job(1 + (i % 2)).id,
+            state: "running",
+            stage: "analysing",
+            progress: i / 100,
+            attempts: 1,
+            error: null,
+          }),
+        ),
+      );
+    }
+    expect([...frame.rows].sort()).toEqual([job(1).id, job(2).id]);
+    expect(frame.structure).toBe(false);
+    expect(model.job(job(2).id)?.progress).toBe(0.99);
+  });
+
+  it("streams a story and re-reads the job when it finishes", () => {
+    const model = new QueueModel();
+    model.load([job(1)]);
+    const id = job(1).id;
+    model.apply(envelope({ type: "storyDelta", jobId: id, attempt: 1, offset: 0, text: "It " }));
+    const delta = model.apply(
+      envelope({ type: "storyDelta", jobId: id, attempt: 1, offset: 3, text: "opens." }),
+    );
+    expect(delta.stories.has(id)).toBe(true);
+    expect(model.storyText(id)).toBe("It opens.");
+    const finished = model.apply(
+      envelope({ type: "jobFinished", jobId: id, state: "succeeded", cached: false, error: null }),
+    );
+    expect(finished.reread.has(id)).toBe(true);
+    expect(model.job(id)?.state).toBe("succeeded");
+  });
+
+  it("asks for the story again when a delta is missing", () => {
+    const model = new QueueModel();
+    model.load([job(1)]);
+    const id = job(1).id;
+    const change = model.apply(
+      envelope({ type: "storyDelta", jobId: id, attempt: 1, offset: 40, text: "late" }),
+    );
+    expect(change.reread.has(id)).toBe(true);
+  });
+
+  it("resyncs when events were missed", () => {
+    const model = new QueueModel();
+    model.load([]);
+    model.apply(envelope({ type: "queueResumed" }));
+    seq += 5;
+    expect(model.apply(envelope({ type: "queueResumed" })).resync).toBe(true);
+    expect(model.apply(envelope({ type: "resync", missed: 3 })).resync).toBe(true);
+  });
+
+  it("searches file names, paths and stories", () => {
+    const model = new QueueModel();
+    model.load([
+      job(1, { file: "beach.mp4", state: "succeeded", story: "Waves roll in." }),
+      job(2, { file: "city.mp4" }),
+    ]);
+    expect(model.filtered("BEACH").map((j) => j.file)).toEqual(["beach.mp4"]);
+    expect(model.filtered("waves").map((j) => j.file)).toEqual(["beach.mp4"]);
+    expect(model.filtered("  ").length).toBe(2);
+  });
+
+  it("tracks the pause and the counts", () => {
+    const model = new QueueModel();
+    model.apply(envelope({ type: "queuePaused", reason: "ffmpeg is missing" }));
+    expect(model.paused).toBe("ffmpeg is missing");
+    model.apply(envelope({ type: "queueResumed" }));
+    expect(model.paused).toBeNull();
+  });
+});

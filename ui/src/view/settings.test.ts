@@ -1,0 +1,70 @@
+import type { Settings, StorytellerInfo } from "../bindings";
+import { settingsFromForm } from "./settings";
+
+const current: Settings = {
+  concurrency: 3,
+  storyteller: "offline",
+  model: null,
+  preset: "narrative",
+  priority: "normal",
+} as Settings;
+
+const storytellers: StorytellerInfo[] = [
+  { name: "offline", defaultModel: "offline-analyser-2", models: ["offline-analyser-2"], presets: ["narrative", "summary", "social"] },
+];
+
+describe("settingsFromForm", () => {
+  it("takes what was chosen", () => {
+    const next = settingsFromForm(
+      current,
+      { storyteller: "offline", preset: "summary", concurrency: "4", priority: "high" },
+      storytellers,
+    );
+    expect(next).toEqual({ ...current, preset: "summary", concurrency: 4, priority: "high" });
+  });
+
+  it("refuses a concurrency out of range, in words", () => {
+    for (const bad of ["0", "65", "2.5", "many"]) {
+      const next = settingsFromForm(
+        current,
+        { storyteller: "offline", preset: "summary", concurrency: bad, priority: "high" },
+        storytellers,
+      );
+      expect(typeof next).toBe("string");
+    }
+  });
+
+  it("takes the on/off choices, and refuses saving beside videos in no format", () => {
+    const choices = {
+      beside: true,
+      besideFormats: ["markdown", "json"] as ("markdown" | "json")[],
+      besideSkip: false,
+      copy: true,
+      notify: false,
+      awake: false,
+      confirmQuit: false,
+    };
+    const form = { storyteller: "offline", preset: "narrative", concurrency: "3", priority: "normal" };
+    expect(settingsFromForm(current, form, storytellers, choices)).toMatchObject({
+      saveBesideVideo: true,
+      besideFormats: ["markdown", "json"],
+      besideSkipExisting: false,
+      copyWhenDone: true,
+      notifyWhenDone: false,
+      keepAwake: false,
+      confirmQuit: false,
+    });
+    expect(typeof settingsFromForm(current, form, storytellers, { ...choices, besideFormats: [] })).toBe(
+      "string",
+    );
+  });
+
+  it("falls back to the storyteller's first preset when the chosen one is not its own", () => {
+    const next = settingsFromForm(
+      current,
+      { storyteller: "offline", preset: "haiku", concurrency: "3", priority: "normal" },
+      storytellers,
+    );
+    expect(next).toMatchObject({ preset: "narrative" });
+  });
+});
