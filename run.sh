@@ -139,15 +139,21 @@ case "${1:-app}" in
     log "unit, integration and end-to-end tests (the window in a virtual display)"
     xvfb-run -a -s "-screen 0 1280x800x24" \
       dbus-run-session -- cargo test --locked --workspace --no-fail-fast
-    log "benchmark smoke run (figures are not checked here; ./run.sh bench prints the real ones)"
+    log "benchmark smoke runs (figures are not checked here; ./run.sh bench prints the real ones)"
     BENCH_QUICK=1 cargo bench --locked -p storyteller-engine --profile dev --bench engine
+    BENCH_QUICK=1 xvfb-run -a -s "-screen 0 1280x800x24" \
+      cargo bench --locked -p storyteller-e2e --profile dev --bench window
     ;;
   bench)
-    ensure_system_packages
+    ensure_system_packages test
     ensure_rust
-    cargo build --release --locked -p storyteller-cli
+    build_ui
+    cargo build --release --locked -p storyteller-cli -p storyteller-desktop --bins --example empty_window
     cargo bench --locked -p storyteller-engine --bench engine
     cargo bench --locked -p storyteller-engine --bench offline
+    log "the window's figures (release build, in a virtual display)"
+    STORYTELLER_APP_PROFILE=release xvfb-run -a -s "-screen 0 1280x800x24" \
+      cargo bench --locked -p storyteller-e2e --bench window
     ;;
   *)
     echo "usage: ./run.sh [app] | demo | test | bench" >&2

@@ -21,10 +21,14 @@ async function unwrap<T>(pending: Promise<Result<T>>): Promise<T> {
 
 export const api = {
   addPaths: (paths: string[]) => unwrap(commands.addPaths(paths, {})),
-  listAll: async () => {
-    // Keyset pages: a big history loads in a few calls, never one huge answer.
-    const jobs: JobView[] = [];
+  /**
+   * Every job, oldest first, a page at a time (keyset pages, without the stories, which are
+   * read when shown): `onPage` gets each page as it comes, so the first rows paint at once
+   * however long the history.
+   */
+  listPages: async (onPage: (jobs: JobView[]) => void) => {
     let after: string | null = null;
+    let limit = 200;
     for (;;) {
       const page: JobPage = await unwrap(
         commands.listJobs({
@@ -33,12 +37,14 @@ export const api = {
           storyteller: null,
           order: "oldestFirst",
           after,
-          limit: 2000,
+          limit,
+          withoutStories: true,
         }),
       );
-      jobs.push(...page.jobs);
-      if (!page.next) return jobs;
+      onPage(page.jobs);
+      if (!page.next) return;
       after = page.next;
+      limit = 2000;
     }
   },
   getJob: (id: string) => unwrap(commands.getJob(id)),

@@ -360,6 +360,11 @@ export type ListQuery = {
 	after?: JobId | null,
 	/**  At most this many (all when not given). */
 	limit?: number | null,
+	/**
+	 *  Leave the stories out (`story` is `null`): a long history lists fast, and each story
+	 *  is read when it is shown.
+	 */
+	withoutStories?: boolean,
 };
 
 /**  What a video file is: container, picture and sound. */

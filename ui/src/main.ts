@@ -77,7 +77,10 @@ const settings = new SettingsDialog(async (next) => {
 
 function select(id: string | null): void {
   list.setSelected(id);
-  story.show(id ? model.job(id) : undefined, id ? model.storyText(id) : "");
+  const job = id ? model.job(id) : undefined;
+  story.show(job, id ? model.storyText(id) : "");
+  // Listings leave the stories out: a told story is read when it is first shown.
+  if (job && job.state === "succeeded" && !model.storyText(job.id)) void reread(job.id);
 }
 
 async function copy(id: string): Promise<void> {
@@ -190,13 +193,25 @@ function onEvent(envelope: Envelope): void {
   schedule(model.apply(envelope));
 }
 
-async function reload(): Promise<void> {
-  const [jobs, stats] = await Promise.all([api.listAll(), api.stats()]);
-  model.load(jobs);
-  model.stats = stats;
-  model.paused = stats.paused;
+/** Reads everything again; `onFirstPage` runs once the first rows are in the model. */
+async function reload(onFirstPage?: () => void): Promise<void> {
+  const stats = api.stats();
+  model.load([]);
+  let first = true;
+  await api.listPages((jobs) => {
+    for (const job of jobs) model.put(job);
+    const change = emptyChange();
+    change.structure = true;
+    schedule(change);
+    if (first) {
+      first = false;
+      onFirstPage?.();
+    }
+  });
+  const counts = await stats;
+  model.stats = counts;
+  model.paused = counts.paused;
   const change = emptyChange();
-  change.structure = true;
   change.stats = true;
   schedule(change);
 }
@@ -300,10 +315,18 @@ async function start(): Promise<void> {
     return null;
   });
   if (status?.problem) say(status.problem.message, "error");
+  const firstPainted = () =>
+    requestAnimationFrame(() =>
+      requestAnimationFrame(() => {
+        metrics.readyAt = Date.now();
+        document.documentElement.dataset.ready = "true";
+      }),
+    );
   try {
-    await reload();
+    await reload(firstPainted);
   } catch (error) {
     fail(error);
+    firstPainted();
   }
   loaded = true;
   for (const envelope of early.splice(0)) schedule(model.apply(envelope));
@@ -311,10 +334,6 @@ async function start(): Promise<void> {
   const jobs = model.all();
   const first = [...jobs].reverse().find((job) => job.state === "succeeded") ?? jobs[0];
   if (first) requestAnimationFrame(() => select(first.id));
-  requestAnimationFrame(() => {
-    metrics.readyAt = Date.now();
-    document.documentElement.dataset.ready = "true";
-  });
 }
 
 void start();

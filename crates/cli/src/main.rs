@@ -453,6 +453,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     },
                     after,
                     limit,
+                    without_stories: false,
                 })
                 .await?;
             if json {

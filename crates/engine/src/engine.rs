@@ -570,6 +570,11 @@ impl Engine {
             })
             .await?;
         let mut views: Vec<JobView> = jobs.iter().map(JobView::from).collect();
+        if query.without_stories {
+            for view in &mut views {
+                view.story = None;
+            }
+        }
         let next = match limit {
             Some(n) if views.len() as u64 > n => {
                 views.truncate(n as usize);

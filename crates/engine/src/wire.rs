@@ -433,6 +433,9 @@ pub struct ListQuery {
     pub after: Option<JobId>,
     /// At most this many (all when not given).
     pub limit: Option<u32>,
+    /// Leave the stories out (`story` is `null`): a long history lists fast, and each story
+    /// is read when it is shown.
+    pub without_stories: bool,
 }
 
 /// One page of a listing.
@@ -782,7 +785,8 @@ mod tests {
                 ..ListQuery::default()
             },
             json!({ "state": "dead", "batchId": null, "storyteller": null,
-                    "order": "newestFirst", "after": null, "limit": 50 }),
+                    "order": "newestFirst", "after": null, "limit": 50,
+                    "withoutStories": false }),
         );
         round_trip(
             &AddOptions {

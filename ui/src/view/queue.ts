@@ -201,6 +201,7 @@ export function fillRow(element: HTMLElement, job: JobView, selected: boolean): 
     const error = document.createElement("div");
     error.className = "error";
     error.textContent = job.error.message;
+    error.title = job.error.message;
     text.append(error);
   }
 

@@ -8,6 +8,7 @@
 //! an orphaned ffmpeg would go on decoding for minutes beside the restarted runner. On Linux each
 //! child asks the kernel for SIGKILL when the thread that spawned it ends (`PR_SET_PDEATHSIG`);
 //! children are spawned from the runtime's worker threads, which live as long as the process.
+//! Children also run at a lower CPU priority (`nice` 10), so decoding never starves the window.
 
 use super::MediaError;
 use std::collections::VecDeque;
@@ -33,6 +34,10 @@ pub(crate) fn command(program: &Path) -> Command {
     cmd
 }
 
+/// How much lower than the app's own the tools' CPU priority is (`nice`).
+#[cfg(target_os = "linux")]
+const CHILD_NICENESS: libc::c_int = 10;
+
 /// The one `unsafe` in the project (the workspace denies it elsewhere): a `pre_exec` hook has
 /// no safe form.
 #[cfg(target_os = "linux")]
@@ -42,8 +47,8 @@ fn die_with_parent(cmd: &mut Command) {
     // child has set the signal up, the child is an orphan and must end itself.
     let parent = std::process::id();
     // SAFETY: the closure runs in the forked child before exec and calls only `prctl`,
-    // `getppid` and `_exit`, which are async-signal-safe; it allocates nothing and takes no
-    // lock.
+    // `getppid`, `setpriority` and `_exit`, which are async-signal-safe; it allocates nothing
+    // and takes no lock.
     unsafe {
         cmd.pre_exec(move || {
             if libc::prctl(
@@ -59,6 +64,10 @@ fn die_with_parent(cmd: &mut Command) {
             if libc::getppid() as u32 != parent {
                 libc::_exit(1);
             }
+            // Decoding is background work: at a lower priority it never starves the window
+            // (or the person's other programs) of the CPU, and loses nothing when the machine
+            // is otherwise idle. Failing to lower it is harmless.
+            libc::setpriority(libc::PRIO_PROCESS, 0, CHILD_NICENESS);
             Ok(())
         });
     }

@@ -1,0 +1,423 @@
+//! The real desktop window, driven through WebDriver (`tauri-driver` over WebKitWebDriver) on a
+//! display: videos added as a drop adds them, told, shown, copied, exported and searched; a job
+//! caught running when the window closes, finished after the next start; a second launch handed
+//! over to the open window.
+//!
+//! The app must be built first, and the tests need a display:
+//! `cargo build -p storyteller-desktop && xvfb-run -a -s '-screen 0 1280x800x24' cargo test -p storyteller-e2e --test window`
+//! (`STORYTELLER_SKIP_WINDOW_TESTS=1` skips them where there is no display). They also need
+//! `tauri-driver` (`cargo install tauri-driver --locked --version 2.1.0`), WebKitWebDriver,
+//! ffmpeg, xclip and dbus-daemon. Screenshots land in `target/screenshots/`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+use harness::{
+    describe, read_clipboard, squeeze, Clip, Desktop, Row, Window, STORY_DEADLINE, UI_DEADLINE,
+};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Bits of ffmpeg's own output, which a person should never be shown as the reason.
+const RAW_FFMPEG_TEXT: [&str; 5] = [
+    "Invalid data found",
+    "moov atom not found",
+    "[mov,mp4",
+    "ffmpeg version",
+    "Error opening input",
+];
+
+fn row<'r>(rows: &'r [Row], file: &str) -> Option<&'r Row> {
+    rows.iter().find(|row| row.file == file)
+}
+
+/// Adds `paths` through `add_paths`, the command a drop onto the window sends, and checks each
+/// became a queued job: the ids, in the order given.
+async fn add(window: &Window<'_>, paths: &[PathBuf]) -> Vec<String> {
+    let report = window
+        .call("add_paths", json!({ "paths": paths, "options": {} }))
+        .await;
+    let entries = report["entries"].as_array().cloned().unwrap_or_default();
+    let queued: Vec<String> = entries
+        .iter()
+        .filter(|entry| entry["outcome"] == "queued")
+        .filter_map(|entry| entry["job"]["id"].as_str().map(str::to_owned))
+        .collect();
+    if queued.len() != paths.len() {
+        window
+            .fail(format!(
+                "add_paths should have queued all {} videos, it answered: {report:#}",
+                paths.len()
+            ))
+            .await;
+    }
+    queued
+}
+
+async fn jobs(window: &Window<'_>) -> Vec<Value> {
+    let page = window.call("list_jobs", json!({ "query": {} })).await;
+    page["jobs"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_videos_are_told_shown_copied_exported_and_found() {
+    let Some(desktop) = Desktop::new("added_videos_are_told_shown_copied_exported_and_found")
+    else {
+        return;
+    };
+    let good = [
+        ("harbour-card.mp4", Clip::short("testsrc2", 440)),
+        ("market-bars.mp4", Clip::short("smptebars", 550)),
+        ("orchard-fractal.mp4", Clip::short("mandelbrot", 330)),
+    ];
+    let mut paths: Vec<PathBuf> = good
+        .iter()
+        .map(|(file, clip)| desktop.video(file, *clip))
+        .collect();
+    let broken = "broken.mp4";
+    paths.push(desktop.broken_video(broken));
+    let mut notification_server = desktop.start_notification_server();
+
+    let window = desktop.open().await;
+    window.wait_until_ready().await;
+    add(&window, &paths).await;
+
+    let rows = window
+        .wait_for_rows(
+            "the three good videos told and the broken one failed with a reason",
+            STORY_DEADLINE,
+            |rows| {
+                for (file, _) in &good {
+                    if row(rows, file).is_some_and(|r| r.state == "dead" || r.state == "cancelled")
+                    {
+                        return Err(format!("{file} did not get its story"));
+                    }
+                }
+                if row(rows, broken).is_some_and(|r| r.state == "succeeded") {
+                    return Err(format!("{broken} was told, though it is cut in half"));
+                }
+                let told = good
+                    .iter()
+                    .all(|(file, _)| row(rows, file).is_some_and(|r| r.state == "succeeded"));
+                let failed = row(rows, broken).is_some_and(|r| {
+                    r.state == "dead" && r.error.as_deref().is_some_and(|e| !e.is_empty())
+                });
+                Ok(told && failed)
+            },
+        )
+        .await;
+    // The batch's end reached a real notification server, with its counts.
+    let start = Instant::now();
+    let mut received = desktop.notifications();
+    while !received.contains("3 stories told, 1 video failed") && start.elapsed() < UI_DEADLINE {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        received = desktop.notifications();
+    }
+    assert!(
+        received.contains("3 stories told, 1 video failed"),
+        "no notification of the batch's end: {received}"
+    );
+    let _ = notification_server.kill();
+    let _ = notification_server.wait();
+    let reason = row(&rows, broken)
+        .and_then(|r| r.error.clone())
+        .unwrap_or_default();
+    if let Some(raw) = RAW_FFMPEG_TEXT.iter().find(|raw| reason.contains(*raw)) {
+        window
+            .fail(format!(
+                "the broken video's reason shows ffmpeg's own words ({raw:?}): {reason:?}"
+            ))
+            .await;
+    }
+
+    window
+        .wait_for_script(
+            "#status to count 3 stories and 1 failure",
+            UI_DEADLINE,
+            "const text = document.querySelector('#status')?.innerText ?? '';
+             return /\\b3\\b/.test(text) && /\\b1\\b/.test(text) ? text : null;",
+        )
+        .await;
+
+    // The story panel shows the selected job's story, which the Copy button puts on the
+    // system clipboard for other programs.
+    let chosen = row(&rows, good[0].0).cloned().expect("a told row");
+    window
+        .click(&format!("#queue [data-job-id=\"{}\"]", chosen.id))
+        .await;
+    window
+        .wait_for_rows("the clicked row to be selected", UI_DEADLINE, |rows| {
+            Ok(rows.iter().any(|r| r.id == chosen.id && r.selected))
+        })
+        .await;
+    let shown = window
+        .wait_for_script(
+            "#story-text to show the selected story",
+            UI_DEADLINE,
+            "const text = document.querySelector('#story-text')?.innerText ?? '';
+             return text.trim() === '' ? null : text;",
+        )
+        .await;
+    let shown = shown.as_str().unwrap_or_default().to_owned();
+    let story = jobs(&window)
+        .await
+        .iter()
+        .find(|job| job["id"] == chosen.id.as_str())
+        .and_then(|job| job["story"].as_str().map(str::to_owned));
+    let Some(story) = story else {
+        window
+            .fail(format!("list_jobs has no story for {}", chosen.file))
+            .await
+    };
+    if squeeze(&shown) != squeeze(&story) {
+        window
+            .fail(format!(
+                "#story-text does not show {}'s story.\nshown: {shown:?}\nstory: {story:?}",
+                chosen.file
+            ))
+            .await;
+    }
+    window.save_screenshot("window-light.png").await;
+    // The same window in the dark theme (the system's choice, forced for the picture).
+    window
+        .script(
+            "document.documentElement.dataset.theme = 'dark'; return true;",
+            vec![],
+        )
+        .await;
+    window.save_screenshot("window-dark.png").await;
+    window
+        .script(
+            "delete document.documentElement.dataset.theme; return true;",
+            vec![],
+        )
+        .await;
+
+    window.click("#copy-story").await;
+    let start = Instant::now();
+    let mut pasted = None;
+    while start.elapsed() < UI_DEADLINE {
+        pasted = tokio::task::spawn_blocking(|| read_clipboard(Duration::from_secs(5)))
+            .await
+            .expect("reading the clipboard");
+        if pasted.as_deref().map(str::trim_end) == Some(story.trim_end()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if pasted.as_deref().map(str::trim_end) != Some(story.trim_end()) {
+        window
+            .fail(format!(
+                "after #copy-story the clipboard holds {pasted:?}, not the story {story:?}"
+            ))
+            .await;
+    }
+
+    let export = desktop.scratch().join("stories.md");
+    let written = window
+        .call(
+            "export_stories",
+            json!({ "path": export, "format": "markdown", "query": {} }),
+        )
+        .await;
+    let exported = std::fs::read_to_string(&export).unwrap_or_default();
+    let missing: Vec<&str> = good
+        .iter()
+        .map(|(file, _)| *file)
+        .filter(|file| !exported.contains(file))
+        .collect();
+    if written != json!(3) || !missing.is_empty() {
+        window
+            .fail(format!(
+                "export_stories answered {written} (3 stories expected) and the file lacks \
+                 {missing:?}:\n{exported}"
+            ))
+            .await;
+    }
+
+    let wanted = "orchard-fractal.mp4";
+    window.type_into("#search", "orch").await;
+    window
+        .wait_for_rows(
+            "only orchard-fractal.mp4 to stay visible after typing \"orch\" into #search",
+            UI_DEADLINE,
+            |rows| {
+                let visible: Vec<&str> = rows
+                    .iter()
+                    .filter(|r| r.visible)
+                    .map(|r| r.file.as_str())
+                    .collect();
+                Ok(visible == [wanted])
+            },
+        )
+        .await;
+    window
+        .wait_for_script(
+            "#search to hold what was typed",
+            UI_DEADLINE,
+            "return document.querySelector('#search')?.value === 'orch';",
+        )
+        .await;
+    window.save_screenshot("window-search.png").await;
+    window.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_running_when_the_window_closes_is_finished_after_the_next_start() {
+    let Some(desktop) =
+        Desktop::new("a_job_running_when_the_window_closes_is_finished_after_the_next_start")
+    else {
+        return;
+    };
+    // Long enough to be caught running, from a source ffmpeg makes quickly.
+    let long = desktop.video(
+        "long-walk.mp4",
+        Clip {
+            source: "testsrc2",
+            tone: 392,
+            seconds: 60,
+            width: 640,
+            height: 360,
+        },
+    );
+
+    let window = desktop.open().await;
+    window.wait_until_ready().await;
+    let id = add(&window, &[long]).await.remove(0);
+    window
+        .wait_for_rows(
+            "long-walk.mp4 to be running",
+            STORY_DEADLINE,
+            |rows| match rows.iter().find(|r| r.id == id).map(|r| r.state.as_str()) {
+                Some("running") => Ok(true),
+                Some(state @ ("succeeded" | "dead" | "cancelled")) => Err(format!(
+                    "it was {state} before it was seen running (is the video long enough?)"
+                )),
+                _ => Ok(false),
+            },
+        )
+        .await;
+    window.close().await;
+
+    let window = desktop.open().await;
+    window.wait_until_ready().await;
+    let first_paint = window.rows().await;
+    match first_paint
+        .iter()
+        .find(|r| r.id == id)
+        .map(|r| r.state.as_str())
+    {
+        Some("queued" | "running") => {}
+        Some(state) => {
+            window
+                .fail(format!(
+                    "after the restart the interrupted job is {state}, not back in the queue \
+                     (did it finish before the window closed?)"
+                ))
+                .await
+        }
+        None => {
+            window
+                .fail(format!(
+                    "after the restart the first list lacks the interrupted job {id}:\n{}",
+                    describe(&first_paint)
+                ))
+                .await
+        }
+    }
+    window
+        .wait_for_rows(
+            "the interrupted job to finish by itself",
+            STORY_DEADLINE,
+            |rows| {
+                if rows.len() != 1 {
+                    return Err(format!("one job was added, the list shows {}", rows.len()));
+                }
+                match rows.iter().find(|r| r.id == id).map(|r| r.state.as_str()) {
+                    Some("succeeded") => Ok(true),
+                    Some(state @ ("dead" | "cancelled")) => {
+                        Err(format!("the interrupted job ended {state}"))
+                    }
+                    _ => Ok(false),
+                }
+            },
+        )
+        .await;
+    window.close().await;
+}
+
+fn same_place(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_launch_hands_over_to_the_open_window() {
+    let Some(desktop) = Desktop::new("a_second_launch_hands_over_to_the_open_window") else {
+        return;
+    };
+    let window = desktop.open().await;
+    let title = window.title().await;
+    if title != "Storyteller" {
+        window
+            .fail(format!(
+                "the window is titled {title:?}, not \"Storyteller\""
+            ))
+            .await;
+    }
+    let status = window.call("app_status", json!({})).await;
+    let home = status["home"].as_str().map(Path::new);
+    if !home.is_some_and(|home| same_place(home, &desktop.home())) || !status["problem"].is_null() {
+        window
+            .fail(format!(
+                "app_status should name the home {} and no problem: {status:#}",
+                desktop.home().display()
+            ))
+            .await;
+    }
+    let first = desktop.app_processes();
+    if first.len() != 1 {
+        window
+            .fail(format!("one app should run on the home, not {first:?}"))
+            .await;
+    }
+
+    let (exit, log) = tokio::task::block_in_place(|| desktop.launch_again(Duration::from_secs(10)));
+    match exit {
+        Some(status) if status.success() => {}
+        Some(status) => {
+            window
+                .fail(format!(
+                    "the second launch exited with {status} instead of handing over:\n{log}"
+                ))
+                .await
+        }
+        None => {
+            window
+                .fail(format!(
+                    "the second launch was still running after 10 s: it opened a window of \
+                     its own instead of handing over to the first:\n{log}"
+                ))
+                .await
+        }
+    }
+
+    let answer = window.invoke("list_jobs", json!({ "query": {} })).await;
+    if let Err(error) = answer {
+        window
+            .fail(format!(
+                "the first window stopped answering after the second launch: {error}"
+            ))
+            .await;
+    }
+    let now = desktop.app_processes();
+    if now != first {
+        window
+            .fail(format!(
+                "the first app should be the only one left: before {first:?}, after {now:?}"
+            ))
+            .await;
+    }
+    window.close().await;
+}
