@@ -121,7 +121,7 @@ function paint(): void {
   const change = pending ?? emptyChange();
   pending = null;
   if (change.resync) {
-    void reload();
+    void resync();
     return;
   }
   if (change.structure) {
@@ -214,6 +214,22 @@ async function reload(onFirstPage?: () => void): Promise<void> {
   const change = emptyChange();
   change.stats = true;
   schedule(change);
+}
+
+/**
+ * Events were missed: reads everything again, holding the events that arrive meanwhile until
+ * the listing is in, so rows keep the order they were added in.
+ */
+async function resync(): Promise<void> {
+  if (!loaded) return;
+  loaded = false;
+  try {
+    await reload();
+  } catch (error) {
+    fail(error);
+  }
+  loaded = true;
+  for (const envelope of early.splice(0)) schedule(model.apply(envelope));
 }
 
 function reportAdd(report: AddReport): void {
