@@ -6,6 +6,7 @@
 
 use crate::shell::Shell;
 use std::path::PathBuf;
+use storyteller_engine::error::ErrorCode;
 use storyteller_engine::export::ExportFormat;
 use storyteller_engine::settings::Settings;
 use storyteller_engine::wire::{
@@ -137,11 +138,11 @@ pub async fn list_storytellers(shell: State<'_, Shell>) -> Answer<Vec<Storytelle
 pub async fn copy_story(shell: State<'_, Shell>, id: String) -> Answer<()> {
     let job = wire(shell.engine()?.get(&id).await)?;
     let story = job.story.ok_or_else(|| ErrorPayload {
-        code: "no_story".into(),
+        code: ErrorCode::NoStory,
         message: format!("{} has no story yet", job.file),
     })?;
     shell.copy_text(story).map_err(|e| ErrorPayload {
-        code: "clipboard".into(),
+        code: ErrorCode::Clipboard,
         message: format!("the story could not be put on the clipboard: {e}"),
     })
 }

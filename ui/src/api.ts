@@ -1,10 +1,10 @@
 // The engine's commands, as promises that reject with the engine's `{ code, message }`.
 
-import { commands, type ErrorPayload, type JobPage, type JobView } from "./bindings";
+import { commands, type ErrorCode, type ErrorPayload, type JobPage, type JobView } from "./bindings";
 
 /** An engine error, with its code to branch on and its message for people. */
 export class EngineFailure extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   constructor(payload: ErrorPayload) {
     super(payload.message);
     this.code = payload.code;

@@ -145,6 +145,50 @@ export type Envelope = {
 	seq: number,
 } & Event;
 
+/**
+ *  The stable, machine-readable kind of an error: front ends branch on it, never on the
+ *  message. Written in snake_case (`"job_not_found"`); the window's TypeScript gets the union.
+ */
+export type ErrorCode = 
+/**  The database failed (locked, full, unreadable). */
+"database" | 
+/**  The database file is damaged, or was deleted or replaced while in use. */
+"database_damaged" | 
+/**  A job cannot go from its state to the one asked (e.g. retry a succeeded job). */
+"illegal_transition" | 
+/**  No job has that id. */
+"job_not_found" | 
+/**  More than one job starts with that id. */
+"ambiguous_job_id" | 
+/**  The job is running, so it cannot be removed. */
+"job_running" | 
+/**  A file or folder could not be read or written. */
+"io" | 
+/**  The database was made by a newer Storyteller. */
+"schema_too_new" | 
+/**  No home folder could be found for the database and settings. */
+"no_home" | 
+/**  The engine is shutting down. */
+"store_closed" | 
+/**  Another worker has taken over the job. */
+"lease_lost" | 
+/**  No storyteller has that name. */
+"unknown_storyteller" | 
+/**  The storyteller has no such preset. */
+"unknown_preset" | 
+/**  A stored record could not be read. */
+"corrupt_record" | 
+/**  The storyteller has no such model. */
+"unknown_model" | 
+/**  A tool the storyteller needs (ffmpeg) is missing or cannot run. */
+"tool_missing" | 
+/**  A value asked for is out of range or malformed. */
+"invalid_argument" | 
+/**  A story was asked for that is not written yet (front ends). */
+"no_story" | 
+/**  The system clipboard could not be written (front ends). */
+"clipboard";
+
 /**  Why a job failed, so the queue knows what to do about it. */
 export type ErrorKind = 
 /**  Worth trying again later (timeouts, connection errors, HTTP 429/5xx). */
@@ -161,7 +205,7 @@ export type ErrorKind =
 /**  An error as it crosses a process or IPC boundary. */
 export type ErrorPayload = {
 	/**  Stable code, see [`EngineError::code`]. */
-	code: string,
+	code: ErrorCode,
 	/**  For people. */
 	message: string,
 };

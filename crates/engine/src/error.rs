@@ -107,26 +107,26 @@ pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
 impl EngineError {
     /// A stable, machine-readable code; UIs branch on this, never on the message.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            EngineError::Database(_) => "database",
-            EngineError::DatabaseDamaged(_) => "database_damaged",
-            EngineError::IllegalTransition(_) => "illegal_transition",
-            EngineError::JobNotFound(_) => "job_not_found",
-            EngineError::AmbiguousJobId(_) => "ambiguous_job_id",
-            EngineError::JobRunning(_) => "job_running",
-            EngineError::Io { .. } => "io",
-            EngineError::SchemaTooNew { .. } => "schema_too_new",
-            EngineError::NoHome => "no_home",
-            EngineError::StoreClosed => "store_closed",
-            EngineError::CommitFailed(_) => "database",
-            EngineError::LeaseLost(_) => "lease_lost",
-            EngineError::UnknownStoryteller { .. } => "unknown_storyteller",
-            EngineError::UnknownPreset { .. } => "unknown_preset",
-            EngineError::CorruptRecord(_) => "corrupt_record",
-            EngineError::UnknownModel { .. } => "unknown_model",
-            EngineError::ToolMissing(_) => "tool_missing",
-            EngineError::InvalidArgument(_) => "invalid_argument",
+            EngineError::Database(_) => ErrorCode::Database,
+            EngineError::DatabaseDamaged(_) => ErrorCode::DatabaseDamaged,
+            EngineError::IllegalTransition(_) => ErrorCode::IllegalTransition,
+            EngineError::JobNotFound(_) => ErrorCode::JobNotFound,
+            EngineError::AmbiguousJobId(_) => ErrorCode::AmbiguousJobId,
+            EngineError::JobRunning(_) => ErrorCode::JobRunning,
+            EngineError::Io { .. } => ErrorCode::Io,
+            EngineError::SchemaTooNew { .. } => ErrorCode::SchemaTooNew,
+            EngineError::NoHome => ErrorCode::NoHome,
+            EngineError::StoreClosed => ErrorCode::StoreClosed,
+            EngineError::CommitFailed(_) => ErrorCode::Database,
+            EngineError::LeaseLost(_) => ErrorCode::LeaseLost,
+            EngineError::UnknownStoryteller { .. } => ErrorCode::UnknownStoryteller,
+            EngineError::UnknownPreset { .. } => ErrorCode::UnknownPreset,
+            EngineError::CorruptRecord(_) => ErrorCode::CorruptRecord,
+            EngineError::UnknownModel { .. } => ErrorCode::UnknownModel,
+            EngineError::ToolMissing(_) => ErrorCode::ToolMissing,
+            EngineError::InvalidArgument(_) => ErrorCode::InvalidArgument,
         }
     }
 
@@ -181,12 +181,97 @@ impl EngineError {
     }
 }
 
+/// The stable, machine-readable kind of an error: front ends branch on it, never on the
+/// message. Written in snake_case (`"job_not_found"`); the window's TypeScript gets the union.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The database failed (locked, full, unreadable).
+    Database,
+    /// The database file is damaged, or was deleted or replaced while in use.
+    DatabaseDamaged,
+    /// A job cannot go from its state to the one asked (e.g. retry a succeeded job).
+    IllegalTransition,
+    /// No job has that id.
+    JobNotFound,
+    /// More than one job starts with that id.
+    AmbiguousJobId,
+    /// The job is running, so it cannot be removed.
+    JobRunning,
+    /// A file or folder could not be read or written.
+    Io,
+    /// The database was made by a newer Storyteller.
+    SchemaTooNew,
+    /// No home folder could be found for the database and settings.
+    NoHome,
+    /// The engine is shutting down.
+    StoreClosed,
+    /// Another worker has taken over the job.
+    LeaseLost,
+    /// No storyteller has that name.
+    UnknownStoryteller,
+    /// The storyteller has no such preset.
+    UnknownPreset,
+    /// A stored record could not be read.
+    CorruptRecord,
+    /// The storyteller has no such model.
+    UnknownModel,
+    /// A tool the storyteller needs (ffmpeg) is missing or cannot run.
+    ToolMissing,
+    /// A value asked for is out of range or malformed.
+    InvalidArgument,
+    /// A story was asked for that is not written yet (front ends).
+    NoStory,
+    /// The system clipboard could not be written (front ends).
+    Clipboard,
+}
+
+impl ErrorCode {
+    /// The code as it is written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Database => "database",
+            ErrorCode::DatabaseDamaged => "database_damaged",
+            ErrorCode::IllegalTransition => "illegal_transition",
+            ErrorCode::JobNotFound => "job_not_found",
+            ErrorCode::AmbiguousJobId => "ambiguous_job_id",
+            ErrorCode::JobRunning => "job_running",
+            ErrorCode::Io => "io",
+            ErrorCode::SchemaTooNew => "schema_too_new",
+            ErrorCode::NoHome => "no_home",
+            ErrorCode::StoreClosed => "store_closed",
+            ErrorCode::LeaseLost => "lease_lost",
+            ErrorCode::UnknownStoryteller => "unknown_storyteller",
+            ErrorCode::UnknownPreset => "unknown_preset",
+            ErrorCode::CorruptRecord => "corrupt_record",
+            ErrorCode::UnknownModel => "unknown_model",
+            ErrorCode::ToolMissing => "tool_missing",
+            ErrorCode::InvalidArgument => "invalid_argument",
+            ErrorCode::NoStory => "no_story",
+            ErrorCode::Clipboard => "clipboard",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// An error as it crosses a process or IPC boundary.
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorPayload {
     /// Stable code, see [`EngineError::code`].
-    pub code: String,
+    pub code: ErrorCode,
     /// For people.
     pub message: String,
 }
@@ -194,7 +279,7 @@ pub struct ErrorPayload {
 impl From<&EngineError> for ErrorPayload {
     fn from(error: &EngineError) -> Self {
         ErrorPayload {
-            code: error.code().to_owned(),
+            code: error.code(),
             message: error.to_string(),
         }
     }
@@ -228,5 +313,33 @@ pub(crate) fn say_database_disk_full(full: bool) {
         }
     } else if DATABASE_DISK_FULL_SAID.swap(false, Ordering::SeqCst) {
         tracing::info!("there is room for the database again");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_written_as_their_snake_case_names_and_read_back() {
+        for code in [
+            ErrorCode::Database,
+            ErrorCode::JobNotFound,
+            ErrorCode::AmbiguousJobId,
+            ErrorCode::ToolMissing,
+            ErrorCode::NoStory,
+            ErrorCode::Clipboard,
+        ] {
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, serde_json::Value::from(code.as_str()));
+            assert_eq!(serde_json::from_value::<ErrorCode>(json).unwrap(), code);
+        }
+        let error = EngineError::JobNotFound("abc".into());
+        let payload = ErrorPayload::from(&error);
+        assert_eq!(payload.code, "job_not_found");
+        assert_eq!(
+            serde_json::to_value(&payload).unwrap()["code"],
+            "job_not_found"
+        );
     }
 }

@@ -839,7 +839,7 @@ mod tests {
         );
         round_trip(
             &ErrorPayload {
-                code: "unknown_model".into(),
+                code: crate::error::ErrorCode::UnknownModel,
                 message: "storyteller 'offline' has no model 'gpt-9'".into(),
             },
             json!({ "code": "unknown_model",
