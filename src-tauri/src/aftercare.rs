@@ -28,19 +28,20 @@ pub fn start<R: tauri::Runtime>(app: tauri::AppHandle<R>, engine: Engine) {
                 tracker = fresh_tracker(&engine).await;
                 continue;
             }
-            let settings = engine.settings();
+            // The settings are read (a lock and a copy) only for the few events that need
+            // them, not for every progress and story event.
             if let Event::JobFinished {
                 job_id,
                 state: JobState::Succeeded,
                 ..
             } = &envelope.event
             {
-                if settings.copy_when_done {
+                if engine.settings().copy_when_done {
                     copy_story(&app, &engine, &job_id.to_string()).await;
                 }
             }
             for done in tracker.apply(&envelope.event) {
-                if !settings.notify_when_done {
+                if !engine.settings().notify_when_done {
                     continue;
                 }
                 let title = if done.failed > 0 {
