@@ -68,9 +68,11 @@ fn a_restart_after_kill_9_reclaims_at_once_and_tells_every_video_exactly_once() 
 
     let restart_at = Instant::now();
     let restart = sandbox.spawn(&["run", "--until-empty", "--concurrency", "3"]);
-    // Reclaimed (queued again, or claimed by the new runner as attempt 2), not left to the lease.
+    // Reclaimed (queued again, or claimed by the new runner as attempt 2), not left to the lease:
+    // the wait is a third of the lease, so a runner that waited for the lease fails it. How long
+    // the rest of the run then takes depends on the machine's load, so it is not timed.
     let reclaimed = sandbox.wait_for_jobs(
-        Duration::from_secs(10),
+        LEASE / 3,
         "the killed runner's jobs to be reclaimed",
         |jobs| {
             interrupted.iter().all(|id| {
@@ -86,7 +88,6 @@ fn a_restart_after_kill_9_reclaims_at_once_and_tells_every_video_exactly_once() 
         summary(&reclaimed)
     );
     let out = restart.wait(RUN_DEADLINE);
-    let restart_took = restart_at.elapsed();
     assert_eq!(out.code, Some(0), "the restarted runner failed:\n{out}");
 
     let jobs = sandbox.jobs();
@@ -128,10 +129,6 @@ fn a_restart_after_kill_9_reclaims_at_once_and_tells_every_video_exactly_once() 
     let stats = sandbox.stats();
     assert_eq!(stats["succeeded"], videos.len(), "{stats:#}");
     assert_eq!(stats["running"], 0, "{stats:#}");
-    assert!(
-        restart_took < LEASE,
-        "the restart took {restart_took:?}, as if it had waited for the lease"
-    );
     // The dead runner's lock file was taken over and removed; the restart's own is released.
     let runners: Vec<_> = std::fs::read_dir(sandbox.home().join("runners"))
         .expect("runners folder")
