@@ -42,6 +42,7 @@ ensure_system_packages() {
     command -v xclip >/dev/null 2>&1 || missing+=(xclip)
     command -v dunst >/dev/null 2>&1 || missing+=(dunst)
     command -v dbus-run-session >/dev/null 2>&1 || missing+=(dbus-daemon)
+    command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
   fi
   if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}"

@@ -25,7 +25,7 @@ use storyteller_engine::pool::{PoolConfig, RunUntil};
 use storyteller_engine::retry::RetryPolicy;
 use storyteller_engine::settings::Settings;
 use storyteller_engine::wire::{
-    AddOptions, ExportQuery, JobView, ListOrder, ListQuery, WaitOutcome,
+    AddOptions, ExportQuery, JobView, ListOrder, ListQuery, SearchQuery, WaitOutcome,
 };
 use storyteller_engine::{BatchId, Engine, EngineError, EngineOptions, JobId};
 
@@ -100,6 +100,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Search every story told, and the file names, as the window's search does: every word
+    /// must be found (each also as the start of a longer word, case and accents aside).
+    Search {
+        /// The words.
+        #[arg(required = true, num_args = 1..)]
+        words: Vec<String>,
+        /// At most this many.
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        limit: u32,
+        /// Print the hits as JSON: `[{ "job": {...}, "snippet": "..." }]`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show one job and its story.
     Show {
         /// The job: its id, a unique start of it, or the short id `list` prints.
@@ -145,10 +158,10 @@ enum Command {
     },
     /// Write every story, with its source file name, to one file or stdout.
     Export {
-        /// md, json or txt.
+        /// md, json, txt, docx or pdf.
         #[arg(long, default_value = "md")]
         format: ExportFormat,
-        /// Write here instead of stdout.
+        /// Write here instead of stdout (needed for docx and pdf on a terminal).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
         /// Only the stories of this batch (its full id).
@@ -175,7 +188,7 @@ enum Command {
         /// Write each story beside its video when it is told (NAME.story.md, …): on or off.
         #[arg(long, value_name = "on|off", value_parser = on_off)]
         beside_video: Option<bool>,
-        /// The formats written beside the video, e.g. md,json (md, json, txt).
+        /// The formats written beside the video, e.g. md,json (md, json, txt, docx, pdf).
         #[arg(long, value_name = "FORMATS", value_delimiter = ',')]
         beside_formats: Option<Vec<ExportFormat>>,
         /// Print as JSON.
@@ -463,6 +476,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Search { words, limit, json } => {
+            let hits = open(home, None)
+                .await?
+                .search(SearchQuery {
+                    text: words.join(" "),
+                    limit: Some(limit),
+                })
+                .await?;
+            if json {
+                output::print_json(&hits)?;
+            } else {
+                output::print_search_hits(&hits);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Show { id, json } => {
             let job = open(home, None).await?.get(&id).await?;
             if json {
@@ -522,6 +550,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Export { format, out, batch } => {
+            if out.is_none()
+                && format.is_binary()
+                && std::io::IsTerminal::is_terminal(&std::io::stdout())
+            {
+                return Err(EngineError::InvalidArgument(format!(
+                    "a {} export is a binary file and is not printed on a terminal: \
+                     write it to a file with --out FILE (or redirect stdout)",
+                    format.extension()
+                ))
+                .into());
+            }
             let engine = open(home, None).await?;
             let query = ExportQuery {
                 batch_id: batch,
@@ -533,9 +572,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let noun = if n == 1 { "story" } else { "stories" };
                     eprintln!("exported {n} {noun} to {}", path.display());
                 }
+                None if format.is_binary() => {
+                    let (document, _) = engine.export(format, query).await?;
+                    write_stdout(&document);
+                }
                 None => {
-                    let (text, _) = engine.export(format, query).await?;
-                    out!("{}", text.trim_end());
+                    let (document, _) = engine.export(format, query).await?;
+                    out!("{}", String::from_utf8_lossy(&document).trim_end());
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -635,6 +678,20 @@ fn colour_on_stderr() -> bool {
     std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         && std::env::var("TERM").map_or(true, |term| term != "dumb")
+}
+
+/// Writes `bytes` to stdout as they are; like [`output::write_line`], a closed stdout ends the
+/// program quietly.
+fn write_stdout(bytes: &[u8]) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: could not write to stdout: {e}");
+        std::process::exit(1);
+    }
 }
 
 fn exit_code(failed: bool) -> ExitCode {

@@ -2,7 +2,7 @@
 //! text for people.
 
 use storyteller_engine::settings::Settings;
-use storyteller_engine::wire::{AddOutcome, AddReport, JobPage};
+use storyteller_engine::wire::{AddOutcome, AddReport, JobPage, SearchHit};
 use storyteller_engine::{Envelope, Event, JobState, JobView, QueueStats};
 
 /// Writes one line to stdout; a closed stdout (`storyteller list | head -1`) ends the program
@@ -161,6 +161,21 @@ pub fn print_stories(jobs: &[JobView]) {
     }
 }
 
+/// Search hits: the short id and file name, then the line of the story that matched.
+pub fn print_search_hits(hits: &[SearchHit]) {
+    if hits.is_empty() {
+        out!("no story found");
+        return;
+    }
+    for (index, hit) in hits.iter().enumerate() {
+        if index > 0 {
+            out!("");
+        }
+        out!("{}  {}", hit.job.short_id, one_line(&hit.job.file));
+        out!("    {}", one_line(&hit.snippet));
+    }
+}
+
 /// Counts and cache figures.
 /// `left` of the running jobs were left by a runner that stopped.
 pub fn print_stats(stats: &QueueStats, left: u32) {
@@ -242,6 +257,7 @@ pub fn print_event(envelope: &Envelope) {
             Some(error) => format!("{job_id} {state}: {}", error.message),
             None => format!("{job_id} {state}"),
         },
+        Event::PriorityChanged { job_id, priority } => format!("{job_id} priority {priority}"),
         Event::JobsRemoved { job_ids } => format!("{} job(s) deleted", job_ids.len()),
         Event::QueueStats { stats } => format!(
             "{} queued, {} running, {} finished",

@@ -8,6 +8,8 @@
 //! - restart: a database holding 100,000 finished jobs, from open to the first claim;
 //! - kill: from `storyteller run` killed with SIGKILL mid-job to a new run telling the killed
 //!   jobs again (needs the CLI, as memory does);
+//! - search: the history searched as one types, over 10,000 told stories (each query through
+//!   `Engine::search`, snippets included; target < 50 ms);
 //! - memory: peak RSS of `storyteller run` over 100,000 queued jobs (needs the release CLI:
 //!   `cargo build --release -p storyteller-cli`, or `STORYTELLER_BIN`; the smoke run also takes
 //!   the debug build).
@@ -24,11 +26,12 @@ use std::time::{Duration, Instant};
 use storyteller_engine::clock::SystemClock;
 use storyteller_engine::job::{NewJob, Priority, StorySpec, Usage};
 use storyteller_engine::pool::{Pool, PoolConfig, RunUntil};
+use storyteller_engine::store::Outcome;
 use storyteller_engine::store::{Enqueued, JobStore, SqliteStore};
 use storyteller_engine::storyteller::{
     BoxFuture, StoryError, StoryRequest, StorySink, Storyteller, StorytellerRegistry,
 };
-use storyteller_engine::wire::AddOptions;
+use storyteller_engine::wire::{AddOptions, SearchQuery};
 use storyteller_engine::{Engine, EngineOptions, Event, EventBus};
 
 /// Writes a one-word story after `delay` (zero: a no-op job).
@@ -427,6 +430,171 @@ async fn kill_to_resume(dir: &Path, rounds: usize) {
 }
 
 /// Whether the part `name` runs: all of them, or those `BENCH_ONLY` names (comma-separated).
+/// Words for made-up stories: a few very common, many rare (each story draws from all).
+const STORY_WORDS: &[&str] = &[
+    "the",
+    "a",
+    "and",
+    "of",
+    "camera",
+    "shot",
+    "light",
+    "slowly",
+    "then",
+    "while",
+    "scene",
+    "harbour",
+    "boat",
+    "lighthouse",
+    "kitchen",
+    "kettle",
+    "street",
+    "rain",
+    "market",
+    "child",
+    "dog",
+    "bicycle",
+    "mountain",
+    "snow",
+    "forest",
+    "river",
+    "bridge",
+    "train",
+    "station",
+    "window",
+    "candle",
+    "guitar",
+    "dancer",
+    "crowd",
+    "sunset",
+    "beach",
+    "wave",
+    "gull",
+    "cliff",
+    "garden",
+    "flower",
+    "bee",
+    "tractor",
+    "field",
+    "storm",
+    "thunder",
+    "lantern",
+    "festival",
+    "café",
+    "crème",
+    "brûlée",
+    "naïve",
+    "Ωμέγα",
+    "привет",
+    "東京",
+    "夜景",
+    "🎬",
+];
+
+/// A story of about 250 words, different for every `seed`, with rarer words made rarer.
+fn made_up_story(seed: usize) -> String {
+    let mut state = seed as u64 * 6364136223846793005 + 1442695040888963407;
+    let mut story = String::new();
+    for word in 0..250 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let roll = (state >> 33) as usize;
+        // Squaring the roll skews choices towards the start of the list.
+        let spread = (roll % 1000) * (roll % 1000) / 1000;
+        let pick = spread * STORY_WORDS.len() / 1000;
+        if word > 0 {
+            story.push_str(if word % 12 == 0 { ". " } else { " " });
+        }
+        story.push_str(STORY_WORDS[pick]);
+    }
+    story.push('.');
+    story
+}
+
+async fn search(dir: &Path, stories: usize, rounds: usize) {
+    let home = dir.join("search-home");
+    std::fs::create_dir_all(&home).unwrap();
+    {
+        let store = SqliteStore::open(home.join("storyteller.db"), EventBus::new())
+            .await
+            .unwrap();
+        for first in (0..stories).step_by(1_000) {
+            store
+                .enqueue(new_jobs_from(first, 1_000.min(stories - first), "bench"))
+                .await
+                .unwrap();
+            let claimed = store
+                .claim("bench", 1_000, Duration::from_secs(60))
+                .await
+                .unwrap();
+            for (i, job) in claimed.iter().enumerate() {
+                let outcome = Outcome::Succeeded {
+                    story: made_up_story(first + i),
+                    media: None,
+                    usage: Usage::default(),
+                };
+                store.finish(job.id, "bench", outcome).await.unwrap();
+            }
+        }
+    }
+    let engine = Engine::open(EngineOptions {
+        home: Some(home),
+        ..EngineOptions::default()
+    })
+    .await
+    .unwrap();
+    // As typed, a letter at a time, then words common and rare, names and accents folded.
+    let queries = [
+        "l",
+        "li",
+        "lig",
+        "ligh",
+        "lighthouse",
+        "the",
+        "camera shot",
+        "harbour boat gull",
+        "video-42",
+        "creme brulee",
+        "東京",
+        "nothing-like-this",
+    ];
+    let mut times = Vec::new();
+    let mut slowest = (0.0, "");
+    let mut hits_for_one_letter = 0;
+    for _ in 0..rounds {
+        for query in queries {
+            let started = Instant::now();
+            let hits = engine
+                .search(SearchQuery {
+                    text: query.into(),
+                    limit: None,
+                })
+                .await
+                .unwrap();
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            if query == "l" {
+                hits_for_one_letter = hits.len();
+            }
+            if ms > slowest.0 {
+                slowest = (ms, query);
+            }
+            times.push(ms);
+        }
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
+    println!(
+        "search: {stories} stories, {} queries as typed: p50 {:.1} ms, p95 {:.1} ms, \
+         slowest {:.1} ms ('{}'); 'l' gave {hits_for_one_letter} hits (target < 50 ms)",
+        times.len(),
+        at(0.5),
+        at(0.95),
+        slowest.0,
+        slowest.1
+    );
+}
+
 fn wanted(name: &str) -> bool {
     std::env::var("BENCH_ONLY")
         .map(|only| only.split(',').any(|part| part.trim() == name))
@@ -472,6 +640,9 @@ fn main() {
         }
         if wanted("restart") {
             restart(dir.path(), finished).await;
+        }
+        if wanted("search") {
+            search(dir.path(), if quick { 1_000 } else { 10_000 }, rounds).await;
         }
         if wanted("kill") {
             kill_to_resume(dir.path(), if quick { 1 } else { 3 }).await;

@@ -55,6 +55,20 @@ impl BatchTracker {
         self.batch_of.len()
     }
 
+    /// How far the batches still open have got: (jobs finished, jobs in all), `None` when no
+    /// batch is open. What a window title or a taskbar progress bar shows: the work asked for
+    /// since the queue was last idle, not the whole history.
+    pub fn progress(&self) -> Option<(u32, u32)> {
+        if self.batches.is_empty() {
+            return None;
+        }
+        let (finished, unfinished) = self.batches.values().fold((0u32, 0u32), |(f, u), c| {
+            let done = c.done.succeeded + c.done.failed + c.done.cancelled;
+            (f.saturating_add(done), u.saturating_add(c.unfinished))
+        });
+        Some((finished, finished.saturating_add(unfinished)))
+    }
+
     fn start(&mut self, job: JobId, batch: BatchId) {
         if self.batch_of.insert(job, batch).is_none() {
             self.batches.entry(batch).or_default().unfinished += 1;
@@ -220,9 +234,15 @@ mod tests {
             batch_id: other,
             jobs,
         });
+        // The open batches' progress: the cached story counts as finished.
+        assert_eq!(tracker.progress(), Some((1, 4)));
         assert!(tracker.apply(&finished(1, JobState::Succeeded)).is_empty());
+        assert_eq!(tracker.progress(), Some((2, 4)));
         assert!(tracker.apply(&finished(4, JobState::Dead)).len() == 1);
+        // An ended batch leaves the figures.
+        assert_eq!(tracker.progress(), Some((2, 3)));
         let ended = tracker.apply(&finished(2, JobState::Dead));
+        assert_eq!(tracker.progress(), None);
         assert_eq!(
             ended,
             [BatchDone {

@@ -14,7 +14,10 @@
 //! | [`Engine::remove`] / [`Engine::clear_finished`] | delete jobs and the thumbnails no job shows any more |
 //! | [`Engine::get`] / [`Engine::list`] / [`Engine::stats`] | read the queue (keyset pages) |
 //! | [`Engine::wait_for`] | until a set of jobs has finished, the queue pauses, or a cancel fires |
-//! | [`Engine::export`] / [`Engine::export_to`] | every story at once, as Markdown, JSON or text |
+//! | [`Engine::set_priority`] / [`Engine::retell`] | reorder a job; tell a video again with another preset |
+//! | [`Engine::search`] | the history: stories and file names, as one types |
+//! | [`Engine::export`] / [`Engine::export_to`] / [`Engine::export_text`] | every story at once, as Markdown, JSON, text, Word or PDF |
+//! | [`Engine::video_path`] | where a job's video is, checked (to open it or show it) |
 //! | [`Engine::settings`] / [`Engine::update_settings`] / [`Engine::storytellers`] | what new jobs get |
 //! | [`Engine::subscribe`] | the event stream, this process's changes and other processes' alike |
 //!
@@ -28,19 +31,23 @@ use crate::event::{EventBus, Subscription};
 use crate::export::{self, ExportFormat};
 use crate::home::Home;
 use crate::intake::{self, IntakeOptions};
-use crate::job::{Job, JobId, JobState, StorySpec};
+use crate::job::{Job, JobId, JobState, Priority, StorySpec};
 use crate::media;
 use crate::pool::{Pool, PoolConfig, RunUntil};
 use crate::settings::{self, Settings};
 use crate::store::{
     Enqueued, FileKey, Follower, ForeignChanges, JobFilter, JobStore, SourceKey, SqliteStore,
+    StorySearch,
 };
 use crate::storyteller::offline::OfflineStoryteller;
 use crate::storyteller::{StoryError, StorytellerRegistry};
 use crate::wire::{
     display_path, AddEntry, AddOptions, AddOutcome, AddProgress, AddReport, ExportQuery, JobPage,
-    JobView, ListQuery, QueueStats, StorytellerInfo, WaitOutcome,
+    JobView, ListQuery, QueueStats, SearchHit, SearchQuery, StorytellerInfo, WaitOutcome,
 };
+
+/// Search hits when a query does not say how many: a screenful and more.
+const DEFAULT_SEARCH_HITS: u32 = 50;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -532,6 +539,47 @@ impl Engine {
         Ok(jobs.iter().map(JobView::from).collect())
     }
 
+    /// Gives a job another priority: a queued one takes its turn in the new class.
+    pub async fn set_priority(&self, id: &str, priority: Priority) -> Result<JobView> {
+        let job = self.resolve(id).await?;
+        let job = self.inner.store.set_priority(job.id, priority).await?;
+        self.inner.pool.wake();
+        Ok(JobView::from(job))
+    }
+
+    /// Tells a job's video again as a new job, with `preset` (and the same storyteller and
+    /// model); the job and its story stay as they are. A story already told with that preset
+    /// for the same content comes from the cache, as for any add.
+    pub async fn retell(&self, id: &str, preset: &str) -> Result<AddReport> {
+        let job = self.resolve(id).await?;
+        let options = AddOptions {
+            storyteller: Some(job.storyteller.clone()),
+            model: Some(job.model.clone()),
+            preset: Some(preset.to_owned()),
+            priority: Some(job.priority),
+            no_cache: false,
+            again: true,
+        };
+        self.add(vec![job.source], options, |_| {}).await
+    }
+
+    /// Where a job's video is, checked to be there still (to open it or show it in its folder).
+    pub async fn video_path(&self, id: &str) -> Result<PathBuf> {
+        let job = self.resolve(id).await?;
+        let source = job.source.clone();
+        let exists = tokio::task::spawn_blocking(move || source.try_exists())
+            .await
+            .map_err(|_| EngineError::StoreClosed)?;
+        match exists {
+            Ok(true) => Ok(job.source),
+            Ok(false) => Err(EngineError::Io {
+                path: job.source,
+                message: "the video is no longer there (moved, renamed or deleted)".into(),
+            }),
+            Err(e) => Err(EngineError::io(&job.source, &e)),
+        }
+    }
+
     /// Deletes a job that is not running, and the thumbnails no job shows any more.
     pub async fn remove(&self, id: &str) -> Result<JobView> {
         let job = self.resolve(id).await?;
@@ -583,6 +631,39 @@ impl Engine {
             _ => None,
         };
         Ok(JobPage { jobs: views, next })
+    }
+
+    /// The stories (and file names) that hold every word of `query.text`, best matches first,
+    /// each with a line of its story around what matched. Nothing for a query with no words.
+    pub async fn search(&self, query: SearchQuery) -> Result<Vec<SearchHit>> {
+        let words = crate::search::words(&query.text);
+        let limit = query.limit.unwrap_or(DEFAULT_SEARCH_HITS);
+        let jobs = self
+            .inner
+            .store
+            .search(StorySearch {
+                words: words.clone(),
+                limit: u64::from(limit),
+            })
+            .await?;
+        Ok(jobs
+            .iter()
+            .map(|job| {
+                let snippet = crate::search::snippet(job.story.as_deref().unwrap_or(""), &words);
+                let mut view = JobView::from(job);
+                view.story = None;
+                SearchHit { job: view, snippet }
+            })
+            .collect())
+    }
+
+    /// Every succeeded story `query` names as one Markdown text, each under its file name as a
+    /// heading (what "Copy all" puts on the clipboard): (the text, how many stories).
+    pub async fn export_text(&self, query: ExportQuery) -> Result<(String, u32)> {
+        let (markdown, count) = self.export(ExportFormat::Markdown, query).await?;
+        let text = String::from_utf8(markdown)
+            .map_err(|e| EngineError::ExportFailed(format!("the Markdown is not text: {e}")))?;
+        Ok((text, count))
     }
 
     /// These jobs as they are now, in the order they were added (unknown ids are left out).
@@ -703,11 +784,16 @@ impl Engine {
         .map_err(|_| EngineError::StoreClosed)?
     }
 
-    /// Every succeeded story `query` names, rendered in `format`: (the text, how many stories).
-    pub async fn export(&self, format: ExportFormat, query: ExportQuery) -> Result<(String, u32)> {
+    /// Every succeeded story `query` names, rendered in `format`: (the document, how many
+    /// stories). The text formats are UTF-8; Word and PDF are binary.
+    pub async fn export(&self, format: ExportFormat, query: ExportQuery) -> Result<(Vec<u8>, u32)> {
         let jobs = self.succeeded(&query).await?;
         let count = crate::wire::saturate(jobs.len() as u64);
-        Ok((export::render(&jobs, format), count))
+        // Laying out a long PDF takes a while, and it may read fonts from disk.
+        let document = tokio::task::spawn_blocking(move || export::render(&jobs, format))
+            .await
+            .map_err(|_| EngineError::StoreClosed)??;
+        Ok((document, count))
     }
 
     /// [`Engine::export`] into the file at `path`, written whole (a half-written export never
@@ -718,13 +804,13 @@ impl Engine {
         format: ExportFormat,
         query: ExportQuery,
     ) -> Result<u32> {
-        let (text, count) = self.export(format, query).await?;
+        let (document, count) = self.export(format, query).await?;
         let path = path.to_path_buf();
         tokio::task::spawn_blocking(move || {
             let mut partial = path.clone().into_os_string();
             partial.push(".part");
             let partial = PathBuf::from(partial);
-            std::fs::write(&partial, text).map_err(|e| EngineError::io(&partial, &e))?;
+            std::fs::write(&partial, document).map_err(|e| EngineError::io(&partial, &e))?;
             std::fs::rename(&partial, &path).map_err(|e| EngineError::io(&path, &e))
         })
         .await

@@ -100,6 +100,10 @@ pub enum EngineError {
     /// Stored data that does not parse (a database edited by hand, or a bug).
     #[error("corrupt record in the database: {0}")]
     CorruptRecord(String),
+    /// An export could not be made into its format (a Word or PDF document); nothing was
+    /// written.
+    #[error("the export could not be made: {0}")]
+    ExportFailed(String),
 }
 
 /// The engine's result type.
@@ -127,6 +131,7 @@ impl EngineError {
             EngineError::UnknownModel { .. } => ErrorCode::UnknownModel,
             EngineError::ToolMissing(_) => ErrorCode::ToolMissing,
             EngineError::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            EngineError::ExportFailed(_) => ErrorCode::ExportFailed,
         }
     }
 
@@ -221,6 +226,8 @@ pub enum ErrorCode {
     ToolMissing,
     /// A value asked for is out of range or malformed.
     InvalidArgument,
+    /// An export could not be made into its format (Word, PDF).
+    ExportFailed,
     /// A story was asked for that is not written yet (front ends).
     NoStory,
     /// The system clipboard could not be written (front ends).
@@ -248,6 +255,7 @@ impl ErrorCode {
             ErrorCode::UnknownModel => "unknown_model",
             ErrorCode::ToolMissing => "tool_missing",
             ErrorCode::InvalidArgument => "invalid_argument",
+            ErrorCode::ExportFailed => "export_failed",
             ErrorCode::NoStory => "no_story",
             ErrorCode::Clipboard => "clipboard",
         }
@@ -327,6 +335,7 @@ mod tests {
             ErrorCode::JobNotFound,
             ErrorCode::AmbiguousJobId,
             ErrorCode::ToolMissing,
+            ErrorCode::ExportFailed,
             ErrorCode::NoStory,
             ErrorCode::Clipboard,
         ] {

@@ -32,7 +32,7 @@
 //! - A subscriber that falls more than [`EventBus::CAPACITY`] events behind gets `resync` (with how
 //!   many it missed) instead of silence, and re-reads what it shows.
 
-use crate::job::{BatchId, Job, JobError, JobId, JobState, Stage};
+use crate::job::{BatchId, Job, JobError, JobId, JobState, Priority, Stage};
 use crate::wire::{JobView, QueueStats};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -91,6 +91,14 @@ pub enum Event {
         cached: bool,
         /// Why it failed, if it did.
         error: Option<JobError>,
+    },
+    /// A job was given another priority.
+    #[serde(rename_all = "camelCase")]
+    PriorityChanged {
+        /// The job.
+        job_id: JobId,
+        /// Its priority now.
+        priority: Priority,
     },
     /// Jobs were deleted.
     #[serde(rename_all = "camelCase")]
@@ -151,6 +159,7 @@ impl Event {
             Event::JobsAdded { jobs, .. } => jobs.iter().map(|j| j.id).collect(),
             Event::JobUpdated { job_id, .. }
             | Event::StoryDelta { job_id, .. }
+            | Event::PriorityChanged { job_id, .. }
             | Event::JobFinished { job_id, .. } => vec![*job_id],
             Event::JobsRemoved { job_ids } => job_ids.clone(),
             Event::QueueStats { .. }

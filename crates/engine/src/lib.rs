@@ -13,7 +13,7 @@
 //! - [`intake`]: turning paths into jobs (folders, checks, hashing).
 //! - [`media`]: ffprobe/ffmpeg analysis.
 //! - [`storyteller`]: the storyteller trait and the built-in offline storyteller.
-//! - [`export`]: stories out in bulk.
+//! - [`export`]: stories out in bulk; [`search`]: searching the history.
 //! - [`home`]: where state lives.
 //! - [`error`]: the engine's error type.
 
@@ -31,6 +31,7 @@ pub mod job;
 pub mod media;
 pub mod pool;
 pub mod retry;
+pub mod search;
 pub mod settings;
 pub mod store;
 pub mod storyteller;

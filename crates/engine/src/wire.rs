@@ -449,6 +449,29 @@ pub struct JobPage {
     pub next: Option<JobId>,
 }
 
+/// A search of the history: every story told, and its file name.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SearchQuery {
+    /// What was typed: every word must be found, each also as the start of a longer word,
+    /// case and accents aside.
+    pub text: String,
+    /// At most this many hits (50 when not given).
+    pub limit: Option<u32>,
+}
+
+/// A job whose story or file name matches a search.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchHit {
+    /// The job, without its story (`story` is `null`; `snippet` shows the part that matched).
+    pub job: JobView,
+    /// A line of the story around the first word found.
+    pub snippet: String,
+}
+
 /// A storyteller the app has: what a settings screen or `--storyteller` may choose.
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -694,6 +717,13 @@ mod tests {
                 },
                 json!({ "type": "jobFinished", "jobId": job, "state": "dead", "cached": false,
                         "error": { "kind": "transient", "message": "timed out" } }),
+            ),
+            (
+                Event::PriorityChanged {
+                    job_id: id(1),
+                    priority: Priority::High,
+                },
+                json!({ "type": "priorityChanged", "jobId": job, "priority": "high" }),
             ),
             (
                 Event::JobsRemoved {

@@ -2,7 +2,7 @@
 //! as text and JSON, the result cache, export, pause and resume, cancel, retry, delete, and the
 //! exit codes and messages of mistakes.
 
-use crate::support::{count_in, text, Look, Sandbox};
+use crate::support::{count_in, text, text as text_of, Look, Sandbox};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -376,6 +376,80 @@ fn export_writes_every_story_with_its_file_name_in_each_format() {
     }
     let to_stdout = sandbox.ok(&["export", "--format", "txt"]).stdout;
     assert!(to_stdout.contains("clip-2.mp4"), "{to_stdout}");
+
+    // PDF: real text, read back by poppler, every file name and story in it.
+    let pdf = out_dir.path().join("stories.pdf");
+    let out = sandbox.ok(&["export", "--format", "pdf", "--out", arg(&pdf)]);
+    assert!(out.stderr.contains("exported 3 stories"), "{out}");
+    let text = std::process::Command::new("pdftotext")
+        .arg(&pdf)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) reads the PDF");
+    assert!(text.status.success(), "pdftotext: {text:?}");
+    let text = String::from_utf8_lossy(&text.stdout);
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    for job in &jobs {
+        assert!(
+            text.contains(text_of(job, "file")),
+            "pdf: no file name:\n{text}"
+        );
+        assert!(
+            words(&text).contains(&words(text_of(job, "story"))),
+            "pdf: a story is missing or cut:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn search_finds_stories_by_their_words_and_their_file_names() {
+    let sandbox = Sandbox::new();
+    let mut videos = three_videos(&sandbox);
+    videos.push(sandbox.video("Harbour at dawn.mp4", Look::varied(7, 3)));
+    process(&sandbox, &videos);
+    let harbour = sandbox.job_for("Harbour at dawn.mp4");
+
+    // By its file name, any case, as the start of a word.
+    let out = sandbox.ok(&["search", "HARB"]);
+    assert!(out.stdout.contains("Harbour at dawn.mp4"), "{out}");
+    assert!(out.stdout.contains(text(&harbour, "shortId")), "{out}");
+    assert!(!out.stdout.contains("clip-"), "{out}");
+
+    // By a word of its story: the hit's snippet holds it, and every job whose story has it
+    // is found, with no story left out.
+    let story = text(&harbour, "story");
+    let word = story
+        .split(|c: char| !c.is_alphanumeric())
+        .find(|w| w.chars().count() >= 7)
+        .expect("a long word in the story");
+    let hits: Vec<Value> =
+        serde_json::from_str(&sandbox.ok(&["search", word, "--json"]).stdout).expect("JSON");
+    let lower = word.to_lowercase();
+    let jobs = sandbox.jobs();
+    let expected: HashSet<&str> = jobs
+        .iter()
+        .filter(|job| {
+            text(job, "story")
+                .to_lowercase()
+                .split(|c: char| !c.is_alphanumeric())
+                .any(|w| w.starts_with(&lower))
+        })
+        .map(|job| text(job, "id"))
+        .collect();
+    let got: HashSet<&str> = hits.iter().map(|hit| text(&hit["job"], "id")).collect();
+    assert_eq!(got, expected, "searching '{word}'");
+    let hit = hits
+        .iter()
+        .find(|hit| hit["job"]["id"] == harbour["id"])
+        .expect("the harbour video is found by a word of its story");
+    assert!(hit["job"]["story"].is_null(), "hits leave the story out");
+    assert!(text(hit, "snippet").contains(word), "{hit:#}");
+
+    // Every word must be found; nothing found says so.
+    let out = sandbox.ok(&["search", "harbour", "clip"]);
+    assert!(out.stdout.contains("no story found"), "{out}");
+    let out = sandbox.run(&["search"]);
+    assert_eq!(out.code, Some(2), "search needs words:\n{out}");
 }
 
 #[test]
@@ -491,7 +565,7 @@ fn usage_mistakes_exit_with_code_two() {
         (&["add", arg(&video), "--priority", "urgent"], "urgent"),
         (&["frobnicate"], "frobnicate"),
         (&["run", "--concurrency", "0"], "0"),
-        (&["export", "--format", "pdf"], "pdf"),
+        (&["export", "--format", "odt"], "odt"),
         (&["run", "--backoff-base", "-1"], "-1"),
     ];
     for (args, mentions) in cases {

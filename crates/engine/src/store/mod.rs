@@ -20,7 +20,9 @@ pub use feed::{Follower, ForeignChanges, ForeignSink};
 pub use sqlite::SqliteStore;
 
 use crate::error::Result;
-use crate::job::{BatchId, Job, JobError, JobId, JobState, NewJob, Stage, StorySpec, Usage};
+use crate::job::{
+    BatchId, Job, JobError, JobId, JobState, NewJob, Priority, Stage, StorySpec, Usage,
+};
 use crate::storyteller::BoxFuture;
 use crate::wire::{ListOrder, QueueStats};
 use std::path::PathBuf;
@@ -86,6 +88,16 @@ pub struct JobFilter {
     pub after: Option<JobId>,
     /// At most this many.
     pub limit: Option<u64>,
+}
+
+/// A search of the history: stories and file names.
+#[derive(Clone, Debug, Default)]
+pub struct StorySearch {
+    /// The words looked for, all of them, each also as the start of a longer word; letters
+    /// and digits only (the engine splits what a person typed).
+    pub words: Vec<String>,
+    /// At most this many jobs.
+    pub limit: u64,
 }
 
 /// A file as it is on disk: what a content hash found earlier holds for, while it lasts.
@@ -212,6 +224,10 @@ pub trait JobStore: Send + Sync + 'static {
     /// Queues every dead job again, with fresh attempts.
     fn retry_failed(&self) -> StoreFuture<'_, Vec<Job>>;
 
+    /// Gives a job another priority. A queued job takes its turn in its new class as if it
+    /// had just been added there; for a running or finished one it is what a retry keeps.
+    fn set_priority(&self, id: JobId, priority: Priority) -> StoreFuture<'_, Job>;
+
     /// Deletes a job that is not running.
     fn delete(&self, id: JobId) -> StoreFuture<'_, Removed>;
 
@@ -226,6 +242,10 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Jobs matching `filter`, in its order.
     fn list(&self, filter: JobFilter) -> StoreFuture<'_, Vec<Job>>;
+
+    /// The jobs with a story whose file name or story holds every one of `query.words` (each
+    /// as a word or the start of one, case and accents aside), best matches first.
+    fn search(&self, query: StorySearch) -> StoreFuture<'_, Vec<Job>>;
 
     /// Counts per state, cache figures, pause reason.
     fn stats(&self) -> StoreFuture<'_, QueueStats>;

@@ -269,6 +269,52 @@ pub const MIGRATIONS: &[Migration] = &[
     ) WITHOUT ROWID;
     "#,
     },
+    // 7: the history is searchable: every story and its file name in a full-text index, kept by
+    // triggers, so every writer (this build, an older one, another process) keeps it current.
+    // Only jobs with a story are indexed: adding jobs costs nothing more. Additive: older builds
+    // never read it, and their writes keep it up to date through the triggers.
+    Migration {
+        needs: 3,
+        sql: r#"
+    -- Contentless (the text stays in `jobs` alone), rowid = `jobs.seq`. Diacritics are folded
+    -- so "creme" finds "crème"; two- and three-letter prefixes are indexed so that searching
+    -- as one types stays fast from the first letters.
+    CREATE VIRTUAL TABLE story_search USING fts5(
+        name, story,
+        content = '', contentless_delete = 1,
+        tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
+    );
+
+    -- The file name: what follows the last '/' (or '\') of the source.
+    CREATE TRIGGER story_search_insert AFTER INSERT ON jobs WHEN NEW.story IS NOT NULL BEGIN
+        INSERT INTO story_search (rowid, name, story) VALUES (
+            NEW.seq,
+            substr(replace(NEW.source, '\', '/'), length(rtrim(replace(NEW.source, '\', '/'),
+                replace(replace(NEW.source, '\', '/'), '/', ''))) + 1),
+            NEW.story);
+    END;
+    CREATE TRIGGER story_search_update AFTER UPDATE OF story, source ON jobs
+    WHEN OLD.story IS NOT NEW.story OR OLD.source IS NOT NEW.source BEGIN
+        DELETE FROM story_search WHERE rowid = OLD.seq AND OLD.story IS NOT NULL;
+        INSERT INTO story_search (rowid, name, story) SELECT
+            NEW.seq,
+            substr(replace(NEW.source, '\', '/'), length(rtrim(replace(NEW.source, '\', '/'),
+                replace(replace(NEW.source, '\', '/'), '/', ''))) + 1),
+            NEW.story
+        WHERE NEW.story IS NOT NULL;
+    END;
+    CREATE TRIGGER story_search_delete AFTER DELETE ON jobs WHEN OLD.story IS NOT NULL BEGIN
+        DELETE FROM story_search WHERE rowid = OLD.seq;
+    END;
+
+    INSERT INTO story_search (rowid, name, story)
+    SELECT seq,
+           substr(replace(source, '\', '/'), length(rtrim(replace(source, '\', '/'),
+               replace(replace(source, '\', '/'), '/', ''))) + 1),
+           story
+    FROM jobs WHERE story IS NOT NULL;
+    "#,
+    },
 ];
 
 /// The latest schema version this build knows (and migrates a database to).

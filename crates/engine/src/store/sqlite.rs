@@ -27,6 +27,7 @@ use super::feed::{self, Follower, ForeignSink, OwnChanges};
 use super::writer::{Outbox, Writer, WriterHooks, CACHE_HITS, CACHE_MISSES, COUNTERS};
 use super::{
     schema, Enqueued, FileKey, JobFilter, JobStore, Outcome, Removed, SourceKey, StoreFuture,
+    StorySearch,
 };
 use crate::clock::{duration_ms, Clock, SystemClock};
 use crate::error::{EngineError, Result};
@@ -1487,6 +1488,33 @@ impl JobStore for SqliteStore {
         })
     }
 
+    fn set_priority(&self, id: JobId, priority: Priority) -> StoreFuture<'_, Job> {
+        Box::pin(async move {
+            self.write(move |conn, outbox, now| {
+                let job = conn
+                    .prepare_cached(concat!(
+                        "UPDATE jobs SET priority = ?2, \
+                         fair_key = CASE WHEN state = 'queued' AND priority != ?2 \
+                             THEN (SELECT vtime FROM fair_clock WHERE priority = ?2) \
+                             ELSE fair_key END, \
+                         updated_at = ?3 WHERE id = ?1 RETURNING ",
+                        job_columns!(),
+                        ""
+                    ))?
+                    .query_row(params![id.to_string(), priority.rank(), now], job_from_row)
+                    .optional()?
+                    .ok_or_else(|| EngineError::JobNotFound(id.to_string()))?;
+                log_change(conn, "job", job.id)?;
+                outbox.events.push(Event::PriorityChanged {
+                    job_id: job.id,
+                    priority,
+                });
+                Ok(job)
+            })
+            .await
+        })
+    }
+
     fn retry_failed(&self) -> StoreFuture<'_, Vec<Job>> {
         Box::pin(async move {
             self.write(move |conn, outbox, now| {
@@ -1669,6 +1697,38 @@ impl JobStore for SqliteStore {
                 let mut stmt = conn.prepare(&sql)?;
                 let jobs = stmt
                     .query_map(rusqlite::params_from_iter(args.iter()), job_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(jobs)
+            })
+            .await
+        })
+    }
+
+    fn search(&self, query: StorySearch) -> StoreFuture<'_, Vec<Job>> {
+        Box::pin(async move {
+            if query.words.is_empty() || query.limit == 0 {
+                return Ok(Vec::new());
+            }
+            // Every word a quoted prefix term (quotes doubled inside), all of them required;
+            // a match in the file name weighs ten times one in the story.
+            let terms: Vec<String> = query
+                .words
+                .iter()
+                .map(|word| format!("\"{}\"*", word.replace('"', "\"\"")))
+                .collect();
+            let expression = terms.join(" ");
+            let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+            self.read(move |conn| {
+                let mut stmt = conn.prepare_cached(concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    " FROM (SELECT rowid AS hit, bm25(story_search, 10.0, 1.0) AS score \
+                             FROM story_search WHERE story_search MATCH ?1 \
+                             ORDER BY score, rowid DESC LIMIT ?2) \
+                     JOIN jobs ON jobs.seq = hit ORDER BY score, seq DESC"
+                ))?;
+                let jobs = stmt
+                    .query_map(params![expression, limit], job_from_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(jobs)
             })

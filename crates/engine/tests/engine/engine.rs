@@ -576,3 +576,60 @@ async fn a_story_is_written_beside_its_video_when_the_settings_ask_and_a_file_th
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_story_exports_into_one_word_or_pdf_file() {
+    use storyteller_engine::export::ExportFormat;
+    use storyteller_engine::wire::ExportQuery;
+    let dir = tempfile::tempdir().unwrap();
+    let videos = files(&dir.path().join("videos"), "e", 2);
+    let teller = Scripted::new(|request, _| {
+        let name = request
+            .source
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        Box::pin(async move { Ok(format!("Il était une fois {name}.\n\nПривет.")) })
+    });
+    let engine = scripted_engine(&dir.path().join("home"), teller).await;
+    engine
+        .add(videos, AddOptions::default(), |_| {})
+        .await
+        .unwrap();
+    engine
+        .run(RunUntil::Empty, std::future::pending())
+        .await
+        .unwrap();
+
+    let (docx, count) = engine
+        .export(ExportFormat::Docx, ExportQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(count, 2);
+    assert!(docx.starts_with(b"PK"), "a Word document is a zip archive");
+
+    let path = dir.path().join("stories.pdf");
+    let count = engine
+        .export_to(&path, ExportFormat::Pdf, ExportQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(count, 2);
+    let pdf = std::fs::read(&path).unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    assert!(!dir.path().join("stories.pdf.part").exists());
+    let text = std::process::Command::new("pdftotext")
+        .args(["-enc", "UTF-8"])
+        .arg(&path)
+        .arg("-")
+        .output()
+        .unwrap_or_else(|e| panic!("pdftotext could not run ({e}): install poppler-utils"));
+    let text = String::from_utf8(text.stdout).unwrap();
+    for expected in [
+        "Il était une fois e00000.mp4.",
+        "Il était une fois e00001.mp4.",
+        "Привет.",
+    ] {
+        assert!(text.contains(expected), "{expected:?} not in {text}");
+    }
+}

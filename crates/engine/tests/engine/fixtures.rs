@@ -10,7 +10,7 @@ use storyteller_engine::pool::{Pool, PoolConfig};
 use storyteller_engine::retry::RetryPolicy;
 use storyteller_engine::store::{
     Enqueued, FileKey, Follower, ForeignSink, JobFilter, JobStore, Outcome, Removed, SourceKey,
-    SqliteStore, StoreFuture,
+    SqliteStore, StoreFuture, StorySearch,
 };
 use storyteller_engine::storyteller::{
     http, BoxFuture, StoryError, StoryRequest, StorySink, Storyteller, StorytellerRegistry,
@@ -361,6 +361,16 @@ impl JobStore for FlakyStore {
     }
     fn list(&self, filter: JobFilter) -> StoreFuture<'_, Vec<Job>> {
         self.inner.list(filter)
+    }
+    fn set_priority(
+        &self,
+        id: JobId,
+        priority: storyteller_engine::Priority,
+    ) -> StoreFuture<'_, Job> {
+        self.inner.set_priority(id, priority)
+    }
+    fn search(&self, query: StorySearch) -> StoreFuture<'_, Vec<Job>> {
+        self.inner.search(query)
     }
     fn stats(&self) -> StoreFuture<'_, QueueStats> {
         self.inner.stats()

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use storyteller_engine::clock::ManualClock;
 use storyteller_engine::job::{ErrorKind, JobError, Priority, Usage};
-use storyteller_engine::store::{Enqueued, JobFilter, JobStore, Outcome, SqliteStore};
+use storyteller_engine::store::{Enqueued, JobFilter, JobStore, Outcome, SqliteStore, StorySearch};
 use storyteller_engine::{EngineError, Event, EventBus, JobState};
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -995,4 +995,126 @@ async fn a_database_from_before_batch_ranges_keeps_its_batches_and_cache() {
     .unwrap();
     let told = store.enqueue(vec![copy]).await.unwrap().only();
     assert_eq!(told.story.as_deref(), Some("an old story"));
+}
+
+/// The file names of what a search of `text` finds, best first.
+async fn found(store: &SqliteStore, text: &str) -> Vec<String> {
+    let words = storyteller_engine::search::words(text);
+    store
+        .search(StorySearch { words, limit: 50 })
+        .await
+        .unwrap()
+        .iter()
+        .map(|job| job.file_name())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_history_is_searched_by_story_and_file_name_and_follows_every_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let told = store
+        .enqueue(vec![
+            job("harbour.mp4", "a"),
+            job("Lighthouse at dusk.mp4", "b"),
+            job("kitchen.mp4", "c"),
+        ])
+        .await
+        .unwrap()
+        .jobs();
+    store.claim("w", 3, LEASE).await.unwrap();
+    let stories = [
+        "Boats rock in the harbour while gulls circle.",
+        "A lighthouse beam sweeps the water. The crème-coloured tower glows.",
+        "Someone slices bread; the kettle whistles. A boat is painted on a mug.",
+    ];
+    for (job, story) in told.iter().zip(stories) {
+        store.finish(job.id, "w", succeeded(story)).await.unwrap();
+    }
+
+    // Every word must be found; each also as the start of a word; case and accents aside.
+    assert_eq!(found(&store, "boat").await, ["harbour.mp4", "kitchen.mp4"]);
+    assert_eq!(found(&store, "BOATS gull").await, ["harbour.mp4"]);
+    assert_eq!(found(&store, "creme").await, ["Lighthouse at dusk.mp4"]);
+    assert_eq!(found(&store, "whist").await, ["kitchen.mp4"]);
+    assert!(found(&store, "boat lighthouse").await.is_empty());
+    assert!(found(&store, "\"*( ").await.is_empty(), "no words, no hits");
+    // A match in the file name ranks above one in the story.
+    assert_eq!(
+        found(&store, "lighthouse").await,
+        ["Lighthouse at dusk.mp4"]
+    );
+    assert_eq!(found(&store, "dusk").await, ["Lighthouse at dusk.mp4"]);
+    store
+        .enqueue(vec![job("sea.mp4", "e")])
+        .await
+        .unwrap()
+        .only();
+    let sea = store.claim("w", 1, LEASE).await.unwrap();
+    store
+        .finish(
+            sea[0].id,
+            "w",
+            succeeded("From the cliff a kitchen light, then the harbour."),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found(&store, "harbour").await[0], "harbour.mp4");
+    assert_eq!(found(&store, "kitchen").await[0], "kitchen.mp4");
+
+    // A story served from the cache is found too; a removed job is gone from the index.
+    let copy = store
+        .enqueue(vec![job("copy of harbour.mp4", "a")])
+        .await
+        .unwrap()
+        .only();
+    assert!(copy.cached);
+    let mut both = found(&store, "gulls").await;
+    both.sort();
+    assert_eq!(both, ["copy of harbour.mp4", "harbour.mp4"]);
+    store.delete(copy.id).await.unwrap();
+    assert_eq!(found(&store, "gulls").await, ["harbour.mp4"]);
+    store.delete(told[0].id).await.unwrap();
+    assert!(found(&store, "gulls").await.is_empty());
+    assert_eq!(found(&store, "boat").await, ["kitchen.mp4"]);
+    // A queued job has no story yet: found by nothing, not even its name.
+    store
+        .enqueue(vec![job("boat-trip.mp4", "d")])
+        .await
+        .unwrap();
+    assert_eq!(found(&store, "boat").await, ["kitchen.mp4"]);
+}
+
+#[tokio::test]
+async fn stories_told_before_the_search_index_existed_are_found() {
+    use storyteller_engine::store::schema::{self, MIGRATIONS};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        schema::configure(&conn).unwrap();
+        schema::migrate_with(&mut conn, &path, &MIGRATIONS[..6]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO batches (id, created_at, first_seq, last_seq)
+                 VALUES ('0190a3c0-0000-7000-8000-000000000001', 1, 1, 2);
+             INSERT INTO jobs (id, source, size, mtime_ms, content_hash, storyteller, model,
+                 preset, cache_key, priority, batch_id, fair_key, state, stage, story,
+                 created_at, updated_at)
+             VALUES
+                 ('0190a3c0-0000-7000-8000-00000000000a', '/old/Tide pools.mp4', 1, 0, 'ha',
+                  'scripted', 'm', 'p', 'ka', 1, '0190a3c0-0000-7000-8000-000000000001', 1,
+                  'succeeded', 'done', 'Crabs scuttle between rocks.', 1, 1),
+                 ('0190a3c0-0000-7000-8000-00000000000b', 'C:\\clips\\Snow.mp4', 1, 0, 'hb',
+                  'scripted', 'm', 'p', 'kb', 1, '0190a3c0-0000-7000-8000-000000000001', 2,
+                  'succeeded', 'done', 'Flakes drift past a window.', 2, 2);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path, EventBus::new()).await.unwrap();
+    assert_eq!(found(&store, "crab").await, ["Tide pools.mp4"]);
+    assert_eq!(found(&store, "tide").await, ["Tide pools.mp4"]);
+    // The name is what follows the last separator: the folder is not searched.
+    assert!(found(&store, "old").await.is_empty());
+    assert!(found(&store, "clips").await.is_empty());
+    assert_eq!(found(&store, "snow").await.len(), 1);
 }
