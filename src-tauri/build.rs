@@ -19,6 +19,12 @@ const COMMANDS: &[&str] = &[
     "list_storytellers",
     "copy_story",
     "export_stories",
+    "search_stories",
+    "set_priority",
+    "retell",
+    "copy_stories",
+    "open_video",
+    "show_in_folder",
     "app_status",
 ];
 

@@ -1,7 +1,8 @@
 //! What the app does around the telling, as the settings ask: a desktop notification when a
 //! batch has been told to the end (with how many succeeded and failed), the story on the
-//! clipboard when a job finishes, and the computer kept awake while jobs run. Fed by the
-//! engine's event stream, like the window.
+//! clipboard when a job finishes, the computer kept awake while jobs run, and the progress of
+//! the work in hand in the window title and the taskbar or dock. Fed by the engine's event
+//! stream, like the window.
 
 use crate::awake::KeepAwake;
 use crate::shell::Shell;
@@ -18,6 +19,8 @@ pub fn start<R: tauri::Runtime>(app: tauri::AppHandle<R>, engine: Engine) {
     tauri::async_runtime::spawn(async move {
         let mut tracker = fresh_tracker(&engine).await;
         let mut awake = KeepAwake::default();
+        let mut shown_progress = None;
+        show_progress(&app, tracker.progress());
         while let Some(envelope) = events.recv().await {
             if let Event::QueueStats { stats } = &envelope.event {
                 awake
@@ -40,7 +43,13 @@ pub fn start<R: tauri::Runtime>(app: tauri::AppHandle<R>, engine: Engine) {
                     copy_story(&app, &engine, &job_id.to_string()).await;
                 }
             }
-            for done in tracker.apply(&envelope.event) {
+            let ended = tracker.apply(&envelope.event);
+            let progress = tracker.progress();
+            if progress != shown_progress {
+                shown_progress = progress;
+                show_progress(&app, progress);
+            }
+            for done in ended {
                 if !engine.settings().notify_when_done {
                     continue;
                 }
@@ -62,6 +71,39 @@ pub fn start<R: tauri::Runtime>(app: tauri::AppHandle<R>, engine: Engine) {
             }
         }
     });
+}
+
+/// Shows how far the open batches have got in the window title ("Storyteller — 3 of 10
+/// told") and as the taskbar or dock progress, where the system has one; both go when the
+/// queue has nothing in hand.
+fn show_progress<R: tauri::Runtime>(app: &tauri::AppHandle<R>, progress: Option<(u32, u32)>) {
+    use tauri::window::{ProgressBarState, ProgressBarStatus};
+    let Some(window) = app.get_webview_window("main") else {
+        return;
+    };
+    let (title, bar) = match progress {
+        Some((finished, total)) if total > 0 => (
+            format!("Storyteller — {finished} of {total} told"),
+            ProgressBarState {
+                status: Some(ProgressBarStatus::Normal),
+                progress: Some(u64::from(finished) * 100 / u64::from(total)),
+            },
+        ),
+        _ => (
+            "Storyteller".to_owned(),
+            ProgressBarState {
+                status: Some(ProgressBarStatus::None),
+                progress: None,
+            },
+        ),
+    };
+    if let Err(error) = window.set_title(&title) {
+        tracing::debug!(%error, "the window title could not be set");
+    }
+    // Not every desktop has a taskbar progress (it needs a launcher entry on Linux).
+    if let Err(error) = window.set_progress_bar(bar) {
+        tracing::debug!(%error, "the taskbar progress could not be set");
+    }
 }
 
 /// A tracker that knows of every unfinished job now.

@@ -4,15 +4,17 @@
 //! `{ code, message }` (the codes are those of `EngineError::code`), so the window can tell a
 //! missing ffmpeg from a paused queue from a refused file.
 
-use crate::shell::Shell;
+use crate::shell::{OpenAs, Shell};
 use std::path::PathBuf;
 use storyteller_engine::error::ErrorCode;
 use storyteller_engine::export::ExportFormat;
 use storyteller_engine::settings::Settings;
 use storyteller_engine::wire::{
-    AddOptions, AddReport, ExportQuery, JobPage, JobView, ListQuery, QueueStats, StorytellerInfo,
+    AddOptions, AddReport, ExportQuery, JobPage, JobView, ListQuery, QueueStats, SearchHit,
+    SearchQuery, StorytellerInfo,
 };
 use storyteller_engine::ErrorPayload;
+use storyteller_engine::{JobId, Priority};
 use tauri::State;
 
 /// What a command answers.
@@ -158,6 +160,80 @@ pub async fn export_stories(
 ) -> Answer<u32> {
     let path = PathBuf::from(path);
     wire(shell.engine()?.export_to(&path, format, query).await)
+}
+
+/// The told stories (and file names) holding every word typed, best first, each with the
+/// line of its story that matched.
+#[tauri::command]
+#[specta::specta]
+pub async fn search_stories(shell: State<'_, Shell>, query: SearchQuery) -> Answer<Vec<SearchHit>> {
+    wire(shell.engine()?.search(query).await)
+}
+
+/// Gives a job another priority.
+#[tauri::command]
+#[specta::specta]
+pub async fn set_priority(
+    shell: State<'_, Shell>,
+    id: String,
+    priority: Priority,
+) -> Answer<JobView> {
+    wire(shell.engine()?.set_priority(&id, priority).await)
+}
+
+/// Tells a job's video again with another preset, as a new job; the old story stays.
+#[tauri::command]
+#[specta::specta]
+pub async fn retell(shell: State<'_, Shell>, id: String, preset: String) -> Answer<AddReport> {
+    wire(shell.engine()?.retell(&id, &preset).await)
+}
+
+/// Puts the stories of `ids` (every told story when `null`) on the clipboard, each under its
+/// file name as a heading; how many.
+#[tauri::command]
+#[specta::specta]
+pub async fn copy_stories(shell: State<'_, Shell>, ids: Option<Vec<JobId>>) -> Answer<u32> {
+    let query = ExportQuery {
+        batch_id: None,
+        ids,
+    };
+    let (text, count) = wire(shell.engine()?.export_text(query).await)?;
+    if count == 0 {
+        return Err(ErrorPayload {
+            code: ErrorCode::NoStory,
+            message: "there is no told story to copy yet".into(),
+        });
+    }
+    shell.copy_text(text).map_err(|e| ErrorPayload {
+        code: ErrorCode::Clipboard,
+        message: format!("the stories could not be put on the clipboard: {e}"),
+    })?;
+    Ok(count)
+}
+
+/// Opens a job's video in the app the system uses for it.
+#[tauri::command]
+#[specta::specta]
+pub async fn open_video(shell: State<'_, Shell>, id: String) -> Answer<()> {
+    hand_to_system(&shell, &id, OpenAs::App).await
+}
+
+/// Shows a job's video in its folder, selected, in the file manager.
+#[tauri::command]
+#[specta::specta]
+pub async fn show_in_folder(shell: State<'_, Shell>, id: String) -> Answer<()> {
+    hand_to_system(&shell, &id, OpenAs::InFolder).await
+}
+
+async fn hand_to_system(shell: &Shell, id: &str, how: OpenAs) -> Answer<()> {
+    let path = wire(shell.engine()?.video_path(id).await)?;
+    shell.open_file(&path, how).map_err(|error| ErrorPayload {
+        code: ErrorCode::Io,
+        message: format!(
+            "{}: the system could not open it: {error}",
+            storyteller_engine::wire::display_path(&path)
+        ),
+    })
 }
 
 /// What the window shows before any job: the home folder, and why the queue cannot run when

@@ -43,6 +43,12 @@ pub fn specta_builder<R: tauri::Runtime>() -> Builder<R> {
             commands::list_storytellers,
             commands::copy_story,
             commands::export_stories,
+            commands::search_stories,
+            commands::set_priority,
+            commands::retell,
+            commands::copy_stories,
+            commands::open_video,
+            commands::show_in_folder,
             commands::app_status,
         ])
         .events(collect_events![bridge::EngineEvent])

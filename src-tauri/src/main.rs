@@ -67,6 +67,7 @@ fn main() -> anyhow::Result<()> {
         .plugin(tauri_plugin_clipboard_manager::init())
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_opener::init())
         .invoke_handler(builder.invoke_handler())
         .register_asynchronous_uri_scheme_protocol("thumb", |context, request, responder| {
             let app = context.app_handle().clone();
@@ -92,7 +93,17 @@ fn main() -> anyhow::Result<()> {
                     .write_text(text)
                     .map_err(|e| e.to_string())
             });
-            shell::open(app, launch, clipboard);
+            let handle = app.handle().clone();
+            let opener: shell::FileOpener = Box::new(move |path, how| {
+                use tauri_plugin_opener::OpenerExt;
+                let opener = handle.opener();
+                match how {
+                    shell::OpenAs::App => opener.open_path(path.to_string_lossy(), None::<&str>),
+                    shell::OpenAs::InFolder => opener.reveal_item_in_dir(path),
+                }
+                .map_err(|e| e.to_string())
+            });
+            shell::open(app, launch, shell::Services { clipboard, opener });
             quit_on_signals(app.handle().clone());
             Ok(())
         })

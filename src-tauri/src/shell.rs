@@ -3,7 +3,7 @@
 
 use crate::bridge;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 use storyteller_engine::pool::RunUntil;
@@ -27,10 +27,30 @@ pub struct AppStatus {
 /// Puts text on the system clipboard.
 pub type ClipboardWriter = Box<dyn Fn(String) -> Result<(), String> + Send + Sync>;
 
+/// Hands a file to the system: opened in its app, or shown in its folder.
+pub type FileOpener = Box<dyn Fn(&Path, OpenAs) -> Result<(), String> + Send + Sync>;
+
+/// How a file is handed to the system.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenAs {
+    /// In the app the system uses for it.
+    App,
+    /// Selected in its folder, in the file manager.
+    InFolder,
+}
+
+/// What the shell asks of the desktop around it. Closures, so that tests stand in for them.
+pub struct Services {
+    /// The system clipboard.
+    pub clipboard: ClipboardWriter,
+    /// Opening files and folders.
+    pub opener: FileOpener,
+}
+
 /// The engine the commands use, or why there is none.
 pub struct Shell {
     engine: Result<Engine, ErrorPayload>,
-    clipboard: ClipboardWriter,
+    services: Services,
     quit_confirmed: std::sync::atomic::AtomicBool,
     problem: Mutex<Option<ErrorPayload>>,
     runner: Mutex<Option<tauri::async_runtime::JoinHandle<()>>>,
@@ -44,7 +64,12 @@ impl Shell {
 
     /// Puts `text` on the system clipboard.
     pub fn copy_text(&self, text: String) -> Result<(), String> {
-        (self.clipboard)(text)
+        (self.services.clipboard)(text)
+    }
+
+    /// Hands `path` to the system, opened or shown in its folder.
+    pub fn open_file(&self, path: &Path, how: OpenAs) -> Result<(), String> {
+        (self.services.opener)(path, how)
     }
 
     /// The home and any problem, for the window.
@@ -193,7 +218,7 @@ pub fn add_launch_paths<R: tauri::Runtime>(
 
 /// Opens the engine on `home` (else `STORYTELLER_HOME`, else the OS data folder), starts the
 /// event bridge and the queue, and hands the shell to the app's state.
-pub fn open<R: tauri::Runtime>(app: &tauri::App<R>, launch: Launch, clipboard: ClipboardWriter) {
+pub fn open<R: tauri::Runtime>(app: &tauri::App<R>, launch: Launch, services: Services) {
     let home = launch.home;
     let opened = tauri::async_runtime::block_on(Engine::open(EngineOptions {
         home,
@@ -205,7 +230,7 @@ pub fn open<R: tauri::Runtime>(app: &tauri::App<R>, launch: Launch, clipboard: C
             crate::aftercare::start(app.handle().clone(), engine.clone());
             let shell = Shell {
                 engine: Ok(engine.clone()),
-                clipboard,
+                services,
                 quit_confirmed: Default::default(),
                 problem: Mutex::new(None),
                 runner: Mutex::new(None),
@@ -227,7 +252,7 @@ pub fn open<R: tauri::Runtime>(app: &tauri::App<R>, launch: Launch, clipboard: C
             tracing::error!(%error, "the engine could not open");
             Shell {
                 engine: Err(ErrorPayload::from(&error)),
-                clipboard,
+                services,
                 quit_confirmed: Default::default(),
                 problem: Mutex::new(None),
                 runner: Mutex::new(None),

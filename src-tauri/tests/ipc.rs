@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
-use storyteller_desktop::shell::{self, Launch};
+use storyteller_desktop::shell::{self, Launch, OpenAs, Services};
 use tauri::ipc::{CallbackFn, InvokeBody};
 use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime};
 use tauri::webview::InvokeRequest;
@@ -18,12 +18,15 @@ struct Window {
     webview: WebviewWindow<MockRuntime>,
     events: mpsc::Receiver<Value>,
     clipboard: Arc<Mutex<Vec<String>>>,
+    opened: Arc<Mutex<Vec<(PathBuf, OpenAs)>>>,
 }
 
 fn open_window(home: &Path) -> Window {
     let builder = storyteller_desktop::specta_builder::<MockRuntime>();
     let clipboard = Arc::new(Mutex::new(Vec::new()));
     let copied = clipboard.clone();
+    let opened = Arc::new(Mutex::new(Vec::new()));
+    let handed = opened.clone();
     let app = mock_builder()
         .invoke_handler(builder.invoke_handler())
         .build(mock_context(noop_assets()))
@@ -37,10 +40,16 @@ fn open_window(home: &Path) -> Window {
     shell::open(
         &app,
         launch,
-        Box::new(move |text| {
-            copied.lock().unwrap().push(text);
-            Ok(())
-        }),
+        Services {
+            clipboard: Box::new(move |text| {
+                copied.lock().unwrap().push(text);
+                Ok(())
+            }),
+            opener: Box::new(move |path, how| {
+                handed.lock().unwrap().push((path.to_path_buf(), how));
+                Ok(())
+            }),
+        },
     );
     let (sender, events) = mpsc::channel();
     app.listen_any("engine-event", move |event| {
@@ -54,6 +63,7 @@ fn open_window(home: &Path) -> Window {
         webview,
         events,
         clipboard,
+        opened,
     }
 }
 
@@ -183,6 +193,70 @@ fn a_drop_becomes_jobs_whose_progress_and_story_reach_the_window_as_events() {
         .unwrap()
         .contains("## beach.mp4"));
 
+    // The history is searched through the engine: by a word of the story, with the line
+    // that matched, and not by words it lacks.
+    let word = story
+        .split(|c: char| !c.is_alphanumeric())
+        .find(|w| w.chars().count() >= 6)
+        .unwrap()
+        .to_owned();
+    let hits = window
+        .invoke("search_stories", json!({ "query": { "text": word } }))
+        .unwrap();
+    assert_eq!(hits[0]["job"]["id"], id.as_str(), "{hits:#}");
+    assert!(hits[0]["snippet"].as_str().unwrap().contains(&word));
+    let none = window
+        .invoke("search_stories", json!({ "query": { "text": "zzqx" } }))
+        .unwrap();
+    assert_eq!(none, json!([]));
+
+    // Copy all: every told story under its file name.
+    let copied = window
+        .invoke("copy_stories", json!({ "ids": null }))
+        .unwrap();
+    assert_eq!(copied, 1);
+    let all = window.clipboard.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        all.contains("## beach.mp4") && all.contains(story.trim_end()),
+        "{all}"
+    );
+
+    // Open the video, show it in its folder: the path handed to the system is the video's.
+    window.invoke("open_video", json!({ "id": id })).unwrap();
+    window
+        .invoke("show_in_folder", json!({ "id": id }))
+        .unwrap();
+    assert_eq!(
+        *window.opened.lock().unwrap(),
+        [
+            (video.clone(), OpenAs::App),
+            (video.clone(), OpenAs::InFolder)
+        ]
+    );
+
+    // Told again with another preset: a new job, the old story kept.
+    let report = window
+        .invoke("retell", json!({ "id": id, "preset": "social" }))
+        .unwrap();
+    let retold = &report["entries"][0];
+    assert_eq!(retold["outcome"], "queued", "{report:#}");
+    assert_eq!(retold["job"]["preset"], "social");
+    assert_ne!(retold["job"]["id"], id.as_str());
+    let retold_id = retold["job"]["id"].as_str().unwrap().to_owned();
+    let kept = window.invoke("get_job", json!({ "id": id })).unwrap();
+    assert_eq!(kept["story"].as_str().unwrap(), story);
+    // Its priority changes, and the window hears of it.
+    let changed = window
+        .invoke(
+            "set_priority",
+            json!({ "id": retold_id, "priority": "high" }),
+        )
+        .unwrap();
+    assert_eq!(changed["priority"], "high");
+    window.wait_for_event("the priority change", |event| {
+        event["type"] == "priorityChanged" && event["jobId"] == retold_id.as_str()
+    });
+
     // Errors cross as `{ code, message }`.
     let missing = window
         .invoke("get_job", json!({ "id": "ffffffff" }))
@@ -196,4 +270,13 @@ fn a_drop_becomes_jobs_whose_progress_and_story_reach_the_window_as_events() {
         .unwrap_err();
     assert_eq!(unknown["code"], "unknown_storyteller", "{unknown:#}");
     assert!(unknown["message"].as_str().unwrap().contains("nobody"));
+    std::fs::remove_file(&video).unwrap();
+    let gone = window
+        .invoke("open_video", json!({ "id": id }))
+        .unwrap_err();
+    assert_eq!(gone["code"], "io", "{gone:#}");
+    assert!(gone["message"]
+        .as_str()
+        .unwrap()
+        .contains("no longer there"));
 }

@@ -1,6 +1,14 @@
 // The engine's commands, as promises that reject with the engine's `{ code, message }`.
 
-import { commands, type ErrorCode, type ErrorPayload, type JobPage, type JobView } from "./bindings";
+import {
+  commands,
+  type ErrorCode,
+  type ErrorPayload,
+  type ExportFormat,
+  type JobPage,
+  type JobView,
+  type Priority,
+} from "./bindings";
 
 /** An engine error, with its code to branch on and its message for people. */
 export class EngineFailure extends Error {
@@ -61,8 +69,16 @@ export const api = {
     unwrap(commands.updateSettings(settings)),
   storytellers: () => unwrap(commands.listStorytellers()),
   copyStory: (id: string) => unwrap(commands.copyStory(id)),
-  exportStories: (path: string, format: "markdown" | "json" | "text") =>
+  exportStories: (path: string, format: ExportFormat) =>
     unwrap(commands.exportStories(path, format, { batchId: null, ids: null })),
+  search: (text: string, limit = 200) => unwrap(commands.searchStories({ text, limit })),
+  setPriority: (id: string, priority: Priority) => unwrap(commands.setPriority(id, priority)),
+  setConcurrency: (n: number) => unwrap(commands.setConcurrency(n)),
+  retell: (id: string, preset: string) => unwrap(commands.retell(id, preset)),
+  /** Copies the stories of `ids`, or every told story; how many. */
+  copyStories: (ids: string[] | null) => unwrap(commands.copyStories(ids)),
+  openVideo: (id: string) => unwrap(commands.openVideo(id)),
+  showInFolder: (id: string) => unwrap(commands.showInFolder(id)),
   status: () => unwrap(commands.appStatus()),
 };
 

@@ -41,6 +41,24 @@ export const commands = {
 	/**  Writes every story (or those `query` names) into one file; how many. */
 	exportStories: (path: string, format: ExportFormat, query: ExportQuery) => typedError<number, ErrorPayload>(__TAURI_INVOKE("export_stories", { path, format, query })),
 	/**
+	 *  The told stories (and file names) holding every word typed, best first, each with the
+	 *  line of its story that matched.
+	 */
+	searchStories: (query: SearchQuery) => typedError<SearchHit[], ErrorPayload>(__TAURI_INVOKE("search_stories", { query })),
+	/**  Gives a job another priority. */
+	setPriority: (id: string, priority: Priority) => typedError<JobView, ErrorPayload>(__TAURI_INVOKE("set_priority", { id, priority })),
+	/**  Tells a job's video again with another preset, as a new job; the old story stays. */
+	retell: (id: string, preset: string) => typedError<AddReport, ErrorPayload>(__TAURI_INVOKE("retell", { id, preset })),
+	/**
+	 *  Puts the stories of `ids` (every told story when `null`) on the clipboard, each under its
+	 *  file name as a heading; how many.
+	 */
+	copyStories: (ids: JobId[] | null) => typedError<number, ErrorPayload>(__TAURI_INVOKE("copy_stories", { ids })),
+	/**  Opens a job's video in the app the system uses for it. */
+	openVideo: (id: string) => typedError<null, ErrorPayload>(__TAURI_INVOKE("open_video", { id })),
+	/**  Shows a job's video in its folder, selected, in the file manager. */
+	showInFolder: (id: string) => typedError<null, ErrorPayload>(__TAURI_INVOKE("show_in_folder", { id })),
+	/**
 	 *  What the window shows before any job: the home folder, and why the queue cannot run when
 	 *  it cannot (the database could not be opened, ffmpeg is missing).
 	 */
@@ -184,6 +202,8 @@ export type ErrorCode =
 "tool_missing" | 
 /**  A value asked for is out of range or malformed. */
 "invalid_argument" | 
+/**  An export could not be made into its format (Word, PDF). */
+"export_failed" | 
 /**  A story was asked for that is not written yet (front ends). */
 "no_story" | 
 /**  The system clipboard could not be written (front ends). */
@@ -255,6 +275,12 @@ state: JobState;
 cached: boolean; 
 /**  Why it failed, if it did. */
 error: JobError | null } | 
+/**  A job was given another priority. */
+{ type: "priorityChanged"; 
+/**  The job. */
+jobId: JobId; 
+/**  Its priority now. */
+priority: Priority } | 
 /**  Jobs were deleted. */
 { type: "jobsRemoved"; 
 /**  The jobs. */
@@ -285,7 +311,17 @@ export type ExportFormat =
 /**  A JSON array of `{ id, file, source, storyteller, model, preset, cached, finishedAt, story }`. */
 "json" | 
 /**  Plain text, videos separated by rules. */
-"text";
+"text" | 
+/**
+ *  A Word document: a heading per video, its source path in italics, then the story's
+ *  paragraphs.
+ */
+"docx" | 
+/**
+ *  A PDF of A4 pages with the text embedded as text (selectable and searchable): a heading
+ *  per video, its source path, then the story's paragraphs; page numbers at the foot.
+ */
+"pdf";
 
 /**  Which jobs an export holds. */
 export type ExportQuery = {
@@ -456,6 +492,25 @@ export type QueueStats = {
 	cacheMisses: number,
 	/**  Why the queue is paused, when it is. */
 	paused: string | null,
+};
+
+/**  A job whose story or file name matches a search. */
+export type SearchHit = {
+	/**  The job, without its story (`story` is `null`; `snippet` shows the part that matched). */
+	job: JobView,
+	/**  A line of the story around the first word found. */
+	snippet: string,
+};
+
+/**  A search of the history: every story told, and its file name. */
+export type SearchQuery = {
+	/**
+	 *  What was typed: every word must be found, each also as the start of a longer word,
+	 *  case and accents aside.
+	 */
+	text?: string,
+	/**  At most this many hits (50 when not given). */
+	limit?: number | null,
 };
 
 /**  The settings, in the wire shape. */

@@ -1,6 +1,6 @@
 // Words and numbers for people.
 
-import type { JobView, Stage, JobState } from "./bindings";
+import type { ExportFormat, JobView, Stage, JobState } from "./bindings";
 
 const STAGE_WORDS: Record<Stage, string> = {
   waiting: "Waiting",
@@ -65,4 +65,21 @@ export function thumbnailUrl(contentHash: string, index: number): string {
   const windows = typeof navigator !== "undefined" && navigator.userAgent.includes("Windows");
   const base = windows ? "http://thumb.localhost" : "thumb://localhost";
   return `${base}/${encodeURIComponent(contentHash)}/${index}`;
+}
+
+/** The export format a file name asks for (Markdown when it says none we know). */
+export function exportFormatOf(path: string): ExportFormat {
+  const extension = path.toLowerCase().split(".").pop();
+  switch (extension) {
+    case "json":
+      return "json";
+    case "txt":
+      return "text";
+    case "docx":
+      return "docx";
+    case "pdf":
+      return "pdf";
+    default:
+      return "markdown";
+  }
 }

@@ -4,9 +4,10 @@
 
 import { getCurrentWebview } from "@tauri-apps/api/webview";
 import { open, save } from "@tauri-apps/plugin-dialog";
-import { events, type AddReport, type Envelope } from "./bindings";
+import { events, type AddReport, type Envelope, type JobState, type StorytellerInfo } from "./bindings";
 import { api, describe } from "./api";
-import { count } from "./format";
+import { count, duration, exportFormatOf } from "./format";
+import { summarize, timeLeft } from "./summary";
 import { emptyChange, mergeChange, QueueModel, type Change } from "./model";
 import { QueueList } from "./view/queue";
 import { SettingsDialog } from "./view/settings";
@@ -29,6 +30,11 @@ let pendingSince: number | null = null;
 const metrics = { eventToPaint: [] as number[], readyAt: 0 };
 (window as unknown as { storytellerMetrics: typeof metrics }).storytellerMetrics = metrics;
 let query = "";
+let stateFilter: JobState | null = null;
+/** What the engine's search of the history found for `query`: each hit's matching line. */
+let found = new Map<string, string>();
+let searchTimer: number | undefined;
+let storytellers: StorytellerInfo[] = [];
 let loaded = false;
 const early: Envelope[] = [];
 
@@ -38,6 +44,7 @@ const statusLine = byId<HTMLElement>("status");
 const dropZone = byId<HTMLElement>("drop-zone");
 const overlay = byId<HTMLElement>("drop-overlay");
 const pauseButton = byId<HTMLButtonElement>("pause");
+const concurrencyInput = byId<HTMLInputElement>("concurrency");
 
 function say(message: string, kind: "info" | "error" = "info"): void {
   banner.textContent = message;
@@ -54,6 +61,15 @@ const story = new StoryPanel({
   retry: (id) => api.retry(id).catch(fail),
   cancel: (id) => api.cancel(id).catch(fail),
   remove: (id) => void remove(id),
+  setPriority: (id, priority) => api.setPriority(id, priority).catch(fail),
+  retell: (id, preset) =>
+    api
+      .retell(id, preset)
+      .then((report) => reportAdd(report))
+      .catch(fail),
+  openVideo: (id) => api.openVideo(id).catch(fail),
+  showInFolder: (id) => api.showInFolder(id).catch(fail),
+  presetsOf: (name) => storytellers.find((s) => s.name === name)?.presets ?? [],
 });
 
 const list = new QueueList(byId("queue"), {
@@ -64,6 +80,7 @@ const list = new QueueList(byId("queue"), {
   },
   remove: (id) => void remove(id),
   copy: (id) => void copy(id),
+  retry: (id) => api.retry(id).catch(fail),
 });
 
 const settings = new SettingsDialog(async (next) => {
@@ -125,7 +142,11 @@ function paint(): void {
     return;
   }
   if (change.structure) {
-    list.setRows(model.filtered(query));
+    const searching = query.trim() !== "";
+    list.setRows(
+      model.filtered(query, stateFilter, searching ? new Set(found.keys()) : undefined),
+      searching ? found : undefined,
+    );
   } else {
     for (const id of change.rows) {
       const job = model.job(id);
@@ -168,20 +189,49 @@ async function reread(id: string): Promise<void> {
 
 function paintStatus(): void {
   const stats = model.stats;
+  const concurrency = model.concurrency ?? (Number(concurrencyInput.value) || 1);
+  const summary = summarize(model.all(), stats, concurrency);
   const parts: string[] = [];
-  if (stats) {
-    if (stats.running) parts.push(`${stats.running} working`);
-    if (stats.queued) parts.push(`${stats.queued} queued`);
-    parts.push(`${count(stats.succeeded, "story", "stories")} done`);
-    if (stats.dead) parts.push(`${stats.dead} failed`);
-    if (stats.cancelled) parts.push(`${stats.cancelled} cancelled`);
-  } else {
-    parts.push(count(model.size, "video", "videos"));
+  const total = stats ? stats.queued + stats.running + stats.succeeded + stats.dead + stats.cancelled : model.size;
+  parts.push(`${summary.done} of ${count(total, "video", "videos")} done`);
+  if (summary.remaining) parts.push(`${summary.remaining} left`);
+  if (stats?.running) parts.push(`${stats.running} working`);
+  if (summary.failed) parts.push(`${summary.failed} failed`);
+  if (stats?.cancelled) parts.push(`${stats.cancelled} cancelled`);
+  if (summary.videoSecs > 0) parts.push(`${duration(summary.videoSecs)} of video`);
+  if (summary.remaining && !model.paused) {
+    parts.push(summary.leftSecs === null ? "estimating time left…" : timeLeft(summary.leftSecs));
   }
+  if (summary.cacheHits) parts.push(`${summary.cacheHits} told before`);
   if (model.paused) parts.push(`Paused: ${model.paused}`);
   statusLine.textContent = parts.join(" · ");
   pauseButton.textContent = model.paused ? "Resume" : "Pause";
   pauseButton.setAttribute("aria-pressed", String(Boolean(model.paused)));
+  if (model.concurrency !== null && document.activeElement !== concurrencyInput) {
+    concurrencyInput.value = String(model.concurrency);
+  }
+}
+
+/** Asks the engine's history search for `query`, once typing pauses. */
+function searchHistory(): void {
+  window.clearTimeout(searchTimer);
+  const asked = query.trim();
+  if (!asked) {
+    found = new Map();
+    return;
+  }
+  searchTimer = window.setTimeout(async () => {
+    try {
+      const hits = await api.search(asked);
+      if (query.trim() !== asked) return;
+      found = new Map(hits.map((hit) => [hit.job.id, hit.snippet]));
+      const change = emptyChange();
+      change.structure = true;
+      schedule(change);
+    } catch (error) {
+      fail(error);
+    }
+  }, 80);
 }
 
 function onEvent(envelope: Envelope): void {
@@ -282,18 +332,26 @@ function wireButtons(): void {
       .then((n) => say(`${count(n, "finished video", "finished videos")} cleared`))
       .catch(fail),
   );
+  byId("copy-all").addEventListener("click", () =>
+    api
+      .copyStories(null)
+      .then((n) => say(`${count(n, "story", "stories")} copied, each under its file name`))
+      .catch(fail),
+  );
   byId("export-all").addEventListener("click", async () => {
     const path = await save({
       title: "Export every story",
       defaultPath: "stories.md",
       filters: [
         { name: "Markdown", extensions: ["md"] },
-        { name: "JSON", extensions: ["json"] },
+        { name: "Word", extensions: ["docx"] },
+        { name: "PDF", extensions: ["pdf"] },
         { name: "Text", extensions: ["txt"] },
+        { name: "JSON", extensions: ["json"] },
       ],
     }).catch(fail);
     if (!path) return;
-    const format = path.endsWith(".json") ? "json" : path.endsWith(".txt") ? "text" : "markdown";
+    const format = exportFormatOf(path);
     try {
       const n = await api.exportStories(path, format);
       say(`${count(n, "story", "stories")} exported to ${path}`);
@@ -303,9 +361,24 @@ function wireButtons(): void {
   });
   byId<HTMLInputElement>("search").addEventListener("input", (event) => {
     query = (event.target as HTMLInputElement).value;
+    searchHistory();
     const change = emptyChange();
     change.structure = true;
     schedule(change);
+  });
+  byId<HTMLSelectElement>("state-filter").addEventListener("change", (event) => {
+    stateFilter = ((event.target as HTMLSelectElement).value || null) as JobState | null;
+    const change = emptyChange();
+    change.structure = true;
+    schedule(change);
+  });
+  concurrencyInput.addEventListener("change", () => {
+    const n = Number(concurrencyInput.value);
+    if (!Number.isInteger(n) || n < 1 || n > 64) {
+      say("Videos at once must be a whole number from 1 to 64.", "error");
+      return;
+    }
+    api.setConcurrency(n).catch(fail);
   });
   byId("open-settings").addEventListener("click", async () => {
     try {
@@ -320,6 +393,12 @@ function wireButtons(): void {
 
 async function start(): Promise<void> {
   wireButtons();
+  void Promise.all([api.storytellers(), api.settings()])
+    .then(([tellers, current]) => {
+      storytellers = tellers;
+      if (model.concurrency === null) concurrencyInput.value = String(current.concurrency);
+    })
+    .catch(fail);
   await events.engineEvent.listen((event) => onEvent(event.payload));
   await getCurrentWebview().onDragDropEvent((event) => {
     const kind = event.payload.type;

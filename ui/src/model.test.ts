@@ -1,4 +1,5 @@
-import type { Envelope, JobView } from "./bindings";
+import type { Envelope } from "./bindings";
+import { job } from "./test-jobs";
 import { emptyChange, mergeChange, QueueModel } from "./model";
 
 let seq = 0;
@@ -7,37 +8,6 @@ function envelope(event: Record<string, unknown>): Envelope {
   return { seq, ...event } as unknown as Envelope;
 }
 
-function job(n: number, overrides: Partial<JobView> = {}): JobView {
-  return {
-    id: `00000000-0000-7000-8000-${String(n).padStart(12, "0")}`,
-    shortId: String(n).padStart(8, "0"),
-    file: `clip-${n}.mp4`,
-    source: `/videos/clip-${n}.mp4`,
-    state: "queued",
-    stage: "waiting",
-    progress: 0,
-    attempts: 0,
-    priority: "normal",
-    batchId: "00000000-0000-7000-8000-0000000000b1",
-    storyteller: "offline",
-    model: "offline-analyser-2",
-    preset: "narrative",
-    cached: false,
-    noCache: false,
-    story: null,
-    error: null,
-    sizeBytes: 1000,
-    contentHash: `hash-${n}`,
-    media: null,
-    usage: { inputTokens: 0, outputTokens: 0, costUsd: 0 },
-    runAfter: null,
-    createdAt: "2026-12-02T00:00:00.000Z",
-    updatedAt: "2026-12-02T00:00:00.000Z",
-    startedAt: null,
-    finishedAt: null,
-    ...overrides,
-  } as JobView;
-}
 
 beforeEach(() => {
   seq = 0;
@@ -152,6 +122,29 @@ describe("QueueModel", () => {
     expect(model.filtered("BEACH").map((j) => j.file)).toEqual(["beach.mp4"]);
     expect(model.filtered("waves").map((j) => j.file)).toEqual(["beach.mp4"]);
     expect(model.filtered("  ").length).toBe(2);
+  });
+
+  it("filters by state and takes in what the engine's search of the history found", () => {
+    const model = new QueueModel();
+    model.load([
+      job(1, { file: "beach.mp4", state: "succeeded" }),
+      job(2, { file: "city.mp4", state: "dead" }),
+      job(3, { file: "forest.mp4", state: "succeeded" }),
+    ]);
+    expect(model.filtered("", "succeeded").map((j) => j.file)).toEqual(["beach.mp4", "forest.mp4"]);
+    expect(model.filtered("", "dead").map((j) => j.file)).toEqual(["city.mp4"]);
+    // The stories are not in the window (listings leave them out): the engine found "gulls".
+    const found = new Set([job(3).id]);
+    expect(model.filtered("gulls", null, found).map((j) => j.file)).toEqual(["forest.mp4"]);
+    expect(model.filtered("gulls", "dead", found)).toEqual([]);
+  });
+
+  it("follows priority changes", () => {
+    const model = new QueueModel();
+    model.load([job(1)]);
+    const change = model.apply(envelope({ type: "priorityChanged", jobId: job(1).id, priority: "high" }));
+    expect(change.rows.has(job(1).id)).toBe(true);
+    expect(model.job(job(1).id)?.priority).toBe("high");
   });
 
   it("tracks the pause and the counts", () => {

@@ -1,7 +1,7 @@
 // The window's picture of the queue, kept up to date by the engine's events alone (the window
 // never polls). Pure: no DOM here, so it is unit-tested directly.
 
-import type { Envelope, JobView, QueueStats } from "./bindings";
+import type { Envelope, JobState, JobView, QueueStats } from "./bindings";
 import { StoryBuffer } from "./story";
 
 /** What one event changed, for the views to repaint just that. */
@@ -66,12 +66,17 @@ export class QueueModel {
     return this.order.map((id) => this.jobs.get(id)!);
   }
 
-  /** The jobs whose file name, path or story contains `query` (any case), oldest first. */
-  filtered(query: string): JobView[] {
+  /**
+   * The jobs in `state` (any when `null`) whose file name, path or story contains `query` (any
+   * case), or that the engine's search of the history found (`found`), oldest first.
+   */
+  filtered(query: string, state: JobState | null = null, found?: ReadonlySet<string>): JobView[] {
     const needle = query.trim().toLocaleLowerCase();
-    if (!needle) return this.all();
-    return this.all().filter(
+    const jobs = state ? this.all().filter((job) => job.state === state) : this.all();
+    if (!needle) return jobs;
+    return jobs.filter(
       (job) =>
+        found?.has(job.id) ||
         job.file.toLocaleLowerCase().includes(needle) ||
         job.source.toLocaleLowerCase().includes(needle) ||
         this.storyText(job.id).toLocaleLowerCase().includes(needle),
@@ -165,6 +170,14 @@ export class QueueModel {
         }
         // The finished record has the final story and media facts.
         change.reread.add(envelope.jobId);
+        break;
+      }
+      case "priorityChanged": {
+        const job = this.jobs.get(envelope.jobId);
+        if (job) {
+          this.jobs.set(job.id, { ...job, priority: envelope.priority });
+          change.rows.add(job.id);
+        }
         break;
       }
       case "jobsRemoved":

@@ -956,6 +956,44 @@ impl Window<'_> {
         }
     }
 
+    /// From now on, counts the commands the page calls, as they cross to the app (Tauri sends
+    /// each as a request to its `ipc:` protocol, named by its path). The test's own calls
+    /// through [`Window::invoke`] cross the same way and are counted too.
+    pub async fn count_commands(&self) {
+        self.script(
+            "window.__storytellerCalls = {};
+             const count = (url) => {
+               const match = /^(?:ipc:\\/\\/localhost|http:\\/\\/ipc\\.localhost)\\/([^?#]+)/
+                 .exec(String(url));
+               if (!match) return;
+               const command = decodeURIComponent(match[1]);
+               window.__storytellerCalls[command] = (window.__storytellerCalls[command] ?? 0) + 1;
+             };
+             const fetch = window.fetch.bind(window);
+             window.fetch = (input, ...rest) => {
+               count(typeof input === 'string' ? input : (input?.url ?? input));
+               return fetch(input, ...rest);
+             };
+             return true;",
+            Vec::new(),
+        )
+        .await;
+    }
+
+    /// The commands the page called since [`Window::count_commands`], with how many times.
+    pub async fn commands_called(&self) -> std::collections::BTreeMap<String, u64> {
+        let counts = self
+            .script("return window.__storytellerCalls ?? null;", Vec::new())
+            .await;
+        match serde_json::from_value(counts.clone()) {
+            Ok(counts) => counts,
+            Err(_) => {
+                self.fail(format!("no command counts in the page: {counts}"))
+                    .await
+            }
+        }
+    }
+
     /// Waits for `<html data-ready="true">`: the first list has been painted.
     pub async fn wait_until_ready(&self) {
         self.wait_for_script(

@@ -82,6 +82,7 @@ async fn added_videos_are_told_shown_copied_exported_and_found() {
 
     let window = desktop.open().await;
     window.wait_until_ready().await;
+    window.count_commands().await;
     add(&window, &paths).await;
 
     let rows = window
@@ -108,6 +109,39 @@ async fn added_videos_are_told_shown_copied_exported_and_found() {
             },
         )
         .await;
+    // Progress came by events alone: while the videos were told, the page asked for nothing
+    // again and again. It reads each finished job once (its story and media facts), and the
+    // storytellers and settings once at start; `add_paths` is the test's own call.
+    let called = window.commands_called().await;
+    let polled: Vec<(&String, &u64)> = called
+        .iter()
+        .filter(|(command, times)| {
+            let allowed = if command.as_str() == "get_job" {
+                2 * paths.len() as u64
+            } else {
+                1
+            };
+            **times > allowed || matches!(command.as_str(), "list_jobs" | "queue_stats")
+        })
+        .collect();
+    // The count sees the page's calls: each finished job was read once it finished.
+    if called.get("get_job").copied().unwrap_or(0) < paths.len() as u64 {
+        window
+            .fail(format!(
+                "the page should have read each of the {} finished jobs once; calls: {called:?}",
+                paths.len()
+            ))
+            .await;
+    }
+    if !polled.is_empty() {
+        window
+            .fail(format!(
+                "the page called commands while the videos were told, as if it polled: \
+                 {polled:?} (all calls: {called:?})"
+            ))
+            .await;
+    }
+
     // The batch's end reached a real notification server, with its counts.
     let start = Instant::now();
     let mut received = desktop.notifications();
@@ -261,6 +295,157 @@ async fn added_videos_are_told_shown_copied_exported_and_found() {
         )
         .await;
     window.save_screenshot("window-search.png").await;
+
+    // A word of a story, found by the engine's search of the history (the window holds no
+    // stories it has not shown): every video whose story has a word starting so, and no other.
+    let told = jobs(&window).await;
+    let orchard_story = told
+        .iter()
+        .find(|job| job["file"] == wanted)
+        .and_then(|job| job["story"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let word = orchard_story
+        .split(|c: char| !c.is_alphanumeric())
+        .find(|w| w.chars().count() >= 7 && !wanted.contains(&w.to_lowercase()))
+        .unwrap_or_default()
+        .to_lowercase();
+    if word.is_empty() {
+        window
+            .fail(format!(
+                "no long word in {wanted}'s story: {orchard_story:?}"
+            ))
+            .await;
+    }
+    let mut expected: Vec<String> = told
+        .iter()
+        .filter(|job| {
+            let story = job["story"].as_str().unwrap_or_default().to_lowercase();
+            story
+                .split(|c: char| !c.is_alphanumeric())
+                .any(|w| w.starts_with(&word))
+        })
+        .filter_map(|job| job["file"].as_str().map(str::to_owned))
+        .collect();
+    expected.sort();
+    window
+        .script(
+            "const search = document.querySelector('#search');
+             search.value = '';
+             search.dispatchEvent(new Event('input'));
+             return true;",
+            vec![],
+        )
+        .await;
+    window.type_into("#search", &word).await;
+    window
+        .wait_for_rows(
+            &format!("the videos whose story has \"{word}\" ({expected:?}) after searching it"),
+            UI_DEADLINE,
+            |rows| {
+                let mut visible: Vec<String> = rows
+                    .iter()
+                    .filter(|r| r.visible)
+                    .map(|r| r.file.clone())
+                    .collect();
+                visible.sort();
+                Ok(visible == expected)
+            },
+        )
+        .await;
+    // Each hit shows the line of its story that matched.
+    window
+        .wait_for_script(
+            "the hits to show the lines of their stories that matched",
+            UI_DEADLINE,
+            &format!(
+                "const lines = [...document.querySelectorAll('#queue .detail.snippet')]
+                     .map((line) => line.innerText.toLowerCase());
+                 return lines.length === {} && lines.every((line) => line.includes('{word}'));",
+                expected.len()
+            ),
+        )
+        .await;
+
+    // The state filter: failed videos alone.
+    window
+        .script(
+            "const search = document.querySelector('#search');
+             search.value = '';
+             search.dispatchEvent(new Event('input'));
+             const filter = document.querySelector('#state-filter');
+             filter.value = 'dead';
+             filter.dispatchEvent(new Event('change'));
+             return true;",
+            vec![],
+        )
+        .await;
+    window
+        .wait_for_rows(
+            "only the failed video under \"Failed\"",
+            UI_DEADLINE,
+            |rows| {
+                let visible: Vec<&str> = rows
+                    .iter()
+                    .filter(|r| r.visible)
+                    .map(|r| r.file.as_str())
+                    .collect();
+                Ok(visible == [broken])
+            },
+        )
+        .await;
+    // Its row offers Retry, which queues it again (and it fails again at once: it is still
+    // broken, so the engine's record shows a new end rather than a state that stays).
+    let broken_id = row(&rows, broken).map(|r| r.id.clone()).unwrap_or_default();
+    let before = window.call("get_job", json!({ "id": broken_id })).await;
+    window.click("#queue .row-retry").await;
+    let start = Instant::now();
+    loop {
+        let now = window.call("get_job", json!({ "id": broken_id })).await;
+        if now["state"] != "dead" || now["finishedAt"] != before["finishedAt"] {
+            break;
+        }
+        if start.elapsed() > UI_DEADLINE {
+            window
+                .fail(format!(
+                    "the row's Retry did not queue {broken} again: {now:#}"
+                ))
+                .await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Copy all: every told story on the clipboard, each under its file name.
+    window.click("#copy-all").await;
+    let start = Instant::now();
+    let mut pasted = String::new();
+    while start.elapsed() < UI_DEADLINE {
+        pasted = tokio::task::spawn_blocking(|| read_clipboard(Duration::from_secs(5)))
+            .await
+            .expect("reading the clipboard")
+            .unwrap_or_default();
+        if good
+            .iter()
+            .all(|(file, _)| pasted.contains(&format!("## {file}")))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let missing: Vec<&str> = good
+        .iter()
+        .map(|(file, _)| *file)
+        .filter(|file| !pasted.contains(&format!("## {file}")))
+        .collect();
+    if !missing.is_empty() || !pasted.contains(story.trim_end()) {
+        window
+            .fail(format!(
+                "after #copy-all the clipboard lacks the headings {missing:?} or the story of \
+                 {}:\n{pasted}",
+                chosen.file
+            ))
+            .await;
+    }
     window.close().await;
 }
 

@@ -3,7 +3,7 @@
 // changes.
 
 import type { JobView } from "../bindings";
-import { activity, thumbnailUrl } from "../format";
+import { activity, duration, thumbnailUrl } from "../format";
 
 export const ROW_HEIGHT = 64;
 /** Rows painted beyond each edge of the view, so a quick scroll shows no blank. */
@@ -14,6 +14,7 @@ export interface QueueListActions {
   open(id: string): void;
   remove(id: string): void;
   copy(id: string): void;
+  retry(id: string): void;
 }
 
 export class QueueList {
@@ -21,6 +22,8 @@ export class QueueList {
   private readonly index = new Map<string, number>();
   private readonly painted = new Map<string, HTMLElement>();
   private readonly spacer: HTMLElement;
+  /** While searching: the line of each hit's story that matched, shown in its row. */
+  private snippets = new Map<string, string>();
   selected: string | null = null;
 
   constructor(
@@ -33,8 +36,14 @@ export class QueueList {
     container.addEventListener("scroll", () => this.paint(), { passive: true });
     container.addEventListener("keydown", (event) => this.onKey(event));
     container.addEventListener("click", (event) => {
-      const row = (event.target as HTMLElement).closest<HTMLElement>("[data-job-id]");
-      if (row) this.actions.select(row.dataset.jobId!);
+      const target = event.target as HTMLElement;
+      const row = target.closest<HTMLElement>("[data-job-id]");
+      if (!row) return;
+      if (target.closest("[data-action='retry']")) {
+        this.actions.retry(row.dataset.jobId!);
+        return;
+      }
+      this.actions.select(row.dataset.jobId!);
     });
     container.addEventListener("dblclick", (event) => {
       const row = (event.target as HTMLElement).closest<HTMLElement>("[data-job-id]");
@@ -42,9 +51,10 @@ export class QueueList {
     });
   }
 
-  /** The jobs to show, in order. */
-  setRows(rows: JobView[]): void {
+  /** The jobs to show, in order, and while searching the line of each story that matched. */
+  setRows(rows: JobView[], snippets = new Map<string, string>()): void {
     this.rows = rows;
+    this.snippets = snippets;
     this.index.clear();
     rows.forEach((job, i) => this.index.set(job.id, i));
     this.spacer.style.height = `${rows.length * ROW_HEIGHT}px`;
@@ -63,7 +73,7 @@ export class QueueList {
     if (i === undefined) return;
     this.rows[i] = job;
     const element = this.painted.get(job.id);
-    if (element) fillRow(element, job, job.id === this.selected);
+    if (element) fillRow(element, job, job.id === this.selected, this.snippets.get(job.id));
   }
 
   /** Moves the selection to `id` and brings it into view. */
@@ -74,7 +84,9 @@ export class QueueList {
       if (!changed) continue;
       const element = this.painted.get(changed);
       const i = this.index.get(changed);
-      if (element && i !== undefined) fillRow(element, this.rows[i], changed === id);
+      if (element && i !== undefined) {
+        fillRow(element, this.rows[i], changed === id, this.snippets.get(changed));
+      }
     }
     if (id) this.scrollTo(id);
   }
@@ -114,7 +126,7 @@ export class QueueList {
         view.append(element);
       }
       element.style.transform = `translateY(${i * ROW_HEIGHT}px)`;
-      if (fresh || all) fillRow(element, job, job.id === this.selected);
+      if (fresh || all) fillRow(element, job, job.id === this.selected, this.snippets.get(job.id));
     }
     for (const [id, element] of this.painted) {
       if (!wanted.has(id)) {
@@ -168,8 +180,16 @@ export class QueueList {
   }
 }
 
-/** Paints one row: thumbnail, name, what it is doing, and why it failed. */
-export function fillRow(element: HTMLElement, job: JobView, selected: boolean): void {
+/** What a row says under the file name: what it is doing, its length, who tells it. */
+export function rowDetail(job: JobView): string {
+  const parts = [activity(job)];
+  if (job.media) parts.push(duration(job.media.durationSecs));
+  parts.push(job.storyteller === "offline" ? job.preset : `${job.storyteller} · ${job.preset}`);
+  return parts.join(" · ");
+}
+
+/** Paints one row: thumbnail, name, what it is doing, and why it failed (with Retry). */
+export function fillRow(element: HTMLElement, job: JobView, selected: boolean, snippet?: string): void {
   element.dataset.jobId = job.id;
   element.dataset.state = job.state;
   element.setAttribute("aria-selected", String(selected));
@@ -194,8 +214,9 @@ export function fillRow(element: HTMLElement, job: JobView, selected: boolean): 
   file.textContent = job.file;
   file.title = job.source;
   const detail = document.createElement("div");
-  detail.className = "detail";
-  detail.textContent = activity(job);
+  detail.className = snippet ? "detail snippet" : "detail";
+  detail.textContent = snippet ?? rowDetail(job);
+  if (snippet) detail.title = snippet;
   text.append(file, detail);
   if (job.error && job.state !== "succeeded") {
     const error = document.createElement("div");
@@ -223,4 +244,14 @@ export function fillRow(element: HTMLElement, job: JobView, selected: boolean): 
   badge.textContent = job.state === "dead" ? "Failed" : "";
 
   element.append(thumb, text, bar, badge);
+  if (job.state === "dead" || job.state === "cancelled") {
+    const retry = document.createElement("button");
+    retry.type = "button";
+    retry.className = "row-retry";
+    retry.dataset.action = "retry";
+    retry.textContent = "Retry";
+    retry.setAttribute("aria-label", `Retry ${job.file}`);
+    retry.tabIndex = -1;
+    element.append(retry);
+  }
 }

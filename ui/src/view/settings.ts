@@ -88,6 +88,8 @@ export class SettingsDialog {
     this.box("setting-beside-md").checked = formats.includes("markdown");
     this.box("setting-beside-txt").checked = formats.includes("text");
     this.box("setting-beside-json").checked = formats.includes("json");
+    this.box("setting-beside-docx").checked = formats.includes("docx");
+    this.box("setting-beside-pdf").checked = formats.includes("pdf");
     this.box("setting-beside-skip").checked = settings.besideSkipExisting ?? true;
     this.box("setting-copy").checked = settings.copyWhenDone ?? false;
     this.box("setting-notify").checked = settings.notifyWhenDone ?? true;
@@ -110,6 +112,8 @@ export class SettingsDialog {
     if (this.box("setting-beside-md").checked) formats.push("markdown");
     if (this.box("setting-beside-txt").checked) formats.push("text");
     if (this.box("setting-beside-json").checked) formats.push("json");
+    if (this.box("setting-beside-docx").checked) formats.push("docx");
+    if (this.box("setting-beside-pdf").checked) formats.push("pdf");
     return {
       beside: this.box("setting-beside").checked,
       besideFormats: formats,

@@ -1,7 +1,7 @@
 // The story panel: the selected video's story as it is written, its keyframes, what it is,
 // and what can be done with it.
 
-import type { JobView } from "../bindings";
+import type { JobView, Priority } from "../bindings";
 import { activity, bytes, duration, thumbnailUrl } from "../format";
 
 /** Keyframes shown at most. */
@@ -12,6 +12,12 @@ export interface StoryActions {
   retry(id: string): void;
   cancel(id: string): void;
   remove(id: string): void;
+  setPriority(id: string, priority: Priority): void;
+  retell(id: string, preset: string): void;
+  openVideo(id: string): void;
+  showInFolder(id: string): void;
+  /** The presets the job's storyteller has (for "tell again with…"). */
+  presetsOf(storyteller: string): string[];
 }
 
 export class StoryPanel {
@@ -22,6 +28,7 @@ export class StoryPanel {
   private readonly copyButton = document.getElementById("copy-story") as HTMLButtonElement;
   private readonly thumbnails = document.getElementById("thumbnails")!;
   private readonly buttons = document.getElementById("story-actions")!;
+  private readonly facts = document.getElementById("story-facts")!;
 
   constructor(private readonly actions: StoryActions) {
     this.copyButton.addEventListener("click", () => {
@@ -42,6 +49,8 @@ export class StoryPanel {
       this.text.textContent = "";
       this.thumbnails.replaceChildren();
       this.buttons.replaceChildren();
+      delete this.buttons.dataset.key;
+      this.facts.replaceChildren();
       this.copyButton.disabled = true;
       return;
     }
@@ -55,6 +64,7 @@ export class StoryPanel {
       this.paintThumbnails(job);
     }
     this.paintButtons(job);
+    this.paintFacts(job);
   }
 
   /** Updates the story text alone (a delta arrived). */
@@ -80,41 +90,113 @@ export class StoryPanel {
   }
 
   private paintButtons(job: JobView): void {
-    const wanted: [string, string, () => void][] = [];
-    if (job.state === "dead" || job.state === "cancelled") {
-      wanted.push(["retry-job", "Try again", () => this.actions.retry(job.id)]);
-    }
-    if (job.state === "queued" || job.state === "running") {
-      wanted.push(["cancel-job", "Cancel", () => this.actions.cancel(job.id)]);
-    }
-    if (job.state !== "running") {
-      wanted.push(["remove-job", "Remove", () => this.actions.remove(job.id)]);
-    }
-    const key = wanted.map(([id]) => id).join(",") + job.id;
+    const key = [job.id, job.state, job.priority].join(",");
     if (this.buttons.dataset.key === key) return;
     this.buttons.dataset.key = key;
-    this.buttons.replaceChildren(
-      ...wanted.map(([id, label, act]) => {
-        const button = document.createElement("button");
-        button.type = "button";
-        button.id = id;
-        button.textContent = label;
-        button.addEventListener("click", act);
-        return button;
+    const controls: HTMLElement[] = [];
+    const button = (id: string, label: string, act: () => void) => {
+      const element = document.createElement("button");
+      element.type = "button";
+      element.id = id;
+      element.textContent = label;
+      element.addEventListener("click", act);
+      controls.push(element);
+    };
+    if (job.state === "dead" || job.state === "cancelled") {
+      button("retry-job", "Try again", () => this.actions.retry(job.id));
+    }
+    if (job.state === "queued" || job.state === "running") {
+      button("cancel-job", "Cancel", () => this.actions.cancel(job.id));
+    }
+    if (job.state === "queued") {
+      const priority = document.createElement("select");
+      priority.id = "job-priority";
+      priority.setAttribute("aria-label", "Priority");
+      for (const [value, label] of [
+        ["high", "High priority"],
+        ["normal", "Normal priority"],
+        ["low", "Low priority"],
+      ] as const) {
+        priority.append(new Option(label, value, false, job.priority === value));
+      }
+      priority.addEventListener("change", () =>
+        this.actions.setPriority(job.id, priority.value as Priority),
+      );
+      controls.push(priority);
+    }
+    if (job.state === "succeeded") {
+      const presets = this.actions.presetsOf(job.storyteller);
+      if (presets.length > 0) {
+        const preset = document.createElement("select");
+        preset.id = "retell-preset";
+        preset.setAttribute("aria-label", "Preset to tell it again with");
+        for (const name of presets) {
+          preset.append(new Option(name, name, false, name === job.preset));
+        }
+        controls.push(preset);
+        button("retell", "Tell again", () => this.actions.retell(job.id, preset.value));
+      }
+    }
+    button("open-video", "Open video", () => this.actions.openVideo(job.id));
+    button("show-in-folder", "Show in folder", () => this.actions.showInFolder(job.id));
+    if (job.state !== "running") {
+      button("remove-job", "Remove", () => this.actions.remove(job.id));
+    }
+    this.buttons.replaceChildren(...controls);
+  }
+
+  private paintFacts(job: JobView): void {
+    const rows = mediaFacts(job);
+    const key = job.id + JSON.stringify(rows);
+    if (this.facts.dataset.key === key) return;
+    this.facts.dataset.key = key;
+    this.facts.replaceChildren(
+      ...rows.flatMap(([term, value]) => {
+        const dt = document.createElement("dt");
+        dt.textContent = term;
+        const dd = document.createElement("dd");
+        dd.textContent = value;
+        return [dt, dd];
       }),
     );
   }
 }
 
-/** One line of facts: state, length, picture, size. */
+/** What the file is, as label and value pairs (only what is known). */
+export function mediaFacts(job: JobView): [string, string][] {
+  const facts: [string, string][] = [];
+  const media = job.media;
+  if (media) {
+    facts.push(["Length", duration(media.durationSecs)]);
+    const v = media.video;
+    const picture = [`${v.width}×${v.height}`];
+    if (v.fps) picture.push(`${Math.round(v.fps * 100) / 100} fps`);
+    picture.push(v.codec);
+    facts.push(["Picture", picture.join(" · ")]);
+    if (media.audio) {
+      const a = media.audio;
+      const sound: string[] = [];
+      if (a.channelLayout) sound.push(a.channelLayout);
+      else if (a.channels) sound.push(`${a.channels} channels`);
+      if (a.sampleRate) sound.push(`${a.sampleRate / 1000} kHz`);
+      sound.push(a.codec);
+      facts.push(["Sound", sound.join(" · ")]);
+    } else {
+      facts.push(["Sound", "none"]);
+    }
+    facts.push(["Container", media.container]);
+    if (media.title) facts.push(["Title", media.title]);
+    if (media.recordedAt) facts.push(["Recorded", new Date(media.recordedAt).toLocaleString()]);
+  }
+  facts.push(["Size", bytes(job.sizeBytes)]);
+  facts.push(["Told by", `${job.storyteller} · ${job.model} · ${job.preset}`]);
+  facts.push(["File", job.source]);
+  return facts;
+}
+
+/** What the job is doing, and why it failed (the facts of the file are listed below it). */
 export function describeJob(job: JobView): string {
   const parts = [activity(job)];
-  if (job.media) {
-    parts.push(duration(job.media.durationSecs));
-    parts.push(`${job.media.video.width}×${job.media.video.height}`);
-  }
-  parts.push(bytes(job.sizeBytes));
-  parts.push(`${job.storyteller} · ${job.preset}`);
   if (job.error && job.state !== "succeeded") parts.push(job.error.message);
   return parts.join(" · ");
 }
