@@ -35,6 +35,7 @@ fn quit_on_signals(app: tauri::AppHandle) {
 }
 
 fn main() -> anyhow::Result<()> {
+    storyteller_desktop::prefer_cpu_compositing();
     if std::env::args().any(|arg| arg == "--write-bindings") {
         let text = typescript_bindings().map_err(anyhow::Error::msg)?;
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(BINDINGS);

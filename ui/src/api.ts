@@ -36,7 +36,8 @@ export const api = {
    */
   listPages: async (onPage: (jobs: JobView[]) => void) => {
     let after: string | null = null;
-    let limit = 200;
+    // A first page about a screenful, so the first rows paint at once.
+    let limit = 60;
     for (;;) {
       const page: JobPage = await unwrap(
         commands.listJobs({

@@ -399,17 +399,23 @@ async function start(): Promise<void> {
       if (model.concurrency === null) concurrencyInput.value = String(current.concurrency);
     })
     .catch(fail);
-  await events.engineEvent.listen((event) => onEvent(event.payload));
-  await getCurrentWebview().onDragDropEvent((event) => {
-    const kind = event.payload.type;
-    overlay.hidden = !(kind === "enter" || kind === "over");
-    if (kind === "drop") void addPaths(event.payload.paths);
-  });
-  const status = await api.status().catch((error) => {
-    fail(error);
-    return null;
-  });
-  if (status?.problem) say(status.problem.message, "error");
+  // Each of these is a round trip to the app: they go together, and only the listening must
+  // be in place before the first listing (so that no change falls between the two).
+  const listening = events.engineEvent.listen((event) => onEvent(event.payload));
+  void getCurrentWebview()
+    .onDragDropEvent((event) => {
+      const kind = event.payload.type;
+      overlay.hidden = !(kind === "enter" || kind === "over");
+      if (kind === "drop") void addPaths(event.payload.paths);
+    })
+    .catch(fail);
+  void api
+    .status()
+    .then((status) => {
+      if (status.problem) say(status.problem.message, "error");
+    })
+    .catch(fail);
+  await listening;
   const firstPainted = () =>
     requestAnimationFrame(() =>
       requestAnimationFrame(() => {

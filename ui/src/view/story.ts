@@ -22,6 +22,8 @@ export interface StoryActions {
 
 export class StoryPanel {
   private shown: string | null = null;
+  /** The story text on screen (kept, so a delta is not compared with the whole DOM text). */
+  private shownText = "";
   private readonly title = document.getElementById("story-title")!;
   private readonly meta = document.getElementById("story-meta")!;
   private readonly text = document.getElementById("story-text")!;
@@ -47,6 +49,7 @@ export class StoryPanel {
       this.title.textContent = "No video selected";
       this.meta.textContent = "";
       this.text.textContent = "";
+      this.shownText = "";
       this.thumbnails.replaceChildren();
       this.buttons.replaceChildren();
       delete this.buttons.dataset.key;
@@ -67,9 +70,20 @@ export class StoryPanel {
     this.paintFacts(job);
   }
 
-  /** Updates the story text alone (a delta arrived). */
+  /**
+   * Updates the story text alone (a delta arrived). Text written after what is shown is
+   * appended as it comes, so a long story streaming in costs the frame only its new words,
+   * not a relayout of everything written so far.
+   */
   setStory(story: string, job: JobView): void {
-    if (this.text.textContent !== story) this.text.textContent = story;
+    if (story !== this.shownText) {
+      if (this.shownText && story.startsWith(this.shownText) && this.text.lastChild) {
+        this.text.append(story.slice(this.shownText.length));
+      } else {
+        this.text.textContent = story;
+      }
+      this.shownText = story;
+    }
     this.text.dataset.streaming = String(job.state === "running");
     this.copyButton.disabled = !story || job.state !== "succeeded";
   }

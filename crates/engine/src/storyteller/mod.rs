@@ -196,7 +196,12 @@ pub struct StorySink {
     status: watch::Sender<(Stage, f64)>,
     checkpoints: Checkpointer,
     attempts: u32,
+    /// When progress was last published.
+    progress_published: Option<std::time::Instant>,
 }
+
+/// How often progress within one stage is published, at most (about 10 times a second).
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Saves a storyteller's work so far (its own JSON shape: e.g. the analysis passes finished, an
 /// upload's session and offset); the next attempt at the job gets the latest one back in
@@ -229,6 +234,7 @@ impl StorySink {
                 latest: Arc::new(checkpoints),
             },
             attempts,
+            progress_published: None,
         }
     }
 
@@ -257,7 +263,18 @@ impl StorySink {
     }
 
     fn set(&mut self, stage: Stage, progress: f64) {
-        self.status.send_replace((stage, progress));
+        let (shown_stage, _) = self.status.send_replace((stage, progress));
+        // A new stage is news at once; progress within a stage goes out at most every
+        // PROGRESS_EVERY, which a person cannot tell from smooth, and which keeps a fast
+        // storyteller from flooding every window with events.
+        let now = std::time::Instant::now();
+        let due = self
+            .progress_published
+            .is_none_or(|at| now.duration_since(at) >= PROGRESS_EVERY);
+        if stage == shown_stage && !due && progress < 1.0 {
+            return;
+        }
+        self.progress_published = Some(now);
         self.bus.publish(Event::JobUpdated {
             job_id: self.job_id,
             state: crate::job::JobState::Running,
@@ -413,6 +430,42 @@ mod tests {
             MediaError::EmptyFile { path }.to_string(),
             "clip.mp4 is empty (0 bytes), so there is no video in it"
         );
+    }
+
+    #[test]
+    fn progress_is_published_about_ten_times_a_second_and_every_stage_at_once() {
+        let bus = EventBus::new();
+        let mut events = bus.subscribe();
+        let mut sink = StorySink::new(JobId::new(), 1, bus);
+        sink.stage(Stage::Analysing);
+        let started = std::time::Instant::now();
+        let mut calls = 0u32;
+        while started.elapsed() < std::time::Duration::from_millis(350) {
+            calls += 1;
+            sink.progress(f64::from(calls) / 1e9);
+        }
+        sink.stage(Stage::Writing);
+        sink.progress(1.0);
+        let mut published = Vec::new();
+        while let Some(envelope) = events.try_recv() {
+            if let Event::JobUpdated {
+                stage, progress, ..
+            } = envelope.event
+            {
+                published.push((stage, progress));
+            }
+        }
+        assert!(calls > 1_000, "the loop reported {calls} times");
+        // The first report, then one every 100 ms: 4 or 5 in 350 ms, not thousands.
+        let analysing = published
+            .iter()
+            .filter(|(stage, _)| *stage == Stage::Analysing)
+            .count();
+        assert!((3..=6).contains(&analysing), "{analysing} of {calls}");
+        // A new stage and the end go out at once, and the last word is what the sink holds.
+        assert_eq!(published.last(), Some(&(Stage::Writing, 1.0)));
+        assert!(published.contains(&(Stage::Writing, f64::from(calls) / 1e9)));
+        assert_eq!(*sink.status.borrow(), (Stage::Writing, 1.0));
     }
 
     #[test]
