@@ -46,10 +46,15 @@ const overlay = byId<HTMLElement>("drop-overlay");
 const pauseButton = byId<HTMLButtonElement>("pause");
 const concurrencyInput = byId<HTMLInputElement>("concurrency");
 
+let bannerTimer: number | undefined;
+
+/** Shows `message` above the list: news goes by itself after a while, errors stay until clicked. */
 function say(message: string, kind: "info" | "error" = "info"): void {
   banner.textContent = message;
   banner.dataset.kind = kind;
   banner.hidden = false;
+  window.clearTimeout(bannerTimer);
+  if (kind === "info") bannerTimer = window.setTimeout(() => (banner.hidden = true), 8000);
 }
 
 function fail(error: unknown): void {

@@ -1034,6 +1034,13 @@ impl Window<'_> {
         }
     }
 
+    /// Resizes the window to `width` × `height` (logical pixels).
+    pub async fn resize(&self, width: u32, height: u32) {
+        if let Err(e) = self.client().set_window_size(width, height).await {
+            self.fail(format!("could not resize the window: {e}")).await;
+        }
+    }
+
     /// The window's title.
     pub async fn title(&self) -> String {
         match self.client().title().await {

@@ -446,6 +446,100 @@ async fn added_videos_are_told_shown_copied_exported_and_found() {
             ))
             .await;
     }
+
+    // The keyboard: the arrows move the selection, Ctrl+C copies the selected story, Delete
+    // removes the selected video.
+    window
+        .script(
+            "const filter = document.querySelector('#state-filter');
+             filter.value = '';
+             filter.dispatchEvent(new Event('change'));
+             return true;",
+            vec![],
+        )
+        .await;
+    window
+        .click(&format!("#queue [data-job-id=\"{}\"]", chosen.id))
+        .await;
+    let next = row(&rows, good[1].0).cloned().expect("the second told row");
+    const ARROW_DOWN: &str = "\u{E015}";
+    const CONTROL: &str = "\u{E009}";
+    const DELETE: &str = "\u{E017}";
+    window.type_into("#queue", ARROW_DOWN).await;
+    window
+        .wait_for_rows("ArrowDown to select the next video", UI_DEADLINE, |rows| {
+            Ok(rows.iter().any(|r| r.id == next.id && r.selected))
+        })
+        .await;
+    let next_story = jobs(&window)
+        .await
+        .iter()
+        .find(|job| job["id"] == next.id.as_str())
+        .and_then(|job| job["story"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    window.type_into("#queue", &format!("{CONTROL}c")).await;
+    let start = Instant::now();
+    let mut pasted = None;
+    while start.elapsed() < UI_DEADLINE {
+        pasted = tokio::task::spawn_blocking(|| read_clipboard(Duration::from_secs(5)))
+            .await
+            .expect("reading the clipboard");
+        if pasted.as_deref().map(str::trim_end) == Some(next_story.trim_end()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if next_story.is_empty() || pasted.as_deref().map(str::trim_end) != Some(next_story.trim_end())
+    {
+        window
+            .fail(format!(
+                "Ctrl+C on {} put {pasted:?} on the clipboard, not its story {next_story:?}",
+                next.file
+            ))
+            .await;
+    }
+    window.type_into("#queue", DELETE).await;
+    window
+        .wait_for_rows("Delete to remove the selected video", UI_DEADLINE, |rows| {
+            Ok(!rows.iter().any(|r| r.id == next.id))
+        })
+        .await;
+
+    // Readable at 200%: a page zoomed to 200% lays out as it does in a window of half the
+    // size (twice as many device pixels to each CSS pixel), so the window is halved: every
+    // control of the toolbar is on screen, none cut off, names are whole and the story pane
+    // keeps its room.
+    let size = window
+        .script("return [window.innerWidth, window.innerHeight];", vec![])
+        .await;
+    let half = |i: usize| size[i].as_u64().unwrap_or(800) as u32 / 2;
+    window.resize(half(0), half(1)).await;
+    let cut_off = window
+        .wait_for_script(
+            "the layout at 200%",
+            UI_DEADLINE,
+            "const width = document.documentElement.clientWidth;
+             const cut = [...document.querySelectorAll('.toolbar button, .toolbar input, .toolbar select')]
+               .filter((element) => {
+                 const box = element.getBoundingClientRect();
+                 return box.width === 0 || box.left < 0 || box.right > width + 1;
+               })
+               .map((element) => element.id || element.outerHTML.slice(0, 60));
+             const story = document.querySelector('#story-text').getBoundingClientRect();
+             if (story.width < 150) cut.push('#story-text is ' + story.width + ' px wide');
+             // Short file names are whole in their rows.
+             for (const name of document.querySelectorAll('#queue .row .file')) {
+               if (name.scrollWidth > name.clientWidth + 1) cut.push('the name ' + name.textContent);
+             }
+             return { cut };",
+        )
+        .await;
+    window.save_screenshot("window-zoom-200.png").await;
+    if cut_off["cut"].as_array().is_some_and(|cut| !cut.is_empty()) {
+        window
+            .fail(format!("at 200% these are cut off: {}", cut_off["cut"]))
+            .await;
+    }
     window.close().await;
 }
 
