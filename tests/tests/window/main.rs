@@ -29,6 +29,31 @@ const RAW_FFMPEG_TEXT: [&str; 5] = [
     "Error opening input",
 ];
 
+/// Reads the system clipboard until `done` holds for its text; the text, or the failure saying
+/// what `after` should have put there.
+async fn wait_for_clipboard(
+    window: &Window<'_>,
+    after: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let start = Instant::now();
+    loop {
+        let pasted = tokio::task::spawn_blocking(|| read_clipboard(Duration::from_secs(5)))
+            .await
+            .expect("reading the clipboard")
+            .unwrap_or_default();
+        if done(&pasted) {
+            return pasted;
+        }
+        if start.elapsed() > UI_DEADLINE {
+            window
+                .fail(format!("after {after} the clipboard holds {pasted:?}"))
+                .await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn row<'r>(rows: &'r [Row], file: &str) -> Option<&'r Row> {
     rows.iter().find(|row| row.file == file)
 }
@@ -230,24 +255,12 @@ async fn added_videos_are_told_shown_copied_exported_and_found() {
         .await;
 
     window.click("#copy-story").await;
-    let start = Instant::now();
-    let mut pasted = None;
-    while start.elapsed() < UI_DEADLINE {
-        pasted = tokio::task::spawn_blocking(|| read_clipboard(Duration::from_secs(5)))
-            .await
-            .expect("reading the clipboard");
-        if pasted.as_deref().map(str::trim_end) == Some(story.trim_end()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    if pasted.as_deref().map(str::trim_end) != Some(story.trim_end()) {
-        window
-            .fail(format!(
-                "after #copy-story the clipboard holds {pasted:?}, not the story {story:?}"
-            ))
-            .await;
-    }
+    wait_for_clipboard(
+        &window,
+        &format!("#copy-story (the story {story:?})"),
+        |pasted| pasted.trim_end() == story.trim_end(),
+    )
+    .await;
 
     let export = desktop.scratch().join("stories.md");
     let written = window
@@ -417,35 +430,19 @@ async fn added_videos_are_told_shown_copied_exported_and_found() {
 
     // Copy all: every told story on the clipboard, each under its file name.
     window.click("#copy-all").await;
-    let start = Instant::now();
-    let mut pasted = String::new();
-    while start.elapsed() < UI_DEADLINE {
-        pasted = tokio::task::spawn_blocking(|| read_clipboard(Duration::from_secs(5)))
-            .await
-            .expect("reading the clipboard")
-            .unwrap_or_default();
-        if good
-            .iter()
-            .all(|(file, _)| pasted.contains(&format!("## {file}")))
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let missing: Vec<&str> = good
-        .iter()
-        .map(|(file, _)| *file)
-        .filter(|file| !pasted.contains(&format!("## {file}")))
-        .collect();
-    if !missing.is_empty() || !pasted.contains(story.trim_end()) {
-        window
-            .fail(format!(
-                "after #copy-all the clipboard lacks the headings {missing:?} or the story of \
-                 {}:\n{pasted}",
-                chosen.file
-            ))
-            .await;
-    }
+    wait_for_clipboard(
+        &window,
+        &format!(
+            "#copy-all (every story under its file name, {}'s among them)",
+            chosen.file
+        ),
+        |pasted| {
+            good.iter()
+                .all(|(file, _)| pasted.contains(&format!("## {file}")))
+                && pasted.contains(story.trim_end())
+        },
+    )
+    .await;
 
     // The keyboard: the arrows move the selection, Ctrl+C copies the selected story, Delete
     // removes the selected video.
@@ -478,26 +475,15 @@ async fn added_videos_are_told_shown_copied_exported_and_found() {
         .and_then(|job| job["story"].as_str().map(str::to_owned))
         .unwrap_or_default();
     window.type_into("#queue", &format!("{CONTROL}c")).await;
-    let start = Instant::now();
-    let mut pasted = None;
-    while start.elapsed() < UI_DEADLINE {
-        pasted = tokio::task::spawn_blocking(|| read_clipboard(Duration::from_secs(5)))
-            .await
-            .expect("reading the clipboard");
-        if pasted.as_deref().map(str::trim_end) == Some(next_story.trim_end()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    if next_story.is_empty() {
+        window.fail(format!("{} has no story", next.file)).await;
     }
-    if next_story.is_empty() || pasted.as_deref().map(str::trim_end) != Some(next_story.trim_end())
-    {
-        window
-            .fail(format!(
-                "Ctrl+C on {} put {pasted:?} on the clipboard, not its story {next_story:?}",
-                next.file
-            ))
-            .await;
-    }
+    wait_for_clipboard(
+        &window,
+        &format!("Ctrl+C on {} (its story {next_story:?})", next.file),
+        |pasted| pasted.trim_end() == next_story.trim_end(),
+    )
+    .await;
     window.type_into("#queue", DELETE).await;
     window
         .wait_for_rows("Delete to remove the selected video", UI_DEADLINE, |rows| {

@@ -529,15 +529,7 @@ async fn a_story_is_written_beside_its_video_when_the_settings_ask_and_a_file_th
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("videos");
     let videos = files(&folder, "b", 2);
-    let teller = Scripted::new(|request, _| {
-        let name = request
-            .source
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        Box::pin(async move { Ok(format!("The story of {name}.")) })
-    });
+    let teller = Scripted::telling(|name| format!("The story of {name}."));
     let engine = scripted_engine(&dir.path().join("home"), teller).await;
     let mut settings = engine.settings();
     settings.save_beside_video = true;
@@ -583,15 +575,7 @@ async fn every_story_exports_into_one_word_or_pdf_file() {
     use storyteller_engine::wire::ExportQuery;
     let dir = tempfile::tempdir().unwrap();
     let videos = files(&dir.path().join("videos"), "e", 2);
-    let teller = Scripted::new(|request, _| {
-        let name = request
-            .source
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        Box::pin(async move { Ok(format!("Il était une fois {name}.\n\nПривет.")) })
-    });
+    let teller = Scripted::telling(|name| format!("Il était une fois {name}.\n\nПривет."));
     let engine = scripted_engine(&dir.path().join("home"), teller).await;
     engine
         .add(videos, AddOptions::default(), |_| {})

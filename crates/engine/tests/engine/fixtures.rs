@@ -159,6 +159,20 @@ impl Scripted {
         })
     }
 
+    /// A storyteller whose story is `story_of` the video's file name.
+    pub fn telling(story_of: impl Fn(&str) -> String + Send + Sync + 'static) -> Arc<Self> {
+        Self::new(move |request, _| {
+            let name = request
+                .source
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let story = story_of(&name);
+            Box::pin(async move { Ok(story) })
+        })
+    }
+
     /// Succeeds after `delay` with a story naming the file.
     pub fn sleeping(delay: Duration) -> Arc<Self> {
         Self::new(move |request, _| {
