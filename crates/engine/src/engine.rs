@@ -40,6 +40,7 @@ use crate::store::{
     StorySearch,
 };
 use crate::storyteller::offline::OfflineStoryteller;
+use crate::storyteller::ollama::OllamaStoryteller;
 use crate::storyteller::{StoryError, StorytellerRegistry};
 use crate::wire::{
     display_path, AddEntry, AddOptions, AddOutcome, AddProgress, AddReport, ExportQuery, JobPage,
@@ -125,6 +126,7 @@ impl Engine {
         let storytellers = options.storytellers.clone().unwrap_or_else(|| {
             let mut registry = StorytellerRegistry::new();
             registry.register(Arc::new(OfflineStoryteller::locating(home.thumbnails())));
+            registry.register(Arc::new(OllamaStoryteller::from_env(home.thumbnails())));
             registry
         });
         let concurrency = match options.concurrency {

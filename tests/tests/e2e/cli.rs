@@ -925,3 +925,98 @@ fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
         "colour codes in a log file:\n{out}"
     );
 }
+
+/// A local server speaking Ollama's `/api/chat`: the story in three streamed pieces.
+async fn ollama_telling(story: [&str; 3]) -> wiremock::MockServer {
+    use wiremock::matchers::{method, path};
+    let mut body = String::new();
+    for piece in story {
+        body.push_str(
+            &serde_json::json!({ "message": { "role": "assistant", "content": piece }, "done": false })
+                .to_string(),
+        );
+        body.push('\n');
+    }
+    body.push_str(r#"{"message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","prompt_eval_count":1500,"eval_count":42}"#);
+    body.push('\n');
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(method("POST"))
+        .and(path("/api/chat"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200).set_body_raw(body, "application/x-ndjson"),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ollama_model_tells_a_video_and_a_stopped_ollama_pauses_the_queue_saying_so() {
+    let story = ["Navy gives way ", "to bright bars", " as the video ends."];
+    let server = ollama_telling(story).await;
+    let sandbox = Sandbox::new();
+    let video = sandbox.video("bars.mp4", Look::varied(2, 3));
+    let base = server.uri();
+    let out = {
+        let (sandbox, video, base) = (&sandbox, video.clone(), base.clone());
+        tokio::task::block_in_place(move || {
+            sandbox
+                .spawn_with_env(
+                    &[("STORYTELLER_OLLAMA_BASE_URL", &base)],
+                    &[
+                        "process",
+                        arg(&video),
+                        "--storyteller",
+                        "ollama",
+                        "--model",
+                        "llava:7b",
+                    ],
+                )
+                .wait(crate::support::RUN_DEADLINE)
+        })
+    };
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains(&story.concat()), "{out}");
+    let job = sandbox.job_for("bars.mp4");
+    assert_eq!(job["storyteller"], "ollama");
+    assert_eq!(job["model"], "llava:7b");
+    assert_eq!(job["story"], story.concat());
+    assert_eq!(job["usage"]["inputTokens"], 1500);
+    assert_eq!(job["usage"]["outputTokens"], 42);
+
+    // Ollama stopped: the video is not blamed; the queue pauses and says what to do.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("http://127.0.0.1:{port}");
+    let other = sandbox.video("other.mp4", Look::varied(3, 3));
+    let out = tokio::task::block_in_place(|| {
+        sandbox
+            .spawn_with_env(
+                &[("STORYTELLER_OLLAMA_BASE_URL", &dead)],
+                &["process", arg(&other), "--storyteller", "ollama"],
+            )
+            .wait(crate::support::RUN_DEADLINE)
+    });
+    assert_ne!(out.code, Some(0), "{out}");
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        said.contains(&format!("Ollama is not running at {dead}")),
+        "{out}"
+    );
+    let job = sandbox.job_for("other.mp4");
+    assert_eq!(job["state"], "queued", "{job:#}");
+    assert!(
+        job["error"].is_null() || job["error"]["kind"] == "setup",
+        "{job:#}"
+    );
+    let stats = sandbox.stats();
+    assert!(
+        stats["paused"]
+            .as_str()
+            .is_some_and(|p| p.contains("Ollama is not running")),
+        "{stats:#}"
+    );
+}

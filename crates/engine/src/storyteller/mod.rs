@@ -8,6 +8,7 @@
 
 pub mod http;
 pub mod offline;
+pub mod ollama;
 
 use crate::event::{Event, EventBus};
 use crate::job::{ErrorKind, JobError, JobId, Stage, Usage};

@@ -5,6 +5,7 @@ mod engine;
 mod fixtures;
 mod media;
 mod offline_storyteller;
+mod ollama;
 mod pool;
 mod store;
 mod support;

@@ -1,0 +1,437 @@
+//! The Ollama storyteller: an image model served by Ollama (local or remote) looks at the
+//! video's keyframes, with the facts the media analysis measured, and writes the story, which
+//! streams into the job as the model writes it.
+//!
+//! The video is analysed as for the offline storyteller (probe, scenes, keyframes, sound);
+//! the keyframes it saved as thumbnails are sent as the images of one `/api/chat` message,
+//! with the facts as text. The answer is Ollama's NDJSON stream: one JSON object per line, a
+//! `message.content` piece in each, and a last one with `done: true`, why it stopped
+//! (`done_reason`) and the token counts (`prompt_eval_count`, `eval_count`).
+//!
+//! Faults are told apart: Ollama not running at its address, or without the model asked for,
+//! is a setup problem (the queue pauses, saying what to do), not the video's fault; a stream
+//! that breaks off, goes quiet for [`IDLE_GAP`] or carries an error is retried; a model that
+//! stopped at its length limit fails the attempt with that reason.
+
+use super::http::{error_for_status, error_for_transport};
+use super::{BoxFuture, StoryError, StoryRequest, StorySink, Storyteller};
+use crate::job::{Stage, Usage};
+use crate::media::{self, clock, Analysis, Media};
+use base64::Engine as _;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The name jobs refer to it by.
+pub const NAME: &str = "ollama";
+/// Where Ollama listens when `STORYTELLER_OLLAMA_BASE_URL` does not say.
+pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:11434";
+/// The model used when `STORYTELLER_OLLAMA_MODEL` does not name one: the image model Ollama's
+/// own documentation starts with (a family name, not a version that will be retired).
+pub const DEFAULT_MODEL: &str = "llava";
+/// The presets, the default first (the offline storyteller's, so a preset means the same
+/// whoever tells).
+pub const PRESETS: [&str; 3] = ["narrative", "summary", "social"];
+
+/// How long connecting may take: Ollama runs beside the app or on the local network.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the stream may stay silent: a model on a CPU can take minutes to read the images
+/// before its first word, but not longer than this between two pieces.
+pub const IDLE_GAP: Duration = Duration::from_secs(300);
+/// Where analysis ends and writing starts, in the job's progress.
+const ANALYSIS_END: f64 = 0.5;
+/// A stream line longer than this is not Ollama's.
+const MAX_LINE: usize = 1 << 20;
+
+/// See the module doc.
+#[derive(Clone, Debug)]
+pub struct OllamaStoryteller {
+    base_url: String,
+    default_model: String,
+    client: reqwest::Client,
+    tools: Tools,
+    idle_gap: Duration,
+}
+
+#[derive(Clone, Debug)]
+enum Tools {
+    Fixed(Media),
+    Located { thumbnails_root: PathBuf },
+}
+
+impl OllamaStoryteller {
+    /// A storyteller for the Ollama at `base_url` (e.g. `http://127.0.0.1:11434`), using
+    /// `default_model` when a job names none, and ffmpeg found on the `PATH` when it runs,
+    /// keeping thumbnails under `thumbnails_root`.
+    pub fn new(base_url: &str, default_model: &str, thumbnails_root: PathBuf) -> Self {
+        Self::with_tools(base_url, default_model, Tools::Located { thumbnails_root })
+    }
+
+    /// [`OllamaStoryteller::new`] with these media tools.
+    pub fn with_media(base_url: &str, default_model: &str, media: Media) -> Self {
+        Self::with_tools(base_url, default_model, Tools::Fixed(media))
+    }
+
+    /// The one the environment asks for: `STORYTELLER_OLLAMA_BASE_URL` (else
+    /// [`DEFAULT_BASE_URL`]) and `STORYTELLER_OLLAMA_MODEL` (else [`DEFAULT_MODEL`]).
+    pub fn from_env(thumbnails_root: PathBuf) -> Self {
+        let base = std::env::var("STORYTELLER_OLLAMA_BASE_URL")
+            .ok()
+            .filter(|base| !base.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+        let model = std::env::var("STORYTELLER_OLLAMA_MODEL")
+            .ok()
+            .filter(|model| !model.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_MODEL.to_owned());
+        Self::new(&base, &model, thumbnails_root)
+    }
+
+    fn with_tools(base_url: &str, default_model: &str, tools: Tools) -> Self {
+        // No overall timeout: a long story streams for minutes. Connecting is bounded, and
+        // so is every silence in the stream (`idle_gap`).
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .unwrap_or_default();
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            default_model: default_model.to_owned(),
+            client,
+            tools,
+            idle_gap: IDLE_GAP,
+        }
+    }
+
+    /// The same, giving up on a stream silent for `gap` (tests).
+    pub fn with_idle_gap(mut self, gap: Duration) -> Self {
+        self.idle_gap = gap;
+        self
+    }
+
+    fn media(&self) -> Result<Media, media::MediaError> {
+        match &self.tools {
+            Tools::Fixed(media) => Ok(media.clone()),
+            Tools::Located { thumbnails_root } => Media::locate(thumbnails_root.clone()),
+        }
+    }
+
+    async fn run(&self, request: &StoryRequest, sink: &mut StorySink) -> Result<Usage, StoryError> {
+        let instruction = instruction(&request.preset)?;
+        let media = self.media()?;
+        sink.stage(Stage::Probing);
+        let info = media.probe(&request.source).await?;
+        match serde_json::to_value(&info) {
+            Ok(facts) => sink.media(facts),
+            Err(e) => tracing::warn!(error = %e, "media facts could not be recorded"),
+        }
+        sink.stage(Stage::Analysing);
+        let analysis = {
+            let mut on_progress = |f: f64| sink.progress(ANALYSIS_END * f);
+            media
+                .analyse_probed(
+                    &request.source,
+                    &info,
+                    &request.content_hash,
+                    &mut on_progress,
+                )
+                .await?
+        };
+        let mut images = Vec::with_capacity(analysis.keyframes.len());
+        for keyframe in &analysis.keyframes {
+            let jpeg = tokio::fs::read(&keyframe.thumbnail).await.map_err(|e| {
+                StoryError::transient(format!(
+                    "the keyframe {} could not be read: {e}",
+                    keyframe.thumbnail.display()
+                ))
+            })?;
+            images.push(base64::engine::general_purpose::STANDARD.encode(jpeg));
+        }
+        let file = request
+            .source
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let body = serde_json::json!({
+            "model": request.model,
+            "stream": true,
+            "messages": [{
+                "role": "user",
+                "content": prompt(instruction, &file, &analysis),
+                "images": images,
+            }],
+        });
+
+        sink.stage(Stage::Writing);
+        let url = format!("{}/api/chat", self.base_url);
+        let response =
+            tokio::time::timeout(self.idle_gap, self.client.post(&url).json(&body).send())
+                .await
+                .map_err(|_| {
+                    StoryError::transient(format!(
+                        "Ollama did not answer within {} s",
+                        self.idle_gap.as_secs()
+                    ))
+                })?
+                .map_err(|e| self.unreachable(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            return Err(self.refused(status.as_u16(), &request.model, &text));
+        }
+        self.read_stream(response, &request.model, sink).await
+    }
+
+    /// Writes the stream's pieces into `sink` until its last line; the tokens it counted.
+    async fn read_stream(
+        &self,
+        mut response: reqwest::Response,
+        model: &str,
+        sink: &mut StorySink,
+    ) -> Result<Usage, StoryError> {
+        let mut pending: Vec<u8> = Vec::new();
+        let mut written = 0usize;
+        loop {
+            let chunk = tokio::time::timeout(self.idle_gap, response.chunk())
+                .await
+                .map_err(|_| {
+                    StoryError::transient(format!(
+                        "Ollama stopped writing for {} s in the middle of the story",
+                        self.idle_gap.as_secs()
+                    ))
+                })?
+                .map_err(|e| error_for_transport("Ollama", &e))?;
+            let Some(chunk) = chunk else {
+                return Err(StoryError::transient(
+                    "Ollama's answer broke off before its end",
+                ));
+            };
+            pending.extend_from_slice(&chunk);
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                if let Some(usage) = self.take_line(&line, model, sink, &mut written)? {
+                    return Ok(usage);
+                }
+            }
+            if pending.len() > MAX_LINE {
+                return Err(StoryError::transient(
+                    "Ollama sent a line too long to be its answer",
+                ));
+            }
+        }
+    }
+
+    /// One line of the stream: its piece of story into `sink`; the usage once it is the last.
+    fn take_line(
+        &self,
+        line: &[u8],
+        model: &str,
+        sink: &mut StorySink,
+        written: &mut usize,
+    ) -> Result<Option<Usage>, StoryError> {
+        let line = String::from_utf8_lossy(line);
+        let line = line.trim();
+        if line.is_empty() {
+            return Ok(None);
+        }
+        let piece: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+            StoryError::transient(format!(
+                "Ollama sent something that is not its answer ({e}): {}",
+                shorten(line)
+            ))
+        })?;
+        if let Some(error) = piece.get("error").and_then(|e| e.as_str()) {
+            return Err(StoryError::transient(format!(
+                "Ollama failed while writing with {model}: {error}"
+            )));
+        }
+        if let Some(text) = piece.pointer("/message/content").and_then(|c| c.as_str()) {
+            sink.write(text);
+            *written += text.len();
+            // Writing has no known end: progress creeps towards it as the text grows.
+            let share = 1.0 - 1.0 / (1.0 + *written as f64 / 1500.0);
+            sink.progress(ANALYSIS_END + (1.0 - ANALYSIS_END) * 0.95 * share);
+        }
+        if piece.get("done").and_then(|d| d.as_bool()) != Some(true) {
+            return Ok(None);
+        }
+        match piece.get("done_reason").and_then(|r| r.as_str()) {
+            None | Some("stop") => {}
+            Some("length") => {
+                return Err(StoryError::permanent(format!(
+                    "{model} stopped at its length limit before the story was finished \
+                     (raise its num_predict or context length in Ollama)"
+                )))
+            }
+            Some(other) => {
+                return Err(StoryError::transient(format!(
+                    "{model} stopped before the story was finished ({other})"
+                )))
+            }
+        }
+        if *written == 0 {
+            return Err(StoryError::transient(format!("{model} wrote nothing")));
+        }
+        let count = |field: &str| piece.get(field).and_then(|n| n.as_u64()).unwrap_or(0);
+        sink.progress(1.0);
+        Ok(Some(Usage {
+            input_tokens: count("prompt_eval_count"),
+            output_tokens: count("eval_count"),
+            cost_usd: 0.0,
+        }))
+    }
+
+    /// The error for a request that reached no Ollama.
+    fn unreachable(&self, error: &reqwest::Error) -> StoryError {
+        if error.is_connect() {
+            StoryError::Setup {
+                message: format!(
+                    "Ollama is not running at {} (start it with `ollama serve`, or set \
+                     STORYTELLER_OLLAMA_BASE_URL to where it runs), then resume the queue",
+                    self.base_url
+                ),
+            }
+        } else {
+            error_for_transport("Ollama", error)
+        }
+    }
+
+    /// The error for a request Ollama answered with `status`.
+    fn refused(&self, status: u16, model: &str, body: &str) -> StoryError {
+        let said = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| body.trim().to_owned());
+        if status == 404 && said.contains("not found") {
+            return StoryError::Setup {
+                message: format!(
+                    "Ollama at {} has no model '{model}' ({}): pull it with `ollama pull \
+                     {model}`, or choose another model, then resume the queue",
+                    self.base_url,
+                    shorten(&said)
+                ),
+            };
+        }
+        error_for_status("Ollama", status, None, &said)
+    }
+}
+
+impl Storyteller for OllamaStoryteller {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn default_model(&self) -> &str {
+        &self.default_model
+    }
+
+    fn presets(&self) -> &[&'static str] {
+        &PRESETS
+    }
+
+    /// Any model Ollama has pulled: which ones is Ollama's to say when the job runs.
+    fn has_model(&self, model: &str) -> bool {
+        !model.trim().is_empty()
+    }
+
+    fn check_ready(&self) -> Result<(), StoryError> {
+        self.media().map(|_| ()).map_err(|e| StoryError::from(&e))
+    }
+
+    fn tell<'a>(
+        &'a self,
+        request: &'a StoryRequest,
+        sink: &'a mut StorySink,
+    ) -> BoxFuture<'a, Result<Usage, StoryError>> {
+        Box::pin(self.run(request, sink))
+    }
+}
+
+/// What the model is asked to write, per preset.
+fn instruction(preset: &str) -> Result<&'static str, StoryError> {
+    match preset {
+        "narrative" => Ok(
+            "a short narrative, three to five paragraphs, telling what happens \
+                           in the video from its first shot to its last",
+        ),
+        "summary" => Ok("a summary of the video in two or three sentences"),
+        "social" => Ok(
+            "a caption for sharing the video on social media: one or two lines and \
+                        at most three hashtags",
+        ),
+        other => Err(StoryError::permanent(format!(
+            "the {NAME} storyteller has no preset '{other}' (available: {})",
+            PRESETS.join(", ")
+        ))),
+    }
+}
+
+/// The text sent with the keyframes: what to write, and the facts measured from the file, so
+/// the model tells times and sound it cannot see in still images.
+pub fn prompt(instruction: &str, file: &str, analysis: &Analysis) -> String {
+    let info = &analysis.info;
+    let (width, height) = info.video.display_size();
+    let mut text = format!(
+        "Write {instruction}. The images are keyframes of the video \"{file}\", in time \
+         order. Say only what the images and the facts below show: do not invent names, \
+         places, dialogue or sounds. Write plain prose, with no headings, lists or \
+         preamble.\n\nFacts measured from the file:\n"
+    );
+    let _ = write!(text, "- Length: {}", clock(info.duration_secs));
+    let _ = write!(text, "; picture {width}×{height}");
+    if let Some(fps) = info.video.fps {
+        let _ = write!(
+            text,
+            " at {} frames a second",
+            (fps * 100.0).round() / 100.0
+        );
+    }
+    text.push('\n');
+    if analysis.scenes.len() > 1 {
+        let cuts: Vec<String> = analysis.scenes[1..]
+            .iter()
+            .map(|scene| clock(scene.start))
+            .collect();
+        let _ = writeln!(
+            text,
+            "- {} shots; the picture cuts at {}",
+            analysis.scenes.len(),
+            cuts.join(", ")
+        );
+    } else {
+        text.push_str("- One continuous shot, with no cuts\n");
+    }
+    for (i, keyframe) in analysis.keyframes.iter().enumerate() {
+        let _ = writeln!(text, "- Image {} is at {}", i + 1, clock(keyframe.time));
+    }
+    match (&info.audio, &analysis.audio) {
+        (None, _) => text.push_str("- Sound: none (the video has no audio track)\n"),
+        (Some(_), Some(audio)) => {
+            let level = audio
+                .integrated_lufs
+                .map(|lufs| format!("loudness {lufs:.1} LUFS"))
+                .unwrap_or_else(|| "silent".to_owned());
+            let _ = write!(text, "- Sound: {level}");
+            if !audio.silences.is_empty() {
+                let quiet: Vec<String> = audio
+                    .silences
+                    .iter()
+                    .map(|s| format!("{}–{}", clock(s.start), clock(s.end)))
+                    .collect();
+                let _ = write!(text, "; silent at {}", quiet.join(", "));
+            }
+            text.push_str(" (what is heard is not known, only how loud)\n");
+        }
+        (Some(_), None) => text.push_str("- Sound: an audio track, not measured\n"),
+    }
+    text
+}
+
+fn shorten(text: &str) -> String {
+    const MAX: usize = 300;
+    if text.chars().count() <= MAX {
+        return text.to_owned();
+    }
+    let mut short: String = text.chars().take(MAX).collect();
+    short.push('…');
+    short
+}
