@@ -166,41 +166,14 @@ impl BatchDone {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::{Job, Priority, Stage, Usage};
+    use crate::job::Job;
     use std::sync::Arc;
 
     fn view(n: u128, batch: BatchId, state: JobState) -> JobView {
-        let job = Job {
-            id: JobId(uuid::Uuid::from_u128(n)),
-            source: format!("/videos/{n}.mp4").into(),
-            size: 1,
-            mtime_ms: 0,
-            content_hash: format!("h{n}"),
-            media: None,
-            storyteller: "offline".into(),
-            model: "m".into(),
-            preset: "narrative".into(),
-            priority: Priority::Normal,
+        JobView::from(&Job {
             batch_id: batch,
-            state,
-            stage: Stage::Waiting,
-            progress: 0.0,
-            attempts: 0,
-            run_after_ms: 0,
-            lease_owner: None,
-            lease_expires_ms: None,
-            error: None,
-            story: None,
-            cached: false,
-            no_cache: false,
-            usage: Usage::default(),
-            created_at_ms: 0,
-            updated_at_ms: 0,
-            started_at_ms: None,
-            finished_at_ms: None,
-            checkpoint: None,
-        };
-        JobView::from(&job)
+            ..Job::for_tests(n, state)
+        })
     }
 
     fn finished(n: u128, state: JobState) -> Event {

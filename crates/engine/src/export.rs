@@ -237,7 +237,7 @@ fn printable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::{BatchId, JobId, JobState, Priority, Stage, Usage};
+    use crate::job::{JobState, Stage};
     use std::io::Read as _;
 
     /// Accents, Greek, Cyrillic, CJK and an emoji: the last two are not in DejaVu Sans.
@@ -245,34 +245,13 @@ mod tests {
 
     fn job(n: u128, source: &str, story: Option<&str>) -> Job {
         Job {
-            id: JobId(uuid::Uuid::from_u128(n)),
             source: PathBuf::from(source),
-            size: 1,
-            mtime_ms: 0,
-            content_hash: format!("{n:x}"),
-            media: None,
-            storyteller: "offline".into(),
-            model: "offline-analyser".into(),
-            preset: "narrative".into(),
-            priority: Priority::Normal,
-            batch_id: BatchId(uuid::Uuid::from_u128(7)),
-            state: JobState::Succeeded,
             stage: Stage::Done,
             progress: 1.0,
             attempts: 1,
-            run_after_ms: 0,
-            lease_owner: None,
-            lease_expires_ms: None,
-            error: None,
             story: story.map(str::to_owned),
-            cached: false,
-            no_cache: false,
-            usage: Usage::default(),
-            created_at_ms: 0,
-            updated_at_ms: 0,
-            started_at_ms: None,
             finished_at_ms: Some(1_795_399_395_000),
-            checkpoint: None,
+            ..Job::for_tests(n, JobState::Succeeded)
         }
     }
 

@@ -504,6 +504,44 @@ pub struct Job {
     pub checkpoint: Option<serde_json::Value>,
 }
 
+#[cfg(test)]
+impl Job {
+    /// A job numbered `n` in `state`, for unit tests: offline, normal priority, one batch,
+    /// nothing else set.
+    pub(crate) fn for_tests(n: u128, state: JobState) -> Job {
+        Job {
+            id: JobId(uuid::Uuid::from_u128(n)),
+            source: format!("/videos/{n}.mp4").into(),
+            size: 1,
+            mtime_ms: 0,
+            content_hash: format!("{n:x}"),
+            media: None,
+            storyteller: "offline".into(),
+            model: "offline-analyser".into(),
+            preset: "narrative".into(),
+            priority: Priority::Normal,
+            batch_id: BatchId(uuid::Uuid::from_u128(7)),
+            state,
+            stage: Stage::Waiting,
+            progress: 0.0,
+            attempts: 0,
+            run_after_ms: 0,
+            lease_owner: None,
+            lease_expires_ms: None,
+            error: None,
+            story: None,
+            cached: false,
+            no_cache: false,
+            usage: Usage::default(),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            started_at_ms: None,
+            finished_at_ms: None,
+            checkpoint: None,
+        }
+    }
+}
+
 impl Job {
     /// The storyteller spec this job was added with.
     pub fn spec(&self) -> StorySpec {
