@@ -526,6 +526,45 @@ async fn added_videos_are_told_shown_copied_exported_and_found() {
             .fail(format!("at 200% these are cut off: {}", cut_off["cut"]))
             .await;
     }
+
+    // Settings: another storyteller and a model typed for it, kept by the engine.
+    window.resize(half(0) * 2, half(1) * 2).await;
+    window.click("#open-settings").await;
+    window
+        .wait_for_script(
+            "the settings dialog to open with the storytellers",
+            UI_DEADLINE,
+            "return document.querySelector('#settings')?.open
+                 && document.querySelectorAll('#setting-storyteller option').length > 1;",
+        )
+        .await;
+    window
+        .script(
+            "const teller = document.querySelector('#setting-storyteller');
+             teller.value = 'ollama';
+             teller.dispatchEvent(new Event('change'));
+             document.querySelector('#setting-model').value = 'llava:13b';
+             return true;",
+            vec![],
+        )
+        .await;
+    window.save_screenshot("window-settings.png").await;
+    window.click("#settings-save").await;
+    let start = Instant::now();
+    loop {
+        let settings = window.call("get_settings", json!({})).await;
+        if settings["storyteller"] == "ollama" && settings["model"] == "llava:13b" {
+            break;
+        }
+        if start.elapsed() > UI_DEADLINE {
+            window
+                .fail(format!(
+                    "the settings saved are not those chosen: {settings:#}"
+                ))
+                .await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     window.close().await;
 }
 

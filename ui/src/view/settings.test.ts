@@ -67,4 +67,12 @@ describe("settingsFromForm", () => {
     );
     expect(next).toMatchObject({ preset: "narrative" });
   });
+
+  it("takes the model typed, and an empty model field as the storyteller's default", () => {
+    const form = { storyteller: "offline", preset: "summary", concurrency: "3", priority: "normal" };
+    const typed = settingsFromForm(current, { ...form, model: " llava:13b " }, storytellers);
+    expect(typed).toMatchObject({ model: "llava:13b" });
+    const empty = settingsFromForm({ ...current, model: "old" }, { ...form, model: "" }, storytellers);
+    expect(empty).toMatchObject({ model: null });
+  });
 });

@@ -17,7 +17,7 @@ export interface Choices {
 /** The settings as the form would save them, from `current` and what is chosen. */
 export function settingsFromForm(
   current: Settings,
-  form: { storyteller: string; preset: string; concurrency: string; priority: string },
+  form: { storyteller: string; model?: string; preset: string; concurrency: string; priority: string },
   storytellers: StorytellerInfo[],
   choices?: Choices,
 ): Settings | string {
@@ -46,8 +46,14 @@ export function settingsFromForm(
     ...current,
     ...chosen,
     storyteller: teller.name,
-    // Another storyteller's model means nothing to this one.
-    model: teller.name === current.storyteller ? current.model : null,
+    // What was typed (empty: the storyteller's own default); without a model field, the
+    // model kept, unless it was another storyteller's, which means nothing to this one.
+    model:
+      form.model !== undefined
+        ? form.model.trim() || null
+        : teller.name === current.storyteller
+          ? current.model
+          : null,
     preset,
     concurrency,
     priority: form.priority as Priority,
@@ -58,6 +64,8 @@ export class SettingsDialog {
   private readonly dialog = document.getElementById("settings") as HTMLDialogElement;
   private readonly storyteller = document.getElementById("setting-storyteller") as HTMLSelectElement;
   private readonly preset = document.getElementById("setting-preset") as HTMLSelectElement;
+  private readonly model = document.getElementById("setting-model") as HTMLInputElement;
+  private readonly models = document.getElementById("setting-models") as HTMLDataListElement;
   private readonly concurrency = document.getElementById("setting-concurrency") as HTMLInputElement;
   private readonly priority = document.getElementById("setting-priority") as HTMLSelectElement;
   private readonly error = document.getElementById("settings-error")!;
@@ -66,7 +74,10 @@ export class SettingsDialog {
   private storytellers: StorytellerInfo[] = [];
 
   constructor(private readonly save: (settings: Settings) => Promise<string | null>) {
-    this.storyteller.addEventListener("change", () => this.fillPresets(null));
+    this.storyteller.addEventListener("change", () => {
+      this.fillPresets(null);
+      this.fillModels(null);
+    });
     document.getElementById("settings-cancel")!.addEventListener("click", () => this.dialog.close());
     document.getElementById("settings-form")!.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -81,6 +92,7 @@ export class SettingsDialog {
       ...storytellers.map((s) => new Option(s.name, s.name, false, s.name === settings.storyteller)),
     );
     this.fillPresets(settings.preset ?? null);
+    this.fillModels(settings.model ?? null);
     this.concurrency.value = String(settings.concurrency ?? 3);
     this.priority.value = settings.priority ?? "normal";
     const formats = settings.besideFormats ?? ["markdown"];
@@ -107,6 +119,14 @@ export class SettingsDialog {
     );
   }
 
+  /** The model field: what is set, the storyteller's models to pick from, its default shown. */
+  private fillModels(chosen: string | null): void {
+    const teller = this.storytellers.find((s) => s.name === this.storyteller.value);
+    this.model.value = chosen ?? "";
+    this.model.placeholder = teller ? `${teller.defaultModel} (its default)` : "";
+    this.models.replaceChildren(...(teller?.models ?? []).map((m) => new Option(m, m)));
+  }
+
   private choices(): Choices {
     const formats: ExportFormat[] = [];
     if (this.box("setting-beside-md").checked) formats.push("markdown");
@@ -131,6 +151,7 @@ export class SettingsDialog {
       this.current,
       {
         storyteller: this.storyteller.value,
+        model: this.model.value,
         preset: this.preset.value,
         concurrency: this.concurrency.value,
         priority: this.priority.value,
