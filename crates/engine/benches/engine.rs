@@ -493,7 +493,9 @@ const STORY_WORDS: &[&str] = &[
 
 /// A story of about 250 words, different for every `seed`, with rarer words made rarer.
 fn made_up_story(seed: usize) -> String {
-    let mut state = seed as u64 * 6364136223846793005 + 1442695040888963407;
+    let mut state = (seed as u64)
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut story = String::new();
     for word in 0..250 {
         state = state
