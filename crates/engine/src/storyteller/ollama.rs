@@ -2,9 +2,8 @@
 //! video's keyframes, with the facts the media analysis measured, and writes the story, which
 //! streams into the job as the model writes it.
 //!
-//! The video is analysed as for the offline storyteller (probe, scenes, keyframes, sound);
-//! the keyframes it saved as thumbnails are sent as the images of one `/api/chat` message,
-//! with the facts as text. The answer is Ollama's NDJSON stream: one JSON object per line, a
+//! The video is looked at as every image-model storyteller does ([`super::vision`]); the
+//! keyframes are sent as the images of one `/api/chat` message, with the facts as text. The answer is Ollama's NDJSON stream: one JSON object per line, a
 //! `message.content` piece in each, and a last one with `done: true`, why it stopped
 //! (`done_reason`) and the token counts (`prompt_eval_count`, `eval_count`).
 //!
@@ -14,11 +13,10 @@
 //! stopped at its length limit fails the attempt with that reason.
 
 use super::http::{error_for_status, error_for_transport};
-use super::{BoxFuture, StoryError, StoryRequest, StorySink, Storyteller};
+use super::{vision, BoxFuture, StoryError, StoryRequest, StorySink, Storyteller};
 use crate::job::{Stage, Usage};
-use crate::media::{self, clock, Analysis, Media};
+use crate::media::{self, Media};
 use base64::Engine as _;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,19 +27,12 @@ pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:11434";
 /// The model used when `STORYTELLER_OLLAMA_MODEL` does not name one: the image model Ollama's
 /// own documentation starts with (a family name, not a version that will be retired).
 pub const DEFAULT_MODEL: &str = "llava";
-/// The presets, the default first (the offline storyteller's, so a preset means the same
-/// whoever tells).
-pub const PRESETS: [&str; 3] = ["narrative", "summary", "social"];
 
 /// How long connecting may take: Ollama runs beside the app or on the local network.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the stream may stay silent: a model on a CPU can take minutes to read the images
 /// before its first word, but not longer than this between two pieces.
 pub const IDLE_GAP: Duration = Duration::from_secs(300);
-/// Where analysis ends and writing starts, in the job's progress.
-const ANALYSIS_END: f64 = 0.5;
-/// A stream line longer than this is not Ollama's.
-const MAX_LINE: usize = 1 << 20;
 
 /// See the module doc.
 #[derive(Clone, Debug)]
@@ -116,47 +107,20 @@ impl OllamaStoryteller {
     }
 
     async fn run(&self, request: &StoryRequest, sink: &mut StorySink) -> Result<Usage, StoryError> {
-        let instruction = instruction(&request.preset)?;
+        let instruction = vision::instruction(NAME, &request.preset)?;
         let media = self.media()?;
-        sink.stage(Stage::Probing);
-        let info = media.probe(&request.source).await?;
-        match serde_json::to_value(&info) {
-            Ok(facts) => sink.media(facts),
-            Err(e) => tracing::warn!(error = %e, "media facts could not be recorded"),
-        }
-        sink.stage(Stage::Analysing);
-        let analysis = {
-            let mut on_progress = |f: f64| sink.progress(ANALYSIS_END * f);
-            media
-                .analyse_probed(
-                    &request.source,
-                    &info,
-                    &request.content_hash,
-                    &mut on_progress,
-                )
-                .await?
-        };
-        let mut images = Vec::with_capacity(analysis.keyframes.len());
-        for keyframe in &analysis.keyframes {
-            let jpeg = tokio::fs::read(&keyframe.thumbnail).await.map_err(|e| {
-                StoryError::transient(format!(
-                    "the keyframe {} could not be read: {e}",
-                    keyframe.thumbnail.display()
-                ))
-            })?;
-            images.push(base64::engine::general_purpose::STANDARD.encode(jpeg));
-        }
-        let file = request
-            .source
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let (analysis, jpegs) = vision::look(&media, request, sink, vision::ANALYSIS_END).await?;
+        let images: Vec<String> = jpegs
+            .iter()
+            .map(|jpeg| base64::engine::general_purpose::STANDARD.encode(jpeg))
+            .collect();
+        let file = vision::file_name(request);
         let body = serde_json::json!({
             "model": request.model,
             "stream": true,
             "messages": [{
                 "role": "user",
-                "content": prompt(instruction, &file, &analysis),
+                "content": vision::prompt(instruction, &file, &analysis),
                 "images": images,
             }],
         });
@@ -184,51 +148,30 @@ impl OllamaStoryteller {
     /// Writes the stream's pieces into `sink` until its last line; the tokens it counted.
     async fn read_stream(
         &self,
-        mut response: reqwest::Response,
+        response: reqwest::Response,
         model: &str,
         sink: &mut StorySink,
     ) -> Result<Usage, StoryError> {
-        let mut pending: Vec<u8> = Vec::new();
+        let mut lines = vision::LineReader::new("Ollama", response, self.idle_gap);
         let mut written = 0usize;
-        loop {
-            let chunk = tokio::time::timeout(self.idle_gap, response.chunk())
-                .await
-                .map_err(|_| {
-                    StoryError::transient(format!(
-                        "Ollama stopped writing for {} s in the middle of the story",
-                        self.idle_gap.as_secs()
-                    ))
-                })?
-                .map_err(|e| error_for_transport("Ollama", &e))?;
-            let Some(chunk) = chunk else {
-                return Err(StoryError::transient(
-                    "Ollama's answer broke off before its end",
-                ));
-            };
-            pending.extend_from_slice(&chunk);
-            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=end).collect();
-                if let Some(usage) = self.take_line(&line, model, sink, &mut written)? {
-                    return Ok(usage);
-                }
-            }
-            if pending.len() > MAX_LINE {
-                return Err(StoryError::transient(
-                    "Ollama sent a line too long to be its answer",
-                ));
+        while let Some(line) = lines.next_line().await? {
+            if let Some(usage) = self.take_line(&line, model, sink, &mut written)? {
+                return Ok(usage);
             }
         }
+        Err(StoryError::transient(
+            "Ollama's answer broke off before its end",
+        ))
     }
 
     /// One line of the stream: its piece of story into `sink`; the usage once it is the last.
     fn take_line(
         &self,
-        line: &[u8],
+        line: &str,
         model: &str,
         sink: &mut StorySink,
         written: &mut usize,
     ) -> Result<Option<Usage>, StoryError> {
-        let line = String::from_utf8_lossy(line);
         let line = line.trim();
         if line.is_empty() {
             return Ok(None);
@@ -236,7 +179,7 @@ impl OllamaStoryteller {
         let piece: serde_json::Value = serde_json::from_str(line).map_err(|e| {
             StoryError::transient(format!(
                 "Ollama sent something that is not its answer ({e}): {}",
-                shorten(line)
+                vision::shorten(line)
             ))
         })?;
         if let Some(error) = piece.get("error").and_then(|e| e.as_str()) {
@@ -247,9 +190,7 @@ impl OllamaStoryteller {
         if let Some(text) = piece.pointer("/message/content").and_then(|c| c.as_str()) {
             sink.write(text);
             *written += text.len();
-            // Writing has no known end: progress creeps towards it as the text grows.
-            let share = 1.0 - 1.0 / (1.0 + *written as f64 / 1500.0);
-            sink.progress(ANALYSIS_END + (1.0 - ANALYSIS_END) * 0.95 * share);
+            sink.progress(vision::writing_progress(*written));
         }
         if piece.get("done").and_then(|d| d.as_bool()) != Some(true) {
             return Ok(None);
@@ -307,7 +248,7 @@ impl OllamaStoryteller {
                     "Ollama at {} has no model '{model}' ({}): pull it with `ollama pull \
                      {model}`, or choose another model, then resume the queue",
                     self.base_url,
-                    shorten(&said)
+                    vision::shorten(&said)
                 ),
             };
         }
@@ -325,7 +266,7 @@ impl Storyteller for OllamaStoryteller {
     }
 
     fn presets(&self) -> &[&'static str] {
-        &PRESETS
+        &vision::PRESETS
     }
 
     /// Any model Ollama has pulled: which ones is Ollama's to say when the job runs.
@@ -344,94 +285,4 @@ impl Storyteller for OllamaStoryteller {
     ) -> BoxFuture<'a, Result<Usage, StoryError>> {
         Box::pin(self.run(request, sink))
     }
-}
-
-/// What the model is asked to write, per preset.
-fn instruction(preset: &str) -> Result<&'static str, StoryError> {
-    match preset {
-        "narrative" => Ok(
-            "a short narrative, three to five paragraphs, telling what happens \
-                           in the video from its first shot to its last",
-        ),
-        "summary" => Ok("a summary of the video in two or three sentences"),
-        "social" => Ok(
-            "a caption for sharing the video on social media: one or two lines and \
-                        at most three hashtags",
-        ),
-        other => Err(StoryError::permanent(format!(
-            "the {NAME} storyteller has no preset '{other}' (available: {})",
-            PRESETS.join(", ")
-        ))),
-    }
-}
-
-/// The text sent with the keyframes: what to write, and the facts measured from the file, so
-/// the model tells times and sound it cannot see in still images.
-pub fn prompt(instruction: &str, file: &str, analysis: &Analysis) -> String {
-    let info = &analysis.info;
-    let (width, height) = info.video.display_size();
-    let mut text = format!(
-        "Write {instruction}. The images are keyframes of the video \"{file}\", in time \
-         order. Say only what the images and the facts below show: do not invent names, \
-         places, dialogue or sounds. Write plain prose, with no headings, lists or \
-         preamble.\n\nFacts measured from the file:\n"
-    );
-    let _ = write!(text, "- Length: {}", clock(info.duration_secs));
-    let _ = write!(text, "; picture {width}×{height}");
-    if let Some(fps) = info.video.fps {
-        let _ = write!(
-            text,
-            " at {} frames a second",
-            (fps * 100.0).round() / 100.0
-        );
-    }
-    text.push('\n');
-    if analysis.scenes.len() > 1 {
-        let cuts: Vec<String> = analysis.scenes[1..]
-            .iter()
-            .map(|scene| clock(scene.start))
-            .collect();
-        let _ = writeln!(
-            text,
-            "- {} shots; the picture cuts at {}",
-            analysis.scenes.len(),
-            cuts.join(", ")
-        );
-    } else {
-        text.push_str("- One continuous shot, with no cuts\n");
-    }
-    for (i, keyframe) in analysis.keyframes.iter().enumerate() {
-        let _ = writeln!(text, "- Image {} is at {}", i + 1, clock(keyframe.time));
-    }
-    match (&info.audio, &analysis.audio) {
-        (None, _) => text.push_str("- Sound: none (the video has no audio track)\n"),
-        (Some(_), Some(audio)) => {
-            let level = audio
-                .integrated_lufs
-                .map(|lufs| format!("loudness {lufs:.1} LUFS"))
-                .unwrap_or_else(|| "silent".to_owned());
-            let _ = write!(text, "- Sound: {level}");
-            if !audio.silences.is_empty() {
-                let quiet: Vec<String> = audio
-                    .silences
-                    .iter()
-                    .map(|s| format!("{}–{}", clock(s.start), clock(s.end)))
-                    .collect();
-                let _ = write!(text, "; silent at {}", quiet.join(", "));
-            }
-            text.push_str(" (what is heard is not known, only how loud)\n");
-        }
-        (Some(_), None) => text.push_str("- Sound: an audio track, not measured\n"),
-    }
-    text
-}
-
-fn shorten(text: &str) -> String {
-    const MAX: usize = 300;
-    if text.chars().count() <= MAX {
-        return text.to_owned();
-    }
-    let mut short: String = text.chars().take(MAX).collect();
-    short.push('…');
-    short
 }

@@ -1,0 +1,222 @@
+//! What every image-model storyteller shares: looking at the video (the media analysis the
+//! offline storyteller makes: probe, scenes, keyframes, sound) and keeping its keyframes'
+//! JPEGs; what the model is asked and the facts it is given; and reading a streamed answer a
+//! line at a time, giving up when it stays silent too long.
+
+use super::http::error_for_transport;
+use super::{StoryError, StoryRequest, StorySink};
+use crate::job::Stage;
+use crate::media::{clock, Analysis, Media};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// The presets, the default first: the offline storyteller's, so that a preset means the same
+/// whoever tells.
+pub const PRESETS: [&str; 3] = ["narrative", "summary", "social"];
+/// Where looking at the video ends and writing starts, in the job's progress.
+pub const ANALYSIS_END: f64 = 0.5;
+/// A streamed line longer than this is not a model's answer.
+const MAX_LINE: usize = 1 << 20;
+
+/// Looks at `request`'s video: probes it (the facts go to `sink`), analyses it (progress up
+/// to `analysis_end`) and reads its keyframes' JPEGs, in time order.
+pub async fn look(
+    media: &Media,
+    request: &StoryRequest,
+    sink: &mut StorySink,
+    analysis_end: f64,
+) -> Result<(Analysis, Vec<Vec<u8>>), StoryError> {
+    sink.stage(Stage::Probing);
+    let info = media.probe(&request.source).await?;
+    match serde_json::to_value(&info) {
+        Ok(facts) => sink.media(facts),
+        Err(e) => tracing::warn!(error = %e, "media facts could not be recorded"),
+    }
+    sink.stage(Stage::Analysing);
+    let analysis = {
+        let mut on_progress = |f: f64| sink.progress(analysis_end * f);
+        media
+            .analyse_probed(
+                &request.source,
+                &info,
+                &request.content_hash,
+                &mut on_progress,
+            )
+            .await?
+    };
+    let mut jpegs = Vec::with_capacity(analysis.keyframes.len());
+    for keyframe in &analysis.keyframes {
+        let jpeg = tokio::fs::read(&keyframe.thumbnail).await.map_err(|e| {
+            StoryError::transient(format!(
+                "the keyframe {} could not be read: {e}",
+                keyframe.thumbnail.display()
+            ))
+        })?;
+        jpegs.push(jpeg);
+    }
+    Ok((analysis, jpegs))
+}
+
+/// The video's file name, as the prompt calls it.
+pub fn file_name(request: &StoryRequest) -> String {
+    request
+        .source
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The job's progress once `written` bytes of the story are in: writing has no known end, so
+/// progress creeps towards it as the text grows.
+pub fn writing_progress(written: usize) -> f64 {
+    let share = 1.0 - 1.0 / (1.0 + written as f64 / 1500.0);
+    ANALYSIS_END + (1.0 - ANALYSIS_END) * 0.95 * share
+}
+
+/// A streamed HTTP answer read a line at a time (NDJSON, server-sent events).
+pub struct LineReader {
+    provider: &'static str,
+    response: reqwest::Response,
+    pending: Vec<u8>,
+    idle_gap: Duration,
+}
+
+impl LineReader {
+    /// Reads `response`, from `provider`, failing when no byte comes for `idle_gap`.
+    pub fn new(provider: &'static str, response: reqwest::Response, idle_gap: Duration) -> Self {
+        Self {
+            provider,
+            response,
+            pending: Vec::new(),
+            idle_gap,
+        }
+    }
+
+    /// The next line, without its line break; `None` once the answer has ended.
+    pub async fn next_line(&mut self) -> Result<Option<String>, StoryError> {
+        loop {
+            if let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=end).collect();
+                let line = String::from_utf8_lossy(&line);
+                return Ok(Some(line.trim_end_matches(['\r', '\n']).to_owned()));
+            }
+            if self.pending.len() > MAX_LINE {
+                return Err(StoryError::transient(format!(
+                    "{} sent a line too long to be its answer",
+                    self.provider
+                )));
+            }
+            let chunk = tokio::time::timeout(self.idle_gap, self.response.chunk())
+                .await
+                .map_err(|_| {
+                    StoryError::transient(format!(
+                        "{} stopped writing for {} s in the middle of the story",
+                        self.provider,
+                        self.idle_gap.as_secs()
+                    ))
+                })?
+                .map_err(|e| error_for_transport(self.provider, &e))?;
+            match chunk {
+                Some(chunk) => self.pending.extend_from_slice(&chunk),
+                // A last line without its line break is still a line.
+                None if !self.pending.is_empty() => {
+                    let line =
+                        String::from_utf8_lossy(&std::mem::take(&mut self.pending)).into_owned();
+                    return Ok(Some(line));
+                }
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+/// What the model is asked to write, per preset.
+pub fn instruction(teller: &str, preset: &str) -> Result<&'static str, StoryError> {
+    match preset {
+        "narrative" => Ok(
+            "a short narrative, three to five paragraphs, telling what happens \
+                           in the video from its first shot to its last",
+        ),
+        "summary" => Ok("a summary of the video in two or three sentences"),
+        "social" => Ok(
+            "a caption for sharing the video on social media: one or two lines and \
+                        at most three hashtags",
+        ),
+        other => Err(StoryError::permanent(format!(
+            "the {teller} storyteller has no preset '{other}' (available: {})",
+            PRESETS.join(", ")
+        ))),
+    }
+}
+
+/// The text sent with the keyframes: what to write, and the facts measured from the file, so
+/// the model tells times and sound it cannot see in still images.
+pub fn prompt(instruction: &str, file: &str, analysis: &Analysis) -> String {
+    let info = &analysis.info;
+    let (width, height) = info.video.display_size();
+    let mut text = format!(
+        "Write {instruction}. The images are keyframes of the video \"{file}\", in time \
+         order. Say only what the images and the facts below show: do not invent names, \
+         places, dialogue or sounds. Write plain prose, with no headings, lists or \
+         preamble.\n\nFacts measured from the file:\n"
+    );
+    let _ = write!(text, "- Length: {}", clock(info.duration_secs));
+    let _ = write!(text, "; picture {width}×{height}");
+    if let Some(fps) = info.video.fps {
+        let _ = write!(
+            text,
+            " at {} frames a second",
+            (fps * 100.0).round() / 100.0
+        );
+    }
+    text.push('\n');
+    if analysis.scenes.len() > 1 {
+        let cuts: Vec<String> = analysis.scenes[1..]
+            .iter()
+            .map(|scene| clock(scene.start))
+            .collect();
+        let _ = writeln!(
+            text,
+            "- {} shots; the picture cuts at {}",
+            analysis.scenes.len(),
+            cuts.join(", ")
+        );
+    } else {
+        text.push_str("- One continuous shot, with no cuts\n");
+    }
+    for (i, keyframe) in analysis.keyframes.iter().enumerate() {
+        let _ = writeln!(text, "- Image {} is at {}", i + 1, clock(keyframe.time));
+    }
+    match (&info.audio, &analysis.audio) {
+        (None, _) => text.push_str("- Sound: none (the video has no audio track)\n"),
+        (Some(_), Some(audio)) => {
+            let level = audio
+                .integrated_lufs
+                .map(|lufs| format!("loudness {lufs:.1} LUFS"))
+                .unwrap_or_else(|| "silent".to_owned());
+            let _ = write!(text, "- Sound: {level}");
+            if !audio.silences.is_empty() {
+                let quiet: Vec<String> = audio
+                    .silences
+                    .iter()
+                    .map(|s| format!("{}–{}", clock(s.start), clock(s.end)))
+                    .collect();
+                let _ = write!(text, "; silent at {}", quiet.join(", "));
+            }
+            text.push_str(" (what is heard is not known, only how loud)\n");
+        }
+        (Some(_), None) => text.push_str("- Sound: an audio track, not measured\n"),
+    }
+    text
+}
+
+/// `text`, cut to a few hundred characters for an error message.
+pub fn shorten(text: &str) -> String {
+    const MAX: usize = 300;
+    if text.chars().count() <= MAX {
+        return text.to_owned();
+    }
+    let mut short: String = text.chars().take(MAX).collect();
+    short.push('…');
+    short
+}
