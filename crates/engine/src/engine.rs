@@ -41,6 +41,7 @@ use crate::store::{
 };
 use crate::storyteller::offline::OfflineStoryteller;
 use crate::storyteller::ollama::OllamaStoryteller;
+use crate::storyteller::openai::OpenAiStoryteller;
 use crate::storyteller::{StoryError, StorytellerRegistry};
 use crate::wire::{
     display_path, AddEntry, AddOptions, AddOutcome, AddProgress, AddReport, ExportQuery, JobPage,
@@ -127,6 +128,7 @@ impl Engine {
             let mut registry = StorytellerRegistry::new();
             registry.register(Arc::new(OfflineStoryteller::locating(home.thumbnails())));
             registry.register(Arc::new(OllamaStoryteller::from_env(home.thumbnails())));
+            registry.register(Arc::new(OpenAiStoryteller::from_env(home.thumbnails())));
             registry
         });
         let concurrency = match options.concurrency {

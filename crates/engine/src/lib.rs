@@ -12,8 +12,8 @@
 //! - [`settings`]: what new jobs get, kept in the home folder.
 //! - [`intake`]: turning paths into jobs (folders, checks, hashing).
 //! - [`media`]: ffprobe/ffmpeg analysis.
-//! - [`storyteller`]: the storyteller trait, the built-in offline storyteller and the Ollama
-//!   image-model storyteller.
+//! - [`storyteller`]: the storyteller trait, the built-in offline storyteller, and the image-model
+//!   storytellers (Ollama, OpenAI-compatible servers).
 //! - [`export`]: stories out in bulk; [`search`]: searching the history.
 //! - [`home`]: where state lives.
 //! - [`error`]: the engine's error type.

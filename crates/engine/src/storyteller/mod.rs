@@ -9,6 +9,7 @@
 pub mod http;
 pub mod offline;
 pub mod ollama;
+pub mod openai;
 pub mod vision;
 
 use crate::event::{Event, EventBus};

@@ -6,6 +6,7 @@ mod fixtures;
 mod media;
 mod offline_storyteller;
 mod ollama;
+mod openai;
 mod pool;
 mod store;
 mod support;

@@ -1,0 +1,365 @@
+//! The OpenAI-compatible storyteller: an image model behind `/v1/chat/completions`, the API
+//! llama.cpp's server, vLLM, LM Studio and OpenAI itself speak. It looks at the video as every
+//! image-model storyteller does ([`super::vision`]), sends the keyframes as `image_url` data
+//! URLs beside the facts, and streams the answer: server-sent events, one `data:` line per
+//! piece (`choices[0].delta.content`), the usage in a last chunk
+//! (`stream_options.include_usage`), then `data: [DONE]`.
+//!
+//! The key, when the server needs one, comes from `OPENAI_API_KEY` and goes only into the
+//! `Authorization` header: never into the job, the log or an event.
+//!
+//! Faults as for Ollama: no server at the address, or no such model, is a setup problem (the
+//! queue pauses, saying what to do); a refused key pauses it too; 429 and 5xx are retried
+//! after the time the server gave; a stream that breaks off or goes silent is retried; a
+//! model stopped by its length limit or a content filter fails the attempt with that reason.
+
+use super::http::{error_for_status, error_for_transport, parse_retry_after};
+use super::{vision, BoxFuture, StoryError, StoryRequest, StorySink, Storyteller};
+use crate::job::{Stage, Usage};
+use crate::media::{self, Media};
+use base64::Engine as _;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+/// The name jobs refer to it by.
+pub const NAME: &str = "openai";
+/// Where the server is when `STORYTELLER_OPENAI_BASE_URL` does not say: a llama.cpp or
+/// LM Studio server on this machine (the part before `/v1`).
+pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:8080";
+/// The model asked for when `STORYTELLER_OPENAI_MODEL` does not name one. Local servers
+/// serve the model they loaded whatever the name; OpenAI itself needs a real one.
+pub const DEFAULT_MODEL: &str = "default";
+
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the answer may stay silent, before its first word or between two.
+pub const IDLE_GAP: Duration = Duration::from_secs(300);
+
+/// See the module doc.
+#[derive(Clone)]
+pub struct OpenAiStoryteller {
+    base_url: String,
+    default_model: String,
+    api_key: Option<String>,
+    client: reqwest::Client,
+    tools: Tools,
+    idle_gap: Duration,
+}
+
+// By hand, so that the key never reaches a log through `{:?}`.
+impl std::fmt::Debug for OpenAiStoryteller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiStoryteller")
+            .field("base_url", &self.base_url)
+            .field("default_model", &self.default_model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "…"))
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Tools {
+    Fixed(Media),
+    Located { thumbnails_root: PathBuf },
+}
+
+impl OpenAiStoryteller {
+    /// A storyteller for the server at `base_url` (the part before `/v1`), with `api_key`
+    /// when it needs one, using ffmpeg found on the `PATH` when it runs.
+    pub fn new(
+        base_url: &str,
+        default_model: &str,
+        api_key: Option<String>,
+        thumbnails_root: PathBuf,
+    ) -> Self {
+        Self::with_tools(
+            base_url,
+            default_model,
+            api_key,
+            Tools::Located { thumbnails_root },
+        )
+    }
+
+    /// [`OpenAiStoryteller::new`] with these media tools.
+    pub fn with_media(
+        base_url: &str,
+        default_model: &str,
+        api_key: Option<String>,
+        media: Media,
+    ) -> Self {
+        Self::with_tools(base_url, default_model, api_key, Tools::Fixed(media))
+    }
+
+    /// The one the environment asks for: `STORYTELLER_OPENAI_BASE_URL` (else
+    /// [`DEFAULT_BASE_URL`]), `STORYTELLER_OPENAI_MODEL` (else [`DEFAULT_MODEL`]) and
+    /// `OPENAI_API_KEY` (else no key).
+    pub fn from_env(thumbnails_root: PathBuf) -> Self {
+        let set = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+        };
+        Self::new(
+            &set("STORYTELLER_OPENAI_BASE_URL").unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
+            &set("STORYTELLER_OPENAI_MODEL").unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
+            set("OPENAI_API_KEY"),
+            thumbnails_root,
+        )
+    }
+
+    fn with_tools(
+        base_url: &str,
+        default_model: &str,
+        api_key: Option<String>,
+        tools: Tools,
+    ) -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .unwrap_or_default();
+        let base_url = base_url.trim_end_matches('/');
+        // People paste the address with its `/v1`; requests add it themselves.
+        let base_url = base_url.strip_suffix("/v1").unwrap_or(base_url).to_owned();
+        Self {
+            base_url,
+            default_model: default_model.to_owned(),
+            api_key,
+            client,
+            tools,
+            idle_gap: IDLE_GAP,
+        }
+    }
+
+    /// The same, giving up on an answer silent for `gap` (tests).
+    pub fn with_idle_gap(mut self, gap: Duration) -> Self {
+        self.idle_gap = gap;
+        self
+    }
+
+    fn media(&self) -> Result<Media, media::MediaError> {
+        match &self.tools {
+            Tools::Fixed(media) => Ok(media.clone()),
+            Tools::Located { thumbnails_root } => Media::locate(thumbnails_root.clone()),
+        }
+    }
+
+    async fn run(&self, request: &StoryRequest, sink: &mut StorySink) -> Result<Usage, StoryError> {
+        let instruction = vision::instruction(NAME, &request.preset)?;
+        let media = self.media()?;
+        let (analysis, jpegs) = vision::look(&media, request, sink, vision::ANALYSIS_END).await?;
+        let mut content = vec![serde_json::json!({
+            "type": "text",
+            "text": vision::prompt(instruction, &vision::file_name(request), &analysis),
+        })];
+        for jpeg in &jpegs {
+            let data = base64::engine::general_purpose::STANDARD.encode(jpeg);
+            content.push(serde_json::json!({
+                "type": "image_url",
+                "image_url": { "url": format!("data:image/jpeg;base64,{data}") },
+            }));
+        }
+        let body = serde_json::json!({
+            "model": request.model,
+            "stream": true,
+            "stream_options": { "include_usage": true },
+            "messages": [{ "role": "user", "content": content }],
+        });
+
+        sink.stage(Stage::Writing);
+        let mut call = self
+            .client
+            .post(format!("{}/v1/chat/completions", self.base_url))
+            .json(&body);
+        if let Some(key) = &self.api_key {
+            call = call.bearer_auth(key);
+        }
+        let response = tokio::time::timeout(self.idle_gap, call.send())
+            .await
+            .map_err(|_| {
+                StoryError::transient(format!(
+                    "the server at {} did not answer within {} s",
+                    self.base_url,
+                    self.idle_gap.as_secs()
+                ))
+            })?
+            .map_err(|e| self.unreachable(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            let text = response.text().await.unwrap_or_default();
+            return Err(self.refused(status.as_u16(), retry_after, &request.model, &text));
+        }
+        self.read_stream(response, &request.model, sink).await
+    }
+
+    /// Writes the events' pieces into `sink` until `[DONE]`; the tokens the server counted.
+    async fn read_stream(
+        &self,
+        response: reqwest::Response,
+        model: &str,
+        sink: &mut StorySink,
+    ) -> Result<Usage, StoryError> {
+        let mut lines =
+            vision::LineReader::new("the OpenAI-compatible server", response, self.idle_gap);
+        let mut written = 0usize;
+        let mut usage = Usage::default();
+        let mut finish: Option<String> = None;
+        while let Some(line) = lines.next_line().await? {
+            // Server-sent events: `data:` lines carry the chunks; comments (`:`), `event:`,
+            // `id:` and blank lines between events carry nothing for us.
+            let Some(data) = line.strip_prefix("data:") else {
+                continue;
+            };
+            let data = data.trim();
+            if data == "[DONE]" {
+                return match finish.as_deref() {
+                    None | Some("stop") if written > 0 => {
+                        sink.progress(1.0);
+                        Ok(usage)
+                    }
+                    None | Some("stop") => {
+                        Err(StoryError::transient(format!("{model} wrote nothing")))
+                    }
+                    Some("length") => Err(StoryError::permanent(format!(
+                        "{model} stopped at its length limit before the story was finished \
+                         (raise the server's max tokens or context length)"
+                    ))),
+                    Some("content_filter") => Err(StoryError::permanent(format!(
+                        "{model}'s content filter stopped the story"
+                    ))),
+                    Some(other) => Err(StoryError::transient(format!(
+                        "{model} stopped before the story was finished ({other})"
+                    ))),
+                };
+            }
+            let chunk: serde_json::Value = serde_json::from_str(data).map_err(|e| {
+                StoryError::transient(format!(
+                    "the server sent something that is not a chat completion ({e}): {}",
+                    vision::shorten(data)
+                ))
+            })?;
+            if let Some(error) = chunk.get("error") {
+                let message = error
+                    .get("message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| error.to_string());
+                return Err(StoryError::transient(format!(
+                    "the server failed while writing with {model}: {message}"
+                )));
+            }
+            let choice = chunk.pointer("/choices/0");
+            if let Some(text) = choice
+                .and_then(|c| c.pointer("/delta/content"))
+                .and_then(|t| t.as_str())
+            {
+                sink.write(text);
+                written += text.len();
+                sink.progress(vision::writing_progress(written));
+            }
+            if let Some(reason) = choice
+                .and_then(|c| c.get("finish_reason"))
+                .and_then(|r| r.as_str())
+            {
+                finish = Some(reason.to_owned());
+            }
+            if let Some(counted) = chunk.get("usage").filter(|u| u.is_object()) {
+                let count = |field: &str| counted.get(field).and_then(|n| n.as_u64()).unwrap_or(0);
+                usage.input_tokens = count("prompt_tokens");
+                usage.output_tokens = count("completion_tokens");
+            }
+        }
+        Err(StoryError::transient(
+            "the server's answer broke off before its end",
+        ))
+    }
+
+    /// The error for a request that reached no server.
+    fn unreachable(&self, error: &reqwest::Error) -> StoryError {
+        if error.is_connect() {
+            StoryError::Setup {
+                message: format!(
+                    "no OpenAI-compatible server is answering at {} (start it, or set \
+                     STORYTELLER_OPENAI_BASE_URL to where it runs), then resume the queue",
+                    self.base_url
+                ),
+            }
+        } else {
+            error_for_transport("the OpenAI-compatible server", error)
+        }
+    }
+
+    /// The error for a request the server answered with `status`.
+    fn refused(
+        &self,
+        status: u16,
+        retry_after: Option<Duration>,
+        model: &str,
+        body: &str,
+    ) -> StoryError {
+        let said = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| {
+                v.pointer("/error/message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| body.trim().to_owned());
+        if status == 404 && said.to_lowercase().contains("model") {
+            return StoryError::Setup {
+                message: format!(
+                    "the server at {} has no model '{model}' ({}): choose one it serves, \
+                     then resume the queue",
+                    self.base_url,
+                    vision::shorten(&said)
+                ),
+            };
+        }
+        if matches!(status, 401 | 403) && self.api_key.is_none() {
+            return StoryError::Auth {
+                message: format!(
+                    "the server at {} wants an API key (HTTP {status}): set OPENAI_API_KEY, \
+                     then resume the queue",
+                    self.base_url
+                ),
+            };
+        }
+        error_for_status("The OpenAI-compatible server", status, retry_after, &said)
+    }
+}
+
+impl Storyteller for OpenAiStoryteller {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn default_model(&self) -> &str {
+        &self.default_model
+    }
+
+    fn presets(&self) -> &[&'static str] {
+        &vision::PRESETS
+    }
+
+    /// Any model the server serves: which ones is the server's to say when the job runs.
+    fn has_model(&self, model: &str) -> bool {
+        !model.trim().is_empty()
+    }
+
+    fn check_ready(&self) -> Result<(), StoryError> {
+        self.media().map(|_| ()).map_err(|e| StoryError::from(&e))
+    }
+
+    fn tell<'a>(
+        &'a self,
+        request: &'a StoryRequest,
+        sink: &'a mut StorySink,
+    ) -> BoxFuture<'a, Result<Usage, StoryError>> {
+        Box::pin(self.run(request, sink))
+    }
+}
