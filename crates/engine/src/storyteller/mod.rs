@@ -44,6 +44,36 @@ pub struct StoryRequest {
     pub checkpoint: Option<serde_json::Value>,
 }
 
+/// Where a storyteller that analyses videos gets its ffmpeg.
+#[derive(Clone, Debug)]
+pub enum MediaTools {
+    /// These binaries, as given.
+    Fixed(crate::media::Media),
+    /// Found afresh (environment, then `PATH`) for each video, so installing FFmpeg while the
+    /// app is open is enough.
+    Located {
+        /// Where thumbnails go.
+        thumbnails_root: PathBuf,
+    },
+}
+
+impl MediaTools {
+    /// The media analyser to use now.
+    pub fn media(&self) -> Result<crate::media::Media, MediaError> {
+        match self {
+            MediaTools::Fixed(media) => Ok(media.clone()),
+            MediaTools::Located { thumbnails_root } => {
+                crate::media::Media::locate(thumbnails_root.clone())
+            }
+        }
+    }
+
+    /// Whether ffmpeg and ffprobe are there (what [`Storyteller::check_ready`] asks).
+    pub fn check(&self) -> Result<(), StoryError> {
+        self.media().map(|_| ()).map_err(StoryError::from)
+    }
+}
+
 /// Turns a video into a story.
 pub trait Storyteller: Send + Sync + 'static {
     /// The name jobs refer to it by, e.g. `offline`.

@@ -10,7 +10,9 @@
 //! decoding) are saved as checkpoints as each completes ([`OfflineCheckpoint`]), and an attempt
 //! after an interruption continues from the last one instead of decoding the video again.
 
-use super::{BoxFuture, Checkpointer, StoryError, StoryRequest, StorySink, Storyteller};
+use super::{
+    BoxFuture, Checkpointer, MediaTools, StoryError, StoryRequest, StorySink, Storyteller,
+};
 use crate::job::{Stage, Usage};
 use crate::media::{
     self, clock, describe_format, Analysis, Keyframe, Media, MediaInfo, PassesDone,
@@ -63,27 +65,14 @@ impl Preset {
 /// Writes stories from ffmpeg's analysis alone.
 #[derive(Clone, Debug)]
 pub struct OfflineStoryteller {
-    tools: Tools,
-}
-
-/// Where the analyser's ffmpeg comes from.
-#[derive(Clone, Debug)]
-enum Tools {
-    /// These binaries, as given.
-    Fixed(Media),
-    /// Found afresh (environment, then `PATH`) for each video, so installing FFmpeg while the
-    /// app is open is enough.
-    Located {
-        /// Where thumbnails go.
-        thumbnails_root: std::path::PathBuf,
-    },
+    tools: MediaTools,
 }
 
 impl OfflineStoryteller {
     /// A storyteller using these ffmpeg binaries and thumbnail folder.
     pub fn new(media: Media) -> Self {
         Self {
-            tools: Tools::Fixed(media),
+            tools: MediaTools::Fixed(media),
         }
     }
 
@@ -91,16 +80,13 @@ impl OfflineStoryteller {
     /// keeping thumbnails under `thumbnails_root`.
     pub fn locating(thumbnails_root: std::path::PathBuf) -> Self {
         Self {
-            tools: Tools::Located { thumbnails_root },
+            tools: MediaTools::Located { thumbnails_root },
         }
     }
 
     /// The media analyser it uses now.
     pub fn media(&self) -> Result<Media, media::MediaError> {
-        match &self.tools {
-            Tools::Fixed(media) => Ok(media.clone()),
-            Tools::Located { thumbnails_root } => Media::locate(thumbnails_root.clone()),
-        }
+        self.tools.media()
     }
 
     /// Probes, analyses and writes, reporting into `sink`.
@@ -215,7 +201,7 @@ impl Storyteller for OfflineStoryteller {
     }
 
     fn check_ready(&self) -> Result<(), StoryError> {
-        self.media().map(|_| ()).map_err(StoryError::from)
+        self.tools.check()
     }
 
     fn tell<'a>(

@@ -9,13 +9,13 @@
 //!
 //! Faults are told apart: Ollama not running at its address, or without the model asked for,
 //! is a setup problem (the queue pauses, saying what to do), not the video's fault; a stream
-//! that breaks off, goes quiet for [`IDLE_GAP`] or carries an error is retried; a model that
+//! that breaks off, goes quiet for [`vision::IDLE_GAP`] or carries an error is retried; a model that
 //! stopped at its length limit fails the attempt with that reason.
 
 use super::http::{error_for_status, error_for_transport};
-use super::{vision, BoxFuture, StoryError, StoryRequest, StorySink, Storyteller};
+use super::{vision, BoxFuture, MediaTools, StoryError, StoryRequest, StorySink, Storyteller};
 use crate::job::{Stage, Usage};
-use crate::media::{self, Media};
+use crate::media::Media;
 use base64::Engine as _;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,26 +28,14 @@ pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:11434";
 /// own documentation starts with (a family name, not a version that will be retired).
 pub const DEFAULT_MODEL: &str = "llava";
 
-/// How long connecting may take: Ollama runs beside the app or on the local network.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the stream may stay silent: a model on a CPU can take minutes to read the images
-/// before its first word, but not longer than this between two pieces.
-pub const IDLE_GAP: Duration = Duration::from_secs(300);
-
 /// See the module doc.
 #[derive(Clone, Debug)]
 pub struct OllamaStoryteller {
     base_url: String,
     default_model: String,
     client: reqwest::Client,
-    tools: Tools,
+    tools: MediaTools,
     idle_gap: Duration,
-}
-
-#[derive(Clone, Debug)]
-enum Tools {
-    Fixed(Media),
-    Located { thumbnails_root: PathBuf },
 }
 
 impl OllamaStoryteller {
@@ -55,41 +43,35 @@ impl OllamaStoryteller {
     /// `default_model` when a job names none, and ffmpeg found on the `PATH` when it runs,
     /// keeping thumbnails under `thumbnails_root`.
     pub fn new(base_url: &str, default_model: &str, thumbnails_root: PathBuf) -> Self {
-        Self::with_tools(base_url, default_model, Tools::Located { thumbnails_root })
+        Self::with_tools(
+            base_url,
+            default_model,
+            MediaTools::Located { thumbnails_root },
+        )
     }
 
     /// [`OllamaStoryteller::new`] with these media tools.
     pub fn with_media(base_url: &str, default_model: &str, media: Media) -> Self {
-        Self::with_tools(base_url, default_model, Tools::Fixed(media))
+        Self::with_tools(base_url, default_model, MediaTools::Fixed(media))
     }
 
     /// The one the environment asks for: `STORYTELLER_OLLAMA_BASE_URL` (else
     /// [`DEFAULT_BASE_URL`]) and `STORYTELLER_OLLAMA_MODEL` (else [`DEFAULT_MODEL`]).
     pub fn from_env(thumbnails_root: PathBuf) -> Self {
-        let base = std::env::var("STORYTELLER_OLLAMA_BASE_URL")
-            .ok()
-            .filter(|base| !base.trim().is_empty())
+        let base = vision::env_value("STORYTELLER_OLLAMA_BASE_URL")
             .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
-        let model = std::env::var("STORYTELLER_OLLAMA_MODEL")
-            .ok()
-            .filter(|model| !model.trim().is_empty())
+        let model = vision::env_value("STORYTELLER_OLLAMA_MODEL")
             .unwrap_or_else(|| DEFAULT_MODEL.to_owned());
         Self::new(&base, &model, thumbnails_root)
     }
 
-    fn with_tools(base_url: &str, default_model: &str, tools: Tools) -> Self {
-        // No overall timeout: a long story streams for minutes. Connecting is bounded, and
-        // so is every silence in the stream (`idle_gap`).
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .unwrap_or_default();
+    fn with_tools(base_url: &str, default_model: &str, tools: MediaTools) -> Self {
         Self {
             base_url: base_url.trim_end_matches('/').to_owned(),
             default_model: default_model.to_owned(),
-            client,
+            client: vision::streaming_client(),
             tools,
-            idle_gap: IDLE_GAP,
+            idle_gap: vision::IDLE_GAP,
         }
     }
 
@@ -99,16 +81,9 @@ impl OllamaStoryteller {
         self
     }
 
-    fn media(&self) -> Result<Media, media::MediaError> {
-        match &self.tools {
-            Tools::Fixed(media) => Ok(media.clone()),
-            Tools::Located { thumbnails_root } => Media::locate(thumbnails_root.clone()),
-        }
-    }
-
     async fn run(&self, request: &StoryRequest, sink: &mut StorySink) -> Result<Usage, StoryError> {
         let instruction = vision::instruction(NAME, &request.preset)?;
-        let media = self.media()?;
+        let media = self.tools.media()?;
         let (analysis, jpegs) = vision::look(&media, request, sink, vision::ANALYSIS_END).await?;
         let images: Vec<String> = jpegs
             .iter()
@@ -128,14 +103,8 @@ impl OllamaStoryteller {
         sink.stage(Stage::Writing);
         let url = format!("{}/api/chat", self.base_url);
         let response =
-            tokio::time::timeout(self.idle_gap, self.client.post(&url).json(&body).send())
-                .await
-                .map_err(|_| {
-                    StoryError::transient(format!(
-                        "Ollama did not answer within {} s",
-                        self.idle_gap.as_secs()
-                    ))
-                })?
+            vision::send_within("Ollama", self.idle_gap, self.client.post(&url).json(&body))
+                .await?
                 .map_err(|e| self.unreachable(&e))?;
         let status = response.status();
         if !status.is_success() {
@@ -275,7 +244,7 @@ impl Storyteller for OllamaStoryteller {
     }
 
     fn check_ready(&self) -> Result<(), StoryError> {
-        self.media().map(|_| ()).map_err(|e| StoryError::from(&e))
+        self.tools.check()
     }
 
     fn tell<'a>(

@@ -14,9 +14,9 @@
 //! model stopped by its length limit or a content filter fails the attempt with that reason.
 
 use super::http::{error_for_status, error_for_transport, parse_retry_after};
-use super::{vision, BoxFuture, StoryError, StoryRequest, StorySink, Storyteller};
+use super::{vision, BoxFuture, MediaTools, StoryError, StoryRequest, StorySink, Storyteller};
 use crate::job::{Stage, Usage};
-use crate::media::{self, Media};
+use crate::media::Media;
 use base64::Engine as _;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -30,11 +30,6 @@ pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:8080";
 /// serve the model they loaded whatever the name; OpenAI itself needs a real one.
 pub const DEFAULT_MODEL: &str = "default";
 
-/// How long connecting may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the answer may stay silent, before its first word or between two.
-pub const IDLE_GAP: Duration = Duration::from_secs(300);
-
 /// See the module doc.
 #[derive(Clone)]
 pub struct OpenAiStoryteller {
@@ -42,7 +37,7 @@ pub struct OpenAiStoryteller {
     default_model: String,
     api_key: Option<String>,
     client: reqwest::Client,
-    tools: Tools,
+    tools: MediaTools,
     idle_gap: Duration,
 }
 
@@ -55,12 +50,6 @@ impl std::fmt::Debug for OpenAiStoryteller {
             .field("api_key", &self.api_key.as_ref().map(|_| "…"))
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Clone, Debug)]
-enum Tools {
-    Fixed(Media),
-    Located { thumbnails_root: PathBuf },
 }
 
 impl OpenAiStoryteller {
@@ -76,7 +65,7 @@ impl OpenAiStoryteller {
             base_url,
             default_model,
             api_key,
-            Tools::Located { thumbnails_root },
+            MediaTools::Located { thumbnails_root },
         )
     }
 
@@ -87,23 +76,19 @@ impl OpenAiStoryteller {
         api_key: Option<String>,
         media: Media,
     ) -> Self {
-        Self::with_tools(base_url, default_model, api_key, Tools::Fixed(media))
+        Self::with_tools(base_url, default_model, api_key, MediaTools::Fixed(media))
     }
 
     /// The one the environment asks for: `STORYTELLER_OPENAI_BASE_URL` (else
     /// [`DEFAULT_BASE_URL`]), `STORYTELLER_OPENAI_MODEL` (else [`DEFAULT_MODEL`]) and
     /// `OPENAI_API_KEY` (else no key).
     pub fn from_env(thumbnails_root: PathBuf) -> Self {
-        let set = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .map(|value| value.trim().to_owned())
-                .filter(|value| !value.is_empty())
-        };
         Self::new(
-            &set("STORYTELLER_OPENAI_BASE_URL").unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
-            &set("STORYTELLER_OPENAI_MODEL").unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
-            set("OPENAI_API_KEY"),
+            &vision::env_value("STORYTELLER_OPENAI_BASE_URL")
+                .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
+            &vision::env_value("STORYTELLER_OPENAI_MODEL")
+                .unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
+            vision::env_value("OPENAI_API_KEY"),
             thumbnails_root,
         )
     }
@@ -112,12 +97,8 @@ impl OpenAiStoryteller {
         base_url: &str,
         default_model: &str,
         api_key: Option<String>,
-        tools: Tools,
+        tools: MediaTools,
     ) -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .unwrap_or_default();
         let base_url = base_url.trim_end_matches('/');
         // People paste the address with its `/v1`; requests add it themselves.
         let base_url = base_url.strip_suffix("/v1").unwrap_or(base_url).to_owned();
@@ -125,9 +106,9 @@ impl OpenAiStoryteller {
             base_url,
             default_model: default_model.to_owned(),
             api_key,
-            client,
+            client: vision::streaming_client(),
             tools,
-            idle_gap: IDLE_GAP,
+            idle_gap: vision::IDLE_GAP,
         }
     }
 
@@ -137,16 +118,9 @@ impl OpenAiStoryteller {
         self
     }
 
-    fn media(&self) -> Result<Media, media::MediaError> {
-        match &self.tools {
-            Tools::Fixed(media) => Ok(media.clone()),
-            Tools::Located { thumbnails_root } => Media::locate(thumbnails_root.clone()),
-        }
-    }
-
     async fn run(&self, request: &StoryRequest, sink: &mut StorySink) -> Result<Usage, StoryError> {
         let instruction = vision::instruction(NAME, &request.preset)?;
-        let media = self.media()?;
+        let media = self.tools.media()?;
         let (analysis, jpegs) = vision::look(&media, request, sink, vision::ANALYSIS_END).await?;
         let mut content = vec![serde_json::json!({
             "type": "text",
@@ -174,15 +148,9 @@ impl OpenAiStoryteller {
         if let Some(key) = &self.api_key {
             call = call.bearer_auth(key);
         }
-        let response = tokio::time::timeout(self.idle_gap, call.send())
-            .await
-            .map_err(|_| {
-                StoryError::transient(format!(
-                    "the server at {} did not answer within {} s",
-                    self.base_url,
-                    self.idle_gap.as_secs()
-                ))
-            })?
+        let server = format!("the server at {}", self.base_url);
+        let response = vision::send_within(&server, self.idle_gap, call)
+            .await?
             .map_err(|e| self.unreachable(&e))?;
         let status = response.status();
         if !status.is_success() {
@@ -352,7 +320,7 @@ impl Storyteller for OpenAiStoryteller {
     }
 
     fn check_ready(&self) -> Result<(), StoryError> {
-        self.media().map(|_| ()).map_err(|e| StoryError::from(&e))
+        self.tools.check()
     }
 
     fn tell<'a>(

@@ -17,6 +17,45 @@ pub const PRESETS: [&str; 3] = ["narrative", "summary", "social"];
 pub const ANALYSIS_END: f64 = 0.5;
 /// A streamed line longer than this is not a model's answer.
 const MAX_LINE: usize = 1 << 20;
+/// How long connecting to a model's server may take (beside the app, or on the network).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a model's answer may stay silent: a model on a CPU can take minutes to read the
+/// images before its first word, but not longer than this, nor between two pieces.
+pub const IDLE_GAP: Duration = Duration::from_secs(300);
+
+/// The HTTP client for a model's server. No overall timeout: a long story streams for
+/// minutes. Connecting is bounded, and so is every silence ([`send_within`], [`LineReader`]).
+pub fn streaming_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .build()
+        .unwrap_or_default()
+}
+
+/// The environment variable `name`, when it is set to something.
+pub fn env_value(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// Sends `request`, waiting at most `idle_gap` for the answer to begin; `server` names who did
+/// not answer. The transport's own failure is left to the caller, which knows what it means.
+pub async fn send_within(
+    server: &str,
+    idle_gap: Duration,
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Result<reqwest::Response>, StoryError> {
+    tokio::time::timeout(idle_gap, request.send())
+        .await
+        .map_err(|_| {
+            StoryError::transient(format!(
+                "{server} did not answer within {} s",
+                idle_gap.as_secs()
+            ))
+        })
+}
 
 /// Looks at `request`'s video: probes it (the facts go to `sink`), analyses it (progress up
 /// to `analysis_end`) and reads its keyframes' JPEGs, in time order.

@@ -8,8 +8,7 @@ use std::time::Duration;
 use storyteller_engine::storyteller::ollama::OllamaStoryteller;
 use storyteller_engine::storyteller::{StoryError, StoryRequest, Storyteller};
 use storyteller_engine::{Event, JobId};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{MockServer, ResponseTemplate};
 
 fn request(source: &Path, preset: &str) -> StoryRequest {
     StoryRequest {
@@ -47,22 +46,11 @@ fn streamed(body: String) -> ResponseTemplate {
 }
 
 async fn server_answering(answer: ResponseTemplate) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/chat"))
-        .respond_with(answer)
-        .mount(&server)
-        .await;
-    server
+    support::server_answering("/api/chat", answer).await
 }
 
 fn video(dir: &Path) -> std::path::PathBuf {
-    support::make_scenes(
-        dir,
-        "harbour.mp4",
-        &[(Look::Colour("navy"), 2.0), (Look::TestSrc, 2.0)],
-        true,
-    )
+    support::two_shots(dir, "harbour.mp4", Look::Colour("navy"))
 }
 
 #[tokio::test]
@@ -139,12 +127,7 @@ async fn a_missing_model_or_a_stopped_ollama_pauses_the_queue_saying_what_to_do(
     assert!(message.contains("ollama pull llava:13b"), "{message}");
 
     // Nothing listens on a port just freed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
+    let base = support::nobody_listening();
     let teller = OllamaStoryteller::with_media(&base, "llava", support::media());
     let error = teller
         .tell(&request(&video, "narrative"), &mut support::sink())

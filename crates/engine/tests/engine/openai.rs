@@ -66,22 +66,11 @@ fn streamed(body: String) -> ResponseTemplate {
 }
 
 async fn server_answering(answer: ResponseTemplate) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/chat/completions"))
-        .respond_with(answer)
-        .mount(&server)
-        .await;
-    server
+    support::server_answering("/v1/chat/completions", answer).await
 }
 
 fn video(dir: &Path) -> std::path::PathBuf {
-    support::make_scenes(
-        dir,
-        "market.mp4",
-        &[(Look::Colour("orange"), 2.0), (Look::TestSrc, 2.0)],
-        true,
-    )
+    support::two_shots(dir, "market.mp4", Look::Colour("orange"))
 }
 
 #[tokio::test]
@@ -214,12 +203,7 @@ async fn each_fault_of_the_server_gets_its_own_kind_and_words() {
     }
 
     // No server at all: a setup problem naming the address.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
+    let base = support::nobody_listening();
     let teller = OpenAiStoryteller::with_media(&base, "default", None, support::media())
         .with_idle_gap(Duration::from_secs(5));
     let error = teller

@@ -247,3 +247,33 @@ pub fn drain(events: &mut Subscription) -> Vec<Event> {
 pub fn is_jpeg(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0xFF, 0xD8, 0xFF])
 }
+
+/// A local server answering every POST to `route` with `answer`, as a model's server would.
+pub async fn server_answering(
+    route: &str,
+    answer: wiremock::ResponseTemplate,
+) -> wiremock::MockServer {
+    use wiremock::matchers::{method, path};
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(method("POST"))
+        .and(path(route))
+        .respond_with(answer)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// An address on this machine where nothing listens (a port just freed).
+pub fn nobody_listening() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A 4-second video of two 2-second shots, `first` then test bars, with sound.
+pub fn two_shots(dir: &Path, name: &str, first: Look) -> PathBuf {
+    make_scenes(dir, name, &[(first, 2.0), (Look::TestSrc, 2.0)], true)
+}
