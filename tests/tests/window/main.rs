@@ -54,6 +54,31 @@ async fn wait_for_clipboard(
     }
 }
 
+/// The file names of the rows on screen, sorted.
+fn visible(rows: &[Row]) -> Vec<String> {
+    let mut files: Vec<String> = rows
+        .iter()
+        .filter(|r| r.visible)
+        .map(|r| r.file.clone())
+        .collect();
+    files.sort();
+    files
+}
+
+/// Sets the control at `selector` to `value` as a person does, so its `event` handler runs.
+async fn set_control(window: &Window<'_>, selector: &str, value: &str, event: &str) {
+    window
+        .script(
+            "const [selector, value, event] = arguments;
+             const control = document.querySelector(selector);
+             control.value = value;
+             control.dispatchEvent(new Event(event));
+             return true;",
+            vec![json!(selector), json!(value), json!(event)],
+        )
+        .await;
+}
+
 fn row<'r>(rows: &'r [Row], file: &str) -> Option<&'r Row> {
     rows.iter().find(|row| row.file == file)
 }
@@ -290,14 +315,7 @@ async fn added_videos_are_told_shown_copied_exported_and_found() {
         .wait_for_rows(
             "only orchard-fractal.mp4 to stay visible after typing \"orch\" into #search",
             UI_DEADLINE,
-            |rows| {
-                let visible: Vec<&str> = rows
-                    .iter()
-                    .filter(|r| r.visible)
-                    .map(|r| r.file.as_str())
-                    .collect();
-                Ok(visible == [wanted])
-            },
+            |rows| Ok(visible(rows) == [wanted]),
         )
         .await;
     window
@@ -341,29 +359,13 @@ async fn added_videos_are_told_shown_copied_exported_and_found() {
         .filter_map(|job| job["file"].as_str().map(str::to_owned))
         .collect();
     expected.sort();
-    window
-        .script(
-            "const search = document.querySelector('#search');
-             search.value = '';
-             search.dispatchEvent(new Event('input'));
-             return true;",
-            vec![],
-        )
-        .await;
+    set_control(&window, "#search", "", "input").await;
     window.type_into("#search", &word).await;
     window
         .wait_for_rows(
             &format!("the videos whose story has \"{word}\" ({expected:?}) after searching it"),
             UI_DEADLINE,
-            |rows| {
-                let mut visible: Vec<String> = rows
-                    .iter()
-                    .filter(|r| r.visible)
-                    .map(|r| r.file.clone())
-                    .collect();
-                visible.sort();
-                Ok(visible == expected)
-            },
+            |rows| Ok(visible(rows) == expected),
         )
         .await;
     // Each hit shows the line of its story that matched.
@@ -381,30 +383,13 @@ async fn added_videos_are_told_shown_copied_exported_and_found() {
         .await;
 
     // The state filter: failed videos alone.
-    window
-        .script(
-            "const search = document.querySelector('#search');
-             search.value = '';
-             search.dispatchEvent(new Event('input'));
-             const filter = document.querySelector('#state-filter');
-             filter.value = 'dead';
-             filter.dispatchEvent(new Event('change'));
-             return true;",
-            vec![],
-        )
-        .await;
+    set_control(&window, "#search", "", "input").await;
+    set_control(&window, "#state-filter", "dead", "change").await;
     window
         .wait_for_rows(
             "only the failed video under \"Failed\"",
             UI_DEADLINE,
-            |rows| {
-                let visible: Vec<&str> = rows
-                    .iter()
-                    .filter(|r| r.visible)
-                    .map(|r| r.file.as_str())
-                    .collect();
-                Ok(visible == [broken])
-            },
+            |rows| Ok(visible(rows) == [broken]),
         )
         .await;
     // Its row offers Retry, which queues it again (and it fails again at once: it is still
@@ -446,15 +431,7 @@ async fn added_videos_are_told_shown_copied_exported_and_found() {
 
     // The keyboard: the arrows move the selection, Ctrl+C copies the selected story, Delete
     // removes the selected video.
-    window
-        .script(
-            "const filter = document.querySelector('#state-filter');
-             filter.value = '';
-             filter.dispatchEvent(new Event('change'));
-             return true;",
-            vec![],
-        )
-        .await;
+    set_control(&window, "#state-filter", "", "change").await;
     window
         .click(&format!("#queue [data-job-id=\"{}\"]", chosen.id))
         .await;
@@ -538,16 +515,8 @@ async fn added_videos_are_told_shown_copied_exported_and_found() {
                  && document.querySelectorAll('#setting-storyteller option').length > 1;",
         )
         .await;
-    window
-        .script(
-            "const teller = document.querySelector('#setting-storyteller');
-             teller.value = 'ollama';
-             teller.dispatchEvent(new Event('change'));
-             document.querySelector('#setting-model').value = 'llava:13b';
-             return true;",
-            vec![],
-        )
-        .await;
+    set_control(&window, "#setting-storyteller", "ollama", "change").await;
+    set_control(&window, "#setting-model", "llava:13b", "input").await;
     window.save_screenshot("window-settings.png").await;
     window.click("#settings-save").await;
     let start = Instant::now();
