@@ -52,6 +52,18 @@ fn outcomes(report: &storyteller_engine::wire::AddReport) -> Vec<AddOutcome> {
     report.entries.iter().map(|e| e.outcome).collect()
 }
 
+/// Adds `videos` with the settings' choices and works the queue until it is empty.
+async fn add_and_tell(engine: &Engine, videos: Vec<std::path::PathBuf>) {
+    engine
+        .add(videos, AddOptions::default(), |_| {})
+        .await
+        .unwrap();
+    engine
+        .run(RunUntil::Empty, std::future::pending())
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adding_a_folder_twice_reports_what_is_already_there_and_again_adds_it_anyway() {
     let dir = tempfile::tempdir().unwrap();
@@ -538,14 +550,7 @@ async fn a_story_is_written_beside_its_video_when_the_settings_ask_and_a_file_th
     // Someone's own notes under the name of the second video's story: not to be replaced.
     let kept = folder.join("b00001.story.md");
     std::fs::write(&kept, "my own notes").unwrap();
-    engine
-        .add(videos, AddOptions::default(), |_| {})
-        .await
-        .unwrap();
-    engine
-        .run(RunUntil::Empty, std::future::pending())
-        .await
-        .unwrap();
+    add_and_tell(&engine, videos).await;
 
     for (file, video) in [
         ("b00000.story.md", "b00000"),
@@ -577,14 +582,7 @@ async fn every_story_exports_into_one_word_or_pdf_file() {
     let videos = files(&dir.path().join("videos"), "e", 2);
     let teller = Scripted::telling(|name| format!("Il était une fois {name}.\n\nПривет."));
     let engine = scripted_engine(&dir.path().join("home"), teller).await;
-    engine
-        .add(videos, AddOptions::default(), |_| {})
-        .await
-        .unwrap();
-    engine
-        .run(RunUntil::Empty, std::future::pending())
-        .await
-        .unwrap();
+    add_and_tell(&engine, videos).await;
 
     let (docx, count) = engine
         .export(ExportFormat::Docx, ExportQuery::default())
