@@ -211,16 +211,32 @@ export type ErrorCode =
 
 /**  Why a job failed, so the queue knows what to do about it. */
 export type ErrorKind = 
-/**  Worth trying again later (timeouts, connection errors, HTTP 429/5xx). */
+/**  Worth trying again later (timeouts, connection errors, HTTP 5xx). */
 "transient" | 
 /**  Trying again cannot help (unsupported or corrupt file, HTTP 400). */
 "permanent" | 
-/**  The storyteller refused our credentials; the queue pauses. */
+/**  The storyteller refused our credentials; that storyteller pauses. */
 "auth" | 
-/**  Something the app needs is missing (ffmpeg, a model); the queue pauses. */
+/**  Something the app needs is missing (ffmpeg); the queue pauses. */
 "setup" | 
 /**  The process died while running the job, too many times. */
-"crashed";
+"crashed" | 
+/**
+ *  The storyteller's service asked us to slow down: the job waits its turn again, its
+ *  attempt refunded.
+ */
+"rate_limited" | 
+/**  The storyteller's quota is spent until a time: it pauses until then. */
+"quota" | 
+/**  The model asked for is not there (retired, not pulled): that storyteller pauses. */
+"model" | 
+/**
+ *  The storyteller's service is not running or cannot be reached: that storyteller pauses
+ *  and looks again shortly.
+ */
+"unreachable" | 
+/**  The spending cap set for the storyteller is reached: it pauses. */
+"spending";
 
 /**  An error as it crosses a process or IPC boundary. */
 export type ErrorPayload = {
@@ -275,6 +291,35 @@ state: JobState;
 cached: boolean; 
 /**  Why it failed, if it did. */
 error: JobError | null } | 
+/**  Bytes of a job's video sent to its storyteller's service so far. */
+{ type: "uploadProgress"; 
+/**  The job. */
+jobId: JobId; 
+/**  Bytes sent (a JavaScript number: exact up to 2^53). */
+sentBytes: number; 
+/**  Bytes in all. */
+totalBytes: number } | 
+/**
+ *  What a job has spent in all, after an attempt booked its tokens and cost (whatever the
+ *  attempt's end: money spent is never lost from the books).
+ */
+{ type: "jobSpent"; 
+/**  The job. */
+jobId: JobId; 
+/**  Its totals over every attempt. */
+usage: UsageView } | 
+/**
+ *  A storyteller stopped starting jobs (its key refused, its quota spent, its model gone,
+ *  its service not running, its spending cap reached, or the person's say); the other
+ *  storytellers go on. Its name is what the event is about.
+ */
+{ type: "storytellerPaused"; 
+/**  Why, and when it goes on by itself. */
+pause: StorytellerPauseView } | 
+/**  A storyteller starts jobs again. */
+{ type: "storytellerResumed"; 
+/**  The storyteller. */
+storyteller: string } | 
 /**  A job was given another priority. */
 { type: "priorityChanged"; 
 /**  The job. */
@@ -465,6 +510,21 @@ export type MediaView = {
 	audio: AudioView | null,
 };
 
+/**  Why a storyteller is paused. */
+export type PauseKind = 
+/**  Paused by the person. */
+"person" | 
+/**  Its key was refused. */
+"auth" | 
+/**  Its quota is spent until a time. */
+"quota" | 
+/**  Its model is not there. */
+"model" | 
+/**  Its service is not running or not reachable. */
+"unreachable" | 
+/**  Its spending cap is reached. */
+"spending";
+
 /**  Scheduling class: every high job is claimed before any normal one, and so on. */
 export type Priority = 
 /**  Ahead of everything else. */
@@ -492,6 +552,8 @@ export type QueueStats = {
 	cacheMisses: number,
 	/**  Why the queue is paused, when it is. */
 	paused: string | null,
+	/**  Storytellers paused on their own (the rest of the queue goes on). */
+	pausedStorytellers: StorytellerPauseView[],
 };
 
 /**  A job whose story or file name matches a search. */
@@ -549,6 +611,15 @@ export type Stage =
 "probing" | 
 /**  Scenes, keyframes, sound. */
 "analysing" | 
+/**
+ *  Sending the video to the storyteller's service (see [`Event::UploadProgress`] for the
+ *  bytes).
+ * 
+ *  [`Event::UploadProgress`]: crate::event::Event::UploadProgress
+ */
+"uploading" | 
+/**  The service is preparing the video it was sent (Gemini's file processing). */
+"processing" | 
 /**  The storyteller is writing. */
 "writing" | 
 /**  Finished (whatever the outcome). */
@@ -566,13 +637,29 @@ export type StorytellerInfo = {
 	presets: string[],
 };
 
+/**  A storyteller that starts no jobs for now, and why; the other storytellers go on. */
+export type StorytellerPauseView = {
+	/**  The storyteller. */
+	storyteller: string,
+	/**  What happened and what to do, for people. */
+	reason: string,
+	/**  Why, for front ends to branch on (auth, quota, model, unreachable, spending, paused). */
+	kind: PauseKind,
+	/**  When it goes on by itself (ISO 8601), if it does. */
+	until: string | null,
+	/**  Jobs of this storyteller waiting meanwhile. */
+	queued: number,
+};
+
 /**  Tokens and money one story cost. */
 export type UsageView = {
-	/**  Tokens sent to the model. */
+	/**  Tokens sent to the model (sound included). */
 	inputTokens: number,
+	/**  Of those, the tokens of sound, where the provider counts them apart. */
+	audioInputTokens: number,
 	/**  Tokens the model wrote. */
 	outputTokens: number,
-	/**  In US dollars (0 offline). */
+	/**  In US dollars (0 offline): kept in whole millionths, so exact to the micro-dollar. */
 	costUsd: number,
 };
 

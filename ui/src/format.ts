@@ -6,6 +6,8 @@ const STAGE_WORDS: Record<Stage, string> = {
   waiting: "Waiting",
   probing: "Reading the file",
   analysing: "Watching",
+  uploading: "Uploading",
+  processing: "Being prepared",
   writing: "Writing",
   done: "Done",
 };
@@ -82,4 +84,24 @@ export function exportFormatOf(path: string): ExportFormat {
     default:
       return "markdown";
   }
+}
+
+/** Money for people: `$0`, `$0.0044`, `$0.012`, `$1.25`. */
+export function dollars(usd: number): string {
+  if (!(usd > 0)) return "$0";
+  if (usd >= 1) return `$${usd.toFixed(2)}`;
+  if (usd >= 0.01) return `$${usd.toFixed(3)}`;
+  return `$${usd.toFixed(4)}`;
+}
+
+/** A paused storyteller in words: who, why, and when it goes on by itself (local time). */
+export function pauseWords(pause: {
+  storyteller: string;
+  reason: string;
+  until: string | null;
+}): string {
+  const until = pause.until
+    ? ` (until ${new Date(pause.until).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })})`
+    : "";
+  return `${pause.storyteller} paused${until}: ${pause.reason}`;
 }

@@ -6,7 +6,7 @@ import { getCurrentWebview } from "@tauri-apps/api/webview";
 import { open, save } from "@tauri-apps/plugin-dialog";
 import { events, type AddReport, type Envelope, type JobState, type StorytellerInfo } from "./bindings";
 import { api, describe } from "./api";
-import { count, duration, exportFormatOf } from "./format";
+import { count, dollars, duration, exportFormatOf, pauseWords } from "./format";
 import { summarize, timeLeft } from "./summary";
 import { emptyChange, mergeChange, QueueModel, type Change } from "./model";
 import { QueueList } from "./view/queue";
@@ -208,7 +208,10 @@ function paintStatus(): void {
     parts.push(summary.leftSecs === null ? "estimating time left…" : timeLeft(summary.leftSecs));
   }
   if (summary.cacheHits) parts.push(`${summary.cacheHits} told before`);
+  const spent = model.all().reduce((sum, job) => sum + (job.usage?.costUsd ?? 0), 0);
+  if (spent > 0) parts.push(`${dollars(spent)} spent`);
   if (model.paused) parts.push(`Paused: ${model.paused}`);
+  for (const pause of model.pausedStorytellers) parts.push(pauseWords(pause));
   statusLine.textContent = parts.join(" · ");
   pauseButton.textContent = model.paused ? "Resume" : "Pause";
   pauseButton.setAttribute("aria-pressed", String(Boolean(model.paused)));
@@ -266,6 +269,7 @@ async function reload(onFirstPage?: () => void): Promise<void> {
   const counts = await stats;
   model.stats = counts;
   model.paused = counts.paused;
+  model.pausedStorytellers = counts.pausedStorytellers;
   const change = emptyChange();
   change.stats = true;
   schedule(change);

@@ -154,4 +154,30 @@ describe("QueueModel", () => {
     model.apply(envelope({ type: "queueResumed" }));
     expect(model.paused).toBeNull();
   });
+
+  it("tracks paused storytellers, uploads and what each job spent", () => {
+    const model = new QueueModel();
+    model.load([job(1)]);
+    const pause = {
+      storyteller: "gemini",
+      reason: "Gemini's daily quota is spent",
+      kind: "quota" as const,
+      until: "2026-12-03T08:00:00.000Z",
+      queued: 38,
+    };
+    expect(model.apply(envelope({ type: "storytellerPaused", pause })).stats).toBe(true);
+    model.apply(envelope({ type: "storytellerPaused", pause: { ...pause, queued: 37 } }));
+    expect(model.pausedStorytellers).toEqual([{ ...pause, queued: 37 }]);
+    expect(model.paused).toBeNull();
+    model.apply(envelope({ type: "storytellerResumed", storyteller: "gemini" }));
+    expect(model.pausedStorytellers).toEqual([]);
+
+    const id = job(1).id;
+    const upload = model.apply(envelope({ type: "uploadProgress", jobId: id, sentBytes: 8, totalBytes: 32 }));
+    expect(upload.rows.has(id)).toBe(true);
+    expect(model.uploads.get(id)).toEqual({ sent: 8, total: 32 });
+    const usage = { inputTokens: 9120, audioInputTokens: 960, outputTokens: 412, costUsd: 0.004438 };
+    model.apply(envelope({ type: "jobSpent", jobId: id, usage }));
+    expect(model.job(id)?.usage).toEqual(usage);
+  });
 });

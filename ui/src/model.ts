@@ -1,7 +1,7 @@
 // The window's picture of the queue, kept up to date by the engine's events alone (the window
 // never polls). Pure: no DOM here, so it is unit-tested directly.
 
-import type { Envelope, JobState, JobView, QueueStats } from "./bindings";
+import type { Envelope, JobState, JobView, QueueStats, StorytellerPauseView } from "./bindings";
 import { StoryBuffer } from "./story";
 
 /** What one event changed, for the views to repaint just that. */
@@ -49,6 +49,10 @@ export class QueueModel {
   private readonly stories = new Map<string, StoryBuffer>();
   stats: QueueStats | null = null;
   paused: string | null = null;
+  /** Storytellers paused on their own (the rest of the queue goes on). */
+  pausedStorytellers: StorytellerPauseView[] = [];
+  /** Bytes sent so far of each job whose video is being uploaded. */
+  readonly uploads = new Map<string, { sent: number; total: number }>();
   concurrency: number | null = null;
   /** The last event's sequence number. */
   lastSeq = 0;
@@ -193,8 +197,35 @@ export class QueueModel {
       case "queueStats":
         this.stats = envelope.stats;
         this.paused = envelope.stats.paused;
+        this.pausedStorytellers = envelope.stats.pausedStorytellers;
         change.stats = true;
         break;
+      case "storytellerPaused":
+        this.pausedStorytellers = [
+          ...this.pausedStorytellers.filter((p) => p.storyteller !== envelope.pause.storyteller),
+          envelope.pause,
+        ];
+        change.stats = true;
+        break;
+      case "storytellerResumed":
+        this.pausedStorytellers = this.pausedStorytellers.filter(
+          (p) => p.storyteller !== envelope.storyteller,
+        );
+        change.stats = true;
+        break;
+      case "uploadProgress":
+        this.uploads.set(envelope.jobId, { sent: envelope.sentBytes, total: envelope.totalBytes });
+        change.rows.add(envelope.jobId);
+        break;
+      case "jobSpent": {
+        const job = this.jobs.get(envelope.jobId);
+        if (job) {
+          this.jobs.set(job.id, { ...job, usage: envelope.usage });
+          change.rows.add(job.id);
+          change.stats = true;
+        }
+        break;
+      }
       case "queuePaused":
         this.paused = envelope.reason;
         change.stats = true;

@@ -62,6 +62,7 @@ describe("the queue summary", () => {
       cacheHits: 5,
       cacheMisses: 35,
       paused: null,
+      pausedStorytellers: [],
     };
     const summary = summarize([told(1, 10, 10), cached, job(3, { media: media(10) })], stats, 1);
     expect(summary.done).toBe(40);

@@ -24,7 +24,7 @@ export function job(n: number, overrides: Partial<JobView> = {}): JobView {
     sizeBytes: 1000,
     contentHash: `hash-${n}`,
     media: null,
-    usage: { inputTokens: 0, outputTokens: 0, costUsd: 0 },
+    usage: { inputTokens: 0, audioInputTokens: 0, outputTokens: 0, costUsd: 0 },
     runAfter: null,
     createdAt: "2026-12-02T00:00:00.000Z",
     updatedAt: "2026-12-02T00:00:00.000Z",

@@ -147,9 +147,16 @@ enum Command {
         /// Why, shown to anyone looking at the queue.
         #[arg(long, default_value = "paused by the user")]
         reason: String,
+        /// Pause only this storyteller's jobs; the others go on.
+        #[arg(long)]
+        storyteller: Option<String>,
     },
-    /// Start jobs again.
-    Resume,
+    /// Start jobs again (every paused storyteller too).
+    Resume {
+        /// Start only this storyteller's jobs again (after fixing its key, model or server).
+        #[arg(long)]
+        storyteller: Option<String>,
+    },
     /// Counts per state and result-cache figures.
     Stats {
         /// Print as JSON.
@@ -342,11 +349,15 @@ async fn open(home: Option<PathBuf>, run: Option<&RunOptions>) -> anyhow::Result
     Ok(Engine::open(options).await?)
 }
 
-/// Tells the person when the queue is paused (nothing will start); whether it is.
+/// Tells the person when the queue is paused (nothing will start); whether it is. Paused
+/// storytellers are named too (their jobs wait; the others run).
 async fn say_if_paused(engine: &Engine) -> anyhow::Result<bool> {
     let stats = engine.stats().await?;
     if let Some(reason) = &stats.paused {
         eprintln!("the queue is paused ({reason}); `storyteller resume` starts it again");
+    }
+    for pause in &stats.paused_storytellers {
+        eprintln!("{}", output::pause_words(pause));
     }
     Ok(stats.paused.is_some())
 }
@@ -419,8 +430,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await;
             display.finish().await;
             result?;
-            if let Ok(Ok(WaitOutcome::Paused { reason })) = outcome_rx.await {
-                eprintln!("queue paused: {reason}");
+            match outcome_rx.await {
+                Ok(Ok(WaitOutcome::Paused { reason })) => eprintln!("queue paused: {reason}"),
+                Ok(Ok(WaitOutcome::StorytellerPaused { reason })) => {
+                    eprintln!("not told yet: {reason}")
+                }
+                _ => {}
             }
             let finished = engine.jobs(&ids).await?;
             // A job removed meanwhile (`rm` from another terminal) ends the wait for it too.
@@ -529,12 +544,36 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out!("deleted {n} finished job{}", if n == 1 { "" } else { "s" });
             Ok(ExitCode::SUCCESS)
         }
-        Command::Pause { reason } => {
+        Command::Pause {
+            reason,
+            storyteller: Some(storyteller),
+        } => {
+            open(home, None)
+                .await?
+                .pause_storyteller(&storyteller, reason)
+                .await?;
+            out!("{storyteller} paused (other storytellers go on)");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pause {
+            reason,
+            storyteller: None,
+        } => {
             open(home, None).await?.pause(reason).await?;
             out!("queue paused");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Resume => {
+        Command::Resume {
+            storyteller: Some(storyteller),
+        } => {
+            open(home, None)
+                .await?
+                .resume_storyteller(&storyteller)
+                .await?;
+            out!("{storyteller} resumed");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Resume { storyteller: None } => {
             open(home, None).await?.resume().await?;
             out!("queue resumed");
             Ok(ExitCode::SUCCESS)

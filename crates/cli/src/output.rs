@@ -200,6 +200,27 @@ pub fn print_stats(stats: &QueueStats, left: u32) {
     if let Some(reason) = &stats.paused {
         out!("paused:     {reason}");
     }
+    for pause in &stats.paused_storytellers {
+        out!("{}", pause_words(pause));
+    }
+}
+
+/// A paused storyteller in a line: who, why, how many wait, until when.
+pub fn pause_words(pause: &storyteller_engine::wire::StorytellerPauseView) -> String {
+    let until = pause
+        .until
+        .as_deref()
+        .map(|until| format!(", until {until}"))
+        .unwrap_or_else(|| {
+            format!(
+                "; `storyteller resume --storyteller {}` starts it again",
+                pause.storyteller
+            )
+        });
+    format!(
+        "{} paused ({} waiting{until}): {}",
+        pause.storyteller, pause.queued, pause.reason
+    )
 }
 
 /// The settings, one per line.
@@ -267,6 +288,17 @@ pub fn print_event(envelope: &Envelope) {
         ),
         Event::QueuePaused { reason } => format!("queue paused: {reason}"),
         Event::QueueResumed => "queue resumed".into(),
+        Event::UploadProgress {
+            job_id,
+            sent_bytes,
+            total_bytes,
+        } => format!("{job_id} uploaded {sent_bytes} of {total_bytes} bytes"),
+        Event::JobSpent { job_id, usage } => format!(
+            "{job_id} spent {} input and {} output tokens in all, ${:.6}",
+            usage.input_tokens, usage.output_tokens, usage.cost_usd
+        ),
+        Event::StorytellerPaused { pause } => pause_words(pause),
+        Event::StorytellerResumed { storyteller } => format!("{storyteller} resumed"),
         Event::ConcurrencyChanged { concurrency } => format!(
             "{concurrency} job{} at once",
             if *concurrency == 1 { "" } else { "s" }

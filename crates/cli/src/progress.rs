@@ -253,6 +253,12 @@ async fn draw(
             }
             Event::QueuePaused { reason } => say(&multi, format!("⏸ queue paused: {reason}")),
             Event::QueueResumed => say(&multi, "▶ queue resumed".into()),
+            Event::StorytellerPaused { pause } => {
+                say(&multi, format!("⏸ {}", crate::output::pause_words(&pause)))
+            }
+            Event::StorytellerResumed { storyteller } => {
+                say(&multi, format!("▶ {storyteller} resumed"))
+            }
             _ => {}
         }
     }

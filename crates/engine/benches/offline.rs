@@ -123,6 +123,7 @@ fn main() {
             preset: "narrative".into(),
             model: OFFLINE_MODEL.into(),
             checkpoint: None,
+            cancelled: Default::default(),
         };
 
         // Warm the page cache so the figure measures our work, not the first read of the disk.
@@ -171,6 +172,7 @@ fn main() {
             .expect("the passes were saved as a checkpoint");
         let resumed = StoryRequest {
             checkpoint: Some(resume_from),
+            cancelled: Default::default(),
             ..request.clone()
         };
         let cpu_before = children_cpu_secs();

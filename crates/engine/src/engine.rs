@@ -513,9 +513,50 @@ impl Engine {
         self.inner.pool.pause(reason).await
     }
 
-    /// Claims jobs again.
+    /// Claims jobs again, of every storyteller.
     pub async fn resume(&self) -> Result<()> {
         self.inner.pool.resume().await
+    }
+
+    /// Stops starting `storyteller`'s jobs, with a reason people see; the others go on.
+    pub async fn pause_storyteller(
+        &self,
+        storyteller: &str,
+        reason: impl Into<String>,
+    ) -> Result<()> {
+        self.check_storyteller(storyteller)?;
+        self.inner
+            .store
+            .set_storyteller_paused(
+                storyteller.to_owned(),
+                Some(crate::store::StorytellerPause {
+                    kind: crate::wire::PauseKind::Person,
+                    reason: reason.into(),
+                    until_ms: None,
+                }),
+            )
+            .await
+    }
+
+    /// Starts `storyteller`'s jobs again (after its key or model was fixed, or early).
+    pub async fn resume_storyteller(&self, storyteller: &str) -> Result<()> {
+        self.check_storyteller(storyteller)?;
+        self.inner
+            .store
+            .set_storyteller_paused(storyteller.to_owned(), None)
+            .await?;
+        self.inner.pool.wake();
+        Ok(())
+    }
+
+    fn check_storyteller(&self, name: &str) -> Result<()> {
+        if self.inner.storytellers.get(name).is_some() {
+            return Ok(());
+        }
+        Err(EngineError::UnknownStoryteller {
+            name: name.to_owned(),
+            available: self.inner.storytellers.names().join(", "),
+        })
     }
 
     async fn resolve(&self, id: &str) -> Result<Job> {
@@ -711,6 +752,10 @@ impl Engine {
         if let Some(reason) = self.stats().await?.paused {
             return Ok(WaitOutcome::Paused { reason });
         }
+        if let Some(reason) = self.held_by_paused_storytellers(&pending).await? {
+            return Ok(WaitOutcome::StorytellerPaused { reason });
+        }
+        let mut storyteller_paused = false;
         tokio::pin!(interrupt);
         use crate::event::Event;
         while !pending.is_empty() {
@@ -728,6 +773,23 @@ impl Engine {
                     }
                 }
                 Event::QueuePaused { reason } => return Ok(WaitOutcome::Paused { reason }),
+                // A storyteller pauses while its job is still running; the job goes back to
+                // the queue just after. Either may come last.
+                Event::StorytellerPaused { .. } => {
+                    storyteller_paused = true;
+                    if let Some(reason) = self.held_by_paused_storytellers(&pending).await? {
+                        return Ok(WaitOutcome::StorytellerPaused { reason });
+                    }
+                }
+                Event::JobUpdated {
+                    job_id,
+                    state: JobState::Queued,
+                    ..
+                } if storyteller_paused && pending.contains(&job_id) => {
+                    if let Some(reason) = self.held_by_paused_storytellers(&pending).await? {
+                        return Ok(WaitOutcome::StorytellerPaused { reason });
+                    }
+                }
                 Event::Resync { .. } => {
                     let ids: Vec<JobId> = pending.iter().copied().collect();
                     pending = self.unfinished(&ids).await?;
@@ -736,6 +798,34 @@ impl Engine {
             }
         }
         Ok(WaitOutcome::Finished)
+    }
+
+    /// When every job in `pending` is of a paused storyteller, what their pauses say: nothing
+    /// will start for them until the person acts or the pause's time comes.
+    async fn held_by_paused_storytellers(
+        &self,
+        pending: &HashSet<JobId>,
+    ) -> Result<Option<String>> {
+        let pauses = self.stats().await?.paused_storytellers;
+        if pauses.is_empty() || pending.is_empty() {
+            return Ok(None);
+        }
+        let ids: Vec<JobId> = pending.iter().copied().collect();
+        let jobs = self.jobs(&ids).await?;
+        let mut reasons: Vec<String> = Vec::new();
+        for job in jobs.iter().filter(|job| !job.state.is_finished()) {
+            if job.state == JobState::Running {
+                return Ok(None);
+            }
+            let Some(pause) = pauses.iter().find(|p| p.storyteller == job.storyteller) else {
+                return Ok(None);
+            };
+            let reason = format!("{} is paused: {}", pause.storyteller, pause.reason);
+            if !reasons.contains(&reason) {
+                reasons.push(reason);
+            }
+        }
+        Ok((!reasons.is_empty()).then(|| reasons.join("; ")))
     }
 
     async fn unfinished(&self, ids: &[JobId]) -> Result<HashSet<JobId>> {

@@ -18,6 +18,10 @@
 //! {"seq":46,"type":"jobsRemoved","jobIds":["…"]}
 //! {"seq":47,"type":"queueStats","stats":{"queued":0,"running":0,"succeeded":1,"dead":0,"cancelled":0,"cacheHits":0,"cacheMisses":1,"paused":null}}
 //! {"seq":48,"type":"queuePaused","reason":"paused by the user"}
+//! {"seq":52,"type":"uploadProgress","jobId":"…","sentBytes":8388608,"totalBytes":52428800}
+//! {"seq":53,"type":"jobSpent","jobId":"…","usage":{"inputTokens":9120,"audioInputTokens":960,"outputTokens":412,"costUsd":0.003066}}
+//! {"seq":54,"type":"storytellerPaused","pause":{"storyteller":"gemini","reason":"…","kind":"quota","until":"2026-12-03T08:00:00.000Z","queued":38}}
+//! {"seq":55,"type":"storytellerResumed","storyteller":"gemini"}
 //! {"seq":49,"type":"queueResumed"}
 //! {"seq":50,"type":"concurrencyChanged","concurrency":4}
 //! {"seq":51,"type":"resync","missed":1200}
@@ -33,7 +37,7 @@
 //!   many it missed) instead of silence, and re-reads what it shows.
 
 use crate::job::{BatchId, Job, JobError, JobId, JobState, Priority, Stage};
-use crate::wire::{JobView, QueueStats};
+use crate::wire::{JobView, QueueStats, StorytellerPauseView, UsageView};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
@@ -91,6 +95,39 @@ pub enum Event {
         cached: bool,
         /// Why it failed, if it did.
         error: Option<JobError>,
+    },
+    /// Bytes of a job's video sent to its storyteller's service so far.
+    #[serde(rename_all = "camelCase")]
+    UploadProgress {
+        /// The job.
+        job_id: JobId,
+        /// Bytes sent (a JavaScript number: exact up to 2^53).
+        sent_bytes: f64,
+        /// Bytes in all.
+        total_bytes: f64,
+    },
+    /// What a job has spent in all, after an attempt booked its tokens and cost (whatever the
+    /// attempt's end: money spent is never lost from the books).
+    #[serde(rename_all = "camelCase")]
+    JobSpent {
+        /// The job.
+        job_id: JobId,
+        /// Its totals over every attempt.
+        usage: UsageView,
+    },
+    /// A storyteller stopped starting jobs (its key refused, its quota spent, its model gone,
+    /// its service not running, its spending cap reached, or the person's say); the other
+    /// storytellers go on. Its name is what the event is about.
+    #[serde(rename_all = "camelCase")]
+    StorytellerPaused {
+        /// Why, and when it goes on by itself.
+        pause: StorytellerPauseView,
+    },
+    /// A storyteller starts jobs again.
+    #[serde(rename_all = "camelCase")]
+    StorytellerResumed {
+        /// The storyteller.
+        storyteller: String,
     },
     /// A job was given another priority.
     #[serde(rename_all = "camelCase")]
@@ -160,12 +197,16 @@ impl Event {
             Event::JobUpdated { job_id, .. }
             | Event::StoryDelta { job_id, .. }
             | Event::PriorityChanged { job_id, .. }
+            | Event::UploadProgress { job_id, .. }
+            | Event::JobSpent { job_id, .. }
             | Event::JobFinished { job_id, .. } => vec![*job_id],
             Event::JobsRemoved { job_ids } => job_ids.clone(),
             Event::QueueStats { .. }
             | Event::QueuePaused { .. }
             | Event::QueueResumed
             | Event::ConcurrencyChanged { .. }
+            | Event::StorytellerPaused { .. }
+            | Event::StorytellerResumed { .. }
             | Event::Resync { .. } => Vec::new(),
         }
     }

@@ -226,6 +226,13 @@ pub enum Stage {
     Probing,
     /// Scenes, keyframes, sound.
     Analysing,
+    /// Sending the video to the storyteller's service (see [`Event::UploadProgress`] for the
+    /// bytes).
+    ///
+    /// [`Event::UploadProgress`]: crate::event::Event::UploadProgress
+    Uploading,
+    /// The service is preparing the video it was sent (Gemini's file processing).
+    Processing,
     /// The storyteller is writing.
     Writing,
     /// Finished (whatever the outcome).
@@ -239,6 +246,8 @@ impl Stage {
             Stage::Waiting => "waiting",
             Stage::Probing => "probing",
             Stage::Analysing => "analysing",
+            Stage::Uploading => "uploading",
+            Stage::Processing => "processing",
             Stage::Writing => "writing",
             Stage::Done => "done",
         }
@@ -258,6 +267,8 @@ impl FromStr for Stage {
             Stage::Waiting,
             Stage::Probing,
             Stage::Analysing,
+            Stage::Uploading,
+            Stage::Processing,
             Stage::Writing,
             Stage::Done,
         ]
@@ -334,18 +345,30 @@ impl FromStr for Priority {
 /// Why a job failed, so the queue knows what to do about it.
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
-    /// Worth trying again later (timeouts, connection errors, HTTP 429/5xx).
+    /// Worth trying again later (timeouts, connection errors, HTTP 5xx).
     Transient,
     /// Trying again cannot help (unsupported or corrupt file, HTTP 400).
     Permanent,
-    /// The storyteller refused our credentials; the queue pauses.
+    /// The storyteller refused our credentials; that storyteller pauses.
     Auth,
-    /// Something the app needs is missing (ffmpeg, a model); the queue pauses.
+    /// Something the app needs is missing (ffmpeg); the queue pauses.
     Setup,
     /// The process died while running the job, too many times.
     Crashed,
+    /// The storyteller's service asked us to slow down: the job waits its turn again, its
+    /// attempt refunded.
+    RateLimited,
+    /// The storyteller's quota is spent until a time: it pauses until then.
+    Quota,
+    /// The model asked for is not there (retired, not pulled): that storyteller pauses.
+    Model,
+    /// The storyteller's service is not running or cannot be reached: that storyteller pauses
+    /// and looks again shortly.
+    Unreachable,
+    /// The spending cap set for the storyteller is reached: it pauses.
+    Spending,
 }
 
 impl ErrorKind {
@@ -357,6 +380,11 @@ impl ErrorKind {
             ErrorKind::Auth => "auth",
             ErrorKind::Setup => "setup",
             ErrorKind::Crashed => "crashed",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Quota => "quota",
+            ErrorKind::Model => "model",
+            ErrorKind::Unreachable => "unreachable",
+            ErrorKind::Spending => "spending",
         }
     }
 }
@@ -370,6 +398,11 @@ impl FromStr for ErrorKind {
             ErrorKind::Auth,
             ErrorKind::Setup,
             ErrorKind::Crashed,
+            ErrorKind::RateLimited,
+            ErrorKind::Quota,
+            ErrorKind::Model,
+            ErrorKind::Unreachable,
+            ErrorKind::Spending,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -410,15 +443,45 @@ impl StorySpec {
     }
 }
 
-/// Token and money figures a storyteller reports for one story.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// Token and money figures of a story: what a storyteller reports as it learns them, and what
+/// a job has cost over all its attempts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
-    /// Tokens sent to the model.
+    /// Tokens sent to the model (audio included).
     pub input_tokens: u64,
+    /// Of those, the tokens of sound, where the provider counts (and prices) them apart.
+    #[serde(default)]
+    pub audio_input_tokens: u64,
     /// Tokens the model wrote.
     pub output_tokens: u64,
-    /// What the call cost, in US dollars (0 for the offline analyser).
-    pub cost_usd: f64,
+    /// What it cost, in millionths of a US dollar: whole numbers, so totals add up exactly
+    /// (0 for the offline analyser and local models).
+    #[serde(default)]
+    pub cost_micro_usd: u64,
+}
+
+impl Usage {
+    /// Whether nothing was spent.
+    pub fn is_empty(&self) -> bool {
+        self.input_tokens == 0 && self.output_tokens == 0 && self.cost_micro_usd == 0
+    }
+
+    /// The cost in US dollars, for people.
+    pub fn cost_usd(&self) -> f64 {
+        self.cost_micro_usd as f64 / 1e6
+    }
+
+    /// This usage and `other` together.
+    pub fn plus(&self, other: &Usage) -> Usage {
+        Usage {
+            input_tokens: self.input_tokens.saturating_add(other.input_tokens),
+            audio_input_tokens: self
+                .audio_input_tokens
+                .saturating_add(other.audio_input_tokens),
+            output_tokens: self.output_tokens.saturating_add(other.output_tokens),
+            cost_micro_usd: self.cost_micro_usd.saturating_add(other.cost_micro_usd),
+        }
+    }
 }
 
 /// A job to be added: a file already checked, sized and hashed.

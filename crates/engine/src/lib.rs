@@ -31,6 +31,7 @@ pub mod intake;
 pub mod job;
 pub mod media;
 pub mod pool;
+pub mod pricing;
 pub mod retry;
 pub mod search;
 pub mod settings;

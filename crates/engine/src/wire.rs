@@ -158,8 +158,9 @@ impl From<&Job> for JobView {
                 .map(|info| MediaView::from(&info)),
             usage: UsageView {
                 input_tokens: saturate(job.usage.input_tokens),
+                audio_input_tokens: saturate(job.usage.audio_input_tokens),
                 output_tokens: saturate(job.usage.output_tokens),
-                cost_usd: job.usage.cost_usd,
+                cost_usd: job.usage.cost_usd(),
             },
             run_after: (job.run_after_ms > 0).then(|| iso8601(job.run_after_ms)),
             created_at: iso8601(job.created_at_ms),
@@ -268,12 +269,89 @@ impl From<&MediaInfo> for MediaView {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageView {
-    /// Tokens sent to the model.
+    /// Tokens sent to the model (sound included).
     pub input_tokens: u32,
+    /// Of those, the tokens of sound, where the provider counts them apart.
+    pub audio_input_tokens: u32,
     /// Tokens the model wrote.
     pub output_tokens: u32,
-    /// In US dollars (0 offline).
+    /// In US dollars (0 offline): kept in whole millionths, so exact to the micro-dollar.
     pub cost_usd: f64,
+}
+
+impl From<&crate::job::Usage> for UsageView {
+    fn from(usage: &crate::job::Usage) -> Self {
+        UsageView {
+            input_tokens: saturate(usage.input_tokens),
+            audio_input_tokens: saturate(usage.audio_input_tokens),
+            output_tokens: saturate(usage.output_tokens),
+            cost_usd: usage.cost_usd(),
+        }
+    }
+}
+
+/// A storyteller that starts no jobs for now, and why; the other storytellers go on.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StorytellerPauseView {
+    /// The storyteller.
+    pub storyteller: String,
+    /// What happened and what to do, for people.
+    pub reason: String,
+    /// Why, for front ends to branch on (auth, quota, model, unreachable, spending, paused).
+    pub kind: PauseKind,
+    /// When it goes on by itself (ISO 8601), if it does.
+    pub until: Option<String>,
+    /// Jobs of this storyteller waiting meanwhile.
+    pub queued: u32,
+}
+
+/// Why a storyteller is paused.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseKind {
+    /// Paused by the person.
+    Person,
+    /// Its key was refused.
+    Auth,
+    /// Its quota is spent until a time.
+    Quota,
+    /// Its model is not there.
+    Model,
+    /// Its service is not running or not reachable.
+    Unreachable,
+    /// Its spending cap is reached.
+    Spending,
+}
+
+impl PauseKind {
+    /// The name stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseKind::Person => "person",
+            PauseKind::Auth => "auth",
+            PauseKind::Quota => "quota",
+            PauseKind::Model => "model",
+            PauseKind::Unreachable => "unreachable",
+            PauseKind::Spending => "spending",
+        }
+    }
+
+    /// The kind stored as `name`; an unknown one (written by a newer build) is the person's.
+    pub fn parse(name: &str) -> PauseKind {
+        [
+            PauseKind::Auth,
+            PauseKind::Quota,
+            PauseKind::Model,
+            PauseKind::Unreachable,
+            PauseKind::Spending,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
+        .unwrap_or(PauseKind::Person)
+    }
 }
 
 /// Counts of jobs per state, result-cache figures, and whether the queue is paused.
@@ -297,6 +375,8 @@ pub struct QueueStats {
     pub cache_misses: u32,
     /// Why the queue is paused, when it is.
     pub paused: Option<String>,
+    /// Storytellers paused on their own (the rest of the queue goes on).
+    pub paused_storytellers: Vec<StorytellerPauseView>,
 }
 
 impl QueueStats {
@@ -499,6 +579,12 @@ pub enum WaitOutcome {
         /// Why.
         reason: String,
     },
+    /// Every job still waiting is of a storyteller that is paused (its key refused, its
+    /// service not running, …); the rest of the queue goes on.
+    StorytellerPaused {
+        /// What each pause says.
+        reason: String,
+    },
     /// The wait was interrupted (its cancel fired) first.
     Interrupted,
 }
@@ -626,8 +712,9 @@ mod tests {
             no_cache: false,
             usage: Usage {
                 input_tokens: 12,
+                audio_input_tokens: 2,
                 output_tokens: u64::MAX,
-                cost_usd: 0.25,
+                cost_micro_usd: 250_000,
             },
             created_at_ms: 1_795_399_394_123,
             updated_at_ms: 1_795_399_395_000,
@@ -652,7 +739,8 @@ mod tests {
                                   "rotation": 0 },
                        "audio": { "codec": "aac", "sampleRate": 44100, "channels": 1,
                                   "channelLayout": "mono" } },
-            "usage": { "inputTokens": 12, "outputTokens": 4294967295_u32, "costUsd": 0.25 },
+            "usage": { "inputTokens": 12, "audioInputTokens": 2, "outputTokens": 4294967295_u32,
+                       "costUsd": 0.25 },
             "runAfter": null, "createdAt": "2026-11-23T02:03:14.123Z",
             "updatedAt": "2026-11-23T02:03:15.000Z", "startedAt": "2026-11-23T02:03:14.500Z",
             "finishedAt": "2026-11-23T02:03:15.000Z"
@@ -743,7 +831,7 @@ mod tests {
                 },
                 json!({ "type": "queueStats", "stats": { "queued": 1, "running": 0,
                         "succeeded": 2, "dead": 0, "cancelled": 0, "cacheHits": 0,
-                        "cacheMisses": 2, "paused": "holiday" } }),
+                        "cacheMisses": 2, "paused": "holiday", "pausedStorytellers": [] } }),
             ),
             (
                 Event::QueuePaused {

@@ -951,7 +951,7 @@ async fn ollama_telling(story: [&str; 3]) -> wiremock::MockServer {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ollama_model_tells_a_video_and_a_stopped_ollama_pauses_the_queue_saying_so() {
+async fn an_ollama_model_tells_a_video_and_a_stopped_ollama_pauses_ollama_alone_saying_so() {
     let story = ["Navy gives way ", "to bright bars", " as the video ends."];
     let server = ollama_telling(story).await;
     let sandbox = Sandbox::new();
@@ -984,7 +984,7 @@ async fn an_ollama_model_tells_a_video_and_a_stopped_ollama_pauses_the_queue_say
     assert_eq!(job["usage"]["inputTokens"], 1500);
     assert_eq!(job["usage"]["outputTokens"], 42);
 
-    // Ollama stopped: the video is not blamed; the queue pauses and says what to do.
+    // Ollama stopped: the video is not blamed; Ollama alone pauses and says what to do.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -1008,13 +1008,20 @@ async fn an_ollama_model_tells_a_video_and_a_stopped_ollama_pauses_the_queue_say
     );
     let job = sandbox.job_for("other.mp4");
     assert_eq!(job["state"], "queued", "{job:#}");
-    assert!(
-        job["error"].is_null() || job["error"]["kind"] == "setup",
-        "{job:#}"
-    );
+    assert_eq!(job["attempts"], 0, "no attempt used: {job:#}");
+    assert_eq!(job["error"]["kind"], "unreachable", "{job:#}");
     let stats = sandbox.stats();
+    assert!(stats["paused"].is_null(), "the queue goes on: {stats:#}");
+    let pause = &stats["pausedStorytellers"][0];
+    assert_eq!(pause["storyteller"], "ollama", "{stats:#}");
+    assert_eq!(pause["kind"], "unreachable", "{stats:#}");
+    assert_eq!(pause["queued"], 1, "{stats:#}");
     assert!(
-        stats["paused"]
+        pause["until"].is_string(),
+        "it looks again by itself: {stats:#}"
+    );
+    assert!(
+        pause["reason"]
             .as_str()
             .is_some_and(|p| p.contains("Ollama is not running")),
         "{stats:#}"

@@ -7,11 +7,17 @@
 //!   it under `tokio::time::pause()`.
 //! - `worker`: one job from claim to recorded outcome, and on to its successor.
 //! - [`policy`]: what a failure or a stop means (retry, dead, pause), without a store.
+//! - [`limits`]: each storyteller's pace (at once, a minute, a day); every claim takes only
+//!   the room it leaves, and a storyteller with none is passed over, not waited for.
+//!
+//! Whatever an attempt spent is priced from the pool's [`PriceTable`] and booked with the job,
+//! succeeded, failed or cancelled.
 //!
 //! While a pool runs it holds an exclusive lock on `runners/<owner>.lock`. Another pool that can
 //! take that lock knows the owner is gone and reclaims its jobs at once instead of waiting for
 //! their leases to run out, which is how a restart after `kill -9` resumes without delay.
 
+pub mod limits;
 pub mod policy;
 mod worker;
 
@@ -19,9 +25,11 @@ use crate::clock::{duration_ms, Clock};
 use crate::error::{EngineError, Result};
 use crate::event::{Event, EventBus};
 use crate::job::{ErrorKind, Job, JobError, JobId, JobState};
+use crate::pricing::PriceTable;
 use crate::retry::RetryPolicy;
+use crate::store::ClaimRoom;
 use crate::store::{ForeignChanges, JobStore, Outcome};
-use crate::storyteller::StorytellerRegistry;
+use crate::storyteller::{Capacity, StorytellerRegistry};
 use policy::StopReason;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -102,6 +110,8 @@ pub enum RunUntil {
 
 struct RunningJob {
     token: CancellationToken,
+    /// Fires only when the person cancels: the storyteller's cue to clean up.
+    cancelled: CancellationToken,
     reason: Arc<OnceLock<StopReason>>,
 }
 
@@ -132,6 +142,10 @@ struct PoolInner {
     waiting_for_room: Mutex<Option<(String, PathBuf)>>,
     // Told of each job this pool has just told (set once by the engine; never blocks).
     on_told: OnceLock<ToldHook>,
+    // Each storyteller's pace.
+    limiter: limits::Limiter,
+    // What tokens cost. std RwLock: read for a multiplication, never across an await.
+    prices: std::sync::RwLock<PriceTable>,
 }
 
 /// Hears of each job a pool has told, once it is stored as succeeded. It must not block: it
@@ -185,8 +199,17 @@ impl Pool {
                 runners_dir: runners_dir.map(Path::to_path_buf),
                 waiting_for_room: Mutex::new(None),
                 on_told: OnceLock::new(),
+                limiter: limits::Limiter::default(),
+                prices: std::sync::RwLock::new(PriceTable::default()),
             }),
         })
+    }
+
+    /// Prices the tokens of every attempt from now on with `prices`.
+    pub fn set_prices(&self, prices: PriceTable) {
+        if let Ok(mut current) = self.inner.prices.write() {
+            *current = prices;
+        }
     }
 
     /// Sets what hears of each job this pool tells (only the first call counts).
@@ -318,11 +341,24 @@ impl Pool {
         loop {
             let free = self.concurrency().saturating_sub(tasks.len());
             let idle = if free > 0 {
-                match inner
+                let capacities = inner.capacities();
+                let reservation = inner
+                    .limiter
+                    .reserve(&capacities, free, inner.clock.now_ms());
+                let room = ClaimRoom {
+                    max: free,
+                    per_storyteller: reservation.room().clone(),
+                };
+                let claimed = inner
                     .store
-                    .claim(&inner.owner, free, inner.config.lease)
-                    .await
-                {
+                    .claim_within(&inner.owner, room, inner.config.lease)
+                    .await;
+                let taken = claimed.as_ref().map(|jobs| jobs.as_slice()).unwrap_or(&[]);
+                inner.limiter.settle(
+                    reservation,
+                    taken.iter().map(|job| job.storyteller.as_str()),
+                );
+                match claimed {
                     Ok(jobs) => {
                         crate::error::say_database_disk_full(false);
                         let idle = jobs.len() < free;
@@ -488,6 +524,9 @@ impl PoolInner {
         if let Ok(running) = self.running.lock() {
             if let Some(job) = running.get(&id) {
                 let _ = job.reason.set(reason);
+                if reason == StopReason::Cancelled {
+                    job.cancelled.cancel();
+                }
                 job.token.cancel();
             }
         }
@@ -613,15 +652,40 @@ impl PoolInner {
             return Ok(Next::WaitUntil(None));
         }
         let next_ready_at = self.store.next_ready_at().await?;
-        if until == RunUntil::Empty && none_running && next_ready_at.is_none() {
+        let opening = self
+            .limiter
+            .next_opening(&self.capacities(), self.clock.now_ms());
+        let wake_at = match (next_ready_at, opening) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if until == RunUntil::Empty && none_running {
             let stats = self.store.stats().await?;
             // Queued jobs that could not be claimed wait for a running twin (maybe in another
-            // process); a paused queue has nothing to wait for.
-            if stats.queued == 0 || stats.paused.is_some() {
+            // process), a retry's time or a storyteller's pace; a paused queue, or jobs all of
+            // paused storytellers, have nothing to wait for here.
+            let held: u32 = stats
+                .paused_storytellers
+                .iter()
+                .map(|pause| pause.queued)
+                .sum();
+            if stats.queued == 0 || stats.paused.is_some() || stats.queued <= held {
                 return Ok(Next::Stop);
             }
         }
-        Ok(Next::WaitUntil(next_ready_at))
+        Ok(Next::WaitUntil(wake_at))
+    }
+
+    /// What each storyteller's service can take, as it says now.
+    fn capacities(&self) -> Vec<(String, Capacity)> {
+        self.storytellers
+            .names()
+            .into_iter()
+            .filter_map(|name| {
+                let capacity = self.storytellers.get(&name)?.capacity();
+                Some((name, capacity))
+            })
+            .collect()
     }
 
     /// Forgets a worker task that ended; one that panicked fails the job it was on.

@@ -4,9 +4,13 @@
 //! - A transient failure (timeout, HTTP 429/5xx) retries with backoff while attempts remain;
 //!   the last one makes the job dead, saying how many attempts were made.
 //! - A permanent failure (not a video, HTTP 400) makes the job dead at once.
-//! - An auth or setup failure (a refused API key, a missing or broken tool) would fail every
-//!   other job the same way: the queue pauses with the reason, and the job goes back untouched,
-//!   its attempt refunded.
+//! - A setup failure (a missing or broken tool) would fail every other job the same way: the
+//!   queue pauses with the reason, and the job goes back untouched, its attempt refunded.
+//! - What only one storyteller's jobs meet pauses that storyteller alone, the job going back
+//!   untouched: a refused key or a model that is not there (until the person acts), a spent
+//!   quota (until it resets), a service that is not running (looked at again shortly).
+//! - A rate limit is no fault of the job: it goes back with its attempt refunded, not before
+//!   the time the server gave, and the pool slows that storyteller down.
 //! - A full disk is the machine's fault too: the same, and the pool starts the queue again by
 //!   itself once there is room where the write failed.
 //! - A job stopped by a clean shutdown goes back untouched; one the person cancelled, or that
@@ -15,8 +19,10 @@
 use crate::clock::duration_ms;
 use crate::job::{ErrorKind, JobError};
 use crate::retry::RetryPolicy;
-use crate::store::Outcome;
+use crate::store::{Outcome, StorytellerPause};
 use crate::storyteller::StoryError;
+use crate::wire::PauseKind;
+use std::time::Duration;
 
 /// What to do about a failed attempt.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,8 +31,43 @@ pub struct FailureDecision {
     pub outcome: Outcome,
     /// Pause the queue, with this reason for people.
     pub pause: Option<String>,
+    /// Pause the job's storyteller alone.
+    pub pause_storyteller: Option<StorytellerPause>,
+    /// The service asked for a slower pace: start no job of this storyteller before this time
+    /// (ms), and fewer a minute from now on.
+    pub slow_down_until: Option<i64>,
     /// Start the queue again by itself once there is room in this folder (a full disk).
     pub resume_when_room_at: Option<std::path::PathBuf>,
+}
+
+/// How soon a storyteller whose service was not reachable is tried again.
+pub const UNREACHABLE_RECHECK: Duration = Duration::from_secs(30);
+/// How long a rate-limited storyteller waits when the server did not say.
+pub const RATE_LIMIT_WAIT: Duration = Duration::from_secs(20);
+
+impl FailureDecision {
+    fn only(outcome: Outcome) -> Self {
+        FailureDecision {
+            outcome,
+            pause: None,
+            pause_storyteller: None,
+            slow_down_until: None,
+            resume_when_room_at: None,
+        }
+    }
+
+    fn storyteller_paused(job_error: JobError, kind: PauseKind, until_ms: Option<i64>) -> Self {
+        FailureDecision {
+            pause_storyteller: Some(StorytellerPause {
+                kind,
+                reason: job_error.message.clone(),
+                until_ms,
+            }),
+            ..FailureDecision::only(Outcome::Released {
+                error: Some(job_error),
+            })
+        }
+    }
 }
 
 /// Decides what a failure on the job's `attempts`-th attempt means, at `now_ms`.
@@ -40,43 +81,57 @@ pub fn after_failure(
     match error {
         StoryError::Transient { retry_after, .. } if retry.may_retry(attempts) => {
             let delay = retry.delay(attempts, *retry_after);
+            FailureDecision::only(Outcome::Retry {
+                error: job_error,
+                run_after_ms: now_ms.saturating_add(duration_ms(delay)),
+            })
+        }
+        StoryError::Transient { .. } => FailureDecision::only(Outcome::Dead {
+            error: JobError {
+                kind: ErrorKind::Transient,
+                message: format!("gave up after {attempts} attempts: {}", job_error.message),
+            },
+        }),
+        StoryError::Permanent { .. } => FailureDecision::only(Outcome::Dead { error: job_error }),
+        StoryError::RateLimited { retry_after, .. } => {
+            let wait = retry_after
+                .unwrap_or(RATE_LIMIT_WAIT)
+                .min(crate::storyteller::http::MAX_RETRY_AFTER);
+            let until = now_ms.saturating_add(duration_ms(wait));
             FailureDecision {
-                outcome: Outcome::Retry {
+                slow_down_until: Some(until),
+                ..FailureDecision::only(Outcome::Deferred {
                     error: job_error,
-                    run_after_ms: now_ms.saturating_add(duration_ms(delay)),
-                },
-                pause: None,
-                resume_when_room_at: None,
+                    run_after_ms: until,
+                })
             }
         }
-        StoryError::Transient { .. } => FailureDecision {
-            outcome: Outcome::Dead {
-                error: JobError {
-                    kind: ErrorKind::Transient,
-                    message: format!("gave up after {attempts} attempts: {}", job_error.message),
-                },
-            },
-            pause: None,
-            resume_when_room_at: None,
-        },
-        StoryError::Permanent { .. } => FailureDecision {
-            outcome: Outcome::Dead { error: job_error },
-            pause: None,
-            resume_when_room_at: None,
-        },
-        StoryError::Auth { message } | StoryError::Setup { message } => FailureDecision {
+        StoryError::QuotaExhausted { until_ms, .. } => {
+            FailureDecision::storyteller_paused(job_error, PauseKind::Quota, Some(*until_ms))
+        }
+        StoryError::Auth { .. } => {
+            FailureDecision::storyteller_paused(job_error, PauseKind::Auth, None)
+        }
+        StoryError::ModelUnavailable { .. } => {
+            FailureDecision::storyteller_paused(job_error, PauseKind::Model, None)
+        }
+        StoryError::Unreachable { .. } => FailureDecision::storyteller_paused(
+            job_error,
+            PauseKind::Unreachable,
+            Some(now_ms.saturating_add(duration_ms(UNREACHABLE_RECHECK))),
+        ),
+        StoryError::Setup { message } => FailureDecision {
             pause: Some(message.clone()),
-            outcome: Outcome::Released {
+            ..FailureDecision::only(Outcome::Released {
                 error: Some(job_error),
-            },
-            resume_when_room_at: None,
+            })
         },
         StoryError::DiskFull { message, path } => FailureDecision {
             pause: Some(message.clone()),
-            outcome: Outcome::Released {
-                error: Some(job_error),
-            },
             resume_when_room_at: Some(path.clone()),
+            ..FailureDecision::only(Outcome::Released {
+                error: Some(job_error),
+            })
         },
     }
 }
@@ -163,22 +218,90 @@ mod tests {
     }
 
     #[test]
-    fn auth_and_setup_failures_pause_the_queue_and_keep_the_job() {
-        for error in [
-            StoryError::Auth {
-                message: "key refused".into(),
-            },
-            StoryError::Setup {
-                message: "ffmpeg missing".into(),
-            },
-        ] {
-            let decision = after_failure(&error, 1, &policy(), 0);
-            assert_eq!(decision.pause.as_deref(), Some(error.to_string().as_str()));
+    fn setup_failures_pause_the_queue_and_keep_the_job() {
+        let error = StoryError::Setup {
+            message: "ffmpeg missing".into(),
+        };
+        let decision = after_failure(&error, 1, &policy(), 0);
+        assert_eq!(decision.pause.as_deref(), Some("ffmpeg missing"));
+        assert_eq!(decision.pause_storyteller, None);
+        assert!(matches!(
+            decision.outcome,
+            Outcome::Released { error: Some(_) }
+        ));
+    }
+
+    #[test]
+    fn what_only_one_storyteller_meets_pauses_that_storyteller_alone() {
+        let cases = [
+            (
+                StoryError::Auth {
+                    message: "key refused".into(),
+                },
+                PauseKind::Auth,
+                None,
+            ),
+            (
+                StoryError::ModelUnavailable {
+                    message: "no such model".into(),
+                },
+                PauseKind::Model,
+                None,
+            ),
+            (
+                StoryError::QuotaExhausted {
+                    message: "daily quota".into(),
+                    until_ms: 99_000,
+                },
+                PauseKind::Quota,
+                Some(99_000),
+            ),
+            (
+                StoryError::Unreachable {
+                    message: "not running".into(),
+                },
+                PauseKind::Unreachable,
+                Some(1_000 + 30_000),
+            ),
+        ];
+        for (error, kind, until_ms) in cases {
+            let decision = after_failure(&error, 3, &policy(), 1_000);
+            assert_eq!(decision.pause, None, "{error}: the queue goes on");
+            let pause = decision.pause_storyteller.expect("storyteller paused");
+            assert_eq!((pause.kind, pause.until_ms), (kind, until_ms));
+            assert_eq!(pause.reason, error.to_string());
+            // Back untouched, even on the last attempt: no fault of the video.
             assert!(matches!(
                 decision.outcome,
                 Outcome::Released { error: Some(_) }
             ));
         }
+    }
+
+    #[test]
+    fn a_rate_limit_defers_the_job_with_its_attempt_refunded_and_slows_down() {
+        let error = StoryError::RateLimited {
+            message: "slow down".into(),
+            retry_after: Some(Duration::from_millis(28_300)),
+        };
+        // The last attempt too: a rate limit is never the job's fault.
+        let decision = after_failure(&error, 3, &policy(), 10_000);
+        assert_eq!(decision.slow_down_until, Some(38_300));
+        assert_eq!(
+            decision.outcome,
+            Outcome::Deferred {
+                error: error.to_job_error(),
+                run_after_ms: 38_300
+            }
+        );
+        let unsaid = StoryError::RateLimited {
+            message: "slow down".into(),
+            retry_after: None,
+        };
+        assert_eq!(
+            after_failure(&unsaid, 1, &policy(), 0).slow_down_until,
+            Some(20_000)
+        );
     }
 
     #[test]

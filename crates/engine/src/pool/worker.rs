@@ -28,14 +28,16 @@ const SLOW_READ_BYTES_PER_S: u64 = 10 * 1024 * 1024;
 
 impl PoolInner {
     /// Registers `job` as running here; its token fires when it must stop.
-    pub(super) fn register(&self, job: &Job) -> (CancellationToken, Arc<OnceLock<StopReason>>) {
+    pub(super) fn register(&self, job: &Job) -> Registered {
         let token = CancellationToken::new();
+        let cancelled = CancellationToken::new();
         let reason = Arc::new(OnceLock::new());
         if let Ok(mut running) = self.running.lock() {
             running.insert(
                 job.id,
                 RunningJob {
                     token: token.clone(),
+                    cancelled: cancelled.clone(),
                     reason: reason.clone(),
                 },
             );
@@ -45,7 +47,11 @@ impl PoolInner {
             let _ = reason.set(StopReason::Shutdown);
             token.cancel();
         }
-        (token, reason)
+        Registered {
+            token,
+            cancelled,
+            reason,
+        }
     }
 
     pub(super) fn unregister(&self, id: JobId) {
@@ -72,13 +78,14 @@ impl PoolInner {
                     if let Ok(mut on_job) = on_job.lock() {
                         on_job.clone_from(&job);
                     }
-                    let (token, reason) = pool.register(&job);
+                    let registered = pool.register(&job);
                     let span = tracing::info_span!("job", id = %job.id, file = %job.file_name());
                     let next = async {
-                        let outcome = pool.run_job(&job, token, reason).await;
+                        let outcome = pool.run_job(&job, registered).await;
                         // Off the running list before recording: a heartbeat racing the
                         // record must not take the job's own completion for a lost lease.
                         pool.unregister(job.id);
+                        pool.limiter.finished(&job.storyteller);
                         pool.record(&job, outcome?).await
                     }
                     .instrument(span)
@@ -119,9 +126,23 @@ impl PoolInner {
             < self.concurrency.load(Ordering::SeqCst);
         let go_on = room && !self.stopping.load(Ordering::SeqCst);
         let recorded = if go_on {
-            self.store
-                .finish_and_claim(job.id, &self.owner, outcome, self.config.lease)
-                .await
+            let reservation = self
+                .limiter
+                .reserve(&self.capacities(), 1, self.clock.now_ms());
+            let room = crate::store::ClaimRoom {
+                max: 1,
+                per_storyteller: reservation.room().clone(),
+            };
+            let recorded = self
+                .store
+                .finish_and_claim(job.id, &self.owner, outcome, self.config.lease, room)
+                .await;
+            let taken = match &recorded {
+                Ok((_, Some(next))) => Some(next.storyteller.as_str()),
+                _ => None,
+            };
+            self.limiter.settle(reservation, taken);
+            recorded
         } else {
             self.store
                 .finish(job.id, &self.owner, outcome)
@@ -190,12 +211,12 @@ impl PoolInner {
 
     /// Runs one job to an outcome to record; `None` when there is nothing to record (cancelled
     /// by the person, or no longer ours).
-    async fn run_job(
-        &self,
-        job: &Job,
-        token: CancellationToken,
-        reason: Arc<OnceLock<StopReason>>,
-    ) -> Option<Outcome> {
+    async fn run_job(&self, job: &Job, registered: Registered) -> Option<Outcome> {
+        let Registered {
+            token,
+            cancelled,
+            reason,
+        } = registered;
         tracing::info!(attempt = job.attempts, storyteller = %job.storyteller, "job started");
         let result = match self.storytellers.get(&job.storyteller) {
             None => Some(Err(StoryError::permanent(format!(
@@ -221,6 +242,7 @@ impl PoolInner {
                     preset: job.preset.clone(),
                     model: job.model.clone(),
                     checkpoint: job.checkpoint.clone(),
+                    cancelled,
                 };
                 let mut sink = StorySink::new(job.id, job.attempts, self.bus.clone());
                 let mut status = sink.watch_status();
@@ -258,7 +280,18 @@ impl PoolInner {
                     self.keep_checkpoint(job, &mut checkpoints, &mut status)
                         .await;
                 }
-                result.map(|r| r.map(|usage| (usage, sink.into_parts())))
+                // What the attempt spent, priced, whatever its end: the storyteller's own
+                // figures where it returned them, else the last it reported on the way.
+                let reported = match &result {
+                    Some(Ok(usage)) if !usage.is_empty() => usage.clone(),
+                    _ => sink.spent().clone(),
+                };
+                let model = sink.answered_by().unwrap_or(&job.model).to_owned();
+                let spent = self.price(&job.storyteller, &model, &reported);
+                if !matches!(result, Some(Ok(_))) && !spent.is_empty() {
+                    self.book(job, spent.clone()).await;
+                }
+                result.map(|r| r.map(|_| (spent, sink.into_parts())))
             }
         };
         match result {
@@ -329,6 +362,62 @@ impl PoolInner {
                 tracing::error!(error = %e, "could not pause the queue");
             }
         }
+        if let Some(pause) = decision.pause_storyteller {
+            tracing::warn!(storyteller = %job.storyteller, kind = pause.kind.as_str(), "pausing the storyteller");
+            if let Err(e) = self
+                .store
+                .set_storyteller_paused(job.storyteller.clone(), Some(pause))
+                .await
+            {
+                tracing::error!(error = %e, "could not pause the storyteller");
+            }
+        }
+        if let Some(until) = decision.slow_down_until {
+            let capacity = self
+                .storytellers
+                .get(&job.storyteller)
+                .map(|s| s.capacity())
+                .unwrap_or_default();
+            self.limiter
+                .rate_limited(&job.storyteller, &capacity, self.clock.now_ms(), until);
+        }
         decision.outcome
     }
+
+    /// `usage` with its cost from the price table (a storyteller's own cost where it gave one
+    /// and the table has no price).
+    fn price(
+        &self,
+        storyteller: &str,
+        model: &str,
+        usage: &crate::job::Usage,
+    ) -> crate::job::Usage {
+        match self.prices.read() {
+            Ok(prices) => prices.priced(storyteller, model, usage),
+            Err(_) => usage.clone(),
+        }
+    }
+
+    /// Books what a failed or stopped attempt spent with its job.
+    async fn book(&self, job: &Job, spent: crate::job::Usage) {
+        tracing::info!(
+            input_tokens = spent.input_tokens,
+            output_tokens = spent.output_tokens,
+            cost_micro_usd = spent.cost_micro_usd,
+            "booking what the attempt spent"
+        );
+        if let Err(e) = self.store.book_usage(job.id, spent).await {
+            tracing::error!(error = %e, "could not book what the attempt spent");
+        }
+    }
+}
+
+/// What a job running here is registered with.
+pub(super) struct Registered {
+    /// Fires when the job must stop, whatever the reason.
+    token: CancellationToken,
+    /// Fires when the person cancels it.
+    cancelled: CancellationToken,
+    /// Why the token fired.
+    reason: Arc<OnceLock<StopReason>>,
 }

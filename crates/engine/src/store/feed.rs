@@ -124,6 +124,8 @@ pub struct ForeignChanges {
     pub removed: Vec<JobId>,
     /// The queue was paused or resumed: whether it is paused now, and why.
     pub pause: Option<Option<String>>,
+    /// A storyteller was paused or went on (the stats say which are paused now).
+    pub storytellers_changed: bool,
     /// Counts after the changes.
     pub stats: Option<QueueStats>,
     /// The follower fell behind the trimmed log: re-read everything.
@@ -136,6 +138,7 @@ impl ForeignChanges {
             && self.changed.is_empty()
             && self.removed.is_empty()
             && self.pause.is_none()
+            && !self.storytellers_changed
             && !self.resync
     }
 
@@ -318,6 +321,7 @@ fn read_foreign(conn: &Connection, own: &OwnChanges, after: i64) -> Result<(i64,
     let mut jobs: BTreeSet<String> = BTreeSet::new();
     let mut gone: BTreeSet<String> = BTreeSet::new();
     let mut queue = false;
+    let mut storytellers = false;
     let through;
     {
         let mut own = own.lock();
@@ -350,6 +354,7 @@ fn read_foreign(conn: &Connection, own: &OwnChanges, after: i64) -> Result<(i64,
                         gone.insert(reference);
                     }
                     "queue" => queue = true,
+                    "storytellers" => storytellers = true,
                     _ => {}
                 }
             }
@@ -383,6 +388,7 @@ fn read_foreign(conn: &Connection, own: &OwnChanges, after: i64) -> Result<(i64,
     if queue {
         changes.pause = Some(stats.paused.clone());
     }
+    changes.storytellers_changed = storytellers;
     if !changes.is_empty() {
         changes.stats = Some(stats);
     }

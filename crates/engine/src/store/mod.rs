@@ -24,7 +24,9 @@ use crate::job::{
     BatchId, Job, JobError, JobId, JobState, NewJob, Priority, Stage, StorySpec, Usage,
 };
 use crate::storyteller::BoxFuture;
+use crate::wire::PauseKind;
 use crate::wire::{ListOrder, QueueStats};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -60,6 +62,57 @@ pub enum Outcome {
         /// Why, if it was an error.
         error: Option<JobError>,
     },
+    /// Put back to wait until `run_after_ms`, its attempt refunded: the service asked us to
+    /// slow down, which is no fault of the video.
+    Deferred {
+        /// What the service said.
+        error: JobError,
+        /// Earliest next claim (ms since the Unix epoch).
+        run_after_ms: i64,
+    },
+}
+
+/// How many jobs one claim may take: in all, and of each storyteller that has limits.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClaimRoom {
+    /// Jobs in all.
+    pub max: usize,
+    /// At most this many of each storyteller named (0: none of it now); others are unlimited.
+    pub per_storyteller: BTreeMap<String, usize>,
+}
+
+impl ClaimRoom {
+    /// Up to `max` jobs of any storyteller.
+    pub fn up_to(max: usize) -> Self {
+        ClaimRoom {
+            max,
+            per_storyteller: BTreeMap::new(),
+        }
+    }
+}
+
+/// A storyteller paused on its own, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorytellerPause {
+    /// Why, for front ends.
+    pub kind: PauseKind,
+    /// What happened and what to do, for people.
+    pub reason: String,
+    /// When it goes on by itself (ms since the Unix epoch), if it does.
+    pub until_ms: Option<i64>,
+}
+
+/// What one storyteller has spent, in one local day.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DaySpending {
+    /// The day, `YYYY-MM-DD`, local time.
+    pub day: String,
+    /// The storyteller.
+    pub storyteller: String,
+    /// Attempts that spent anything.
+    pub attempts: u64,
+    /// Tokens and cost.
+    pub usage: Usage,
 }
 
 /// What a deletion removed.
@@ -156,7 +209,18 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Atomically takes up to `max` ready jobs for `owner`, leased for `lease`, in claim order
     /// (priority, then round-robin across batches, then FIFO). Returns none while paused.
-    fn claim(&self, owner: &str, max: usize, lease: Duration) -> StoreFuture<'_, Vec<Job>>;
+    fn claim(&self, owner: &str, max: usize, lease: Duration) -> StoreFuture<'_, Vec<Job>> {
+        self.claim_within(owner, ClaimRoom::up_to(max), lease)
+    }
+
+    /// [`JobStore::claim`] within `room`: a storyteller with no room left, or paused, is passed
+    /// over and the jobs behind its own are taken.
+    fn claim_within(
+        &self,
+        owner: &str,
+        room: ClaimRoom,
+        lease: Duration,
+    ) -> StoreFuture<'_, Vec<Job>>;
 
     /// Renews the leases of every job `owner` holds; returns the ids it still holds.
     fn heartbeat(&self, owner: &str, lease: Duration) -> StoreFuture<'_, Vec<JobId>>;
@@ -201,14 +265,30 @@ pub trait JobStore: Send + Sync + 'static {
     fn finish(&self, id: JobId, owner: &str, outcome: Outcome) -> StoreFuture<'_, Job>;
 
     /// [`JobStore::finish`], then in the same transaction claims the next ready job for `owner`
-    /// (if any): a worker moves straight on without a second round trip.
+    /// (if any) within `room` (whose `max` is taken as 1): a worker moves straight on without a
+    /// second round trip.
     fn finish_and_claim(
         &self,
         id: JobId,
         owner: &str,
         outcome: Outcome,
         lease: Duration,
+        room: ClaimRoom,
     ) -> StoreFuture<'_, (Job, Option<Job>)>;
+
+    /// Adds what an attempt at job `id` spent to its totals and to its storyteller's spending
+    /// of the day, whatever the job's state now (a cancelled job's tokens were still paid for).
+    fn book_usage(&self, id: JobId, usage: Usage) -> StoreFuture<'_, Job>;
+
+    /// Spending per day and storyteller, from the local day `from_day` (`YYYY-MM-DD`) on.
+    fn spending(&self, from_day: String) -> StoreFuture<'_, Vec<DaySpending>>;
+
+    /// Pauses one storyteller (its jobs wait; the others go on) or, with `None`, lets it go on.
+    fn set_storyteller_paused(
+        &self,
+        storyteller: String,
+        pause: Option<StorytellerPause>,
+    ) -> StoreFuture<'_, ()>;
 
     /// Returns running jobs whose lease expired, or whose owner is in `dead_owners`, to the
     /// queue; a job already claimed `max_attempts` times is marked dead instead, so a video that
@@ -234,7 +314,8 @@ pub trait JobStore: Send + Sync + 'static {
     /// Deletes every finished job.
     fn clear_finished(&self) -> StoreFuture<'_, Removed>;
 
-    /// Pauses claiming (with a reason people see) or, with `None`, resumes it.
+    /// Pauses claiming (with a reason people see) or, with `None`, resumes it (and every
+    /// paused storyteller too).
     fn set_paused(&self, reason: Option<String>) -> StoreFuture<'_, ()>;
 
     /// One job, by id or unique id prefix.
@@ -250,7 +331,8 @@ pub trait JobStore: Send + Sync + 'static {
     /// Counts per state, cache figures, pause reason.
     fn stats(&self) -> StoreFuture<'_, QueueStats>;
 
-    /// When the next queued job becomes ready, if one is waiting for its `run_after`.
+    /// When the next queued job becomes ready, if one is waiting for its `run_after`, or a
+    /// storyteller's pause ends.
     fn next_ready_at(&self) -> StoreFuture<'_, Option<i64>>;
 
     /// The owners holding running jobs (to check which of them are still alive).

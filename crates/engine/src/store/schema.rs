@@ -315,6 +315,49 @@ pub const MIGRATIONS: &[Migration] = &[
     FROM jobs WHERE story IS NOT NULL;
     "#,
     },
+    // 8: AI storytellers. Jobs have new stages (uploading, processing) and error kinds that
+    // older builds cannot read, so they must know this version. Storytellers pause on their
+    // own (a refused key, a quota spent until a time); costs are whole micro-dollars, per job
+    // and per day.
+    Migration {
+        needs: 8,
+        sql: r#"
+    -- A storyteller that starts no jobs for now; a row whose `until_ms` has passed is over.
+    CREATE TABLE storyteller_pauses (
+        storyteller TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        until_ms    INTEGER,
+        paused_at   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TRIGGER changes_storyteller_paused AFTER INSERT ON storyteller_pauses BEGIN
+        INSERT INTO changes (kind, ref) VALUES ('storytellers', NEW.storyteller);
+    END;
+    CREATE TRIGGER changes_storyteller_repaused AFTER UPDATE ON storyteller_pauses BEGIN
+        INSERT INTO changes (kind, ref) VALUES ('storytellers', NEW.storyteller);
+    END;
+    CREATE TRIGGER changes_storyteller_resumed AFTER DELETE ON storyteller_pauses BEGIN
+        INSERT INTO changes (kind, ref) VALUES ('storytellers', OLD.storyteller);
+    END;
+
+    -- What each job has cost over all its attempts (`cost_usd` stays for older rows).
+    ALTER TABLE jobs ADD COLUMN cost_micro_usd INTEGER NOT NULL DEFAULT 0;
+    UPDATE jobs SET cost_micro_usd = CAST(round(cost_usd * 1000000) AS INTEGER)
+    WHERE cost_usd > 0;
+
+    -- Money spent, per local day and storyteller: every attempt's tokens are booked here as
+    -- they are spent, whatever became of the attempt.
+    CREATE TABLE spending (
+        day            TEXT NOT NULL,
+        storyteller    TEXT NOT NULL,
+        attempts       INTEGER NOT NULL DEFAULT 0,
+        input_tokens   INTEGER NOT NULL DEFAULT 0,
+        output_tokens  INTEGER NOT NULL DEFAULT 0,
+        cost_micro_usd INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (day, storyteller)
+    ) WITHOUT ROWID;
+    "#,
+    },
 ];
 
 /// The latest schema version this build knows (and migrates a database to).

@@ -26,16 +26,17 @@
 use super::feed::{self, Follower, ForeignSink, OwnChanges};
 use super::writer::{Outbox, Writer, WriterHooks, CACHE_HITS, CACHE_MISSES, COUNTERS};
 use super::{
-    schema, Enqueued, FileKey, JobFilter, JobStore, Outcome, Removed, SourceKey, StoreFuture,
-    StorySearch,
+    schema, ClaimRoom, DaySpending, Enqueued, FileKey, JobFilter, JobStore, Outcome, Removed,
+    SourceKey, StoreFuture, StorySearch, StorytellerPause,
 };
 use crate::clock::{duration_ms, Clock, SystemClock};
 use crate::error::{EngineError, Result};
 use crate::event::{Event, EventBus};
+use crate::job::iso8601;
 use crate::job::{
     BatchId, ErrorKind, Job, JobError, JobId, JobState, NewJob, Priority, Stage, StorySpec, Usage,
 };
-use crate::wire::{saturate, JobView, ListOrder, QueueStats};
+use crate::wire::{saturate, JobView, ListOrder, PauseKind, QueueStats, StorytellerPauseView};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, ToSql};
 use std::borrow::Cow;
@@ -53,7 +54,7 @@ macro_rules! job_columns {
         "id, source, size, mtime_ms, content_hash, media, storyteller, model, \
          preset, priority, batch_id, state, stage, progress, attempts, run_after, lease_owner, \
          lease_expires, error_kind, error_message, story, cached, no_cache, input_tokens, \
-         output_tokens, cost_usd, created_at, updated_at, started_at, finished_at"
+         output_tokens, cost_micro_usd, created_at, updated_at, started_at, finished_at"
     };
 }
 
@@ -408,7 +409,8 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         usage: Usage {
             input_tokens: row.get::<_, i64>(23)?.max(0) as u64,
             output_tokens: row.get::<_, i64>(24)?.max(0) as u64,
-            cost_usd: row.get(25)?,
+            audio_input_tokens: 0,
+            cost_micro_usd: row.get::<_, i64>(25)?.max(0) as u64,
         },
         created_at_ms: row.get(26)?,
         updated_at_ms: row.get(27)?,
@@ -473,6 +475,8 @@ pub(super) fn read_stats(conn: &Connection) -> Result<QueueStats> {
             _ => {}
         }
     }
+    // Every row: one whose time has passed is ended by the next claim, which says so.
+    stats.paused_storytellers = storyteller_pauses(conn, i64::MIN)?;
     Ok(stats)
 }
 
@@ -819,12 +823,28 @@ fn claim_jobs(
     outbox: &mut Outbox,
     now: i64,
     owner: &str,
-    max: usize,
+    room: &ClaimRoom,
     lease_ms: i64,
 ) -> Result<Vec<Job>> {
+    let max = room.max;
     if max == 0 || paused_reason(conn)?.is_some() {
         return Ok(Vec::new());
     }
+    end_pauses_due(conn, outbox, now)?;
+    // Storytellers with no room left now (their limits, in this process) are passed over, as
+    // are the paused ones (in the store, for every process): the jobs behind them go first.
+    let mut room_left = room.per_storyteller.clone();
+    let full = |room_left: &std::collections::BTreeMap<String, usize>| {
+        serde_json::Value::from(
+            room_left
+                .iter()
+                .filter(|(_, n)| **n == 0)
+                .map(|(name, _)| name.clone())
+                .collect::<Vec<_>>(),
+        )
+        .to_string()
+    };
+    let mut passed_over = full(&room_left);
     // The pick and the take run in the writer's immediate transaction, so no other claimer (in
     // this process or another) can take the job in between. The index is named because without
     // statistics SQLite may sort every queued row on each claim; `jobs_ready` is already in
@@ -844,6 +864,8 @@ fn claim_jobs(
              SELECT 1 FROM jobs AS twin \
              WHERE twin.content_hash = j.content_hash AND twin.cache_key = j.cache_key \
                AND twin.state = 'running')) \
+           AND j.storyteller NOT IN (SELECT value FROM json_each(?2)) \
+           AND j.storyteller NOT IN (SELECT storyteller FROM storyteller_pauses) \
          ORDER BY j.priority, j.fair_key, j.seq LIMIT 1"
     ))?;
     // Taken by its row number, without RETURNING (which SQLite buffers in a temporary table).
@@ -858,7 +880,7 @@ fn claim_jobs(
     while claimed.len() < max {
         // The story a finished twin left in the cache comes with the pick, in the same seeks.
         let Some((mut job, fair_key, seq, cached)) = next
-            .query_row([now], |row| {
+            .query_row(params![now, passed_over], |row| {
                 let mut job = job_from_row(row)?;
                 job.checkpoint = row
                     .get::<_, Option<String>>(32)?
@@ -919,6 +941,12 @@ fn claim_jobs(
                 outbox.cache_miss();
             }
         }
+        if let Some(left) = room_left.get_mut(&job.storyteller) {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                passed_over = full(&room_left);
+            }
+        }
         job_moved(conn, outbox, JobState::Queued, &job)?;
         outbox.events.push(Event::about(&job));
         claimed.push(job);
@@ -946,22 +974,38 @@ fn finish_job(
             let updated = conn
                 .prepare_cached(concat!(
                     "UPDATE jobs SET state = 'succeeded', stage = 'done', progress = 1, story = ?3, \
-                     checkpoint = NULL, \
-                     media = coalesce(?4, media), input_tokens = ?5, output_tokens = ?6, \
-                     cost_usd = ?7, error_kind = NULL, error_message = NULL, lease_owner = NULL, \
-                     lease_expires = NULL, updated_at = ?8, finished_at = ?8 ", lease_held!(), ""
+                     checkpoint = NULL, media = coalesce(?4, media), error_kind = NULL, \
+                     error_message = NULL, lease_owner = NULL, \
+                     lease_expires = NULL, updated_at = ?5, finished_at = ?5 ", lease_held!(), ""
+                ))?
+                .execute(params![id.to_string(), owner, story, media, now])?;
+            if updated > 0 {
+                book_usage(conn, now, id, &usage)?;
+            }
+            (JobState::Succeeded, updated)
+        }
+        Outcome::Deferred {
+            error,
+            run_after_ms,
+        } => {
+            let updated = conn
+                .prepare_cached(concat!(
+                    "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
+                     attempts = max(attempts - 1, 0), run_after = ?3, error_kind = ?4, \
+                     error_message = ?5, lease_owner = NULL, lease_expires = NULL, \
+                     updated_at = ?6 ",
+                    lease_held!(),
+                    ""
                 ))?
                 .execute(params![
-                        id.to_string(),
-                        owner,
-                        story,
-                        media,
-                        i64::try_from(usage.input_tokens).unwrap_or(i64::MAX),
-                        i64::try_from(usage.output_tokens).unwrap_or(i64::MAX),
-                        usage.cost_usd,
-                        now
-                    ])?;
-            (JobState::Succeeded, updated)
+                    id.to_string(),
+                    owner,
+                    run_after_ms,
+                    error.kind.as_str(),
+                    error.message,
+                    now
+                ])?;
+            (JobState::Queued, updated)
         }
         Outcome::Retry {
             error,
@@ -1028,6 +1072,91 @@ fn finish_job(
     job_moved(conn, outbox, JobState::Running, &job)?;
     outbox.events.push(Event::about(&job));
     Ok(job)
+}
+
+/// Adds an attempt's `usage` to job `id`'s totals and to its storyteller's spending of the
+/// day (local time). Whatever the job's state: money spent stays spent.
+fn book_usage(conn: &Connection, now: i64, id: JobId, usage: &Usage) -> Result<()> {
+    if usage.is_empty() {
+        return Ok(());
+    }
+    let tokens = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let cost = tokens(usage.cost_micro_usd);
+    let booked = conn
+        .prepare_cached(
+            "UPDATE jobs SET input_tokens = input_tokens + ?2, \
+             output_tokens = output_tokens + ?3, cost_micro_usd = cost_micro_usd + ?4, \
+             cost_usd = (cost_micro_usd + ?4) / 1000000.0 WHERE id = ?1",
+        )?
+        .execute(params![
+            id.to_string(),
+            tokens(usage.input_tokens),
+            tokens(usage.output_tokens),
+            cost
+        ])?;
+    if booked == 0 {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO spending (day, storyteller, attempts, input_tokens, output_tokens, \
+         cost_micro_usd) \
+         SELECT date(?1 / 1000, 'unixepoch', 'localtime'), storyteller, 1, ?3, ?4, ?5 \
+         FROM jobs WHERE id = ?2 \
+         ON CONFLICT (day, storyteller) DO UPDATE SET attempts = attempts + 1, \
+         input_tokens = input_tokens + excluded.input_tokens, \
+         output_tokens = output_tokens + excluded.output_tokens, \
+         cost_micro_usd = cost_micro_usd + excluded.cost_micro_usd",
+    )?
+    .execute(params![
+        now,
+        id.to_string(),
+        tokens(usage.input_tokens),
+        tokens(usage.output_tokens),
+        cost
+    ])?;
+    Ok(())
+}
+
+/// The storytellers paused now (those whose pause has a time still to come, or none).
+pub(super) fn storyteller_pauses(conn: &Connection, now: i64) -> Result<Vec<StorytellerPauseView>> {
+    let mut pauses = conn
+        .prepare_cached(
+            "SELECT p.storyteller, p.kind, p.reason, p.until_ms, \
+             (SELECT count(*) FROM jobs \
+              WHERE jobs.state = 'queued' AND jobs.storyteller = p.storyteller) \
+             FROM storyteller_pauses AS p WHERE p.until_ms IS NULL OR p.until_ms > ?1 \
+             ORDER BY p.storyteller",
+        )?
+        .query_map([now], |row| {
+            Ok(StorytellerPauseView {
+                storyteller: row.get(0)?,
+                kind: PauseKind::parse(&row.get::<_, String>(1)?),
+                reason: row.get(2)?,
+                until: row.get::<_, Option<i64>>(3)?.map(iso8601),
+                queued: saturate(row.get::<_, i64>(4)?.max(0) as u64),
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    pauses.shrink_to_fit();
+    Ok(pauses)
+}
+
+/// Ends the storyteller pauses whose time has come, saying so.
+fn end_pauses_due(conn: &Connection, outbox: &mut Outbox, now: i64) -> Result<()> {
+    let ended = conn
+        .prepare_cached(
+            "DELETE FROM storyteller_pauses WHERE until_ms IS NOT NULL AND until_ms <= ?1 \
+             RETURNING storyteller",
+        )?
+        .query_map([now], |row| row.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for storyteller in ended {
+        outbox.counts_changed = true;
+        outbox
+            .events
+            .push(Event::StorytellerResumed { storyteller });
+    }
+    Ok(())
 }
 
 fn reclaim_jobs(
@@ -1272,12 +1401,112 @@ impl JobStore for SqliteStore {
         })
     }
 
-    fn claim(&self, owner: &str, max: usize, lease: Duration) -> StoreFuture<'_, Vec<Job>> {
+    fn claim_within(
+        &self,
+        owner: &str,
+        room: ClaimRoom,
+        lease: Duration,
+    ) -> StoreFuture<'_, Vec<Job>> {
         let owner = owner.to_owned();
         let lease_ms = duration_ms(lease);
         Box::pin(async move {
             self.write(move |conn, outbox, now| {
-                claim_jobs(conn, outbox, now, &owner, max, lease_ms)
+                claim_jobs(conn, outbox, now, &owner, &room, lease_ms)
+            })
+            .await
+        })
+    }
+
+    fn book_usage(&self, id: JobId, usage: Usage) -> StoreFuture<'_, Job> {
+        Box::pin(async move {
+            self.write(move |conn, outbox, now| {
+                book_usage(conn, now, id, &usage)?;
+                let job =
+                    load_job(conn, id)?.ok_or_else(|| EngineError::JobNotFound(id.to_string()))?;
+                log_change(conn, "job", id)?;
+                outbox.events.push(Event::JobSpent {
+                    job_id: id,
+                    usage: (&job.usage).into(),
+                });
+                Ok(job)
+            })
+            .await
+        })
+    }
+
+    fn spending(&self, from_day: String) -> StoreFuture<'_, Vec<DaySpending>> {
+        Box::pin(async move {
+            self.read(move |conn| {
+                Ok(conn
+                    .prepare_cached(
+                        "SELECT day, storyteller, attempts, input_tokens, output_tokens, \
+                         cost_micro_usd FROM spending WHERE day >= ?1 ORDER BY day, storyteller",
+                    )?
+                    .query_map([from_day], |row| {
+                        let n = |i: usize| row.get::<_, i64>(i).map(|n| n.max(0) as u64);
+                        Ok(DaySpending {
+                            day: row.get(0)?,
+                            storyteller: row.get(1)?,
+                            attempts: n(2)?,
+                            usage: Usage {
+                                input_tokens: n(3)?,
+                                audio_input_tokens: 0,
+                                output_tokens: n(4)?,
+                                cost_micro_usd: n(5)?,
+                            },
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .await
+        })
+    }
+
+    fn set_storyteller_paused(
+        &self,
+        storyteller: String,
+        pause: Option<StorytellerPause>,
+    ) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            self.write(move |conn, outbox, now| {
+                match pause {
+                    Some(pause) => {
+                        conn.prepare_cached(
+                            "INSERT INTO storyteller_pauses \
+                             (storyteller, kind, reason, until_ms, paused_at) \
+                             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (storyteller) DO UPDATE \
+                             SET kind = excluded.kind, reason = excluded.reason, \
+                             until_ms = excluded.until_ms, paused_at = excluded.paused_at",
+                        )?
+                        .execute(params![
+                            storyteller,
+                            pause.kind.as_str(),
+                            pause.reason,
+                            pause.until_ms,
+                            now
+                        ])?;
+                        let view = storyteller_pauses(conn, now)?
+                            .into_iter()
+                            .find(|p| p.storyteller == storyteller);
+                        if let Some(view) = view {
+                            outbox.events.push(Event::StorytellerPaused { pause: view });
+                        }
+                    }
+                    None => {
+                        let removed = conn
+                            .prepare_cached(
+                                "DELETE FROM storyteller_pauses WHERE storyteller = ?1",
+                            )?
+                            .execute([&storyteller])?;
+                        if removed > 0 {
+                            outbox
+                                .events
+                                .push(Event::StorytellerResumed { storyteller });
+                        }
+                    }
+                }
+                outbox.counts_changed = true;
+                Ok(())
             })
             .await
         })
@@ -1408,13 +1637,15 @@ impl JobStore for SqliteStore {
         owner: &str,
         outcome: Outcome,
         lease: Duration,
+        room: ClaimRoom,
     ) -> StoreFuture<'_, (Job, Option<Job>)> {
         let owner = owner.to_owned();
         let lease_ms = duration_ms(lease);
+        let room = ClaimRoom { max: 1, ..room };
         Box::pin(async move {
             self.write(move |conn, outbox, now| {
                 let done = finish_job(conn, outbox, now, id, &owner, outcome)?;
-                let next = claim_jobs(conn, outbox, now, &owner, 1, lease_ms)?;
+                let next = claim_jobs(conn, outbox, now, &owner, &room, lease_ms)?;
                 Ok((done, next.into_iter().next()))
             })
             .await
@@ -1629,9 +1860,20 @@ impl JobStore for SqliteStore {
                         if was.is_some() {
                             outbox.events.push(Event::QueueResumed);
                         }
+                        // Resuming the queue is the person saying "go on": with everything.
+                        let resumed = conn
+                            .prepare_cached("DELETE FROM storyteller_pauses RETURNING storyteller")?
+                            .query_map([], |row| row.get::<_, String>(0))?
+                            .collect::<rusqlite::Result<Vec<_>>>()?;
+                        for storyteller in resumed {
+                            outbox.counts_changed = true;
+                            outbox
+                                .events
+                                .push(Event::StorytellerResumed { storyteller });
+                        }
                     }
                 }
-                outbox.counts_changed = was != reason;
+                outbox.counts_changed |= was != reason;
                 Ok(())
             })
             .await
@@ -1744,12 +1986,21 @@ impl JobStore for SqliteStore {
         let now = self.inner.clock.now_ms();
         Box::pin(async move {
             self.read(move |conn| {
-                Ok(conn
+                let retry = conn
                     .prepare_cached(
                         "SELECT min(run_after) FROM jobs INDEXED BY jobs_waiting \
                          WHERE state = 'queued' AND run_after > 0 AND run_after > ?1",
                     )?
-                    .query_row([now], |r| r.get::<_, Option<i64>>(0))?)
+                    .query_row([now], |r| r.get::<_, Option<i64>>(0))?;
+                let pause_ends = conn
+                    .prepare_cached(
+                        "SELECT min(until_ms) FROM storyteller_pauses WHERE until_ms IS NOT NULL",
+                    )?
+                    .query_row([], |r| r.get::<_, Option<i64>>(0))?;
+                Ok(match (retry, pause_ends) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                })
             })
             .await
         })

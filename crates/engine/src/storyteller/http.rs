@@ -1,8 +1,9 @@
 //! Turning what an HTTP storyteller meets (status codes, `Retry-After`, dropped connections)
 //! into [`StoryError`]s, one rule for every provider.
 //!
-//! 429 and 5xx are transient (honouring `Retry-After`), 401/403 pause the queue, other 4xx are
-//! permanent; timeouts and connection errors are transient.
+//! 429 is a rate limit (the job waits, its attempt refunded, honouring `Retry-After`), 5xx is
+//! transient, 401/403 pause the storyteller, other 4xx are permanent; timeouts and connection
+//! errors are transient.
 
 use super::StoryError;
 use std::time::{Duration, SystemTime};
@@ -79,10 +80,14 @@ pub fn error_for_status(
     match status {
         401 | 403 => StoryError::Auth {
             message: format!(
-                "{provider} refused the API key (HTTP {status}){detail}; check the key in settings, then resume the queue"
+                "{provider} refused the API key (HTTP {status}){detail}; check the key in settings, then resume the storyteller"
             ),
         },
-        408 | 425 | 429 => StoryError::Transient {
+        429 => StoryError::RateLimited {
+            message: format!("{provider} asked us to slow down (HTTP 429){detail}"),
+            retry_after,
+        },
+        408 | 425 => StoryError::Transient {
             message: format!("{provider} is busy (HTTP {status}){detail}"),
             retry_after,
         },
@@ -181,7 +186,7 @@ mod tests {
     fn statuses_map_to_kinds() {
         use crate::job::ErrorKind::*;
         let kind = |s| error_for_status("Test", s, None, "").kind();
-        assert_eq!(kind(429), Transient);
+        assert_eq!(kind(429), RateLimited);
         assert_eq!(kind(503), Transient);
         assert_eq!(kind(500), Transient);
         assert_eq!(kind(401), Auth);

@@ -4,7 +4,14 @@
 //! as it is written, and fails with a [`StoryError`] whose kind tells the queue what to do.
 //! Cancelling a job drops the future returned by [`Storyteller::tell`], so storytellers must hold
 //! nothing that outlives a drop: child processes are spawned `kill_on_drop`, HTTP requests are
-//! futures.
+//! futures. A cancel by the person also fires [`StoryRequest::cancelled`], so a storyteller can
+//! clean up what it left on a service (an uploaded file) in a task of its own, without holding
+//! the cancel up; a shutdown does not fire it, since the next run goes on from the checkpoint.
+//!
+//! What a storyteller spends it reports with [`StorySink::usage`] as soon as it knows: the pool
+//! books it whatever the attempt's end (success, failure, cancel), priced by
+//! [`crate::pricing`]. Each storyteller says what its service can take ([`Capacity`]); the pool
+//! starts no more than that.
 
 pub mod http;
 pub mod offline;
@@ -42,6 +49,35 @@ pub struct StoryRequest {
     /// What an earlier attempt at this job saved with [`Checkpointer::save`], if anything: the
     /// storyteller continues from there (checking first that it still fits the file).
     pub checkpoint: Option<serde_json::Value>,
+    /// Fires when the person cancels the job (not on a shutdown, which keeps the work for the
+    /// next run).
+    pub cancelled: tokio_util::sync::CancellationToken,
+}
+
+/// What a storyteller's service can take at once; `None` is no limit. The pool keeps to it for
+/// every job it starts, so a rate-limited key never meets a storm of 429s.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capacity {
+    /// Requests under way at once.
+    pub concurrent: Option<u32>,
+    /// Requests started in any one minute.
+    pub per_minute: Option<u32>,
+    /// Requests started in any one day.
+    pub per_day: Option<u32>,
+}
+
+impl Capacity {
+    /// No limits.
+    pub const UNLIMITED: Capacity = Capacity {
+        concurrent: None,
+        per_minute: None,
+        per_day: None,
+    };
+
+    /// Whether any limit is set.
+    pub fn is_limited(&self) -> bool {
+        self.concurrent.is_some() || self.per_minute.is_some() || self.per_day.is_some()
+    }
 }
 
 /// Where a storyteller that analyses videos gets its ffmpeg.
@@ -95,6 +131,10 @@ pub trait Storyteller: Send + Sync + 'static {
     fn check_ready(&self) -> Result<(), StoryError> {
         Ok(())
     }
+    /// How much its service can take (no limits by default: it runs on this machine).
+    fn capacity(&self) -> Capacity {
+        Capacity::UNLIMITED
+    }
     /// Writes the story for `request` into `sink`, returning what it cost.
     fn tell<'a>(
         &'a self,
@@ -120,9 +160,42 @@ pub enum StoryError {
         /// For people.
         message: String,
     },
-    /// Credentials refused: the queue pauses rather than failing every job.
+    /// Credentials refused: this storyteller pauses rather than failing every job (the others
+    /// go on).
     #[error("{message}")]
     Auth {
+        /// For people.
+        message: String,
+    },
+    /// The service asked us to slow down (a per-minute limit): the job goes back to the queue
+    /// with its attempt refunded, and this storyteller starts nothing before `retry_after`.
+    #[error("{message}")]
+    RateLimited {
+        /// For people.
+        message: String,
+        /// How long the server asked us to wait.
+        retry_after: Option<Duration>,
+    },
+    /// A quota is spent until `until_ms` (a daily quota): this storyteller pauses until then,
+    /// its jobs wait, no attempt is used.
+    #[error("{message}")]
+    QuotaExhausted {
+        /// For people, with the time it resets.
+        message: String,
+        /// When the quota comes back (ms since the Unix epoch).
+        until_ms: i64,
+    },
+    /// The model is not there (retired, renamed, not pulled): this storyteller pauses, with a
+    /// message naming the setting to change.
+    #[error("{message}")]
+    ModelUnavailable {
+        /// For people.
+        message: String,
+    },
+    /// The service is not running or not reachable (Ollama not started): this storyteller
+    /// pauses, and looks again by itself shortly.
+    #[error("{message}")]
+    Unreachable {
         /// For people.
         message: String,
     },
@@ -165,6 +238,10 @@ impl StoryError {
             StoryError::Transient { .. } => ErrorKind::Transient,
             StoryError::Permanent { .. } => ErrorKind::Permanent,
             StoryError::Auth { .. } => ErrorKind::Auth,
+            StoryError::RateLimited { .. } => ErrorKind::RateLimited,
+            StoryError::QuotaExhausted { .. } => ErrorKind::Quota,
+            StoryError::ModelUnavailable { .. } => ErrorKind::Model,
+            StoryError::Unreachable { .. } => ErrorKind::Unreachable,
             StoryError::Setup { .. } | StoryError::DiskFull { .. } => ErrorKind::Setup,
         }
     }
@@ -231,6 +308,12 @@ pub struct StorySink {
     attempts: u32,
     /// When progress was last published.
     progress_published: Option<std::time::Instant>,
+    /// What this attempt has spent so far, as the storyteller last said.
+    usage: Usage,
+    /// The model that actually answered, where the service names it (an alias resolved).
+    model_version: Option<String>,
+    /// When upload progress was last published.
+    upload_published: Option<std::time::Instant>,
 }
 
 /// How often progress within one stage is published, at most (about 10 times a second).
@@ -268,6 +351,59 @@ impl StorySink {
             },
             attempts,
             progress_published: None,
+            usage: Usage::default(),
+            model_version: None,
+            upload_published: None,
+        }
+    }
+
+    /// Records what this attempt has spent so far (tokens as the service counts them; the
+    /// pool prices them). Called again with larger figures as they grow; the latest counts,
+    /// and is booked even when the attempt then fails or is cancelled.
+    pub fn usage(&mut self, usage: Usage) {
+        self.usage = usage;
+    }
+
+    /// What this attempt has spent, as last recorded.
+    pub fn spent(&self) -> &Usage {
+        &self.usage
+    }
+
+    /// Records the model version that answered (e.g. the alias `gemini-flash-latest` resolved).
+    pub fn model_version(&mut self, version: impl Into<String>) {
+        self.model_version = Some(version.into());
+    }
+
+    /// The model version recorded, if any.
+    pub fn answered_by(&self) -> Option<&str> {
+        self.model_version.as_deref()
+    }
+
+    /// Reports an upload's bytes: moves the job to [`Stage::Uploading`] with that fraction as
+    /// its progress, and publishes the bytes (at most about ten times a second, and the end).
+    pub fn uploaded(&mut self, sent: u64, total: u64) {
+        let fraction = if total == 0 {
+            1.0
+        } else {
+            sent as f64 / total as f64
+        };
+        let (stage, _) = *self.status.borrow();
+        if stage != Stage::Uploading {
+            self.set(Stage::Uploading, fraction.clamp(0.0, 1.0));
+        } else {
+            self.progress(fraction);
+        }
+        let now = std::time::Instant::now();
+        let due = self
+            .upload_published
+            .is_none_or(|at| now.duration_since(at) >= PROGRESS_EVERY);
+        if due || sent >= total {
+            self.upload_published = Some(now);
+            self.bus.publish(Event::UploadProgress {
+                job_id: self.job_id,
+                sent_bytes: sent as f64,
+                total_bytes: total as f64,
+            });
         }
     }
 
@@ -280,6 +416,12 @@ impl StorySink {
     pub fn stage(&mut self, stage: Stage) {
         let progress = self.status.borrow().1;
         self.set(stage, progress);
+    }
+
+    /// Moves the job to `stage` with its progress starting again from 0: for a storyteller
+    /// whose stages each have their own measure (bytes uploaded, then words written).
+    pub fn begin(&mut self, stage: Stage) {
+        self.set(stage, 0.0);
     }
 
     /// Sets overall progress, 0..=1 (clamped; never goes backwards within an attempt).

@@ -186,17 +186,18 @@ impl OllamaStoryteller {
         Ok(Some(Usage {
             input_tokens: count("prompt_eval_count"),
             output_tokens: count("eval_count"),
-            cost_usd: 0.0,
+            ..Usage::default()
         }))
     }
 
     /// The error for a request that reached no Ollama.
     fn unreachable(&self, error: &reqwest::Error) -> StoryError {
         if error.is_connect() {
-            StoryError::Setup {
+            StoryError::Unreachable {
                 message: format!(
                     "Ollama is not running at {} (start it with `ollama serve`, or set \
-                     STORYTELLER_OLLAMA_BASE_URL to where it runs), then resume the queue",
+                     STORYTELLER_OLLAMA_BASE_URL to where it runs); its videos wait and start \
+                     by themselves once it answers",
                     self.base_url
                 ),
             }
@@ -212,10 +213,11 @@ impl OllamaStoryteller {
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
             .unwrap_or_else(|| body.trim().to_owned());
         if status == 404 && said.contains("not found") {
-            return StoryError::Setup {
+            return StoryError::ModelUnavailable {
                 message: format!(
                     "Ollama at {} has no model '{model}' ({}): pull it with `ollama pull \
-                     {model}`, or choose another model, then resume the queue",
+                     {model}`, or choose another model (STORYTELLER_OLLAMA_MODEL), then resume \
+                     the storyteller",
                     self.base_url,
                     vision::shorten(&said)
                 ),

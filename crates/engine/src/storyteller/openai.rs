@@ -240,6 +240,7 @@ impl OpenAiStoryteller {
                 let count = |field: &str| counted.get(field).and_then(|n| n.as_u64()).unwrap_or(0);
                 usage.input_tokens = count("prompt_tokens");
                 usage.output_tokens = count("completion_tokens");
+                sink.usage(usage.clone());
             }
         }
         Err(StoryError::transient(
@@ -250,10 +251,11 @@ impl OpenAiStoryteller {
     /// The error for a request that reached no server.
     fn unreachable(&self, error: &reqwest::Error) -> StoryError {
         if error.is_connect() {
-            StoryError::Setup {
+            StoryError::Unreachable {
                 message: format!(
                     "no OpenAI-compatible server is answering at {} (start it, or set \
-                     STORYTELLER_OPENAI_BASE_URL to where it runs), then resume the queue",
+                     STORYTELLER_OPENAI_BASE_URL to where it runs); its videos wait and start \
+                     by themselves once it answers",
                     self.base_url
                 ),
             }
@@ -279,10 +281,10 @@ impl OpenAiStoryteller {
             })
             .unwrap_or_else(|| body.trim().to_owned());
         if status == 404 && said.to_lowercase().contains("model") {
-            return StoryError::Setup {
+            return StoryError::ModelUnavailable {
                 message: format!(
-                    "the server at {} has no model '{model}' ({}): choose one it serves, \
-                     then resume the queue",
+                    "the server at {} has no model '{model}' ({}): choose one it serves \
+                     (STORYTELLER_OPENAI_MODEL), then resume the storyteller",
                     self.base_url,
                     vision::shorten(&said)
                 ),
@@ -292,7 +294,7 @@ impl OpenAiStoryteller {
             return StoryError::Auth {
                 message: format!(
                     "the server at {} wants an API key (HTTP {status}): set OPENAI_API_KEY, \
-                     then resume the queue",
+                     then resume the storyteller",
                     self.base_url
                 ),
             };

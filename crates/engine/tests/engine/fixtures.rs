@@ -301,7 +301,12 @@ impl JobStore for FlakyStore {
     fn follow_others(&self, sink: ForeignSink) -> StoreFuture<'_, Follower> {
         self.inner.follow_others(sink)
     }
-    fn claim(&self, owner: &str, max: usize, lease: Duration) -> StoreFuture<'_, Vec<Job>> {
+    fn claim_within(
+        &self,
+        owner: &str,
+        room: storyteller_engine::store::ClaimRoom,
+        lease: Duration,
+    ) -> StoreFuture<'_, Vec<Job>> {
         let failing = self
             .failures
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -313,7 +318,7 @@ impl JobStore for FlakyStore {
                 ))
             });
         }
-        self.inner.claim(owner, max, lease)
+        self.inner.claim_within(owner, room, lease)
     }
     fn heartbeat(&self, owner: &str, lease: Duration) -> StoreFuture<'_, Vec<JobId>> {
         self.inner.heartbeat(owner, lease)
@@ -349,8 +354,25 @@ impl JobStore for FlakyStore {
         owner: &str,
         outcome: Outcome,
         lease: Duration,
+        room: storyteller_engine::store::ClaimRoom,
     ) -> StoreFuture<'_, (Job, Option<Job>)> {
-        self.inner.finish_and_claim(id, owner, outcome, lease)
+        self.inner.finish_and_claim(id, owner, outcome, lease, room)
+    }
+    fn book_usage(&self, id: JobId, usage: storyteller_engine::job::Usage) -> StoreFuture<'_, Job> {
+        self.inner.book_usage(id, usage)
+    }
+    fn spending(
+        &self,
+        from_day: String,
+    ) -> StoreFuture<'_, Vec<storyteller_engine::store::DaySpending>> {
+        self.inner.spending(from_day)
+    }
+    fn set_storyteller_paused(
+        &self,
+        storyteller: String,
+        pause: Option<storyteller_engine::store::StorytellerPause>,
+    ) -> StoreFuture<'_, ()> {
+        self.inner.set_storyteller_paused(storyteller, pause)
     }
     fn reclaim(&self, dead_owners: Vec<String>, max_attempts: u32) -> StoreFuture<'_, Vec<JobId>> {
         self.inner.reclaim(dead_owners, max_attempts)
@@ -395,4 +417,69 @@ impl JobStore for FlakyStore {
     fn lease_owners(&self) -> StoreFuture<'_, Vec<String>> {
         self.inner.lease_owners()
     }
+}
+
+/// A [`Scripted`] storyteller under another name, with the capacity its service takes: for
+/// tests of several storytellers side by side.
+pub struct Named {
+    pub name: &'static str,
+    pub capacity: storyteller_engine::storyteller::Capacity,
+    pub inner: Arc<Scripted>,
+}
+
+impl Named {
+    pub fn new(
+        name: &'static str,
+        capacity: storyteller_engine::storyteller::Capacity,
+        inner: Arc<Scripted>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            name,
+            capacity,
+            inner,
+        })
+    }
+}
+
+impl Storyteller for Named {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn default_model(&self) -> &str {
+        "test-model"
+    }
+    fn presets(&self) -> &[&'static str] {
+        &["narrative"]
+    }
+    fn capacity(&self) -> storyteller_engine::storyteller::Capacity {
+        self.capacity
+    }
+    fn tell<'a>(
+        &'a self,
+        request: &'a StoryRequest,
+        sink: &'a mut StorySink,
+    ) -> BoxFuture<'a, Result<Usage, StoryError>> {
+        self.inner.tell(request, sink)
+    }
+}
+
+/// A pool over `store` with these storytellers.
+pub fn pool_of(
+    store: &SqliteStore,
+    storytellers: Vec<Arc<dyn Storyteller>>,
+    config: PoolConfig,
+) -> Pool {
+    let mut registry = StorytellerRegistry::new();
+    for storyteller in storytellers {
+        registry.register(storyteller);
+    }
+    Pool::new(
+        Arc::new(store.clone()),
+        registry,
+        store.bus().clone(),
+        store.clock(),
+        config,
+        None,
+    )
+    .unwrap()
 }

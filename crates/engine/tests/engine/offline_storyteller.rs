@@ -18,6 +18,7 @@ fn request(source: &Path, preset: &str) -> StoryRequest {
         preset: preset.into(),
         model: OFFLINE_MODEL.into(),
         checkpoint: None,
+        cancelled: Default::default(),
     }
 }
 

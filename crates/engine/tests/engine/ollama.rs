@@ -18,6 +18,7 @@ fn request(source: &Path, preset: &str) -> StoryRequest {
         preset: preset.into(),
         model: "llava:13b".into(),
         checkpoint: None,
+        cancelled: Default::default(),
     }
 }
 
@@ -108,7 +109,7 @@ async fn the_keyframes_and_facts_go_to_ollama_and_its_stream_becomes_the_story()
 }
 
 #[tokio::test]
-async fn a_missing_model_or_a_stopped_ollama_pauses_the_queue_saying_what_to_do() {
+async fn a_missing_model_or_a_stopped_ollama_pauses_ollama_saying_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let video = video(dir.path());
     let server = server_answering(
@@ -121,7 +122,7 @@ async fn a_missing_model_or_a_stopped_ollama_pauses_the_queue_saying_what_to_do(
         .tell(&request(&video, "narrative"), &mut support::sink())
         .await
         .unwrap_err();
-    let StoryError::Setup { message } = &error else {
+    let StoryError::ModelUnavailable { message } = &error else {
         panic!("{error:?}");
     };
     assert!(message.contains("ollama pull llava:13b"), "{message}");
@@ -133,7 +134,7 @@ async fn a_missing_model_or_a_stopped_ollama_pauses_the_queue_saying_what_to_do(
         .tell(&request(&video, "narrative"), &mut support::sink())
         .await
         .unwrap_err();
-    let StoryError::Setup { message } = &error else {
+    let StoryError::Unreachable { message } = &error else {
         panic!("{error:?}");
     };
     assert!(

@@ -21,6 +21,7 @@ fn request(source: &Path, preset: &str) -> StoryRequest {
         preset: preset.into(),
         model: "qwen2.5-vl".into(),
         checkpoint: None,
+        cancelled: Default::default(),
     }
 }
 
@@ -151,7 +152,7 @@ async fn each_fault_of_the_server_gets_its_own_kind_and_words() {
                 r#"{"error":{"message":"The model `qwen2.5-vl` does not exist","type":"invalid_request_error","code":"model_not_found"}}"#,
             ),
             None,
-            "setup",
+            "model",
             "has no model 'qwen2.5-vl'",
         ),
         (ResponseTemplate::new(401).set_body_string(r#"{"error":{"message":"Invalid API key"}}"#), None, "auth", "OPENAI_API_KEY"),
@@ -161,8 +162,8 @@ async fn each_fault_of_the_server_gets_its_own_kind_and_words() {
                 .insert_header("retry-after", "17")
                 .set_body_string(r#"{"error":{"message":"Rate limit reached"}}"#),
             Some(KEY),
-            "transient 17s",
-            "busy",
+            "rate limited 17s",
+            "slow down",
         ),
         (ResponseTemplate::new(400).set_body_string(r#"{"error":{"message":"image too large"}}"#), None, "permanent", "image too large"),
         (streamed(sse(&["Orange "], "length")), None, "permanent", "length limit"),
@@ -184,8 +185,12 @@ async fn each_fault_of_the_server_gets_its_own_kind_and_words() {
             .await
             .unwrap_err();
         let got = match &error {
-            StoryError::Setup { .. } => "setup".to_owned(),
+            StoryError::ModelUnavailable { .. } => "model".to_owned(),
             StoryError::Auth { .. } => "auth".to_owned(),
+            StoryError::RateLimited {
+                retry_after: Some(after),
+                ..
+            } => format!("rate limited {}s", after.as_secs()),
             StoryError::Permanent { .. } => "permanent".to_owned(),
             StoryError::Transient {
                 retry_after: Some(after),
@@ -202,7 +207,7 @@ async fn each_fault_of_the_server_gets_its_own_kind_and_words() {
         );
     }
 
-    // No server at all: a setup problem naming the address.
+    // No server at all: the storyteller is unreachable, naming the address.
     let base = support::nobody_listening();
     let teller = OpenAiStoryteller::with_media(&base, "default", None, support::media())
         .with_idle_gap(Duration::from_secs(5));
@@ -210,7 +215,7 @@ async fn each_fault_of_the_server_gets_its_own_kind_and_words() {
         .tell(&request(&video, "social"), &mut support::sink())
         .await
         .unwrap_err();
-    assert!(matches!(error, StoryError::Setup { .. }), "{error:?}");
+    assert!(matches!(error, StoryError::Unreachable { .. }), "{error:?}");
     assert!(
         error.to_string().contains(&format!("answering at {base}")),
         "{error}"

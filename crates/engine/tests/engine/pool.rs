@@ -2,7 +2,8 @@
 //! cancel, cache, shutdown and restart after a worker dies.
 
 use crate::fixtures::{
-    fast_config, http_storyteller, job, jobs, pool_with, store_in, EnqueuedJobs, Scripted,
+    fast_config, http_storyteller, job, job_for, jobs, paused_store_in, pool_of, pool_with,
+    store_in, EnqueuedJobs, Named, Scripted,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -11,6 +12,8 @@ use storyteller_engine::job::{ErrorKind, Priority};
 use storyteller_engine::pool::RunUntil;
 use storyteller_engine::retry::RetryPolicy;
 use storyteller_engine::store::{JobFilter, JobStore, SqliteStore};
+use storyteller_engine::storyteller::Capacity;
+use storyteller_engine::wire::PauseKind;
 use storyteller_engine::{EventBus, JobState};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -139,7 +142,8 @@ async fn rate_limit_retry_after_is_honoured() {
         "retried after {waited:?}"
     );
     let done = store.get(&added.id.to_string()).await.unwrap();
-    assert_eq!((done.state, done.attempts), (JobState::Succeeded, 2));
+    // A rate limit is no fault of the job: its attempt was refunded.
+    assert_eq!((done.state, done.attempts), (JobState::Succeeded, 1));
     assert_eq!(done.story.as_deref(), Some("Told after waiting."));
 }
 
@@ -229,7 +233,7 @@ async fn a_permanent_error_is_dead_at_once_and_the_queue_keeps_going() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_auth_error_pauses_the_queue_instead_of_failing_every_job() {
+async fn an_auth_error_pauses_that_storyteller_alone_and_the_others_go_on() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(401).set_body_string(r#"{"error":"invalid api key"}"#))
@@ -238,36 +242,131 @@ async fn an_auth_error_pauses_the_queue_instead_of_failing_every_job() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path()).await;
     store.enqueue(jobs("j", 5)).await.unwrap().jobs();
-    let pool = pool_with(&store, http_storyteller(server.uri()), fast_config(1), None);
+    let offline: Vec<_> = (0..3)
+        .map(|i| job_for("local", &format!("local{i}.mp4"), &format!("local-{i}")))
+        .collect();
+    store.enqueue(offline).await.unwrap().jobs();
+    let local = Named::new(
+        "local",
+        Capacity::UNLIMITED,
+        Scripted::sleeping(Duration::from_millis(1)),
+    );
+    let pool = pool_of(
+        &store,
+        vec![http_storyteller(server.uri()), local.clone()],
+        fast_config(1),
+    );
     run_until_empty(&pool).await;
 
     let stats = store.stats().await.unwrap();
-    let reason = stats.paused.expect("queue should be paused");
+    assert_eq!(stats.paused, None, "the queue itself goes on");
+    assert_eq!(stats.succeeded, 3, "the other storyteller's jobs all ran");
+    assert_eq!(local.inner.call_count(), 3);
+    let [pause] = stats.paused_storytellers.as_slice() else {
+        panic!("{stats:?}");
+    };
+    assert_eq!(pause.storyteller, "scripted");
+    assert_eq!(pause.kind, PauseKind::Auth);
+    assert_eq!(pause.queued, 5, "no job may fail for a bad key");
+    assert_eq!(pause.until, None);
     assert!(
-        reason.contains("refused the API key (HTTP 401)"),
-        "{reason}"
+        pause.reason.contains("refused the API key (HTTP 401)"),
+        "{pause:?}"
     );
-    assert_eq!(stats.queued, 5, "no job may fail for a bad key");
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
-    let jobs = all(&store).await;
+    let keyed: Vec<_> = all(&store)
+        .await
+        .into_iter()
+        .filter(|j| j.storyteller == "scripted")
+        .collect();
     assert!(
-        jobs.iter().all(|j| j.attempts == 0),
+        keyed
+            .iter()
+            .all(|j| j.attempts == 0 && j.state == JobState::Queued),
         "the attempt is refunded"
     );
-    assert_eq!(jobs[0].error.as_ref().unwrap().kind, ErrorKind::Auth);
+    assert_eq!(keyed[0].error.as_ref().unwrap().kind, ErrorKind::Auth);
 
-    // Fix the key (here: the server) and resume: everything runs.
+    // Fix the key (here: the server) and let the storyteller go on: everything runs.
     server.reset().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
         .mount(&server)
         .await;
-    pool.resume().await.unwrap();
+    store
+        .set_storyteller_paused("scripted".into(), None)
+        .await
+        .unwrap();
     run_until_empty(&pool).await;
     assert!(all(&store)
         .await
         .iter()
         .all(|j| j.state == JobState::Succeeded));
+    assert!(store.stats().await.unwrap().paused_storytellers.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_storyteller_at_its_pace_never_exceeds_it_and_the_jobs_behind_it_go_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = paused_store_in(dir.path()).await;
+    let limited: Vec<_> = (0..25)
+        .map(|i| job_for("limited", &format!("remote{i}.mp4"), &format!("remote-{i}")))
+        .collect();
+    store.enqueue(limited).await.unwrap().jobs();
+    store
+        .enqueue(vec![job_for("local", "local.mp4", "local")])
+        .await
+        .unwrap()
+        .jobs();
+    // A service answering in 2 s that takes 10 requests a minute.
+    let remote = Named::new(
+        "limited",
+        Capacity {
+            concurrent: None,
+            per_minute: Some(10),
+            per_day: None,
+        },
+        Scripted::sleeping(Duration::from_secs(2)),
+    );
+    let local = Named::new(
+        "local",
+        Capacity::UNLIMITED,
+        Scripted::sleeping(Duration::from_millis(10)),
+    );
+    let started = tokio::time::Instant::now();
+    let pool = pool_of(&store, vec![remote.clone(), local.clone()], fast_config(16));
+    run_until_empty_within(&pool, Duration::from_secs(600)).await;
+    let makespan = started.elapsed();
+
+    let starts: Vec<Duration> = remote
+        .inner
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, _, at)| at.duration_since(started))
+        .collect();
+    assert_eq!(starts.len(), 25, "each job once, none refused");
+    for (i, start) in starts.iter().enumerate() {
+        let within_a_minute = starts[i..]
+            .iter()
+            .filter(|later| **later < *start + Duration::from_secs(60))
+            .count();
+        assert!(
+            within_a_minute <= 10,
+            "{within_a_minute} starts from {start:?}"
+        );
+    }
+    // 25 at 10 a minute: 10 at once, 10 a minute on, 5 two minutes on, then 2 s to answer.
+    assert!(
+        makespan >= Duration::from_secs(122) && makespan < Duration::from_secs(125),
+        "{makespan:?}"
+    );
+    // The job behind them was not held up by them.
+    let local_start = local.inner.calls.lock().unwrap()[0]
+        .2
+        .duration_since(started);
+    assert!(local_start < Duration::from_secs(1), "{local_start:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -665,4 +764,79 @@ async fn under_paused_time_three_workers_tell_thirty_one_minute_videos_in_ten_mi
         took >= Duration::from_secs(600) && took < Duration::from_secs(606),
         "makespan {took:?} of tokio time against the ideal 600 s"
     );
+}
+
+/// Spends tokens on a model of a priced family, then fails: for the books.
+struct SpendsThenFails;
+
+impl storyteller_engine::storyteller::Storyteller for SpendsThenFails {
+    fn name(&self) -> &str {
+        "gemini"
+    }
+    fn default_model(&self) -> &str {
+        "gemini-flash-latest"
+    }
+    fn presets(&self) -> &[&'static str] {
+        &["narrative"]
+    }
+    fn tell<'a>(
+        &'a self,
+        _request: &'a storyteller_engine::storyteller::StoryRequest,
+        sink: &'a mut storyteller_engine::storyteller::StorySink,
+    ) -> storyteller_engine::storyteller::BoxFuture<
+        'a,
+        Result<storyteller_engine::job::Usage, storyteller_engine::storyteller::StoryError>,
+    > {
+        Box::pin(async move {
+            sink.write("The stream began");
+            sink.usage(storyteller_engine::job::Usage {
+                input_tokens: 9_120,
+                audio_input_tokens: 960,
+                output_tokens: 412,
+                cost_micro_usd: 0,
+            });
+            Err(storyteller_engine::storyteller::StoryError::permanent(
+                "the answer was cut off by a safety filter",
+            ))
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_failed_attempt_spent_is_priced_and_booked_with_its_job_and_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path()).await;
+    let added = store
+        .enqueue(vec![job_for("gemini", "a.mp4", "a")])
+        .await
+        .unwrap()
+        .only();
+    let mut events = store.bus().subscribe();
+    let pool = pool_of(&store, vec![Arc::new(SpendsThenFails)], fast_config(1));
+    run_until_empty(&pool).await;
+
+    let job = store.get(&added.id.to_string()).await.unwrap();
+    assert_eq!(job.state, JobState::Dead);
+    // Priced as a Flash model: 8,160 × $0.30 + 960 sound × $1.00 + 412 × $2.50 per million.
+    assert_eq!(
+        (
+            job.usage.input_tokens,
+            job.usage.output_tokens,
+            job.usage.cost_micro_usd
+        ),
+        (9_120, 412, 4_438)
+    );
+    let days = store.spending("1970-01-01".into()).await.unwrap();
+    let [day] = days.as_slice() else {
+        panic!("{days:?}");
+    };
+    assert_eq!(day.storyteller, "gemini");
+    assert_eq!((day.attempts, day.usage.cost_micro_usd), (1, 4_438));
+    let mut spent = None;
+    while let Some(envelope) = events.try_recv() {
+        if let storyteller_engine::Event::JobSpent { job_id, usage } = envelope.event {
+            spent = Some((job_id, usage.cost_usd));
+        }
+    }
+    assert_eq!(spent, Some((added.id, 0.004438)));
 }
