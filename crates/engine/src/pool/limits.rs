@@ -14,11 +14,9 @@
 //! A 429 holds the storyteller until the time the server gave and lowers its per-minute pace to
 //! four fifths of what it was managing (or of its limit), for as long as the pool runs.
 
-use crate::clock::duration_ms;
 use crate::storyteller::Capacity;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::Duration;
 
 const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -236,11 +234,6 @@ impl Limiter {
             .filter_map(|(name, capacity)| lanes.get(name)?.opens_at(capacity, now))
             .min()
     }
-}
-
-/// `duration` in ms (for callers holding a [`Duration`]).
-pub fn ms(duration: Duration) -> i64 {
-    duration_ms(duration)
 }
 
 #[cfg(test)]

@@ -1119,7 +1119,7 @@ fn book_usage(conn: &Connection, now: i64, id: JobId, usage: &Usage) -> Result<(
 
 /// The storytellers paused now (those whose pause has a time still to come, or none).
 pub(super) fn storyteller_pauses(conn: &Connection, now: i64) -> Result<Vec<StorytellerPauseView>> {
-    let mut pauses = conn
+    let pauses = conn
         .prepare_cached(
             "SELECT p.storyteller, p.kind, p.reason, p.until_ms, \
              (SELECT count(*) FROM jobs \
@@ -1137,7 +1137,6 @@ pub(super) fn storyteller_pauses(conn: &Connection, now: i64) -> Result<Vec<Stor
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    pauses.shrink_to_fit();
     Ok(pauses)
 }
 

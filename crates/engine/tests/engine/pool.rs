@@ -538,7 +538,13 @@ async fn a_new_pool_takes_over_a_dead_pools_jobs_without_waiting_for_the_lease()
         "waited for the lease"
     );
     let jobs = all(&store).await;
-    assert!(jobs.iter().all(|j| j.state == JobState::Succeeded));
+    assert!(
+        jobs.iter().all(|j| j.state == JobState::Succeeded),
+        "{:?}",
+        jobs.iter()
+            .map(|j| (j.state, j.attempts, j.lease_owner.clone(), j.error.clone()))
+            .collect::<Vec<_>>()
+    );
     assert_eq!(teller.call_count(), 4);
     assert_eq!(jobs.iter().filter(|j| j.attempts == 2).count(), 2);
 }
