@@ -964,6 +964,7 @@ fn finish_job(
 ) -> Result<Job> {
     // No RETURNING: SQLite buffers RETURNING rows in a temporary table, a cost paid on every
     // job; one seek afterwards reads the row instead.
+    let refund = i64::from(matches!(outcome, Outcome::Deferred { .. }));
     let (to, updated) = match outcome {
         Outcome::Succeeded {
             story,
@@ -984,14 +985,19 @@ fn finish_job(
             }
             (JobState::Succeeded, updated)
         }
-        Outcome::Deferred {
+        // Back to the queue until `run_after_ms`; a deferral (a rate limit) refunds the attempt.
+        Outcome::Retry {
+            error,
+            run_after_ms,
+        }
+        | Outcome::Deferred {
             error,
             run_after_ms,
         } => {
             let updated = conn
                 .prepare_cached(concat!(
                     "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
-                     attempts = max(attempts - 1, 0), run_after = ?3, error_kind = ?4, \
+                     attempts = max(attempts - ?7, 0), run_after = ?3, error_kind = ?4, \
                      error_message = ?5, lease_owner = NULL, lease_expires = NULL, \
                      updated_at = ?6 ",
                     lease_held!(),
@@ -1003,29 +1009,8 @@ fn finish_job(
                     run_after_ms,
                     error.kind.as_str(),
                     error.message,
-                    now
-                ])?;
-            (JobState::Queued, updated)
-        }
-        Outcome::Retry {
-            error,
-            run_after_ms,
-        } => {
-            let updated = conn
-                .prepare_cached(concat!(
-                    "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
-                     run_after = ?3, error_kind = ?4, error_message = ?5, lease_owner = NULL, \
-                     lease_expires = NULL, updated_at = ?6 ",
-                    lease_held!(),
-                    ""
-                ))?
-                .execute(params![
-                    id.to_string(),
-                    owner,
-                    run_after_ms,
-                    error.kind.as_str(),
-                    error.message,
-                    now
+                    now,
+                    refund
                 ])?;
             (JobState::Queued, updated)
         }

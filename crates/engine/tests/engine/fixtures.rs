@@ -97,17 +97,7 @@ pub fn pool_with(
     config: PoolConfig,
     runners: Option<&Path>,
 ) -> Pool {
-    let mut registry = StorytellerRegistry::new();
-    registry.register(storyteller);
-    Pool::new(
-        Arc::new(store.clone()),
-        registry,
-        store.bus().clone(),
-        store.clock(),
-        config,
-        runners,
-    )
-    .unwrap()
+    pool_over(store, registry_of(storyteller), config, runners)
 }
 
 /// A store on a fresh database file in `dir` that reads tokio's clock, for tests under
@@ -473,13 +463,23 @@ pub fn pool_of(
     for storyteller in storytellers {
         registry.register(storyteller);
     }
+    pool_over(store, registry, config, None)
+}
+
+/// A pool over `store` with `registry`, reading the store's clock.
+fn pool_over(
+    store: &SqliteStore,
+    registry: StorytellerRegistry,
+    config: PoolConfig,
+    runners: Option<&Path>,
+) -> Pool {
     Pool::new(
         Arc::new(store.clone()),
         registry,
         store.bus().clone(),
         store.clock(),
         config,
-        None,
+        runners,
     )
     .unwrap()
 }
