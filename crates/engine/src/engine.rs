@@ -39,6 +39,7 @@ use crate::store::{
     Enqueued, FileKey, Follower, ForeignChanges, JobFilter, JobStore, SourceKey, SqliteStore,
     StorySearch,
 };
+use crate::storyteller::gemini::GeminiStoryteller;
 use crate::storyteller::offline::OfflineStoryteller;
 use crate::storyteller::ollama::OllamaStoryteller;
 use crate::storyteller::openai::OpenAiStoryteller;
@@ -127,6 +128,7 @@ impl Engine {
         let storytellers = options.storytellers.clone().unwrap_or_else(|| {
             let mut registry = StorytellerRegistry::new();
             registry.register(Arc::new(OfflineStoryteller::locating(home.thumbnails())));
+            registry.register(Arc::new(GeminiStoryteller::from_env(home.thumbnails())));
             registry.register(Arc::new(OllamaStoryteller::from_env(home.thumbnails())));
             registry.register(Arc::new(OpenAiStoryteller::from_env(home.thumbnails())));
             registry

@@ -17,6 +17,7 @@ mod frames;
 mod locate;
 mod probe;
 mod process;
+mod remux;
 pub mod scenes;
 
 pub use audio::{AudioFacts, AudioLogParser, Silence, LUFS_FLOOR};

@@ -58,8 +58,39 @@ fn parse_http_date(value: &str) -> Option<SystemTime> {
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds))
 }
 
+/// Parses an RFC 3339 time in UTC (`2026-12-04T10:00:00.123456Z`, as Google's APIs write
+/// them) into ms since the Unix epoch.
+pub fn parse_rfc3339_ms(value: &str) -> Option<i64> {
+    let value = value.trim();
+    let (date, time) = value.split_once(['T', 't'])?;
+    let mut ymd = date.splitn(3, '-');
+    let year: i64 = ymd.next()?.parse().ok()?;
+    let month: i64 = ymd.next()?.parse().ok()?;
+    let day: i64 = ymd.next()?.parse().ok()?;
+    let (clock, offset_ms) = if let Some(clock) = time.strip_suffix(['Z', 'z']) {
+        (clock, 0)
+    } else {
+        let split = time.rfind(['+', '-'])?;
+        let (clock, offset) = time.split_at(split);
+        let sign = if offset.starts_with('-') { -1 } else { 1 };
+        let (hours, minutes) = offset[1..].split_once(':')?;
+        let minutes = hours.parse::<i64>().ok()? * 60 + minutes.parse::<i64>().ok()?;
+        (clock, sign * minutes * 60_000)
+    };
+    let mut hms = clock.splitn(3, ':');
+    let hour: i64 = hms.next()?.parse().ok()?;
+    let minute: i64 = hms.next()?.parse().ok()?;
+    let seconds: f64 = hms.next()?.parse().ok()?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    let ms = (days * 86_400 + hour * 3600 + minute * 60) * 1000 + (seconds * 1000.0) as i64;
+    Some(ms - offset_ms)
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
@@ -180,6 +211,20 @@ mod tests {
         );
         assert_eq!(parse_retry_after("999999", now), Some(MAX_RETRY_AFTER));
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn rfc3339_times_as_google_writes_them() {
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339_ms("1994-11-06T08:49:37.250Z"),
+            Some(784_111_777_250)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("1994-11-06T00:49:37-08:00"),
+            Some(784_111_777_000)
+        );
+        assert_eq!(parse_rfc3339_ms("tomorrow"), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! [`crate::pricing`]. Each storyteller says what its service can take ([`Capacity`]); the pool
 //! starts no more than that.
 
+pub mod gemini;
 pub mod http;
 pub mod offline;
 pub mod ollama;

@@ -3,6 +3,8 @@
 
 mod engine;
 mod fixtures;
+mod gemini;
+mod gemini_server;
 mod media;
 mod offline_storyteller;
 mod ollama;

@@ -1,0 +1,81 @@
+//! Rewrapping a video in an MP4 container, for a service that does not take the one it came in
+//! (Gemini refuses Matroska, MPEG-TS, Ogg…). The streams are copied as they are, which takes
+//! seconds even for an hour of video; only when MP4 cannot carry them (a codec it has no tag
+//! for) is the video transcoded to H.264 and AAC.
+
+use super::process::{self, command, run_collect};
+use super::{Media, MediaError};
+use std::path::Path;
+
+impl Media {
+    /// Writes `source` as an MP4 at `target` (through `target.part`, renamed when complete, so a
+    /// half-written file is never taken for a finished one). Keeps the first video stream and
+    /// every audio stream.
+    pub async fn remux_to_mp4(&self, source: &Path, target: &Path) -> Result<(), MediaError> {
+        let partial = target.with_extension("mp4.part");
+        let copied = self.rewrap(source, &partial, false).await;
+        let written = match copied {
+            Ok(()) => Ok(()),
+            Err(error @ (MediaError::DiskFull { .. } | MediaError::ToolBroken { .. })) => {
+                Err(error)
+            }
+            Err(error) => {
+                tracing::info!(%error, "the streams do not fit MP4 as they are; transcoding");
+                self.rewrap(source, &partial, true).await
+            }
+        };
+        if let Err(error) = written {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(error);
+        }
+        tokio::fs::rename(&partial, target)
+            .await
+            .map_err(|e| MediaError::ToolFailed {
+                tool: "ffmpeg",
+                message: format!("the rewrapped video could not be put in place: {e}"),
+            })
+    }
+
+    async fn rewrap(
+        &self,
+        source: &Path,
+        target: &Path,
+        transcode: bool,
+    ) -> Result<(), MediaError> {
+        let mut cmd = command(self.ffmpeg());
+        cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i"])
+            .arg(source)
+            .args(["-map", "0:v:0", "-map", "0:a?", "-dn", "-sn"]);
+        if transcode {
+            cmd.args([
+                "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
+                "-c:a", "aac", "-b:a", "128k",
+            ]);
+        } else {
+            cmd.args(["-c", "copy"]);
+        }
+        cmd.args(["-movflags", "+faststart", "-f", "mp4"])
+            .arg(target);
+        let collected = run_collect("ffmpeg", cmd, 0).await?;
+        let finished = &collected.finished;
+        if finished.status.success() {
+            return Ok(());
+        }
+        let folder = target.parent().unwrap_or(target);
+        if let Some(fault) = process::machine_fault("ffmpeg", finished, Some(folder)) {
+            return Err(fault);
+        }
+        Err(MediaError::ToolFailed {
+            tool: "ffmpeg",
+            message: format!(
+                "rewrapping {} as MP4 failed: {}",
+                super::display_name(source),
+                finished
+                    .stderr_tail
+                    .last()
+                    .map(String::as_str)
+                    .unwrap_or("no reason given")
+            ),
+        })
+    }
+}
