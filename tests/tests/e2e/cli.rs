@@ -2,7 +2,7 @@
 //! as text and JSON, the result cache, export, pause and resume, cancel, retry, delete, and the
 //! exit codes and messages of mistakes.
 
-use crate::support::{count_in, text, text as text_of, Look, Sandbox};
+use crate::support::{arg, count_in, text, text as text_of, Look, Sandbox};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -13,10 +13,6 @@ fn three_videos(sandbox: &Sandbox) -> Vec<PathBuf> {
     (0..3)
         .map(|i| sandbox.video(&format!("clip-{i}.mp4"), Look::varied(i, 3)))
         .collect()
-}
-
-fn arg(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 path")
 }
 
 /// `process` on `videos`, which must exit 0.

@@ -9,4 +9,5 @@
 mod bad_inputs;
 mod cli;
 mod crash;
+mod gemini;
 mod support;

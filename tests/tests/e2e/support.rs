@@ -525,3 +525,8 @@ pub fn error_message(job: &Value) -> &str {
         .as_str()
         .unwrap_or_else(|| panic!("job has no error: {job:#}"))
 }
+
+/// A path as a command-line argument.
+pub fn arg(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}

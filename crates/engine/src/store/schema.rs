@@ -358,6 +358,15 @@ pub const MIGRATIONS: &[Migration] = &[
     ) WITHOUT ROWID;
     "#,
     },
+    // 9: the sound a model heard is priced apart from the rest of its input (Gemini), so its
+    // tokens are kept apart too, per job and per day. Older builds read past the new columns.
+    Migration {
+        needs: 8,
+        sql: r#"
+    ALTER TABLE jobs ADD COLUMN audio_input_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE spending ADD COLUMN audio_input_tokens INTEGER NOT NULL DEFAULT 0;
+    "#,
+    },
 ];
 
 /// The latest schema version this build knows (and migrates a database to).

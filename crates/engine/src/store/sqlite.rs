@@ -54,7 +54,8 @@ macro_rules! job_columns {
         "id, source, size, mtime_ms, content_hash, media, storyteller, model, \
          preset, priority, batch_id, state, stage, progress, attempts, run_after, lease_owner, \
          lease_expires, error_kind, error_message, story, cached, no_cache, input_tokens, \
-         output_tokens, cost_micro_usd, created_at, updated_at, started_at, finished_at"
+         output_tokens, cost_micro_usd, created_at, updated_at, started_at, finished_at, \
+         audio_input_tokens"
     };
 }
 
@@ -409,7 +410,7 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         usage: Usage {
             input_tokens: row.get::<_, i64>(23)?.max(0) as u64,
             output_tokens: row.get::<_, i64>(24)?.max(0) as u64,
-            audio_input_tokens: 0,
+            audio_input_tokens: row.get::<_, i64>(30)?.max(0) as u64,
             cost_micro_usd: row.get::<_, i64>(25)?.max(0) as u64,
         },
         created_at_ms: row.get(26)?,
@@ -883,13 +884,13 @@ fn claim_jobs(
             .query_row(params![now, passed_over], |row| {
                 let mut job = job_from_row(row)?;
                 job.checkpoint = row
-                    .get::<_, Option<String>>(32)?
+                    .get::<_, Option<String>>(33)?
                     .and_then(|saved| serde_json::from_str(&saved).ok());
                 Ok((
                     job,
-                    row.get::<_, i64>(30)?,
                     row.get::<_, i64>(31)?,
-                    row.get::<_, Option<String>>(33)?,
+                    row.get::<_, i64>(32)?,
+                    row.get::<_, Option<String>>(34)?,
                 ))
             })
             .optional()?
@@ -1071,33 +1072,37 @@ fn book_usage(conn: &Connection, now: i64, id: JobId, usage: &Usage) -> Result<(
         .prepare_cached(
             "UPDATE jobs SET input_tokens = input_tokens + ?2, \
              output_tokens = output_tokens + ?3, cost_micro_usd = cost_micro_usd + ?4, \
-             cost_usd = (cost_micro_usd + ?4) / 1000000.0 WHERE id = ?1",
+             cost_usd = (cost_micro_usd + ?4) / 1000000.0, \
+             audio_input_tokens = audio_input_tokens + ?5 WHERE id = ?1",
         )?
         .execute(params![
             id.to_string(),
             tokens(usage.input_tokens),
             tokens(usage.output_tokens),
-            cost
+            cost,
+            tokens(usage.audio_input_tokens)
         ])?;
     if booked == 0 {
         return Ok(());
     }
     conn.prepare_cached(
         "INSERT INTO spending (day, storyteller, attempts, input_tokens, output_tokens, \
-         cost_micro_usd) \
-         SELECT date(?1 / 1000, 'unixepoch', 'localtime'), storyteller, 1, ?3, ?4, ?5 \
+         cost_micro_usd, audio_input_tokens) \
+         SELECT date(?1 / 1000, 'unixepoch', 'localtime'), storyteller, 1, ?3, ?4, ?5, ?6 \
          FROM jobs WHERE id = ?2 \
          ON CONFLICT (day, storyteller) DO UPDATE SET attempts = attempts + 1, \
          input_tokens = input_tokens + excluded.input_tokens, \
          output_tokens = output_tokens + excluded.output_tokens, \
-         cost_micro_usd = cost_micro_usd + excluded.cost_micro_usd",
+         cost_micro_usd = cost_micro_usd + excluded.cost_micro_usd, \
+         audio_input_tokens = audio_input_tokens + excluded.audio_input_tokens",
     )?
     .execute(params![
         now,
         id.to_string(),
         tokens(usage.input_tokens),
         tokens(usage.output_tokens),
-        cost
+        cost,
+        tokens(usage.audio_input_tokens)
     ])?;
     Ok(())
 }
@@ -1424,7 +1429,8 @@ impl JobStore for SqliteStore {
                 Ok(conn
                     .prepare_cached(
                         "SELECT day, storyteller, attempts, input_tokens, output_tokens, \
-                         cost_micro_usd FROM spending WHERE day >= ?1 ORDER BY day, storyteller",
+                         cost_micro_usd, audio_input_tokens FROM spending WHERE day >= ?1 \
+                         ORDER BY day, storyteller",
                     )?
                     .query_map([from_day], |row| {
                         let n = |i: usize| row.get::<_, i64>(i).map(|n| n.max(0) as u64);
@@ -1434,7 +1440,7 @@ impl JobStore for SqliteStore {
                             attempts: n(2)?,
                             usage: Usage {
                                 input_tokens: n(3)?,
-                                audio_input_tokens: 0,
+                                audio_input_tokens: n(6)?,
                                 output_tokens: n(4)?,
                                 cost_micro_usd: n(5)?,
                             },

@@ -507,7 +507,7 @@ impl GeminiStoryteller {
         let call = self
             .client
             .post(format!("{}/upload/v1beta/files", self.base_url))
-            .header("x-goog-api-key", key)
+            .header("x-goog-api-key", key_value(key))
             .header("X-Goog-Upload-Protocol", "resumable")
             .header("X-Goog-Upload-Command", "start")
             .header("X-Goog-Upload-Header-Content-Length", size.to_string())
@@ -625,7 +625,7 @@ impl GeminiStoryteller {
             let call = self
                 .client
                 .get(format!("{}/v1beta/{}", self.base_url, file.name))
-                .header("x-goog-api-key", key)
+                .header("x-goog-api-key", key_value(key))
                 .timeout(Duration::from_secs(60));
             let response = call
                 .send()
@@ -711,7 +711,7 @@ impl GeminiStoryteller {
                 "{}/v1beta/models/{model}:streamGenerateContent?alt=sse",
                 self.base_url
             ))
-            .header("x-goog-api-key", key)
+            .header("x-goog-api-key", key_value(key))
             .json(&body);
         let response = vision::send_within("Gemini", self.options.idle_gap, call)
             .await?
@@ -928,7 +928,8 @@ enum Sent {
 }
 
 impl GeminiOptions {
-    /// The defaults, with the pace and the keeping of uploads the environment sets.
+    /// The defaults, with the pace, the upload sizes and the keeping of uploads the
+    /// environment sets.
     pub fn from_env() -> Self {
         let mut options = Self::default();
         let number =
@@ -953,6 +954,18 @@ impl GeminiOptions {
                 options.capacity.per_day,
             ),
         };
+        // Bytes under which a video goes inline (0: always upload), and per upload request:
+        // for proxies that cap request sizes, and for tests.
+        if let Some(limit) =
+            vision::env_value("STORYTELLER_GEMINI_INLINE_BYTES").and_then(|v| v.parse::<u64>().ok())
+        {
+            options.inline_limit = limit;
+        }
+        if let Some(chunk) = vision::env_value("STORYTELLER_GEMINI_CHUNK_BYTES")
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            options.chunk_size = chunk;
+        }
         if vision::env_value("STORYTELLER_GEMINI_KEEP_UPLOADS").is_some_and(|v| v != "0") {
             options.delete_after = false;
         }
@@ -1366,6 +1379,14 @@ pub fn local_time_words(utc_ms: i64) -> String {
     }
 }
 
+/// The key as a header value marked sensitive, so that no HTTP-level log prints it.
+fn key_value(key: &str) -> reqwest::header::HeaderValue {
+    let mut value = reqwest::header::HeaderValue::from_str(key.trim())
+        .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(""));
+    value.set_sensitive(true);
+    value
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -1441,7 +1462,7 @@ fn file_of(body: &str, mime: &str) -> Result<RemoteFile, StoryError> {
 async fn delete_file(client: &reqwest::Client, base: &str, key: &str, name: &str) {
     let call = client
         .delete(format!("{base}/v1beta/{name}"))
-        .header("x-goog-api-key", key)
+        .header("x-goog-api-key", key_value(key))
         .timeout(Duration::from_secs(30));
     match call.send().await {
         Ok(response) if response.status().is_success() || response.status().as_u16() == 404 => {

@@ -121,6 +121,8 @@ struct State {
     processing_polls: u32,
     fail_processing: Option<String>,
     keep_bytes: bool,
+    /// How long each upload chunk takes to be answered.
+    chunk_delay: Duration,
 }
 
 /// The server; cheap to clone.
@@ -177,6 +179,11 @@ impl GeminiServer {
     /// New files end FAILED with `message`.
     pub fn fail_processing(&self, message: &str) {
         self.state().fail_processing = Some(message.to_owned());
+    }
+
+    /// Answers each upload chunk only after `delay` (a slow link).
+    pub fn chunk_delay(&self, delay: Duration) {
+        self.state().chunk_delay = delay;
     }
 
     /// Counts uploaded bytes without keeping them (big uploads).
@@ -308,6 +315,10 @@ impl GeminiServer {
             read,
             if chunk { &[] } else { &body },
         );
+        if chunk {
+            let delay = self.state().chunk_delay;
+            tokio::time::sleep(delay).await;
+        }
         let (path, query) = target.split_once('?').unwrap_or((&target, ""));
         let reply = if path == "/upload/v1beta/files" && query.contains("upload_id=") {
             self.upload_command(query, &command, &headers, &body, read)

@@ -1,0 +1,271 @@
+//! The `storyteller` binary telling videos with Gemini, against a Generative Language API on
+//! 127.0.0.1: the key kept out of everything but its header, a process killed mid-upload and
+//! started again, and a spent daily quota that pauses Gemini alone.
+
+#[path = "../../../crates/engine/tests/engine/gemini_server.rs"]
+mod gemini_server;
+
+use crate::support::{arg, Look, Sandbox, RUN_DEADLINE};
+use gemini_server::{Answer, GeminiServer};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const KEY: &str = "AIzaSy-e2e-4f1c9b7a2d";
+
+fn env(server: &GeminiServer) -> Vec<(&'static str, String)> {
+    vec![
+        ("GEMINI_API_KEY", KEY.to_owned()),
+        ("STORYTELLER_GEMINI_BASE_URL", server.base.clone()),
+        // Every video through the resumable upload, in 256 KiB requests.
+        ("STORYTELLER_GEMINI_INLINE_BYTES", "0".to_owned()),
+        ("STORYTELLER_GEMINI_CHUNK_BYTES", "262144".to_owned()),
+    ]
+}
+
+fn with<'a>(
+    env: &'a [(&'static str, String)],
+    more: &[(&'static str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    env.iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .chain(more.iter().copied())
+        .collect()
+}
+
+/// A 6-second 640×360 video of noise, about 3 MB: a dozen upload requests.
+fn noisy_video(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let status = Command::new("ffmpeg")
+        .args(["-y", "-hide_banner", "-loglevel", "error", "-nostdin"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=640x360:r=25:d=6,noise=alls=40:allf=t",
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=6",
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-b:v",
+            "4000k",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args(["-c:a", "aac", "-shortest"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success());
+    path
+}
+
+/// Every file under `dir`, read whole.
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                found.push((path, bytes));
+            }
+        }
+    }
+    found
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gemini_tells_a_video_and_its_key_is_found_nowhere_but_in_the_requests_header() {
+    let server = GeminiServer::start(KEY).await;
+    server.processing_polls(1);
+    let story = ["A test card ", "hums at ", "440 hertz."];
+    server.answer(vec![Answer::story(&story)]);
+    let sandbox = Sandbox::new();
+    let video = sandbox.video("card.mp4", Look::varied(0, 3));
+    let env = env(&server);
+    let traced = with(&env, &[("RUST_LOG", "trace")]);
+
+    let out = tokio::task::block_in_place(|| {
+        // A second process following the events as the window would.
+        let watcher = sandbox.spawn_with_env(&traced, &["watch", "--json"]);
+        std::thread::sleep(Duration::from_millis(500));
+        let told = sandbox
+            .spawn_with_env(
+                &traced,
+                &["process", arg(&video), "--storyteller", "gemini"],
+            )
+            .wait(RUN_DEADLINE);
+        std::thread::sleep(Duration::from_millis(500));
+        watcher.signal("INT");
+        (told, watcher.wait(RUN_DEADLINE))
+    });
+    let (told, watched) = out;
+    assert_eq!(told.code, Some(0), "{told}");
+    assert!(told.stdout.contains(&story.concat()), "{told}");
+    let job = sandbox.job_for("card.mp4");
+    assert_eq!(job["storyteller"], "gemini");
+    assert_eq!(job["model"], "gemini-flash-latest");
+    assert_eq!(job["story"], story.concat());
+    assert_eq!(job["usage"]["inputTokens"], gemini_server::PROMPT_TOKENS);
+    assert_eq!(
+        job["usage"]["audioInputTokens"],
+        gemini_server::AUDIO_TOKENS
+    );
+    assert_eq!(job["usage"]["outputTokens"], 30);
+    assert!(job["usage"]["costUsd"].as_f64().unwrap() > 0.0, "{job:#}");
+    assert_eq!(server.uploaded_bytes(), std::fs::read(&video).unwrap());
+    assert!(server.files().is_empty(), "the upload is deleted once told");
+    assert!(
+        watched.stdout.contains("\"jobUpdated\"") || watched.stdout.contains("jobUpdated"),
+        "{watched}"
+    );
+    assert!(
+        told.stderr.contains("TRACE") || told.stderr.contains("DEBUG"),
+        "logging was on: {told}"
+    );
+
+    // The key went in the API's header, and nowhere else: not to the upload session, not in
+    // a log line, the database, a checkpoint, the settings or an event.
+    let seen = server.seen();
+    assert!(seen
+        .iter()
+        .filter(|s| !s.target.contains("upload_id="))
+        .all(|s| s.header("x-goog-api-key") == Some(KEY)));
+    assert!(seen
+        .iter()
+        .filter(|s| s.target.contains("upload_id="))
+        .all(|s| s.header("x-goog-api-key").is_none()));
+    assert!(seen
+        .iter()
+        .all(|s| !s.target.contains(KEY) && !contains(&s.body, KEY)));
+    for (what, text) in [
+        ("stdout", &told.stdout),
+        ("stderr", &told.stderr),
+        ("events", &watched.stdout),
+        ("watch log", &watched.stderr),
+    ] {
+        assert!(!text.contains(KEY), "the key is in the {what}");
+    }
+    let listed = sandbox.ok(&["list", "--json"]);
+    assert!(!listed.stdout.contains(KEY));
+    for (path, bytes) in files_under(&sandbox.home()) {
+        assert!(!contains(&bytes, KEY), "the key is in {}", path.display());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_mid_upload_goes_on_from_what_the_service_has_without_a_second_start() {
+    let server = GeminiServer::start(KEY).await;
+    server.chunk_delay(Duration::from_millis(150));
+    let sandbox = Sandbox::new();
+    let video = noisy_video(&sandbox.videos(), "long take.mp4");
+    let env = env(&server);
+    let env = with(&env, &[]);
+    tokio::task::block_in_place(|| {
+        sandbox.ok(&["add", arg(&video), "--storyteller", "gemini"]);
+        let runner = sandbox.spawn_with_env(&env, &["run", "--until-empty"]);
+        let started = Instant::now();
+        while server.commands("upload") < 3 {
+            assert!(
+                started.elapsed() < RUN_DEADLINE,
+                "the upload never got going"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        runner.kill_hard();
+        let sent_before = server.commands("upload");
+        let out = sandbox
+            .spawn_with_env(&env, &["run", "--until-empty"])
+            .wait(RUN_DEADLINE);
+        assert_eq!(out.code, Some(0), "{out}");
+        let size = std::fs::metadata(&video).unwrap().len();
+        let requests = size.div_ceil(gemini_server::GRANULE) as usize;
+        assert!(
+            server.commands("upload") + 1 < requests + sent_before,
+            "the second run sent only what was missing"
+        );
+    });
+    assert_eq!(server.commands("start"), 1, "no second upload session");
+    assert_eq!(
+        server.commands("query"),
+        1,
+        "it asked the service what it had"
+    );
+    assert_eq!(
+        server.uploaded_bytes(),
+        std::fs::read(&video).unwrap(),
+        "every byte once, in order"
+    );
+    let job = sandbox.job_for("long take.mp4");
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(server.generate_calls().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_daily_quota_pauses_gemini_alone_until_midnight_pacific() {
+    let server = GeminiServer::start(KEY).await;
+    let per_day = r#"{"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests","quotaId":"GenerateRequestsPerDayPerProjectPerModel-FreeTier","quotaValue":"250"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"43s"}]}}"#;
+    server.answer(vec![Answer::error(429, per_day)]);
+    let sandbox = Sandbox::new();
+    let keyed: Vec<PathBuf> = (0..3)
+        .map(|i| sandbox.video(&format!("g{i}.mp4"), Look::varied(i, 2)))
+        .collect();
+    let offline = sandbox.video("local.mp4", Look::varied(5, 2));
+    let env = env(&server);
+    let env = with(&env, &[]);
+    let out = tokio::task::block_in_place(|| {
+        let paths: Vec<&Path> = keyed.iter().map(PathBuf::as_path).collect();
+        sandbox.add(&paths, &["--storyteller", "gemini"]);
+        sandbox.add(&[&offline], &["--storyteller", "offline"]);
+        sandbox
+            .spawn_with_env(&env, &["run", "--until-empty"])
+            .wait(RUN_DEADLINE)
+    });
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(said.contains("midnight Pacific"), "{out}");
+    assert_eq!(
+        sandbox.job_for("local.mp4")["state"],
+        "succeeded",
+        "offline videos are still told"
+    );
+    for i in 0..3 {
+        let job = sandbox.job_for(&format!("g{i}.mp4"));
+        assert_eq!(job["state"], "queued", "{job:#}");
+        assert_eq!(job["attempts"], 0, "no attempt is used: {job:#}");
+    }
+    let stats = sandbox.stats();
+    assert!(stats["paused"].is_null(), "the queue goes on: {stats:#}");
+    let pause = &stats["pausedStorytellers"][0];
+    assert_eq!(pause["storyteller"], "gemini", "{stats:#}");
+    assert_eq!(pause["kind"], "quota", "{stats:#}");
+    assert_eq!(pause["queued"], 3, "{stats:#}");
+    // Midnight Pacific is 07:00 or 08:00 UTC.
+    let until = pause["until"].as_str().unwrap();
+    assert!(
+        until.contains("T07:00:00") || until.contains("T08:00:00"),
+        "{until}"
+    );
+    // At most the requests already under way when the first answer came.
+    assert!(
+        server.generate_calls().len() <= 3,
+        "{}",
+        server.generate_calls().len()
+    );
+}
