@@ -12,9 +12,10 @@ root=$(pwd)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-# System packages, installed only when missing. The command and the engine need only a C
-# toolchain and ffmpeg; the window needs WebKitGTK, and its tests a virtual display, the
-# WebDriver for WebKit, a clipboard reader and a notification server.
+# System packages, installed only when missing. The command and the engine need a C toolchain,
+# ffmpeg and D-Bus's headers (for the keychain); the window needs WebKitGTK, and its tests a
+# virtual display, the WebDriver for WebKit, a clipboard reader, a notification server and a
+# keyring.
 apt_install() {
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -31,6 +32,8 @@ ensure_system_packages() {
   command -v cc >/dev/null 2>&1 || missing+=(build-essential)
   command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
   command -v curl >/dev/null 2>&1 || missing+=(curl ca-certificates)
+  # The OS keychain (Secret Service) is reached over D-Bus.
+  has_package libdbus-1-dev || missing+=(libdbus-1-dev)
   if [ "${1:-}" = window ] || [ "${1:-}" = test ]; then
     has_package libwebkit2gtk-4.1-dev || missing+=(libwebkit2gtk-4.1-dev)
     command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
@@ -43,6 +46,7 @@ ensure_system_packages() {
     command -v dunst >/dev/null 2>&1 || missing+=(dunst)
     command -v dbus-run-session >/dev/null 2>&1 || missing+=(dbus-daemon)
     command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
+    command -v gnome-keyring-daemon >/dev/null 2>&1 || missing+=(gnome-keyring)
   fi
   if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}"

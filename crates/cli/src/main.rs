@@ -208,9 +208,35 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// API keys and the storytellers' configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Print every event as it happens, this process's and other processes' (until Ctrl-C).
     Watch {
         /// One JSON object per line, as the desktop window receives them.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Keep a storyteller's API key in the OS keychain, read from stdin (a terminal does not
+    /// show it as it is typed). It is used from the next request on and never shown again.
+    SetKey {
+        /// gemini or openai.
+        storyteller: String,
+    },
+    /// Forget the key kept in the keychain for a storyteller.
+    ForgetKey {
+        /// gemini or openai.
+        storyteller: String,
+    },
+    /// Where each storyteller's key comes from (its last four characters only).
+    Keys {
+        /// Print as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -688,6 +714,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Config { command } => config(home, command).await,
         Command::Watch { json } => {
             let engine = open(home, None).await?;
             let mut events = engine.subscribe();
@@ -708,6 +735,59 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `storyteller config …`.
+async fn config(home: Option<PathBuf>, command: ConfigCommand) -> anyhow::Result<ExitCode> {
+    let engine = open(home, None).await?;
+    match command {
+        ConfigCommand::SetKey { storyteller } => {
+            let key = read_key(&storyteller)?;
+            let status = engine.set_api_key(&storyteller, &key).await?;
+            out!(
+                "{} key kept in the keychain ({})",
+                storyteller,
+                status.masked.as_deref().unwrap_or("••••")
+            );
+            if status.source == storyteller_engine::secrets::KeySource::Environment {
+                out!(
+                    "note: {} is set, and is used before the keychain while it is",
+                    status.env_var
+                );
+            }
+        }
+        ConfigCommand::ForgetKey { storyteller } => {
+            let status = engine.forget_api_key(&storyteller).await?;
+            out!("{} key forgotten", storyteller);
+            if status.source == storyteller_engine::secrets::KeySource::Environment {
+                out!("note: {} is still set, and is used", status.env_var);
+            }
+        }
+        ConfigCommand::Keys { json } => {
+            let keys = engine.api_keys().await?;
+            if json {
+                output::print_json(&keys)?;
+            } else {
+                for key in &keys {
+                    out!("{}", output::key_words(key));
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The key from stdin: hidden as it is typed on a terminal, else the first line piped in.
+fn read_key(storyteller: &str) -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    let key = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("{storyteller} API key (not shown): "))?
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line
+    };
+    Ok(key.trim().to_owned())
 }
 
 /// Colour codes only for a terminal that shows them: never into a file or a pipe, and never

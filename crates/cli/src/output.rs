@@ -223,6 +223,24 @@ pub fn pause_words(pause: &storyteller_engine::wire::StorytellerPauseView) -> St
     )
 }
 
+/// Where a storyteller's key comes from, in a line.
+pub fn key_words(key: &storyteller_engine::secrets::KeyStatusView) -> String {
+    use storyteller_engine::secrets::KeySource;
+    let masked = key.masked.as_deref().unwrap_or("");
+    match key.source {
+        KeySource::Environment => format!("{}: {masked} from {}", key.storyteller, key.env_var),
+        KeySource::Keychain => format!("{}: {masked} from the keychain", key.storyteller),
+        KeySource::None if key.keychain_available => format!(
+            "{}: no key (`storyteller config set-key {}`, or set {})",
+            key.storyteller, key.storyteller, key.env_var
+        ),
+        KeySource::None => format!(
+            "{}: no key (set {}; no keychain can be used here)",
+            key.storyteller, key.env_var
+        ),
+    }
+}
+
 /// The settings, one per line.
 pub fn print_settings(settings: &Settings) {
     out!("concurrency:  {}", settings.concurrency);

@@ -34,15 +34,16 @@ use crate::intake::{self, IntakeOptions};
 use crate::job::{Job, JobId, JobState, Priority, StorySpec};
 use crate::media;
 use crate::pool::{Pool, PoolConfig, RunUntil};
+use crate::secrets::{self, ApiKey, KeySource, KeyStatusView};
 use crate::settings::{self, Settings};
 use crate::store::{
     Enqueued, FileKey, Follower, ForeignChanges, JobFilter, JobStore, SourceKey, SqliteStore,
     StorySearch,
 };
-use crate::storyteller::gemini::GeminiStoryteller;
+use crate::storyteller::gemini::{self, GeminiStoryteller};
 use crate::storyteller::offline::OfflineStoryteller;
 use crate::storyteller::ollama::OllamaStoryteller;
-use crate::storyteller::openai::OpenAiStoryteller;
+use crate::storyteller::openai::{self, OpenAiStoryteller};
 use crate::storyteller::{StoryError, StorytellerRegistry};
 use crate::wire::{
     display_path, AddEntry, AddOptions, AddOutcome, AddProgress, AddReport, ExportQuery, JobPage,
@@ -51,7 +52,7 @@ use crate::wire::{
 
 /// Search hits when a query does not say how many: a screenful and more.
 const DEFAULT_SEARCH_HITS: u32 = 50;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -88,6 +89,8 @@ struct Inner {
     bus: EventBus,
     pool: Pool,
     storytellers: StorytellerRegistry,
+    // The keys of the storytellers that take one, shared with them.
+    keys: BTreeMap<&'static str, ApiKey>,
     // std Mutex: read and replaced whole, never held across an await.
     settings: Arc<Mutex<Settings>>,
     // The run under way here, if any: `stop` cancels it.
@@ -125,12 +128,23 @@ impl Engine {
         let settings = tokio::task::spawn_blocking(move || Settings::load(&settings_path))
             .await
             .map_err(|_| EngineError::StoreClosed)??;
+        let mut keys = BTreeMap::new();
         let storytellers = options.storytellers.clone().unwrap_or_else(|| {
+            for keyed in secrets::KEYED {
+                keys.insert(keyed.storyteller, ApiKey::from_env_or_keychain(keyed));
+            }
+            let key = |name: &str| keys.get(name).cloned().unwrap_or_default();
             let mut registry = StorytellerRegistry::new();
             registry.register(Arc::new(OfflineStoryteller::locating(home.thumbnails())));
-            registry.register(Arc::new(GeminiStoryteller::from_env(home.thumbnails())));
+            registry.register(Arc::new(GeminiStoryteller::from_env(
+                home.thumbnails(),
+                key(gemini::NAME),
+            )));
             registry.register(Arc::new(OllamaStoryteller::from_env(home.thumbnails())));
-            registry.register(Arc::new(OpenAiStoryteller::from_env(home.thumbnails())));
+            registry.register(Arc::new(OpenAiStoryteller::from_env(
+                home.thumbnails(),
+                key(openai::NAME),
+            )));
             registry
         });
         let concurrency = match options.concurrency {
@@ -176,6 +190,7 @@ impl Engine {
                 bus,
                 pool,
                 storytellers,
+                keys,
                 settings,
                 run_stop: Mutex::new(None),
                 _follower: follower,
@@ -551,6 +566,98 @@ impl Engine {
         Ok(())
     }
 
+    /// Keeps `key` for `storyteller` in the OS keychain and uses it from its next request on,
+    /// without a restart; a storyteller paused because its key was refused starts again. Its
+    /// environment variable, when set, still comes first.
+    pub async fn set_api_key(&self, storyteller: &str, key: &str) -> Result<KeyStatusView> {
+        let (keyed, cell) = self.keyed(storyteller)?;
+        let key = secrets::check_key(key).map_err(EngineError::InvalidArgument)?;
+        let kept = key.clone();
+        let name = keyed.storyteller;
+        secrets::off_thread(move || secrets::keychain_set(name, &kept))
+            .await
+            .map_err(|e| keychain_error(keyed, &e, "kept"))?;
+        if secrets::env_key(keyed.env_var).is_none() {
+            cell.set(Some(key));
+        }
+        tracing::info!(storyteller, "API key kept in the keychain");
+        let paused_for_key = self
+            .inner
+            .store
+            .stats()
+            .await?
+            .paused_storytellers
+            .iter()
+            .any(|p| p.storyteller == storyteller && p.kind == crate::wire::PauseKind::Auth);
+        if paused_for_key {
+            self.resume_storyteller(storyteller).await?;
+        }
+        self.api_key_status(storyteller).await
+    }
+
+    /// Forgets the key kept for `storyteller` in the keychain (its environment variable, if
+    /// set, still counts).
+    pub async fn forget_api_key(&self, storyteller: &str) -> Result<KeyStatusView> {
+        let (keyed, cell) = self.keyed(storyteller)?;
+        let name = keyed.storyteller;
+        secrets::off_thread(move || secrets::keychain_delete(name))
+            .await
+            .map_err(|e| keychain_error(keyed, &e, "forgotten"))?;
+        cell.set(secrets::env_key(keyed.env_var));
+        self.api_key_status(storyteller).await
+    }
+
+    /// Where `storyteller`'s key comes from and its last four characters: all a front end
+    /// may know of it.
+    pub async fn api_key_status(&self, storyteller: &str) -> Result<KeyStatusView> {
+        let (keyed, cell) = self.keyed(storyteller)?;
+        let name = keyed.storyteller;
+        let keychain = secrets::off_thread(move || secrets::keychain_get(name)).await;
+        let key = cell.current().await;
+        let source = if secrets::env_key(keyed.env_var).is_some() {
+            KeySource::Environment
+        } else if key.is_some() {
+            KeySource::Keychain
+        } else {
+            KeySource::None
+        };
+        Ok(KeyStatusView {
+            storyteller: storyteller.to_owned(),
+            source,
+            env_var: keyed.env_var.to_owned(),
+            masked: key.as_deref().map(secrets::mask),
+            keychain_available: keychain.is_ok(),
+        })
+    }
+
+    /// [`Engine::api_key_status`] of every storyteller that takes a key.
+    pub async fn api_keys(&self) -> Result<Vec<KeyStatusView>> {
+        let mut statuses = Vec::new();
+        for name in self.inner.keys.keys() {
+            statuses.push(self.api_key_status(name).await?);
+        }
+        Ok(statuses)
+    }
+
+    fn keyed(&self, storyteller: &str) -> Result<(secrets::KeyedStoryteller, ApiKey)> {
+        self.check_storyteller(storyteller)?;
+        match (
+            secrets::keyed(storyteller),
+            self.inner.keys.get(storyteller),
+        ) {
+            (Some(keyed), Some(cell)) => Ok((keyed, cell.clone())),
+            _ => Err(EngineError::InvalidArgument(format!(
+                "the {storyteller} storyteller takes no API key (those that do: {})",
+                self.inner
+                    .keys
+                    .keys()
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
     fn check_storyteller(&self, name: &str) -> Result<()> {
         if self.inner.storytellers.get(name).is_some() {
             return Ok(());
@@ -913,6 +1020,20 @@ impl Engine {
         .map_err(|_| EngineError::StoreClosed)??;
         Ok(count)
     }
+}
+
+/// What to say when the keychain could not be used for `keyed`'s key.
+fn keychain_error(
+    keyed: secrets::KeyedStoryteller,
+    error: &secrets::KeychainError,
+    what: &str,
+) -> EngineError {
+    EngineError::Keychain(format!(
+        "the {} key could not be {what}: {error}. Set {} in the environment instead (for \
+         example in your shell profile or the service's unit file), or unlock or start a keyring \
+         (GNOME Keyring, KWallet) and try again",
+        keyed.storyteller, keyed.env_var
+    ))
 }
 
 /// What happens once a job is told here: its story is written beside the video when the

@@ -104,6 +104,9 @@ pub enum EngineError {
     /// written.
     #[error("the export could not be made: {0}")]
     ExportFailed(String),
+    /// The OS keychain could not keep or give back a key; says what to do instead.
+    #[error("{0}")]
+    Keychain(String),
 }
 
 /// The engine's result type.
@@ -132,6 +135,7 @@ impl EngineError {
             EngineError::ToolMissing(_) => ErrorCode::ToolMissing,
             EngineError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             EngineError::ExportFailed(_) => ErrorCode::ExportFailed,
+            EngineError::Keychain(_) => ErrorCode::Keychain,
         }
     }
 
@@ -232,6 +236,8 @@ pub enum ErrorCode {
     NoStory,
     /// The system clipboard could not be written (front ends).
     Clipboard,
+    /// The OS keychain could not be used (none on this machine, locked).
+    Keychain,
 }
 
 impl ErrorCode {
@@ -258,6 +264,7 @@ impl ErrorCode {
             ErrorCode::ExportFailed => "export_failed",
             ErrorCode::NoStory => "no_story",
             ErrorCode::Clipboard => "clipboard",
+            ErrorCode::Keychain => "keychain",
         }
     }
 }
@@ -338,6 +345,7 @@ mod tests {
             ErrorCode::ExportFailed,
             ErrorCode::NoStory,
             ErrorCode::Clipboard,
+            ErrorCode::Keychain,
         ] {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, serde_json::Value::from(code.as_str()));

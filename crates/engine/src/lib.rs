@@ -12,8 +12,9 @@
 //! - [`settings`]: what new jobs get, kept in the home folder.
 //! - [`intake`]: turning paths into jobs (folders, checks, hashing).
 //! - [`media`]: ffprobe/ffmpeg analysis.
-//! - [`storyteller`]: the storyteller trait, the built-in offline storyteller, and the image-model
-//!   storytellers (Ollama, OpenAI-compatible servers).
+//! - [`storyteller`]: the storyteller trait, the built-in offline storyteller, Gemini (the
+//!   whole video), and the image-model storytellers (Ollama, OpenAI-compatible servers).
+//! - [`secrets`]: API keys (environment, then the OS keychain); [`pricing`]: what tokens cost.
 //! - [`export`]: stories out in bulk; [`search`]: searching the history.
 //! - [`home`]: where state lives.
 //! - [`error`]: the engine's error type.
@@ -34,6 +35,7 @@ pub mod pool;
 pub mod pricing;
 pub mod retry;
 pub mod search;
+pub mod secrets;
 pub mod settings;
 pub mod store;
 pub mod storyteller;

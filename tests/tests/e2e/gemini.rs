@@ -269,3 +269,141 @@ async fn a_spent_daily_quota_pauses_gemini_alone_until_midnight_pacific() {
         server.generate_calls().len()
     );
 }
+
+/// Runs `script` in `sh` on a session bus of its own with an unlocked GNOME Keyring, `HOME` in
+/// the sandbox (so no real keyring is touched), and `$ST` the `storyteller` command on the
+/// sandbox's home.
+fn with_keyring(sandbox: &Sandbox, env: &[(&str, &str)], script: &str) -> std::process::Output {
+    let home = sandbox.home();
+    let user_home = home.parent().unwrap().join("user");
+    std::fs::create_dir_all(&user_home).unwrap();
+    let st = format!(
+        "{} --home {}",
+        crate::support::binary().display(),
+        home.display()
+    );
+    let full = format!(
+        "printf pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1\n{script}"
+    );
+    Command::new("dbus-run-session")
+        .args(["--", "sh", "-c", &full])
+        .env("HOME", &user_home)
+        .env("ST", st)
+        .env_remove("GEMINI_API_KEY")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
+        .output()
+        .expect(
+            "dbus-run-session and gnome-keyring-daemon are installed (./run.sh test installs them)",
+        )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_kept_in_the_keychain_tells_videos_and_is_never_shown_again() {
+    let server = GeminiServer::start(KEY).await;
+    let sandbox = Sandbox::new();
+    let video = sandbox.video("keyed.mp4", Look::varied(1, 2));
+    let base = server.base.clone();
+    let script = format!(
+        "set -e\n\
+         printf '%s\\n' \"$THE_KEY\" | $ST config set-key gemini\n\
+         $ST config keys --json > keys.json\n\
+         $ST process '{}' --storyteller gemini\n\
+         $ST config forget-key gemini\n\
+         $ST config keys --json > forgotten.json\n",
+        video.display()
+    );
+    let out = tokio::task::block_in_place(|| {
+        with_keyring(
+            &sandbox,
+            &[
+                ("THE_KEY", KEY),
+                ("STORYTELLER_GEMINI_BASE_URL", &base),
+                ("RUST_LOG", "debug"),
+            ],
+            &format!("cd '{}'\n{script}", sandbox.videos().display()),
+        )
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("gemini key kept in the keychain (••••"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(KEY) && !stderr.contains(KEY),
+        "the key was shown: {stdout}{stderr}"
+    );
+    let keys: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sandbox.videos().join("keys.json")).unwrap())
+            .unwrap();
+    let gemini = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["storyteller"] == "gemini")
+        .unwrap();
+    assert_eq!(gemini["source"], "keychain", "{keys:#}");
+    assert_eq!(gemini["masked"], format!("••••{}", &KEY[KEY.len() - 4..]));
+    assert_eq!(gemini["keychainAvailable"], true);
+    let forgotten: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(sandbox.videos().join("forgotten.json")).unwrap(),
+    )
+    .unwrap();
+    let gemini = forgotten
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["storyteller"] == "gemini")
+        .unwrap();
+    assert_eq!(gemini["source"], "none", "{forgotten:#}");
+    // The key from the keychain told the video.
+    assert_eq!(sandbox.job_for("keyed.mp4")["state"], "succeeded");
+    assert!(server
+        .generate_calls()
+        .iter()
+        .all(|s| s.header("x-goog-api-key") == Some(KEY)));
+    for (path, bytes) in files_under(&sandbox.home()) {
+        assert!(!contains(&bytes, KEY), "the key is in {}", path.display());
+    }
+}
+
+#[test]
+fn without_a_keychain_set_key_says_to_use_the_environment_variable() {
+    let sandbox = Sandbox::new();
+    let out = Command::new(crate::support::binary())
+        .arg("--home")
+        .arg(sandbox.home())
+        .args(["config", "set-key", "gemini"])
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("DISPLAY")
+        .env("HOME", sandbox.home())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(format!("{KEY}\n").as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("could not be kept"), "{said}");
+    assert!(
+        said.contains("Set GEMINI_API_KEY in the environment"),
+        "{said}"
+    );
+    assert!(!said.contains(KEY), "{said}");
+}

@@ -31,6 +31,7 @@ use super::{
 };
 use crate::job::{Stage, Usage};
 use crate::media::{Media, MediaInfo};
+use crate::secrets::ApiKey;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -105,7 +106,7 @@ impl Default for GeminiOptions {
 pub struct GeminiStoryteller {
     base_url: String,
     default_model: String,
-    api_key: Option<String>,
+    api_key: ApiKey,
     client: reqwest::Client,
     tools: MediaTools,
     options: GeminiOptions,
@@ -117,7 +118,7 @@ impl std::fmt::Debug for GeminiStoryteller {
         f.debug_struct("GeminiStoryteller")
             .field("base_url", &self.base_url)
             .field("default_model", &self.default_model)
-            .field("api_key", &self.api_key.as_ref().map(|_| "…"))
+            .field("api_key", &self.api_key)
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
@@ -218,19 +219,19 @@ impl GeminiStoryteller {
     }
 
     /// The one the environment asks for: `STORYTELLER_GEMINI_BASE_URL`,
-    /// `STORYTELLER_GEMINI_MODEL`, `GEMINI_API_KEY` (or `GOOGLE_API_KEY`), the pace in
-    /// `STORYTELLER_GEMINI_REQUESTS_PER_MINUTE`, `…_PER_DAY` and `…_AT_ONCE`, and
-    /// `STORYTELLER_GEMINI_KEEP_UPLOADS=1` to leave uploaded files on the service.
-    pub fn from_env(thumbnails_root: PathBuf) -> Self {
-        let key =
-            vision::env_value("GEMINI_API_KEY").or_else(|| vision::env_value("GOOGLE_API_KEY"));
+    /// `STORYTELLER_GEMINI_MODEL`, the pace in `STORYTELLER_GEMINI_REQUESTS_PER_MINUTE`,
+    /// `…_PER_DAY` and `…_AT_ONCE`, and `STORYTELLER_GEMINI_KEEP_UPLOADS=1` to leave uploaded
+    /// files on the service; the key is `api_key` (the engine's: `GEMINI_API_KEY`, else the
+    /// keychain).
+    pub fn from_env(thumbnails_root: PathBuf, api_key: ApiKey) -> Self {
         Self::new(
             &vision::env_value("STORYTELLER_GEMINI_BASE_URL")
                 .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
             &vision::env_value(MODEL_SETTING).unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
-            key,
+            None,
             thumbnails_root,
         )
+        .with_key(api_key)
         .with_options(GeminiOptions::from_env())
     }
 
@@ -248,7 +249,7 @@ impl GeminiStoryteller {
         Self {
             base_url,
             default_model: model_id(default_model).to_owned(),
-            api_key: api_key.filter(|key| !key.trim().is_empty()),
+            api_key: ApiKey::new(api_key),
             client: vision::streaming_client(),
             tools,
             options: GeminiOptions::default(),
@@ -261,16 +262,14 @@ impl GeminiStoryteller {
         self
     }
 
-    /// The same, with `key` (from the keychain) where the environment gave none.
-    pub fn with_key_if_none(mut self, key: Option<String>) -> Self {
-        if self.api_key.is_none() {
-            self.api_key = key.filter(|key| !key.trim().is_empty());
-        }
+    /// The same, reading its key from `key` (shared with the engine, which may change it).
+    pub fn with_key(mut self, key: ApiKey) -> Self {
+        self.api_key = key;
         self
     }
 
     async fn run(&self, request: &StoryRequest, sink: &mut StorySink) -> Result<Usage, StoryError> {
-        let Some(key) = self.api_key.as_deref() else {
+        let Some(key) = self.api_key.current().await else {
             return Err(StoryError::Auth {
                 message: "Gemini has no API key: set GEMINI_API_KEY, or enter a key in the \
                           settings (`storyteller config set-key gemini`), then resume the \
@@ -308,6 +307,7 @@ impl GeminiStoryteller {
                 ..Saved::default()
             });
 
+        let key = key.as_str();
         let part = self
             .video_part(key, &media, request, &info, &mut saved, sink, &checkpoints)
             .await?;

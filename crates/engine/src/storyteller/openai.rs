@@ -5,8 +5,9 @@
 //! piece (`choices[0].delta.content`), the usage in a last chunk
 //! (`stream_options.include_usage`), then `data: [DONE]`.
 //!
-//! The key, when the server needs one, comes from `OPENAI_API_KEY` and goes only into the
-//! `Authorization` header: never into the job, the log or an event.
+//! The key, when the server needs one, comes from `OPENAI_API_KEY` or the keychain
+//! ([`crate::secrets`]) and goes only into the `Authorization` header: never into the job, the
+//! log or an event.
 //!
 //! Faults as for Ollama: no server at the address, or no such model, is a setup problem (the
 //! queue pauses, saying what to do); a refused key pauses it too; 429 and 5xx are retried
@@ -17,6 +18,7 @@ use super::http::{error_for_status, error_for_transport, parse_retry_after};
 use super::{vision, BoxFuture, MediaTools, StoryError, StoryRequest, StorySink, Storyteller};
 use crate::job::{Stage, Usage};
 use crate::media::Media;
+use crate::secrets::ApiKey;
 use base64::Engine as _;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -35,7 +37,7 @@ pub const DEFAULT_MODEL: &str = "default";
 pub struct OpenAiStoryteller {
     base_url: String,
     default_model: String,
-    api_key: Option<String>,
+    api_key: ApiKey,
     client: reqwest::Client,
     tools: MediaTools,
     idle_gap: Duration,
@@ -47,7 +49,7 @@ impl std::fmt::Debug for OpenAiStoryteller {
         f.debug_struct("OpenAiStoryteller")
             .field("base_url", &self.base_url)
             .field("default_model", &self.default_model)
-            .field("api_key", &self.api_key.as_ref().map(|_| "…"))
+            .field("api_key", &self.api_key)
             .finish_non_exhaustive()
     }
 }
@@ -80,17 +82,19 @@ impl OpenAiStoryteller {
     }
 
     /// The one the environment asks for: `STORYTELLER_OPENAI_BASE_URL` (else
-    /// [`DEFAULT_BASE_URL`]), `STORYTELLER_OPENAI_MODEL` (else [`DEFAULT_MODEL`]) and
-    /// `OPENAI_API_KEY` (else no key).
-    pub fn from_env(thumbnails_root: PathBuf) -> Self {
-        Self::new(
+    /// [`DEFAULT_BASE_URL`]) and `STORYTELLER_OPENAI_MODEL` (else [`DEFAULT_MODEL`]), with the
+    /// key in `api_key` (the engine's: `OPENAI_API_KEY`, else the keychain, else none).
+    pub fn from_env(thumbnails_root: PathBuf, api_key: ApiKey) -> Self {
+        let mut teller = Self::new(
             &vision::env_value("STORYTELLER_OPENAI_BASE_URL")
                 .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
             &vision::env_value("STORYTELLER_OPENAI_MODEL")
                 .unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
-            vision::env_value("OPENAI_API_KEY"),
+            None,
             thumbnails_root,
-        )
+        );
+        teller.api_key = api_key;
+        teller
     }
 
     fn with_tools(
@@ -105,7 +109,7 @@ impl OpenAiStoryteller {
         Self {
             base_url,
             default_model: default_model.to_owned(),
-            api_key,
+            api_key: ApiKey::new(api_key),
             client: vision::streaming_client(),
             tools,
             idle_gap: vision::IDLE_GAP,
@@ -145,7 +149,8 @@ impl OpenAiStoryteller {
             .client
             .post(format!("{}/v1/chat/completions", self.base_url))
             .json(&body);
-        if let Some(key) = &self.api_key {
+        let key = self.api_key.current().await;
+        if let Some(key) = &key {
             call = call.bearer_auth(key);
         }
         let server = format!("the server at {}", self.base_url);
@@ -290,7 +295,7 @@ impl OpenAiStoryteller {
                 ),
             };
         }
-        if matches!(status, 401 | 403) && self.api_key.is_none() {
+        if matches!(status, 401 | 403) && !self.api_key.is_set() {
             return StoryError::Auth {
                 message: format!(
                     "the server at {} wants an API key (HTTP {status}): set OPENAI_API_KEY, \
