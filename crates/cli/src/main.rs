@@ -55,6 +55,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check ffmpeg, the database and every storyteller (reachable, key, model), and say what
+    /// to fix.
+    Doctor {
+        /// Print the checks as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What telling videos would cost and take, before anything is queued or sent.
+    Estimate {
+        /// Video files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        story: StoryOptions,
+        /// Print the estimate as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Work the queue.
     Run {
         #[command(flatten)]
@@ -715,6 +733,41 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Config { command } => config(home, command).await,
+        Command::Doctor { json } => {
+            let report = open(home, None).await?.doctor().await?;
+            if json {
+                output::print_json(&report)?;
+            } else {
+                for check in &report.checks {
+                    out!("{}", output::check_words(check));
+                }
+            }
+            Ok(if report.ready {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Estimate { paths, story, json } => {
+            let engine = open(home, None).await?;
+            let report = engine.estimate(paths, story.add_options()).await?;
+            if json {
+                output::print_json(&report)?;
+            } else {
+                output::print_estimate(&report);
+            }
+            Ok(
+                if report
+                    .refused
+                    .iter()
+                    .any(|r| r.outcome == storyteller_engine::wire::AddOutcome::Refused)
+                {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                },
+            )
+        }
         Command::Watch { json } => {
             let engine = open(home, None).await?;
             let mut events = engine.subscribe();

@@ -223,6 +223,109 @@ pub fn pause_words(pause: &storyteller_engine::wire::StorytellerPauseView) -> St
     )
 }
 
+/// One check of `doctor`, in a line: a tick or a cross, what, and what was found.
+pub fn check_words(check: &storyteller_engine::wire::DoctorCheck) -> String {
+    let mark = match (check.ok, check.needed) {
+        (true, _) => "ok ",
+        (false, true) => "FIX",
+        // Not set up, and not in use: for information.
+        (false, false) => " - ",
+    };
+    let model = check
+        .model
+        .as_deref()
+        .map(|m| format!(" ({m})"))
+        .unwrap_or_default();
+    format!("{mark} {}{model}: {}", check.subject, check.message)
+}
+
+/// An estimate: a line per video, then the totals and the time.
+pub fn print_estimate(report: &storyteller_engine::wire::EstimateReport) {
+    let free = report.input_tokens + report.output_tokens == 0.0;
+    let money = |usd: f64| {
+        if free {
+            "free (told on this machine)".to_owned()
+        } else if report.priced {
+            storyteller_engine::pricing::dollars((usd * 1e6).round() as u64)
+        } else {
+            "price unknown".to_owned()
+        }
+    };
+    for video in &report.videos {
+        let name = one_line(&video.path);
+        match &video.error {
+            Some(error) => out!("{name}: cannot be told: {error}"),
+            None => {
+                let length = video
+                    .duration_secs
+                    .map(storyteller_engine::media::clock)
+                    .unwrap_or_default();
+                if free {
+                    out!("{name}  {length}");
+                } else {
+                    out!(
+                        "{name}  {length}  ~{} tokens in, ~{} out  {}",
+                        thousands(video.input_tokens),
+                        thousands(video.output_tokens),
+                        money(video.cost_usd)
+                    );
+                }
+                if let Some(note) = &video.note {
+                    out!("  {note}");
+                }
+            }
+        }
+    }
+    for refused in &report.refused {
+        out!(
+            "{}: {}",
+            one_line(&refused.path),
+            refused.reason.as_deref().unwrap_or("not a video")
+        );
+    }
+    let told = report.videos.iter().filter(|v| v.error.is_none()).count();
+    let spend = if free {
+        money(0.0)
+    } else {
+        format!(
+            "~{} tokens in, ~{} out, {} in all",
+            thousands(report.input_tokens),
+            thousands(report.output_tokens),
+            money(report.cost_usd)
+        )
+    };
+    out!(
+        "{told} video{} with {} ({}, {}): {spend}; about {} ({})",
+        if told == 1 { "" } else { "s" },
+        report.storyteller,
+        report.model,
+        report.preset,
+        duration_words(report.expected_secs),
+        report.time_basis
+    );
+}
+
+fn thousands(n: f64) -> String {
+    let digits = format!("{:.0}", n.max(0.0));
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    grouped
+}
+
+fn duration_words(secs: f64) -> String {
+    let secs = secs.round() as u64;
+    match secs {
+        0..=59 => format!("{secs} s"),
+        60..=3599 => format!("{} min {} s", secs / 60, secs % 60),
+        _ => format!("{} h {} min", secs / 3600, (secs % 3600) / 60),
+    }
+}
+
 /// Where a storyteller's key comes from, in a line.
 pub fn key_words(key: &storyteller_engine::secrets::KeyStatusView) -> String {
     use storyteller_engine::secrets::KeySource;

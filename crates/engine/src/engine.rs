@@ -46,8 +46,9 @@ use crate::storyteller::ollama::OllamaStoryteller;
 use crate::storyteller::openai::{self, OpenAiStoryteller};
 use crate::storyteller::{StoryError, StorytellerRegistry};
 use crate::wire::{
-    display_path, AddEntry, AddOptions, AddOutcome, AddProgress, AddReport, ExportQuery, JobPage,
-    JobView, ListQuery, QueueStats, SearchHit, SearchQuery, StorytellerInfo, WaitOutcome,
+    display_path, AddEntry, AddOptions, AddOutcome, AddProgress, AddReport, DoctorCheck,
+    DoctorReport, EstimateReport, ExportQuery, JobPage, JobView, ListQuery, QueueStats, SearchHit,
+    SearchQuery, StorytellerInfo, WaitOutcome,
 };
 
 /// Search hits when a query does not say how many: a screenful and more.
@@ -564,6 +565,140 @@ impl Engine {
             .await?;
         self.inner.pool.wake();
         Ok(())
+    }
+
+    /// Checks what the app needs: ffmpeg, the database, and each storyteller with the model it
+    /// would use (reachable, key taken, model there), all at once, each within 15 s. Nothing
+    /// is told and no token spent.
+    pub async fn doctor(&self) -> Result<DoctorReport> {
+        let mut checks = Vec::new();
+        checks.push(match media::Media::locate(self.inner.home.thumbnails()) {
+            Ok(found) => DoctorCheck {
+                subject: "ffmpeg".into(),
+                ok: true,
+                message: format!(
+                    "{} and {}",
+                    found.ffmpeg().display(),
+                    found.ffprobe().display()
+                ),
+                model: None,
+                needed: true,
+            },
+            Err(e) => DoctorCheck {
+                subject: "ffmpeg".into(),
+                ok: false,
+                message: e.to_string(),
+                model: None,
+                needed: true,
+            },
+        });
+        checks.push(match self.inner.store.stats().await {
+            Ok(stats) => DoctorCheck {
+                subject: "database".into(),
+                ok: true,
+                message: format!(
+                    "{} ({} jobs)",
+                    self.inner.home.database().display(),
+                    stats.total()
+                ),
+                model: None,
+                needed: true,
+            },
+            Err(e) => DoctorCheck {
+                subject: "database".into(),
+                ok: false,
+                message: e.to_string(),
+                model: None,
+                needed: true,
+            },
+        });
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, name) in self.inner.storytellers.names().into_iter().enumerate() {
+            let engine = self.clone();
+            tasks.spawn(async move { (index, engine.check_storyteller_now(&name).await) });
+        }
+        let mut tellers = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((index, Ok(check))) = joined {
+                tellers.push((index, check));
+            }
+        }
+        tellers.sort_by_key(|(index, _)| *index);
+        checks.extend(tellers.into_iter().map(|(_, check)| check));
+        Ok(DoctorReport {
+            ready: checks.iter().all(|c| c.ok || !c.needed),
+            checks,
+        })
+    }
+
+    /// Checks `storyteller` now, with the model new jobs would give it (the window's Test
+    /// button): reachable, key taken, model there.
+    pub async fn check_storyteller_now(&self, storyteller: &str) -> Result<DoctorCheck> {
+        self.check_storyteller(storyteller)?;
+        let Some(teller) = self.inner.storytellers.get(storyteller) else {
+            return Err(EngineError::UnknownStoryteller {
+                name: storyteller.to_owned(),
+                available: self.inner.storytellers.names().join(", "),
+            });
+        };
+        let settings = self.settings();
+        let model = settings
+            .model
+            .clone()
+            .filter(|_| settings.storyteller == storyteller)
+            .unwrap_or_else(|| teller.default_model().to_owned());
+        let found = tokio::time::timeout(std::time::Duration::from_secs(15), teller.check(&model))
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoryError::transient(format!(
+                    "{storyteller} did not answer within 15 s"
+                )))
+            });
+        Ok(DoctorCheck {
+            subject: storyteller.to_owned(),
+            ok: found.is_ok(),
+            message: match found {
+                Ok(words) => words,
+                Err(error) => error.to_string(),
+            },
+            model: Some(model),
+            needed: settings.storyteller == storyteller,
+        })
+    }
+
+    /// What telling `paths` (files or folders) with `options` would cost and take, worked out
+    /// before anything is queued or sent.
+    pub async fn estimate(
+        &self,
+        paths: Vec<PathBuf>,
+        options: AddOptions,
+    ) -> Result<EstimateReport> {
+        let settings = self.settings();
+        let spec = self.spec(&options, &settings)?;
+        let teller = self
+            .inner
+            .storytellers
+            .get(&spec.storyteller)
+            .ok_or_else(|| EngineError::UnknownStoryteller {
+                name: spec.storyteller.clone(),
+                available: self.inner.storytellers.names().join(", "),
+            })?;
+        let media = media::Media::locate(self.inner.home.thumbnails())
+            .map_err(|e| EngineError::ToolMissing(e.to_string()))?;
+        let (videos, refused) = intake::collect_off_thread(paths).await;
+        crate::estimate::estimate(
+            crate::estimate::EstimateInputs {
+                store: self.inner.store.as_ref(),
+                teller,
+                spec,
+                prices: self.inner.pool.prices(),
+                media,
+                concurrency: self.inner.pool.concurrency(),
+            },
+            videos,
+            refused,
+        )
+        .await
     }
 
     /// Keeps `key` for `storyteller` in the OS keychain and uses it from its next request on,

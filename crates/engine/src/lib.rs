@@ -15,6 +15,7 @@
 //! - [`storyteller`]: the storyteller trait, the built-in offline storyteller, Gemini (the
 //!   whole video), and the image-model storytellers (Ollama, OpenAI-compatible servers).
 //! - [`secrets`]: API keys (environment, then the OS keychain); [`pricing`]: what tokens cost.
+//! - [`estimate`]: what a batch will cost and take, before it is queued.
 //! - [`export`]: stories out in bulk; [`search`]: searching the history.
 //! - [`home`]: where state lives.
 //! - [`error`]: the engine's error type.
@@ -25,6 +26,7 @@ pub mod batches;
 pub mod clock;
 pub mod engine;
 pub mod error;
+pub mod estimate;
 pub mod event;
 pub mod export;
 pub mod home;

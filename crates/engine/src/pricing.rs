@@ -104,6 +104,8 @@ impl PriceTable {
             ModelPrice::new("gemini", "gemini-3-pro", 2.00, None, 12.00),
             ModelPrice::new("openai", "gpt-4o", 2.50, None, 10.00),
             ModelPrice::new("openai", "gpt-4o-mini", 0.15, None, 0.60),
+            // Ollama's models run on this machine (or the person's own server): no bill.
+            ModelPrice::new("ollama", "", 0.0, None, 0.0),
             ModelPrice::new("openai", "gpt-4.1", 2.00, None, 8.00),
             ModelPrice::new("openai", "gpt-4.1-mini", 0.40, None, 1.60),
         ]

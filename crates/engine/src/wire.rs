@@ -430,6 +430,87 @@ pub struct AddEntry {
     pub reason: Option<String>,
 }
 
+/// One thing `doctor` looked at.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DoctorCheck {
+    /// What was checked: `ffmpeg`, `database`, or a storyteller's name.
+    pub subject: String,
+    /// Whether it is fine.
+    pub ok: bool,
+    /// What was found, or what is wrong and how to fix it.
+    pub message: String,
+    /// For a storyteller: the model checked.
+    pub model: Option<String>,
+    /// Whether the app needs it as things are: the tools, the database and the storyteller new
+    /// jobs get (another storyteller not set up is only for information).
+    pub needed: bool,
+}
+
+/// What `doctor` found.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DoctorReport {
+    /// Every check, tools first.
+    pub checks: Vec<DoctorCheck>,
+    /// Whether every needed check passed.
+    pub ready: bool,
+}
+
+/// What telling one video is expected to take, before anything is sent.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoEstimate {
+    /// The file.
+    pub path: String,
+    /// Its length, when it could be read.
+    pub duration_secs: Option<f64>,
+    /// Tokens it is expected to read (sound included).
+    pub input_tokens: f64,
+    /// Of those, the sound's.
+    pub audio_input_tokens: f64,
+    /// Tokens the story is expected to take.
+    pub output_tokens: f64,
+    /// What that comes to, in US dollars.
+    pub cost_usd: f64,
+    /// What to know about the figures (a video sent reduced, thinking billed as output).
+    pub note: Option<String>,
+    /// Why the file could not be estimated (not a video, unreadable): it would fail its job.
+    pub error: Option<String>,
+}
+
+/// What telling a set of videos is expected to cost and take, at the current limits.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EstimateReport {
+    /// Who would tell them.
+    pub storyteller: String,
+    /// With which model.
+    pub model: String,
+    /// And which preset.
+    pub preset: String,
+    /// Each video.
+    pub videos: Vec<VideoEstimate>,
+    /// Paths that are not videos to tell, with why.
+    pub refused: Vec<AddEntry>,
+    /// The tokens, all videos together.
+    pub input_tokens: f64,
+    /// The story tokens, all videos together.
+    pub output_tokens: f64,
+    /// The cost, all videos together, in US dollars.
+    pub cost_usd: f64,
+    /// Whether the model has a price (else the cost is 0 because it is not known).
+    pub priced: bool,
+    /// How long telling them all is expected to take, in seconds.
+    pub expected_secs: f64,
+    /// How that time was worked out, for people.
+    pub time_basis: String,
+}
+
 /// What adding a set of paths did, path by path.
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

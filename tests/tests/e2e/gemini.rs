@@ -407,3 +407,154 @@ fn without_a_keychain_set_key_says_to_use_the_environment_variable() {
     );
     assert!(!said.contains(KEY), "{said}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_estimate_says_what_a_batch_will_cost_and_take_and_sends_nothing() {
+    let server = GeminiServer::start(KEY).await;
+    let sandbox = Sandbox::new();
+    let short = sandbox.video("short.mp4", Look::varied(0, 2));
+    let long = sandbox.video("long.mp4", Look::varied(1, 12));
+    std::fs::write(sandbox.videos().join("notes.txt"), "not a video").unwrap();
+    let env = env(&server);
+    let env = with(&env, &[]);
+    let out = tokio::task::block_in_place(|| {
+        sandbox
+            .spawn_with_env(
+                &env,
+                &[
+                    "estimate",
+                    arg(&sandbox.videos()),
+                    "--storyteller",
+                    "gemini",
+                    "--json",
+                ],
+            )
+            .wait(RUN_DEADLINE)
+    });
+    // A non-video found in a folder is passed over, not refused: the exit is clean.
+    assert_eq!(out.code, Some(0), "{out}");
+    let report = out.json();
+    assert_eq!(report["storyteller"], "gemini");
+    assert_eq!(report["model"], "gemini-flash-latest");
+    assert_eq!(report["priced"], true);
+    let videos = report["videos"].as_array().unwrap();
+    assert_eq!(videos.len(), 2, "{report:#}");
+    let tokens = |name: &str| {
+        let video = videos
+            .iter()
+            .find(|v| v["path"].as_str().unwrap().ends_with(name))
+            .unwrap();
+        video["inputTokens"].as_f64().unwrap()
+    };
+    // 258 tokens a frame at one frame a second, and 32 a second of sound: a 12 s video reads
+    // about six times what a 2 s one does.
+    let (two, twelve) = (tokens("short.mp4"), tokens("long.mp4"));
+    assert!(
+        (12.0 * 290.0..=12.0 * 290.0 + 1000.0).contains(&twelve),
+        "{twelve}"
+    );
+    assert!(twelve > 4.0 * two, "{two} {twelve}");
+    let cost = report["costUsd"].as_f64().unwrap();
+    assert!(cost > 0.0 && cost < 0.05, "{cost}");
+    assert!(report["expectedSecs"].as_f64().unwrap() > 0.0);
+    assert!(server.seen().is_empty(), "an estimate sends nothing");
+    assert!(sandbox.jobs().is_empty(), "an estimate queues nothing");
+
+    let out = tokio::task::block_in_place(|| {
+        sandbox.run(&[
+            "estimate",
+            arg(&short),
+            arg(&long),
+            "--storyteller",
+            "gemini",
+        ])
+    });
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains("2 videos with gemini"), "{out}");
+    assert!(out.stdout.contains(" in all; about "), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_the_key_and_the_model_and_says_what_to_fix() {
+    let server = GeminiServer::start(KEY).await;
+    let sandbox = Sandbox::new();
+    let dead = "http://127.0.0.1:9";
+    let env = env(&server);
+    let mut env = with(
+        &env,
+        &[
+            ("STORYTELLER_OLLAMA_BASE_URL", dead),
+            ("STORYTELLER_OPENAI_BASE_URL", dead),
+        ],
+    );
+    let doctor = |env: &[(&str, &str)]| {
+        tokio::task::block_in_place(|| {
+            sandbox
+                .spawn_with_env(env, &["doctor", "--json"])
+                .wait(RUN_DEADLINE)
+        })
+    };
+    tokio::task::block_in_place(|| sandbox.ok(&["settings", "--storyteller", "gemini"]));
+    let check = |out: &crate::support::Output, subject: &str| {
+        out.json()["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["subject"] == subject)
+            .cloned()
+            .unwrap()
+    };
+
+    let out = doctor(&env);
+    assert_eq!(out.code, Some(0), "{out}");
+    let gemini = check(&out, "gemini");
+    assert_eq!(gemini["ok"], true, "{gemini:#}");
+    assert_eq!(gemini["needed"], true);
+    assert_eq!(check(&out, "ffmpeg")["ok"], true);
+    let ollama = check(&out, "ollama");
+    assert_eq!(
+        (ollama["ok"].clone(), ollama["needed"].clone()),
+        (false.into(), false.into())
+    );
+    assert!(
+        ollama["message"]
+            .as_str()
+            .unwrap()
+            .contains("Ollama is not running"),
+        "{ollama:#}"
+    );
+
+    // The model retired: named, with the setting to change.
+    server.only_models(&["gemini-2.5-flash"]);
+    let out = doctor(&env);
+    assert_eq!(out.code, Some(1), "{out}");
+    let gemini = check(&out, "gemini");
+    assert!(
+        gemini["message"]
+            .as_str()
+            .unwrap()
+            .contains("no model 'gemini-flash-latest'"),
+        "{gemini:#}"
+    );
+    assert!(
+        gemini["message"]
+            .as_str()
+            .unwrap()
+            .contains("STORYTELLER_GEMINI_MODEL"),
+        "{gemini:#}"
+    );
+
+    // A wrong key: said so, and the key is not shown.
+    let wrong = "AIzaSy-not-the-right-one";
+    env.retain(|(k, _)| *k != "GEMINI_API_KEY");
+    env.push(("GEMINI_API_KEY", wrong));
+    let out = doctor(&env);
+    assert_eq!(out.code, Some(1), "{out}");
+    let message = check(&out, "gemini")["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("refused the API key"), "{message}");
+    assert!(!out.stdout.contains(wrong) && !out.stdout.contains(KEY));
+    assert!(server.generate_calls().is_empty(), "doctor tells nothing");
+}

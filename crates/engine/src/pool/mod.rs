@@ -205,6 +205,15 @@ impl Pool {
         })
     }
 
+    /// The prices attempts are booked at.
+    pub fn prices(&self) -> PriceTable {
+        self.inner
+            .prices
+            .read()
+            .map(|prices| prices.clone())
+            .unwrap_or_default()
+    }
+
     /// Prices the tokens of every attempt from now on with `prices`.
     pub fn set_prices(&self, prices: PriceTable) {
         if let Ok(mut current) = self.inner.prices.write() {

@@ -270,12 +270,7 @@ impl GeminiStoryteller {
 
     async fn run(&self, request: &StoryRequest, sink: &mut StorySink) -> Result<Usage, StoryError> {
         let Some(key) = self.api_key.current().await else {
-            return Err(StoryError::Auth {
-                message: "Gemini has no API key: set GEMINI_API_KEY, or enter a key in the \
-                          settings (`storyteller config set-key gemini`), then resume the \
-                          storyteller"
-                    .into(),
-            });
+            return Err(no_key());
         };
         let instruction = vision::instruction(NAME, &request.preset)?;
         let model = model_id(&request.model);
@@ -891,6 +886,15 @@ impl GeminiStoryteller {
     }
 }
 
+/// The error for telling with no key.
+fn no_key() -> StoryError {
+    StoryError::Auth {
+        message: "Gemini has no API key: set GEMINI_API_KEY, or enter a key in the settings \
+                  (`storyteller config set-key gemini`), then resume the storyteller"
+            .into(),
+    }
+}
+
 /// A refusal, with the model named where the message asks for it.
 struct Refusal(StoryError);
 
@@ -1007,6 +1011,60 @@ impl Storyteller for GeminiStoryteller {
 
     fn capacity(&self) -> Capacity {
         self.options.capacity
+    }
+
+    fn check<'a>(&'a self, model: &'a str) -> BoxFuture<'a, Result<String, StoryError>> {
+        Box::pin(async move {
+            self.tools.check()?;
+            let Some(key) = self.api_key.current().await else {
+                return Err(no_key());
+            };
+            let model = model_id(model);
+            // models.get: free, and it answers for the key and the model at once.
+            let call = self
+                .client
+                .get(format!("{}/v1beta/models/{model}", self.base_url))
+                .header("x-goog-api-key", key_value(&key))
+                .timeout(Duration::from_secs(10));
+            let response = self.checked(Call::Generate, call, model).await?;
+            let about: Value = response.json().await.unwrap_or_default();
+            let name = about["displayName"].as_str().unwrap_or(model);
+            Ok(format!("Gemini takes the key and has {model} ({name})"))
+        })
+    }
+
+    fn estimate(&self, info: &MediaInfo, preset: &str) -> super::TokenEstimate {
+        let model = self.default_model.as_str();
+        let (video, note) = match plan_video(model, info.duration_secs, info.audio.is_some()) {
+            Ok(plan) => (plan.estimated_tokens, plan.note),
+            Err(error) => (0, Some(error.to_string())),
+        };
+        let audio = if info.audio.is_some() {
+            (info.duration_secs.max(1.0) * 32.0).ceil() as u64
+        } else {
+            0
+        };
+        super::TokenEstimate {
+            usage: Usage {
+                // The video, and the few hundred tokens of the prompt's words.
+                input_tokens: video + 300,
+                audio_input_tokens: audio.min(video),
+                output_tokens: super::story_tokens(preset),
+                cost_micro_usd: 0,
+            },
+            note: note.or_else(|| {
+                Some(
+                    "models that think bill their thinking as output too, which can add to it"
+                        .into(),
+                )
+            }),
+        }
+    }
+
+    fn typical_secs(&self, info: &MediaInfo) -> f64 {
+        // Sending the file (at a modest 5 MB/s), the service's processing, then the writing.
+        let upload = info.size_bytes.unwrap_or(0) as f64 / 5e6;
+        15.0 + upload + info.duration_secs / 30.0
     }
 
     fn tell<'a>(

@@ -136,12 +136,48 @@ pub trait Storyteller: Send + Sync + 'static {
     fn capacity(&self) -> Capacity {
         Capacity::UNLIMITED
     }
+    /// Checks, without telling anything or spending a token, that it can tell stories with
+    /// `model` now: its tools, and for a service, that it answers, takes the key and has the
+    /// model. What it found, in words for people.
+    fn check<'a>(&'a self, model: &'a str) -> BoxFuture<'a, Result<String, StoryError>> {
+        let _ = model;
+        Box::pin(async move { self.check_ready().map(|()| "ready".to_owned()) })
+    }
+    /// The tokens telling a video like `info` with `preset` is expected to take, before
+    /// anything is sent (none by default: it runs on this machine, for free).
+    fn estimate(&self, info: &crate::media::MediaInfo, preset: &str) -> TokenEstimate {
+        let _ = (info, preset);
+        TokenEstimate::default()
+    }
+    /// How long one video is expected to take when nothing has been told yet to learn from.
+    fn typical_secs(&self, info: &crate::media::MediaInfo) -> f64 {
+        // The offline analyser decodes the whole video: about a twentieth of its length.
+        1.0 + info.duration_secs / 20.0
+    }
     /// Writes the story for `request` into `sink`, returning what it cost.
     fn tell<'a>(
         &'a self,
         request: &'a StoryRequest,
         sink: &'a mut StorySink,
     ) -> BoxFuture<'a, Result<Usage, StoryError>>;
+}
+
+/// What a video is expected to cost in tokens, worked out from its facts alone.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TokenEstimate {
+    /// The usage expected (priced by the caller).
+    pub usage: Usage,
+    /// Anything the person should know about the figure (a video sent reduced, thinking).
+    pub note: Option<String>,
+}
+
+/// The tokens a story of `preset` is expected to take: what the presets ask for.
+pub fn story_tokens(preset: &str) -> u64 {
+    match preset {
+        "summary" => 120,
+        "social" => 80,
+        _ => 600,
+    }
 }
 
 /// Why a story could not be written; the variant decides what the queue does.

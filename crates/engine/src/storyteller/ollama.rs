@@ -8,7 +8,8 @@
 //! (`done_reason`) and the token counts (`prompt_eval_count`, `eval_count`).
 //!
 //! Faults are told apart: Ollama not running at its address, or without the model asked for,
-//! is a setup problem (the queue pauses, saying what to do), not the video's fault; a stream
+//! pauses this storyteller alone, saying what to do (it looks again by itself for a server that
+//! was not running), and is never the video's fault; a stream
 //! that breaks off, goes quiet for [`vision::IDLE_GAP`] or carries an error is retried; a model that
 //! stopped at its length limit fails the attempt with that reason.
 
@@ -247,6 +248,57 @@ impl Storyteller for OllamaStoryteller {
 
     fn check_ready(&self) -> Result<(), StoryError> {
         self.tools.check()
+    }
+
+    fn check<'a>(&'a self, model: &'a str) -> BoxFuture<'a, Result<String, StoryError>> {
+        Box::pin(async move {
+            self.tools.check()?;
+            let call = self
+                .client
+                .get(format!("{}/api/tags", self.base_url))
+                .timeout(Duration::from_secs(10));
+            let response = call.send().await.map_err(|e| self.unreachable(&e))?;
+            if !response.status().is_success() {
+                let status = response.status().as_u16();
+                let body = response.text().await.unwrap_or_default();
+                return Err(self.refused(status, model, &body));
+            }
+            let tags: serde_json::Value = response.json().await.map_err(|e| {
+                StoryError::transient(format!("Ollama's list of models did not parse: {e}"))
+            })?;
+            let names: Vec<&str> = tags["models"]
+                .as_array()
+                .map(|models| models.iter().filter_map(|m| m["name"].as_str()).collect())
+                .unwrap_or_default();
+            // `llava` is `llava:latest` to Ollama.
+            let pulled = names
+                .iter()
+                .any(|name| *name == model || name.strip_suffix(":latest") == Some(model));
+            if pulled {
+                Ok(format!("Ollama at {} has {model}", self.base_url))
+            } else {
+                Err(StoryError::ModelUnavailable {
+                    message: format!(
+                        "Ollama at {} has no model '{model}' (it has: {}): pull it with \
+                         `ollama pull {model}`, or choose another (STORYTELLER_OLLAMA_MODEL)",
+                        self.base_url,
+                        if names.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
+                })
+            }
+        })
+    }
+
+    fn estimate(&self, info: &crate::media::MediaInfo, preset: &str) -> super::TokenEstimate {
+        vision::estimate(info, preset)
+    }
+
+    fn typical_secs(&self, info: &crate::media::MediaInfo) -> f64 {
+        vision::typical_secs(info)
     }
 
     fn tell<'a>(

@@ -9,8 +9,8 @@
 //! ([`crate::secrets`]) and goes only into the `Authorization` header: never into the job, the
 //! log or an event.
 //!
-//! Faults as for Ollama: no server at the address, or no such model, is a setup problem (the
-//! queue pauses, saying what to do); a refused key pauses it too; 429 and 5xx are retried
+//! Faults as for Ollama: no server at the address, or no such model, pauses this storyteller
+//! alone, saying what to do; a refused key pauses it too; 429 and 5xx are retried
 //! after the time the server gave; a stream that breaks off or goes silent is retried; a
 //! model stopped by its length limit or a content filter fails the attempt with that reason.
 
@@ -328,6 +328,60 @@ impl Storyteller for OpenAiStoryteller {
 
     fn check_ready(&self) -> Result<(), StoryError> {
         self.tools.check()
+    }
+
+    fn check<'a>(&'a self, model: &'a str) -> BoxFuture<'a, Result<String, StoryError>> {
+        Box::pin(async move {
+            self.tools.check()?;
+            let mut call = self
+                .client
+                .get(format!("{}/v1/models", self.base_url))
+                .timeout(Duration::from_secs(10));
+            let key = self.api_key.current().await;
+            if let Some(key) = &key {
+                call = call.bearer_auth(key);
+            }
+            let response = call.send().await.map_err(|e| self.unreachable(&e))?;
+            if !response.status().is_success() {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                let body = response.text().await.unwrap_or_default();
+                return Err(self.refused(status, retry_after, model, &body));
+            }
+            let listed: serde_json::Value = response.json().await.unwrap_or_default();
+            let ids: Vec<&str> = listed["data"]
+                .as_array()
+                .map(|data| data.iter().filter_map(|m| m["id"].as_str()).collect())
+                .unwrap_or_default();
+            // A local server serves the one model it loaded whatever it is called.
+            if model == DEFAULT_MODEL || ids.is_empty() || ids.contains(&model) {
+                Ok(format!(
+                    "the server at {} answers for {model}",
+                    self.base_url
+                ))
+            } else {
+                Err(StoryError::ModelUnavailable {
+                    message: format!(
+                        "the server at {} has no model '{model}' (it has: {}): choose one it \
+                         serves (STORYTELLER_OPENAI_MODEL)",
+                        self.base_url,
+                        ids.join(", ")
+                    ),
+                })
+            }
+        })
+    }
+
+    fn estimate(&self, info: &crate::media::MediaInfo, preset: &str) -> super::TokenEstimate {
+        vision::estimate(info, preset)
+    }
+
+    fn typical_secs(&self, info: &crate::media::MediaInfo) -> f64 {
+        vision::typical_secs(info)
     }
 
     fn tell<'a>(

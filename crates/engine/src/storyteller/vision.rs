@@ -96,6 +96,28 @@ pub async fn look(
     Ok((analysis, jpegs))
 }
 
+/// The tokens an image model is expected to read and write for one video with `preset`:
+/// its keyframes (up to the analysis's 8; a vision encoder reads about 600 tokens an image)
+/// and the facts, then the story.
+pub fn estimate(info: &crate::media::MediaInfo, preset: &str) -> super::TokenEstimate {
+    let keyframes = (info.duration_secs / 2.0).ceil().clamp(1.0, 8.0) as u64;
+    super::TokenEstimate {
+        usage: crate::job::Usage {
+            input_tokens: keyframes * 600 + 400,
+            audio_input_tokens: 0,
+            output_tokens: super::story_tokens(preset),
+            cost_micro_usd: 0,
+        },
+        note: None,
+    }
+}
+
+/// How long an image model is expected to take for one video: the analysis, then a model
+/// reading a few images and writing (minutes on a CPU, seconds on a GPU: a middle guess).
+pub fn typical_secs(info: &crate::media::MediaInfo) -> f64 {
+    20.0 + info.duration_secs / 20.0
+}
+
 /// The video's file name, as the prompt calls it.
 pub fn file_name(request: &StoryRequest) -> String {
     request

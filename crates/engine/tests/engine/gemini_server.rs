@@ -123,6 +123,15 @@ struct State {
     keep_bytes: bool,
     /// How long each upload chunk takes to be answered.
     chunk_delay: Duration,
+    /// How long a generate call takes before its answer starts.
+    generate_delay: Duration,
+    /// Generate calls allowed in any 60 s (a 429 past it), and when each started.
+    per_minute: Option<usize>,
+    generate_started: Vec<std::time::Instant>,
+    /// How many generate calls were refused for going past `per_minute`.
+    refused_for_pace: usize,
+    /// The models there are (any, when `None`).
+    models: Option<Vec<String>>,
 }
 
 /// The server; cheap to clone.
@@ -184,6 +193,31 @@ impl GeminiServer {
     /// Answers each upload chunk only after `delay` (a slow link).
     pub fn chunk_delay(&self, delay: Duration) {
         self.state().chunk_delay = delay;
+    }
+
+    /// Starts answering each generate call only after `delay` (a model at work).
+    pub fn generate_delay(&self, delay: Duration) {
+        self.state().generate_delay = delay;
+    }
+
+    /// Answers generate calls past `limit` in any 60 s with a per-minute 429, as the API does.
+    pub fn per_minute(&self, limit: usize) {
+        self.state().per_minute = Some(limit);
+    }
+
+    /// Only these models are there; others are not found.
+    pub fn only_models(&self, models: &[&str]) {
+        self.state().models = Some(models.iter().map(|m| (*m).to_owned()).collect());
+    }
+
+    /// How many generate calls were refused for going too fast.
+    pub fn refused_for_pace(&self) -> usize {
+        self.state().refused_for_pace
+    }
+
+    /// When each generate call came.
+    pub fn generate_times(&self) -> Vec<std::time::Instant> {
+        self.state().generate_started.clone()
     }
 
     /// Counts uploaded bytes without keeping them (big uploads).
@@ -333,6 +367,11 @@ impl GeminiServer {
                 "DELETE" => self.delete(&name),
                 _ => Reply::status(405, "{}"),
             }
+        } else if let Some(model) = path
+            .strip_prefix("/v1beta/models/")
+            .filter(|_| method == "GET")
+        {
+            self.model(model)
         } else if path.starts_with("/v1beta/models/") && path.ends_with(":streamGenerateContent") {
             assert_eq!(query, "alt=sse", "streamed as server-sent events");
             self.generate(stream).await;
@@ -543,6 +582,26 @@ impl GeminiServer {
         Reply::json(200, body)
     }
 
+    fn model(&self, model: &str) -> Reply {
+        let known = self
+            .state()
+            .models
+            .as_ref()
+            .is_none_or(|models| models.iter().any(|m| m == model));
+        if !known {
+            return Reply::status(
+                404,
+                &error_body(404, "NOT_FOUND", &format!("models/{model} is not found for API version v1beta, or is not supported for generateContent.")),
+            );
+        }
+        Reply::json(
+            200,
+            json!({ "name": format!("models/{model}"), "displayName": "Gemini Flash Latest",
+                    "inputTokenLimit": 1048576, "outputTokenLimit": 65536,
+                    "supportedGenerationMethods": ["generateContent", "countTokens"] }),
+        )
+    }
+
     fn delete(&self, name: &str) -> Reply {
         let mut state = self.state();
         state.deleted.push(name.to_owned());
@@ -553,14 +612,32 @@ impl GeminiServer {
     }
 
     async fn generate(&self, mut stream: TcpStream) {
-        let answer = {
+        let (answer, delay) = {
             let mut state = self.state();
-            if state.answers.len() > 1 {
-                state.answers.pop_front().unwrap()
+            let now = std::time::Instant::now();
+            let recent = state
+                .generate_started
+                .iter()
+                .filter(|at| now.duration_since(**at) < Duration::from_secs(60))
+                .count();
+            if state.per_minute.is_some_and(|limit| recent >= limit) {
+                state.refused_for_pace += 1;
+                let body = json!({"error": {"code": 429, "message": "You exceeded your current quota. Please retry in 10s.",
+                    "status": "RESOURCE_EXHAUSTED", "details": [
+                        {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"}]},
+                        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "10s"}]}});
+                (Answer::error(429, &body.to_string()), Duration::ZERO)
             } else {
-                state.answers.front().cloned().unwrap()
+                state.generate_started.push(now);
+                let answer = if state.answers.len() > 1 {
+                    state.answers.pop_front().unwrap()
+                } else {
+                    state.answers.front().cloned().unwrap()
+                };
+                (answer, state.generate_delay)
             }
         };
+        tokio::time::sleep(delay).await;
         let usage = |output: u64| {
             json!({
                 "promptTokenCount": PROMPT_TOKENS, "candidatesTokenCount": output,
