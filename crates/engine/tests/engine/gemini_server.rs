@@ -301,7 +301,7 @@ impl GeminiServer {
             None
         };
         let keep = !chunk || self.state().keep_bytes;
-        let mut buffer = vec![0u8; 256 * 1024];
+        let mut buffer = vec![0u8; 1 << 20];
         loop {
             if !rest.is_empty() {
                 let take = rest.len().min((length - read) as usize);
