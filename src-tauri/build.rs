@@ -26,6 +26,12 @@ const COMMANDS: &[&str] = &[
     "open_video",
     "show_in_folder",
     "app_status",
+    "api_keys",
+    "set_api_key",
+    "forget_api_key",
+    "check_storyteller",
+    "resume_storyteller",
+    "estimate_paths",
 ];
 
 fn main() {

@@ -8,10 +8,11 @@ use crate::shell::{OpenAs, Shell};
 use std::path::PathBuf;
 use storyteller_engine::error::ErrorCode;
 use storyteller_engine::export::ExportFormat;
+use storyteller_engine::secrets::KeyStatusView;
 use storyteller_engine::settings::Settings;
 use storyteller_engine::wire::{
-    AddOptions, AddReport, ExportQuery, JobPage, JobView, ListQuery, QueueStats, SearchHit,
-    SearchQuery, StorytellerInfo,
+    AddOptions, AddReport, DoctorCheck, EstimateReport, ExportQuery, JobPage, JobView, ListQuery,
+    QueueStats, SearchHit, SearchQuery, StorytellerInfo,
 };
 use storyteller_engine::ErrorPayload;
 use storyteller_engine::{JobId, Priority};
@@ -242,4 +243,58 @@ async fn hand_to_system(shell: &Shell, id: &str, how: OpenAs) -> Answer<()> {
 #[specta::specta]
 pub async fn app_status(shell: State<'_, Shell>) -> Answer<crate::shell::AppStatus> {
     Ok(shell.status())
+}
+
+/// Where each storyteller's API key comes from, and its last four characters: never the key.
+#[tauri::command]
+#[specta::specta]
+pub async fn api_keys(shell: State<'_, Shell>) -> Answer<Vec<KeyStatusView>> {
+    wire(shell.engine()?.api_keys().await)
+}
+
+/// Keeps a key in the OS keychain; it is used from the next request on.
+#[tauri::command]
+#[specta::specta]
+pub async fn set_api_key(
+    shell: State<'_, Shell>,
+    storyteller: String,
+    key: String,
+) -> Answer<KeyStatusView> {
+    wire(shell.engine()?.set_api_key(&storyteller, &key).await)
+}
+
+/// Forgets the key kept in the keychain for a storyteller.
+#[tauri::command]
+#[specta::specta]
+pub async fn forget_api_key(shell: State<'_, Shell>, storyteller: String) -> Answer<KeyStatusView> {
+    wire(shell.engine()?.forget_api_key(&storyteller).await)
+}
+
+/// The settings' Test button: whether a storyteller answers, takes its key and has its model.
+#[tauri::command]
+#[specta::specta]
+pub async fn check_storyteller(
+    shell: State<'_, Shell>,
+    storyteller: String,
+) -> Answer<DoctorCheck> {
+    wire(shell.engine()?.check_storyteller_now(&storyteller).await)
+}
+
+/// Starts a paused storyteller's jobs again.
+#[tauri::command]
+#[specta::specta]
+pub async fn resume_storyteller(shell: State<'_, Shell>, storyteller: String) -> Answer<()> {
+    wire(shell.engine()?.resume_storyteller(&storyteller).await)
+}
+
+/// What telling these files and folders would cost and take, before they are queued.
+#[tauri::command]
+#[specta::specta]
+pub async fn estimate_paths(
+    shell: State<'_, Shell>,
+    paths: Vec<String>,
+    options: AddOptions,
+) -> Answer<EstimateReport> {
+    let paths = paths.into_iter().map(PathBuf::from).collect();
+    wire(shell.engine()?.estimate(paths, options).await)
 }

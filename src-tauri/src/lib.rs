@@ -68,6 +68,12 @@ pub fn specta_builder<R: tauri::Runtime>() -> Builder<R> {
             commands::open_video,
             commands::show_in_folder,
             commands::app_status,
+            commands::api_keys,
+            commands::set_api_key,
+            commands::forget_api_key,
+            commands::check_storyteller,
+            commands::resume_storyteller,
+            commands::estimate_paths,
         ])
         .events(collect_events![bridge::EngineEvent])
         // One shape per type, the one the engine writes: the window sends back what it got.

@@ -81,6 +81,11 @@ export const api = {
   openVideo: (id: string) => unwrap(commands.openVideo(id)),
   showInFolder: (id: string) => unwrap(commands.showInFolder(id)),
   status: () => unwrap(commands.appStatus()),
+  apiKeys: () => unwrap(commands.apiKeys()),
+  setApiKey: (storyteller: string, key: string) => unwrap(commands.setApiKey(storyteller, key)),
+  forgetApiKey: (storyteller: string) => unwrap(commands.forgetApiKey(storyteller)),
+  checkStoryteller: (storyteller: string) => unwrap(commands.checkStoryteller(storyteller)),
+  resumeStoryteller: (storyteller: string) => unwrap(commands.resumeStoryteller(storyteller)),
 };
 
 /** A sentence for any failure, engine or not. */

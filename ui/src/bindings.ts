@@ -63,6 +63,18 @@ export const commands = {
 	 *  it cannot (the database could not be opened, ffmpeg is missing).
 	 */
 	appStatus: () => typedError<AppStatus, ErrorPayload>(__TAURI_INVOKE("app_status")),
+	/**  Where each storyteller's API key comes from, and its last four characters: never the key. */
+	apiKeys: () => typedError<KeyStatusView[], ErrorPayload>(__TAURI_INVOKE("api_keys")),
+	/**  Keeps a key in the OS keychain; it is used from the next request on. */
+	setApiKey: (storyteller: string, key: string) => typedError<KeyStatusView, ErrorPayload>(__TAURI_INVOKE("set_api_key", { storyteller, key })),
+	/**  Forgets the key kept in the keychain for a storyteller. */
+	forgetApiKey: (storyteller: string) => typedError<KeyStatusView, ErrorPayload>(__TAURI_INVOKE("forget_api_key", { storyteller })),
+	/**  The settings' Test button: whether a storyteller answers, takes its key and has its model. */
+	checkStoryteller: (storyteller: string) => typedError<DoctorCheck, ErrorPayload>(__TAURI_INVOKE("check_storyteller", { storyteller })),
+	/**  Starts a paused storyteller's jobs again. */
+	resumeStoryteller: (storyteller: string) => typedError<null, ErrorPayload>(__TAURI_INVOKE("resume_storyteller", { storyteller })),
+	/**  What telling these files and folders would cost and take, before they are queued. */
+	estimatePaths: (paths: string[], options: AddOptions) => typedError<EstimateReport, ErrorPayload>(__TAURI_INVOKE("estimate_paths", { paths, options })),
 };
 
 /** Events */
@@ -154,6 +166,23 @@ export type AudioView = {
 /**  The batch a job was added with (one drag-and-drop, one `add` command). */
 export type BatchId = string;
 
+/**  One thing `doctor` looked at. */
+export type DoctorCheck = {
+	/**  What was checked: `ffmpeg`, `database`, or a storyteller's name. */
+	subject: string,
+	/**  Whether it is fine. */
+	ok: boolean,
+	/**  What was found, or what is wrong and how to fix it. */
+	message: string,
+	/**  For a storyteller: the model checked. */
+	model: string | null,
+	/**
+	 *  Whether the app needs it as things are: the tools, the database and the storyteller new
+	 *  jobs get (another storyteller not set up is only for information).
+	 */
+	needed: boolean,
+};
+
 /**  An engine event, for the window. */
 export type EngineEvent = Envelope;
 
@@ -207,7 +236,9 @@ export type ErrorCode =
 /**  A story was asked for that is not written yet (front ends). */
 "no_story" | 
 /**  The system clipboard could not be written (front ends). */
-"clipboard";
+"clipboard" | 
+/**  The OS keychain could not be used (none on this machine, locked). */
+"keychain";
 
 /**  Why a job failed, so the queue knows what to do about it. */
 export type ErrorKind = 
@@ -244,6 +275,32 @@ export type ErrorPayload = {
 	code: ErrorCode,
 	/**  For people. */
 	message: string,
+};
+
+/**  What telling a set of videos is expected to cost and take, at the current limits. */
+export type EstimateReport = {
+	/**  Who would tell them. */
+	storyteller: string,
+	/**  With which model. */
+	model: string,
+	/**  And which preset. */
+	preset: string,
+	/**  Each video. */
+	videos: VideoEstimate[],
+	/**  Paths that are not videos to tell, with why. */
+	refused: AddEntry[],
+	/**  The tokens, all videos together. */
+	inputTokens: number,
+	/**  The story tokens, all videos together. */
+	outputTokens: number,
+	/**  The cost, all videos together, in US dollars. */
+	costUsd: number,
+	/**  Whether the model has a price (else the cost is 0 because it is not known). */
+	priced: boolean,
+	/**  How long telling them all is expected to take, in seconds. */
+	expectedSecs: number,
+	/**  How that time was worked out, for people. */
+	timeBasis: string,
 };
 
 /**  Something that happened; job events carry the id of the job they are about. */
@@ -464,6 +521,29 @@ export type JobView = {
 	finishedAt: string | null,
 };
 
+/**  Where a storyteller's key came from. */
+export type KeySource = 
+/**  Its environment variable (which wins over the keychain). */
+"environment" | 
+/**  The OS keychain. */
+"keychain" | 
+/**  Nowhere: the storyteller cannot run. */
+"none";
+
+/**  What a front end may know of a storyteller's key. */
+export type KeyStatusView = {
+	/**  The storyteller. */
+	storyteller: string,
+	/**  Where its key came from. */
+	source: KeySource,
+	/**  The environment variable that sets it. */
+	envVar: string,
+	/**  The key's last four characters (`••••9a2d`), when there is one. */
+	masked: string | null,
+	/**  Whether a keychain can be used on this machine now. */
+	keychainAvailable: boolean,
+};
+
 /**  Which end of the queue a listing starts from. */
 export type ListOrder = 
 /**  Oldest first (the order they were added). */
@@ -661,6 +741,26 @@ export type UsageView = {
 	outputTokens: number,
 	/**  In US dollars (0 offline): kept in whole millionths, so exact to the micro-dollar. */
 	costUsd: number,
+};
+
+/**  What telling one video is expected to take, before anything is sent. */
+export type VideoEstimate = {
+	/**  The file. */
+	path: string,
+	/**  Its length, when it could be read. */
+	durationSecs: number | null,
+	/**  Tokens it is expected to read (sound included). */
+	inputTokens: number,
+	/**  Of those, the sound's. */
+	audioInputTokens: number,
+	/**  Tokens the story is expected to take. */
+	outputTokens: number,
+	/**  What that comes to, in US dollars. */
+	costUsd: number,
+	/**  What to know about the figures (a video sent reduced, thinking billed as output). */
+	note: string | null,
+	/**  Why the file could not be estimated (not a video, unreadable): it would fail its job. */
+	error: string | null,
 };
 
 /**  The picture of a video. */

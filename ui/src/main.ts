@@ -10,6 +10,7 @@ import { count, dollars, duration, exportFormatOf, pauseWords } from "./format";
 import { summarize, timeLeft } from "./summary";
 import { emptyChange, mergeChange, QueueModel, type Change } from "./model";
 import { QueueList } from "./view/queue";
+import { AiSettings } from "./view/keys";
 import { SettingsDialog } from "./view/settings";
 import { StoryPanel } from "./view/story";
 
@@ -96,6 +97,17 @@ const settings = new SettingsDialog(async (next) => {
     return describe(error);
   }
 });
+
+const aiSettings = new AiSettings(
+  {
+    keys: api.apiKeys,
+    setKey: api.setApiKey,
+    forgetKey: api.forgetApiKey,
+    check: api.checkStoryteller,
+    describe,
+  },
+  () => byId<HTMLSelectElement>("setting-storyteller").value,
+);
 
 function select(id: string | null): void {
   list.setSelected(id);
@@ -393,6 +405,7 @@ function wireButtons(): void {
     try {
       const [current, storytellers] = await Promise.all([api.settings(), api.storytellers()]);
       settings.open(current, storytellers);
+      void aiSettings.show();
     } catch (error) {
       fail(error);
     }

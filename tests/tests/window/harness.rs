@@ -252,6 +252,8 @@ pub struct Desktop {
     name: String,
     root: tempfile::TempDir,
     bus: PrivateBus,
+    /// What the app's environment has beside the test's own (a service's address, a key).
+    extra_env: std::sync::Mutex<Vec<(String, String)>>,
     _alone: MutexGuard<'static, ()>,
 }
 
@@ -290,6 +292,7 @@ impl Desktop {
             name: name.to_owned(),
             root,
             bus,
+            extra_env: std::sync::Mutex::new(Vec::new()),
             _alone: alone,
         })
     }
@@ -315,6 +318,13 @@ impl Desktop {
 
     /// The environment every process of the app gets: the test's bus, and XDG folders of its
     /// own, so the web view's storage never carries over from a user's session or another test.
+    /// Sets `name` to `value` in the app's environment from its next start on.
+    pub fn set_env(&self, name: &str, value: &str) {
+        let mut extra = self.extra_env.lock().unwrap_or_else(|p| p.into_inner());
+        extra.retain(|(n, _)| n != name);
+        extra.push((name.to_owned(), value.to_owned()));
+    }
+
     fn environment(&self, command: &mut Command) {
         let xdg = self.root.path().join("xdg");
         command
@@ -327,7 +337,11 @@ impl Desktop {
             .env("NO_AT_BRIDGE", "1")
             .env("NO_COLOR", "1")
             .env_remove("STORYTELLER_HOME")
-            .env_remove("RUST_LOG");
+            .env_remove("RUST_LOG")
+            .env_remove("GEMINI_API_KEY")
+            .env_remove("OPENAI_API_KEY");
+        let extra = self.extra_env.lock().unwrap_or_else(|p| p.into_inner());
+        command.envs(extra.iter().map(|(n, v)| (n.as_str(), v.as_str())));
     }
 
     /// Makes a real video called `file` with ffmpeg.

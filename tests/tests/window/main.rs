@@ -11,6 +11,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../../crates/engine/tests/engine/gemini_server.rs"]
+mod gemini_server;
 mod harness;
 
 use harness::{
@@ -692,5 +694,105 @@ async fn a_second_launch_hands_over_to_the_open_window() {
             ))
             .await;
     }
+    window.close().await;
+}
+
+/// Opens the settings dialog and waits for its keys to be filled in.
+async fn open_ai_settings(window: &Window<'_>) {
+    window.click("#open-settings").await;
+    window
+        .wait_for_script(
+            "the settings dialog to open with the storytellers' keys",
+            UI_DEADLINE,
+            "return document.querySelector('#settings')?.open
+                 && document.querySelector('#key-status-gemini')?.textContent;",
+        )
+        .await;
+}
+
+/// The text of the element at `selector` once it is not empty.
+async fn text_of(window: &Window<'_>, what: &str, selector: &str) -> String {
+    let script = format!(
+        "const text = document.querySelector({selector:?})?.textContent ?? '';
+         return text && !text.endsWith('…') ? text : null;"
+    );
+    window
+        .wait_for_script(what, UI_DEADLINE, &script)
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ai_settings_keep_keys_out_of_sight_and_test_the_storyteller() {
+    let Some(desktop) =
+        Desktop::new("the_ai_settings_keep_keys_out_of_sight_and_test_the_storyteller")
+    else {
+        return;
+    };
+    const KEY: &str = "AIzaSy-window-7c41d2e9b0";
+    let server = gemini_server::GeminiServer::start(KEY).await;
+    desktop.set_env("STORYTELLER_GEMINI_BASE_URL", &server.base);
+
+    // No key, and no keychain on this session bus: the window says what to do instead, and a
+    // key typed in is refused with the same advice, and not left in the field.
+    let window = desktop.open().await;
+    window.wait_until_ready().await;
+    open_ai_settings(&window).await;
+    let status = text_of(&window, "Gemini's key status", "#key-status-gemini").await;
+    assert!(status.contains("set GEMINI_API_KEY"), "{status}");
+    window.type_into("#key-gemini", KEY).await;
+    window.click("#key-keep-gemini").await;
+    let problem = text_of(&window, "the keychain's refusal", "#key-error-gemini").await;
+    assert!(problem.contains("could not be kept"), "{problem}");
+    assert!(
+        problem.contains("Set GEMINI_API_KEY in the environment"),
+        "{problem}"
+    );
+    let left = window
+        .script(
+            "return document.querySelector('#key-gemini').value;",
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(left, json!(""), "the key is not left in the page");
+    set_control(&window, "#setting-storyteller", "gemini", "change").await;
+    window.click("#ai-test").await;
+    let tested = text_of(&window, "the test's outcome", "#ai-test-result").await;
+    assert!(
+        tested.starts_with("✗ gemini (gemini-flash-latest)"),
+        "{tested}"
+    );
+    assert!(tested.contains("no API key"), "{tested}");
+    window.close().await;
+
+    // The key in the environment: shown only as its last four characters, and the test
+    // reaches the service with it.
+    desktop.set_env("GEMINI_API_KEY", KEY);
+    let window = desktop.open().await;
+    window.wait_until_ready().await;
+    open_ai_settings(&window).await;
+    let status = text_of(&window, "Gemini's key status", "#key-status-gemini").await;
+    assert_eq!(
+        status,
+        format!("Set by GEMINI_API_KEY (••••{})", &KEY[KEY.len() - 4..])
+    );
+    set_control(&window, "#setting-storyteller", "gemini", "change").await;
+    window.click("#ai-test").await;
+    let tested = text_of(&window, "the test's outcome", "#ai-test-result").await;
+    assert!(
+        tested.starts_with("✓ gemini (gemini-flash-latest)"),
+        "{tested}"
+    );
+    let page = window
+        .script("return document.documentElement.outerHTML;", Vec::new())
+        .await;
+    assert!(
+        !page.as_str().unwrap_or_default().contains(KEY),
+        "the key is in the page"
+    );
+    window.save_screenshot("window-ai-settings.png").await;
+    assert!(server.generate_calls().is_empty(), "a test tells nothing");
     window.close().await;
 }
