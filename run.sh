@@ -146,6 +146,7 @@ case "${1:-app}" in
       dbus-run-session -- cargo test --locked --workspace --no-fail-fast
     log "benchmark smoke runs (figures are not checked here; ./run.sh bench prints the real ones)"
     BENCH_QUICK=1 cargo bench --locked -p storyteller-engine --profile dev --bench engine
+    BENCH_QUICK=1 cargo bench --locked -p storyteller-engine --profile dev --bench gemini
     BENCH_QUICK=1 xvfb-run -a -s "-screen 0 1280x800x24" \
       cargo bench --locked -p storyteller-e2e --profile dev --bench window
     ;;
@@ -156,6 +157,7 @@ case "${1:-app}" in
     cargo build --release --locked -p storyteller-cli -p storyteller-desktop --bins --example empty_window
     cargo bench --locked -p storyteller-engine --bench engine
     cargo bench --locked -p storyteller-engine --bench offline
+    cargo bench --locked -p storyteller-engine --bench gemini
     log "the window's figures (release build, in a virtual display)"
     STORYTELLER_APP_PROFILE=release xvfb-run -a -s "-screen 0 1280x800x24" \
       cargo bench --locked -p storyteller-e2e --bench window
