@@ -186,7 +186,12 @@ mod tests {
         assert_eq!(price("gemini-pro-latest"), Some("pro"));
         assert_eq!(price("gemini-3-pro-preview"), Some("gemini-3-pro"));
         assert_eq!(price("something-new"), Some(""));
-        assert!(table.price("ollama", "llava").is_none());
+        // Ollama's models cost nothing, and a storyteller with no table has no price.
+        assert_eq!(
+            table.price("ollama", "llava").map(|p| p.output_per_million),
+            Some(0.0)
+        );
+        assert!(table.price("offline", "offline-analyser-2").is_none());
         assert_eq!(
             table
                 .price("openai", "gpt-4o-mini-2024")
