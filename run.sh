@@ -9,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
+# Where cargo builds (CARGO_TARGET_DIR when it is set, as cargo itself reads it).
+target="${CARGO_TARGET_DIR:-$root/target}"
+case "$target" in /*) ;; *) target="$root/$target" ;; esac
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -106,7 +109,7 @@ case "${1:-app}" in
     log "making sample videos in $demo/videos"
     make_samples "$demo/videos"
     log "opening Storyteller (state in $demo/app-home); the samples are being told"
-    exec ./target/release/storyteller-desktop --home "$demo/app-home" "$demo/videos"
+    exec "$target/release/storyteller-desktop" --home "$demo/app-home" "$demo/videos"
     ;;
   demo)
     ensure_system_packages
@@ -118,9 +121,9 @@ case "${1:-app}" in
     make_samples "$demo/videos"
     export STORYTELLER_HOME="$demo/home"
     log "telling their stories, offline (state in $STORYTELLER_HOME)"
-    ./target/release/storyteller process "$demo/videos" --concurrency 3
-    ./target/release/storyteller export --format md --out "$demo/stories.md"
-    ./target/release/storyteller stats
+    "$target/release/storyteller" process "$demo/videos" --concurrency 3
+    "$target/release/storyteller" export --format md --out "$demo/stories.md"
+    "$target/release/storyteller" stats
     log "done: every story is in $demo/stories.md"
     ;;
   test)
