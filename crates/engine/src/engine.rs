@@ -441,18 +441,12 @@ impl Engine {
                 reason: None,
             });
         }
-        for refusal in refused.into_iter().chain(intake.refused) {
-            entries.push(AddEntry {
-                path: display_path(&refusal.path),
-                outcome: if refusal.skipped {
-                    AddOutcome::Skipped
-                } else {
-                    AddOutcome::Refused
-                },
-                job: None,
-                reason: Some(refusal.reason),
-            });
-        }
+        entries.extend(
+            refused
+                .into_iter()
+                .chain(intake.refused)
+                .map(AddEntry::from),
+        );
         if any_added {
             self.inner.pool.wake();
         }

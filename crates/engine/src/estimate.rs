@@ -10,8 +10,7 @@ use crate::media::Media;
 use crate::pricing::PriceTable;
 use crate::store::{JobFilter, JobStore};
 use crate::storyteller::Storyteller;
-use crate::wire::ListOrder;
-use crate::wire::{display_path, AddEntry, AddOutcome, EstimateReport, VideoEstimate};
+use crate::wire::{display_path, AddEntry, EstimateReport, ListOrder, VideoEstimate};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -173,19 +172,7 @@ pub async fn estimate(
         model: spec.model,
         preset: spec.preset,
         videos: estimates,
-        refused: refused
-            .into_iter()
-            .map(|refusal| AddEntry {
-                path: display_path(&refusal.path),
-                outcome: if refusal.skipped {
-                    AddOutcome::Skipped
-                } else {
-                    AddOutcome::Refused
-                },
-                job: None,
-                reason: Some(refusal.reason),
-            })
-            .collect(),
+        refused: refused.into_iter().map(AddEntry::from).collect(),
         expected_secs,
         time_basis,
     })

@@ -624,11 +624,9 @@ impl Job {
     }
 }
 
-/// Formats ms since the Unix epoch as an ISO-8601 UTC time, e.g. `2026-11-23T02:03:14.123Z`.
-pub fn iso8601(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let in_day = ms.rem_euclid(86_400_000);
-    // Howard Hinnant's civil_from_days.
+/// The (year, month, day) of the day `days` after 1970-01-01, proleptic Gregorian (Howard
+/// Hinnant's `civil_from_days`).
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z - era * 146_097;
@@ -642,7 +640,13 @@ pub fn iso8601(ms: i64) -> String {
     } else {
         month_index - 9
     };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// Formats ms since the Unix epoch as an ISO-8601 UTC time, e.g. `2026-11-23T02:03:14.123Z`.
+pub fn iso8601(ms: i64) -> String {
+    let in_day = ms.rem_euclid(86_400_000);
+    let (year, month, day) = civil_from_days(ms.div_euclid(86_400_000));
     if !(0..=9999).contains(&year) {
         return format!(
             "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",

@@ -511,6 +511,22 @@ pub struct EstimateReport {
     pub time_basis: String,
 }
 
+impl From<crate::intake::Refusal> for AddEntry {
+    /// A path refused, or a non-video passed over in a folder.
+    fn from(refusal: crate::intake::Refusal) -> Self {
+        AddEntry {
+            path: display_path(&refusal.path),
+            outcome: if refusal.skipped {
+                AddOutcome::Skipped
+            } else {
+                AddOutcome::Refused
+            },
+            job: None,
+            reason: Some(refusal.reason),
+        }
+    }
+}
+
 /// What adding a set of paths did, path by path.
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

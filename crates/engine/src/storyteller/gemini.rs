@@ -36,7 +36,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// The name jobs refer to it by.
@@ -1375,7 +1375,7 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 /// 2:00 to the first Sunday of November at 2:00 (US rules), else −8 h.
 fn pacific_offset_ms(utc_ms: i64) -> i64 {
     let standard = utc_ms - 8 * HOUR_MS;
-    let year = civil_year(standard.div_euclid(DAY_MS));
+    let (year, _, _) = crate::job::civil_from_days(standard.div_euclid(DAY_MS));
     let sunday_on_or_after = |month: i64, day: i64| {
         let days = super::http::days_from_civil(year, month, day);
         // 1970-01-01 was a Thursday: (days + 4) mod 7 is 0 on Sundays.
@@ -1387,23 +1387,6 @@ fn pacific_offset_ms(utc_ms: i64) -> i64 {
         -7 * HOUR_MS
     } else {
         -8 * HOUR_MS
-    }
-}
-
-/// The year of the day `days` after 1970-01-01.
-fn civil_year(days: i64) -> i64 {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let year = year_of_era + era * 400;
-    if month_index >= 10 {
-        year + 1
-    } else {
-        year
     }
 }
 
@@ -1446,10 +1429,8 @@ fn key_value(key: &str) -> reqwest::header::HeaderValue {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    use crate::clock::Clock as _;
+    crate::clock::SystemClock.now_ms()
 }
 
 fn to_value(saved: &Saved) -> Value {
