@@ -34,5 +34,11 @@ describe("words for people", () => {
     expect(facts["Title"]).toBe("Harbour");
     expect(facts["File"]).toBe("/videos/clip-1.mp4");
     expect(Object.fromEntries(mediaFacts(job(3)))["Length"]).toBeUndefined();
+    // What telling it cost, once tokens were spent; nothing for a video told for free.
+    expect(Object.fromEntries(mediaFacts(job(3)))["Cost"]).toBeUndefined();
+    const paid = job(4, {
+      usage: { inputTokens: 9120, audioInputTokens: 960, outputTokens: 412, costUsd: 0.004438 },
+    });
+    expect(Object.fromEntries(mediaFacts(paid))["Cost"]).toBe("$0.0044 · 9,120 tokens in, 412 out");
   });
 });

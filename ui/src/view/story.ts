@@ -2,7 +2,7 @@
 // and what can be done with it.
 
 import type { JobView, Priority } from "../bindings";
-import { activity, bytes, duration, thumbnailUrl } from "../format";
+import { activity, bytes, dollars, duration, thumbnailUrl } from "../format";
 
 /** Keyframes shown at most. */
 const THUMBNAILS = 6;
@@ -204,6 +204,11 @@ export function mediaFacts(job: JobView): [string, string][] {
   }
   facts.push(["Size", bytes(job.sizeBytes)]);
   facts.push(["Told by", `${job.storyteller} · ${job.model} · ${job.preset}`]);
+  const usage = job.usage;
+  if (usage && usage.inputTokens + usage.outputTokens > 0) {
+    const tokens = `${usage.inputTokens.toLocaleString("en")} tokens in, ${usage.outputTokens.toLocaleString("en")} out`;
+    facts.push(["Cost", usage.costUsd > 0 ? `${dollars(usage.costUsd)} · ${tokens}` : tokens]);
+  }
   facts.push(["File", job.source]);
   return facts;
 }
