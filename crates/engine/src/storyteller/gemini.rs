@@ -183,12 +183,13 @@ pub struct VideoPlan {
     pub note: Option<String>,
 }
 
-/// Which call met an error, for words that fit it.
+/// Which call met an error, for words that fit it: a generate call (or a look at a model)
+/// names its model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Call {
+enum Call<'a> {
     Upload,
     FileStatus,
-    Generate,
+    Generate(&'a str),
 }
 
 impl GeminiStoryteller {
@@ -509,7 +510,7 @@ impl GeminiStoryteller {
             .header("X-Goog-Upload-Header-Content-Type", mime)
             .timeout(Duration::from_secs(60))
             .json(&json!({ "file": { "display_name": vision::file_name(request) } }));
-        let response = self.checked(Call::Upload, call, "").await?;
+        let response = self.checked(Call::Upload, call).await?;
         let url = response
             .headers()
             .get("x-goog-upload-url")
@@ -548,9 +549,13 @@ impl GeminiStoryteller {
         }
         if !response.status().is_success() {
             let after = retry_after(&response);
-            return Err(self
-                .refusal(Call::Upload, status, after, &text(response).await)
-                .into());
+            return Err(refusal(
+                Call::Upload,
+                status,
+                after,
+                &text(response).await,
+                now_ms(),
+            ));
         }
         let upload_status = header(&response, "x-goog-upload-status").unwrap_or_default();
         if upload_status.eq_ignore_ascii_case("final") {
@@ -596,7 +601,7 @@ impl GeminiStoryteller {
             )
             .timeout(self.options.chunk_timeout)
             .body(body);
-        let response = self.checked(Call::Upload, call, "").await?;
+        let response = self.checked(Call::Upload, call).await?;
         let final_status = header(&response, "x-goog-upload-status")
             .is_some_and(|status| status.eq_ignore_ascii_case("final"));
         if last || final_status {
@@ -633,10 +638,13 @@ impl GeminiStoryteller {
             }
             if !response.status().is_success() {
                 let after = retry_after(&response);
-                return Err(Some(
-                    self.refusal(Call::FileStatus, status, after, &text(response).await)
-                        .into(),
-                ));
+                return Err(Some(refusal(
+                    Call::FileStatus,
+                    status,
+                    after,
+                    &text(response).await,
+                    now_ms(),
+                )));
             }
             let body: Value = serde_json::from_str(&text(response).await).map_err(|e| {
                 Some(StoryError::transient(format!(
@@ -714,9 +722,14 @@ impl GeminiStoryteller {
         if !response.status().is_success() {
             let status = response.status().as_u16();
             let after = retry_after(&response);
-            return Err(self
-                .refusal(Call::Generate, status, after, &text(response).await)
-                .named(model));
+            let body = text(response).await;
+            return Err(refusal(
+                Call::Generate(model),
+                status,
+                after,
+                &body,
+                now_ms(),
+            ));
         }
         self.read_stream(response, model, sink).await
     }
@@ -752,9 +765,7 @@ impl GeminiStoryteller {
                     .and_then(Value::as_u64)
                     .and_then(|code| u16::try_from(code).ok())
                     .unwrap_or(500);
-                return Err(self
-                    .refusal(Call::Generate, status, None, data)
-                    .named(model));
+                return Err(refusal(Call::Generate(model), status, None, data, now_ms()));
             }
             if let Some(reason) = chunk
                 .pointer("/promptFeedback/blockReason")
@@ -820,9 +831,8 @@ impl GeminiStoryteller {
     /// Sends `call`, turning a refusal into its error.
     async fn checked(
         &self,
-        what: Call,
+        what: Call<'_>,
         call: reqwest::RequestBuilder,
-        model: &str,
     ) -> Result<reqwest::Response, StoryError> {
         let response = call
             .send()
@@ -833,20 +843,13 @@ impl GeminiStoryteller {
         }
         let status = response.status().as_u16();
         let after = retry_after(&response);
-        Err(self
-            .refusal(what, status, after, &text(response).await)
-            .named(model))
-    }
-
-    /// The error for an answer with `status` and `body` (the API's JSON error).
-    fn refusal(
-        &self,
-        call: Call,
-        status: u16,
-        retry_after: Option<Duration>,
-        body: &str,
-    ) -> Refusal {
-        Refusal(refusal(call, status, retry_after, body, now_ms()))
+        Err(refusal(
+            what,
+            status,
+            after,
+            &text(response).await,
+            now_ms(),
+        ))
     }
 
     /// A task that deletes `file` from the service if the person cancels the job; the sender
@@ -892,31 +895,6 @@ fn no_key() -> StoryError {
         message: "Gemini has no API key: set GEMINI_API_KEY, or enter a key in the settings \
                   (`storyteller config set-key gemini`), then resume the storyteller"
             .into(),
-    }
-}
-
-/// A refusal, with the model named where the message asks for it.
-struct Refusal(StoryError);
-
-impl Refusal {
-    fn named(self, model: &str) -> StoryError {
-        match self.0 {
-            StoryError::ModelUnavailable { message } if !model.is_empty() => {
-                StoryError::ModelUnavailable {
-                    message: message.replace("{model}", model),
-                }
-            }
-            StoryError::ModelUnavailable { message } => StoryError::ModelUnavailable {
-                message: message.replace("'{model}'", "the model asked for"),
-            },
-            other => other,
-        }
-    }
-}
-
-impl From<Refusal> for StoryError {
-    fn from(refusal: Refusal) -> Self {
-        refusal.named("")
     }
 }
 
@@ -1026,7 +1004,7 @@ impl Storyteller for GeminiStoryteller {
                 .get(format!("{}/v1beta/models/{model}", self.base_url))
                 .header("x-goog-api-key", key_value(&key))
                 .timeout(Duration::from_secs(10));
-            let response = self.checked(Call::Generate, call, model).await?;
+            let response = self.checked(Call::Generate(model), call).await?;
             let about: Value = response.json().await.unwrap_or_default();
             let name = about["displayName"].as_str().unwrap_or(model);
             Ok(format!("Gemini takes the key and has {model} ({name})"))
@@ -1238,7 +1216,7 @@ fn reason_words(reason: &str) -> String {
 
 /// The error for an answer with `status` and `body`, at `now_ms`.
 fn refusal(
-    call: Call,
+    call: Call<'_>,
     status: u16,
     header_retry_after: Option<Duration>,
     body: &str,
@@ -1318,10 +1296,10 @@ fn refusal(
             ),
         };
     }
-    if status == 404 && call == Call::Generate {
+    if let (404, Call::Generate(model)) = (status, call) {
         return StoryError::ModelUnavailable {
             message: format!(
-                "Gemini has no model '{{model}}' for this key ({said}): set {MODEL_SETTING} or \
+                "Gemini has no model '{model}' for this key ({said}): set {MODEL_SETTING} or \
                  the model in the settings to one it serves (e.g. {DEFAULT_MODEL}), then resume \
                  the storyteller"
             ),
@@ -1560,14 +1538,26 @@ mod tests {
         let per_minute = r#"{"error":{"code":429,"message":"You exceeded your current quota. Please retry in 28.3s.","status":"RESOURCE_EXHAUSTED","details":[
             {"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests","quotaId":"GenerateRequestsPerMinutePerProjectPerModel-FreeTier"}]},
             {"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"28s"}]}}"#;
-        match refusal(Call::Generate, 429, None, per_minute, now) {
+        match refusal(
+            Call::Generate("gemini-2.5-flash"),
+            429,
+            None,
+            per_minute,
+            now,
+        ) {
             StoryError::RateLimited { retry_after, .. } => {
                 assert_eq!(retry_after, Some(Duration::from_secs(28)));
             }
             other => panic!("{other:?}"),
         }
         let text_only = r#"{"error":{"code":429,"message":"Resource exhausted. Please retry in 1.5s.","status":"RESOURCE_EXHAUSTED"}}"#;
-        match refusal(Call::Generate, 429, None, text_only, now) {
+        match refusal(
+            Call::Generate("gemini-2.5-flash"),
+            429,
+            None,
+            text_only,
+            now,
+        ) {
             StoryError::RateLimited { retry_after, .. } => {
                 assert_eq!(retry_after, Some(Duration::from_millis(1500)));
             }
@@ -1576,7 +1566,7 @@ mod tests {
         let header_only =
             r#"{"error":{"code":429,"message":"Too many requests","status":"RESOURCE_EXHAUSTED"}}"#;
         match refusal(
-            Call::Generate,
+            Call::Generate("gemini-2.5-flash"),
             429,
             Some(Duration::from_secs(9)),
             header_only,
@@ -1590,7 +1580,7 @@ mod tests {
         let per_day = r#"{"error":{"code":429,"message":"You exceeded your current quota.","status":"RESOURCE_EXHAUSTED","details":[
             {"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerDayPerProjectPerModel-FreeTier","quotaValue":"250"}]},
             {"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"3600s"}]}}"#;
-        match refusal(Call::Generate, 429, None, per_day, now) {
+        match refusal(Call::Generate("gemini-2.5-flash"), 429, None, per_day, now) {
             StoryError::QuotaExhausted { until_ms, message } => {
                 assert_eq!(until_ms, at("2026-12-03T08:00:00Z"));
                 assert!(message.contains("midnight Pacific"), "{message}");
@@ -1604,7 +1594,7 @@ mod tests {
         let now = 0;
         let bad_key = r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}"#;
         assert!(matches!(
-            refusal(Call::Generate, 400, None, bad_key, now),
+            refusal(Call::Generate("gemini-2.5-flash"), 400, None, bad_key, now),
             StoryError::Auth { .. }
         ));
         assert!(matches!(
@@ -1612,23 +1602,22 @@ mod tests {
             StoryError::Auth { .. }
         ));
         let gone = r#"{"error":{"code":404,"message":"models/gemini-1.0-pro is not found for API version v1beta, or is not supported for generateContent.","status":"NOT_FOUND"}}"#;
-        let error = StoryError::from(Refusal(refusal(Call::Generate, 404, None, gone, now)));
+        let named = refusal(Call::Generate("gemini-1.0-pro"), 404, None, gone, now);
         assert!(
-            matches!(error, StoryError::ModelUnavailable { .. }),
-            "{error:?}"
+            matches!(named, StoryError::ModelUnavailable { .. }),
+            "{named:?}"
         );
-        let named = Refusal(refusal(Call::Generate, 404, None, gone, now)).named("gemini-1.0-pro");
         assert!(
             named.to_string().contains("no model 'gemini-1.0-pro'"),
             "{named}"
         );
         assert!(named.to_string().contains(MODEL_SETTING), "{named}");
         assert!(matches!(
-            refusal(Call::Generate, 503, None, "{}", now),
+            refusal(Call::Generate("gemini-2.5-flash"), 503, None, "{}", now),
             StoryError::Transient { .. }
         ));
         let too_long = r#"{"error":{"code":400,"message":"The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).","status":"INVALID_ARGUMENT"}}"#;
-        let error = refusal(Call::Generate, 400, None, too_long, now);
+        let error = refusal(Call::Generate("gemini-2.5-flash"), 400, None, too_long, now);
         assert!(matches!(error, StoryError::Permanent { .. }));
         assert!(error.to_string().contains("exceeds the maximum"), "{error}");
     }
