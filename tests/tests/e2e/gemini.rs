@@ -33,41 +33,6 @@ fn with<'a>(
         .collect()
 }
 
-/// A 6-second 640×360 video of noise, about 3 MB: a dozen upload requests.
-fn noisy_video(dir: &Path, name: &str) -> PathBuf {
-    let path = dir.join(name);
-    let status = Command::new("ffmpeg")
-        .args(["-y", "-hide_banner", "-loglevel", "error", "-nostdin"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=s=640x360:r=25:d=6,noise=alls=40:allf=t",
-        ])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000:duration=6",
-        ])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-b:v",
-            "4000k",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .args(["-c:a", "aac", "-shortest"])
-        .arg(&path)
-        .status()
-        .expect("ffmpeg runs");
-    assert!(status.success());
-    path
-}
-
 /// Every file under `dir`, read whole.
 fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut found = Vec::new();
@@ -175,7 +140,7 @@ async fn a_process_killed_mid_upload_goes_on_from_what_the_service_has_without_a
     let server = GeminiServer::start(KEY).await;
     server.chunk_delay(Duration::from_millis(150));
     let sandbox = Sandbox::new();
-    let video = noisy_video(&sandbox.videos(), "long take.mp4");
+    let video = gemini_server::noisy_video(&sandbox.videos(), "long take.mp4");
     let env = env(&server);
     let env = with(&env, &[]);
     tokio::task::block_in_place(|| {

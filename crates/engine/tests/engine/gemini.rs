@@ -5,7 +5,7 @@
 
 use crate::gemini_server::{self as api, Answer, GeminiServer};
 use crate::support::{self, ffmpeg};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use storyteller_engine::storyteller::gemini::{GeminiOptions, GeminiStoryteller};
 use storyteller_engine::storyteller::{Capacity, StoryError, StoryRequest, StorySink, Storyteller};
@@ -47,34 +47,6 @@ fn teller(server: &GeminiServer, options: GeminiOptions) -> GeminiStoryteller {
     .with_options(options)
 }
 
-/// A 6-second video of about 3 MB (noise compresses badly): a dozen 256 KiB chunks.
-fn big_video(dir: &Path, name: &str) -> PathBuf {
-    let path = dir.join(name);
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=640x360:r=25:d=6,noise=alls=40:allf=t",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000:duration=6",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-b:v",
-        "4000k",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-shortest",
-        path.to_str().unwrap(),
-    ]);
-    path
-}
-
 fn latest_checkpoint(sink: &StorySink) -> Option<serde_json::Value> {
     sink.watch_checkpoints().borrow().as_deref().cloned()
 }
@@ -82,7 +54,7 @@ fn latest_checkpoint(sink: &StorySink) -> Option<serde_json::Value> {
 #[tokio::test]
 async fn a_video_is_uploaded_in_chunks_processed_told_as_a_stream_and_then_deleted() {
     let dir = tempfile::tempdir().unwrap();
-    let video = big_video(dir.path(), "harbour.mp4");
+    let video = api::noisy_video(dir.path(), "harbour.mp4");
     let size = std::fs::metadata(&video).unwrap().len();
     assert!(size > 4 * api::GRANULE, "{size} bytes make several chunks");
     let server = GeminiServer::start(KEY).await;
@@ -214,7 +186,7 @@ async fn a_video_is_uploaded_in_chunks_processed_told_as_a_stream_and_then_delet
 #[tokio::test]
 async fn a_connection_cut_mid_chunk_is_resumed_from_what_the_server_says_it_has() {
     let dir = tempfile::tempdir().unwrap();
-    let video = big_video(dir.path(), "cut.mp4");
+    let video = api::noisy_video(dir.path(), "cut.mp4");
     let server = GeminiServer::start(KEY).await;
     server.cut_chunk(3);
     let options = GeminiOptions {
@@ -247,7 +219,7 @@ async fn a_connection_cut_mid_chunk_is_resumed_from_what_the_server_says_it_has(
 #[tokio::test]
 async fn an_attempt_stopped_mid_upload_is_taken_up_from_its_checkpoint_without_a_second_start() {
     let dir = tempfile::tempdir().unwrap();
-    let video = big_video(dir.path(), "restart.mp4");
+    let video = api::noisy_video(dir.path(), "restart.mp4");
     let server = GeminiServer::start(KEY).await;
     let teller = teller(&server, options());
     let first = request(&video, None);
@@ -329,7 +301,7 @@ async fn an_attempt_stopped_mid_upload_is_taken_up_from_its_checkpoint_without_a
 #[tokio::test]
 async fn a_file_the_service_cannot_process_fails_its_job_with_the_services_words() {
     let dir = tempfile::tempdir().unwrap();
-    let video = big_video(dir.path(), "broken.mp4");
+    let video = api::noisy_video(dir.path(), "broken.mp4");
     let server = GeminiServer::start(KEY).await;
     server.processing_polls(1);
     server.fail_processing("Video codec is not supported.");
@@ -530,7 +502,7 @@ async fn a_wrong_key_or_none_pauses_gemini_with_what_to_do() {
 #[tokio::test]
 async fn a_cancel_deletes_the_uploaded_file_without_holding_the_cancel_up() {
     let dir = tempfile::tempdir().unwrap();
-    let video = big_video(dir.path(), "cancel.mp4");
+    let video = api::noisy_video(dir.path(), "cancel.mp4");
     let server = GeminiServer::start(KEY).await;
     server.answer(vec![Answer::Hang {
         pieces: vec!["Once ".into()],

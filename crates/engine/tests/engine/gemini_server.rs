@@ -6,7 +6,8 @@
 //! It is a plain HTTP/1.1 server on a socket, not a mock framework, so that it can do what a
 //! real network does to a client: cut a connection in the middle of a request body, or stop
 //! writing in the middle of a stream. Every request is recorded (method, target, headers,
-//! body length) for the test to read back.
+//! body length) for the test to read back. [`noisy_video`] makes a video big enough to upload
+//! in many pieces.
 #![allow(dead_code)]
 
 use serde_json::{json, Value};
@@ -15,6 +16,42 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+/// A real 6-second 640×360 MP4 with sound, of about 3 MB (noise compresses badly): a dozen
+/// 256 KiB upload requests.
+pub fn noisy_video(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-y", "-hide_banner", "-loglevel", "error", "-nostdin"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=640x360:r=25:d=6,noise=alls=40:allf=t",
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=6",
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-b:v",
+            "4000k",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args(["-c:a", "aac", "-shortest"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg runs (install FFmpeg to run these tests)");
+    assert!(status.success(), "ffmpeg could not make {}", path.display());
+    path
+}
 
 /// The protocol's granularity: what the server keeps of a chunk cut short is a multiple of it.
 pub const GRANULE: u64 = 256 * 1024;
