@@ -351,7 +351,7 @@ impl GeminiServer {
             if let Some(cut) = cut_at {
                 if read >= cut {
                     // What a real front end keeps of a body cut short: the whole granules.
-                    let kept = (read / GRANULE) * GRANULE;
+                    let kept = (read.min(cut) / GRANULE) * GRANULE;
                     self.record(&method, &target, &headers, read, &[]);
                     if kept > 0 {
                         let bytes = if keep {
@@ -368,7 +368,10 @@ impl GeminiServer {
             if read >= length {
                 break;
             }
-            let want = ((length - read) as usize).min(buffer.len());
+            // A body to be cut is read only up to the cut, so what is kept of it does not
+            // depend on how the bytes happened to arrive.
+            let until = cut_at.unwrap_or(length);
+            let want = ((until - read) as usize).min(buffer.len());
             match stream.read(&mut buffer[..want]).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
