@@ -241,6 +241,33 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum ConfigCommand {
+    /// Every setting: its value, where it comes from, and what it does.
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One setting's value.
+    Get {
+        /// The setting, e.g. gemini.requests-per-minute (`config list` shows them all).
+        key: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a setting: a storyteller's address, model, pace, time limits or spending caps,
+    /// or a price (`price.gemini.flash 0.30/1.00/2.50`, dollars per million tokens).
+    Set {
+        /// The setting.
+        key: String,
+        /// Its new value (`none` lifts a limit or a cap).
+        value: String,
+    },
+    /// Put a setting back to its default.
+    Unset {
+        /// The setting.
+        key: String,
+    },
     /// Keep a storyteller's API key in the OS keychain, read from stdin (a terminal does not
     /// show it as it is typed). It is used from the next request on and never shown again.
     SetKey {
@@ -794,6 +821,51 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn config(home: Option<PathBuf>, command: ConfigCommand) -> anyhow::Result<ExitCode> {
     let engine = open(home, None).await?;
     match command {
+        ConfigCommand::List { json } => {
+            let entries = engine.config_list();
+            if json {
+                output::print_json(&entries)?;
+            } else {
+                out!("{}", output::config_table(&entries));
+            }
+        }
+        ConfigCommand::Get { key, json } => {
+            let entry = engine.config_get(&key)?;
+            if json {
+                output::print_json(&entry)?;
+            } else {
+                out!("{}", entry.value.as_deref().unwrap_or("none"));
+                if let Some(note) = output::config_note(&entry) {
+                    eprintln!("{note}");
+                }
+            }
+        }
+        ConfigCommand::Set { key, value } => {
+            let entry = engine.config_set(&key, Some(&value)).await?;
+            out!(
+                "{} = {}",
+                entry.key,
+                entry
+                    .hidden_value
+                    .as_deref()
+                    .or(entry.value.as_deref())
+                    .unwrap_or("none")
+            );
+            if let Some(note) = output::config_note(&entry) {
+                eprintln!("{note}");
+            }
+        }
+        ConfigCommand::Unset { key } => {
+            let entry = engine.config_set(&key, None).await?;
+            out!(
+                "{} = {} (the default)",
+                entry.key,
+                entry.default_value.as_deref().unwrap_or("none")
+            );
+            if let Some(note) = output::config_note(&entry) {
+                eprintln!("{note}");
+            }
+        }
         ConfigCommand::SetKey { storyteller } => {
             let key = read_key(&storyteller)?;
             let status = engine.set_api_key(&storyteller, &key).await?;

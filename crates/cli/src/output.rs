@@ -448,6 +448,74 @@ pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
     )
 }
 
+/// Every setting in a table: key, value, where it comes from (blank for the default), and
+/// what it does, grouped by storyteller with a blank line between groups.
+pub fn config_table(entries: &[storyteller_engine::config::ConfigEntry]) -> String {
+    use storyteller_engine::config::ConfigSource;
+    let width = entries.iter().map(|e| e.key.len()).max().unwrap_or(0);
+    let value_width = entries
+        .iter()
+        .map(|e| e.value.as_deref().unwrap_or("none").chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut lines = Vec::new();
+    let mut group: Option<String> = None;
+    for entry in entries {
+        let this = entry
+            .key
+            .split('.')
+            .take(if entry.key.starts_with("price.") {
+                1
+            } else {
+                entry.key.matches('.').count()
+            })
+            .collect::<Vec<_>>()
+            .join(".");
+        if group.as_ref().is_some_and(|g| *g != this) {
+            lines.push(String::new());
+        }
+        group = Some(this);
+        let value = entry.value.as_deref().unwrap_or("none");
+        let source = match entry.source {
+            ConfigSource::Default => String::new(),
+            ConfigSource::Settings => "set".to_owned(),
+            ConfigSource::Environment => {
+                format!(
+                    "from {}",
+                    entry.env_var.as_deref().unwrap_or("the environment")
+                )
+            }
+        };
+        let source = if source.is_empty() {
+            String::new()
+        } else {
+            format!("[{source}] ")
+        };
+        lines.push(format!(
+            "{:width$}  {:value_width$}  {source}{}",
+            entry.key, value, entry.about
+        ));
+    }
+    lines.join("\n")
+}
+
+/// What a person should know about a setting just read or set: an environment variable that
+/// hides the value kept in the settings.
+pub fn config_note(entry: &storyteller_engine::config::ConfigEntry) -> Option<String> {
+    use storyteller_engine::config::ConfigSource;
+    if entry.source != ConfigSource::Environment {
+        return None;
+    }
+    let var = entry
+        .env_var
+        .as_deref()
+        .unwrap_or("an environment variable");
+    Some(format!(
+        "note: {var}={} is set and comes first while it is",
+        entry.value.as_deref().unwrap_or("")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::one_line;

@@ -26,6 +26,7 @@
 //! last 8 digits; any unique ending works).
 
 use crate::clock::{Clock, SystemClock};
+use crate::config::{self, ConfigEntry, ServiceConfig};
 use crate::error::{EngineError, Result};
 use crate::event::{EventBus, Subscription};
 use crate::export::{self, ExportFormat};
@@ -34,6 +35,7 @@ use crate::intake::{self, IntakeOptions};
 use crate::job::{Job, JobId, JobState, Priority, StorySpec};
 use crate::media;
 use crate::pool::{Pool, PoolConfig, RunUntil};
+use crate::pricing::{PriceTable, SpendingCap};
 use crate::secrets::{self, ApiKey, KeySource, KeyStatusView};
 use crate::settings::{self, Settings};
 use crate::store::{
@@ -44,7 +46,7 @@ use crate::storyteller::gemini::{self, GeminiStoryteller};
 use crate::storyteller::offline::OfflineStoryteller;
 use crate::storyteller::ollama::OllamaStoryteller;
 use crate::storyteller::openai::{self, OpenAiStoryteller};
-use crate::storyteller::{StoryError, StorytellerRegistry};
+use crate::storyteller::{StoryError, Storyteller, StorytellerRegistry};
 use crate::wire::{
     display_path, AddEntry, AddOptions, AddOutcome, AddProgress, AddReport, DoctorCheck,
     DoctorReport, EstimateReport, ExportQuery, JobPage, JobView, ListQuery, QueueStats, SearchHit,
@@ -90,6 +92,9 @@ struct Inner {
     bus: EventBus,
     pool: Pool,
     storytellers: StorytellerRegistry,
+    // Whether the storytellers are the built-in ones, built from the settings (and rebuilt
+    // when they change), or ones brought by a test.
+    builds_storytellers: bool,
     // The keys of the storytellers that take one, shared with them.
     keys: BTreeMap<&'static str, ApiKey>,
     // std Mutex: read and replaced whole, never held across an await.
@@ -130,22 +135,16 @@ impl Engine {
             .await
             .map_err(|_| EngineError::StoreClosed)??;
         let mut keys = BTreeMap::new();
+        let builds_storytellers = options.storytellers.is_none();
         let storytellers = options.storytellers.clone().unwrap_or_else(|| {
             for keyed in secrets::KEYED {
                 keys.insert(keyed.storyteller, ApiKey::from_env_or_keychain(keyed));
             }
-            let key = |name: &str| keys.get(name).cloned().unwrap_or_default();
             let mut registry = StorytellerRegistry::new();
             registry.register(Arc::new(OfflineStoryteller::locating(home.thumbnails())));
-            registry.register(Arc::new(GeminiStoryteller::from_env(
-                home.thumbnails(),
-                key(gemini::NAME),
-            )));
-            registry.register(Arc::new(OllamaStoryteller::from_env(home.thumbnails())));
-            registry.register(Arc::new(OpenAiStoryteller::from_env(
-                home.thumbnails(),
-                key(openai::NAME),
-            )));
+            for teller in service_storytellers(&home, &keys, &settings) {
+                registry.register(teller);
+            }
             registry
         });
         let concurrency = match options.concurrency {
@@ -175,6 +174,9 @@ impl Engine {
             },
             Some(&home.runners()),
         )?;
+        pool.set_prices(PriceTable::default().with(&settings.prices));
+        pool.set_spending_caps(spending_caps(&storytellers, &settings))
+            .await?;
         let settings = Arc::new(Mutex::new(settings));
         pool.on_told(told_hook(settings.clone()));
         let follower = if options.ignore_other_processes {
@@ -191,6 +193,7 @@ impl Engine {
                 bus,
                 pool,
                 storytellers,
+                builds_storytellers,
                 keys,
                 settings,
                 run_stop: Mutex::new(None),
@@ -255,7 +258,48 @@ impl Engine {
         self.inner
             .pool
             .set_concurrency(settings.concurrency as usize);
+        self.apply_storyteller_settings(&settings).await?;
         Ok(settings)
+    }
+
+    /// Builds the AI storytellers again from `settings` (jobs under way finish with the ones
+    /// they started with), and puts the prices and caps in force.
+    async fn apply_storyteller_settings(&self, settings: &Settings) -> Result<()> {
+        let inner = &self.inner;
+        if inner.builds_storytellers {
+            for teller in service_storytellers(&inner.home, &inner.keys, settings) {
+                inner.storytellers.replace(teller);
+            }
+        }
+        inner
+            .pool
+            .set_prices(PriceTable::default().with(&settings.prices));
+        inner
+            .pool
+            .set_spending_caps(spending_caps(&inner.storytellers, settings))
+            .await?;
+        inner.pool.wake();
+        Ok(())
+    }
+
+    /// Every setting by key, with its value, default and where it comes from.
+    pub fn config_list(&self) -> Vec<ConfigEntry> {
+        config::list(&self.settings())
+    }
+
+    /// The setting `key`.
+    pub fn config_get(&self, key: &str) -> Result<ConfigEntry> {
+        config::entry(&self.settings(), key)
+    }
+
+    /// Sets `key` to `value` (`None`: back to its default), checked, saved and in force at
+    /// once: a storyteller's address, model, pace and time limits apply from its next video,
+    /// prices from the next attempt, and a cap at once (a storyteller paused by a cap it no
+    /// longer reaches goes on).
+    pub async fn config_set(&self, key: &str, value: Option<&str>) -> Result<ConfigEntry> {
+        let next = config::set(&self.settings(), key, value)?;
+        let saved = self.update_settings(next).await?;
+        config::entry(&saved, key)
     }
 
     /// The storyteller, model and preset `options` ask for (the settings fill the gaps), or
@@ -1163,6 +1207,49 @@ fn keychain_error(
          (GNOME Keyring, KWallet) and try again",
         keyed.storyteller, keyed.env_var
     ))
+}
+
+/// The AI storytellers as `settings` (and the environment) ask for them, sharing `keys`.
+fn service_storytellers(
+    home: &Home,
+    keys: &BTreeMap<&'static str, ApiKey>,
+    settings: &Settings,
+) -> Vec<Arc<dyn Storyteller>> {
+    let config = ServiceConfig::from_settings(settings);
+    let key = |name: &str| keys.get(name).cloned().unwrap_or_default();
+    vec![
+        Arc::new(GeminiStoryteller::from_config(
+            home.thumbnails(),
+            key(gemini::NAME),
+            &config,
+        )),
+        Arc::new(OllamaStoryteller::from_config(home.thumbnails(), &config)),
+        Arc::new(OpenAiStoryteller::from_config(
+            home.thumbnails(),
+            key(openai::NAME),
+            &config,
+        )),
+    ]
+}
+
+/// Each storyteller's spending caps in `settings` (and the environment).
+fn spending_caps(
+    storytellers: &StorytellerRegistry,
+    settings: &Settings,
+) -> BTreeMap<String, SpendingCap> {
+    let config = ServiceConfig::from_settings(settings);
+    storytellers
+        .names()
+        .into_iter()
+        .map(|name| {
+            let cap = SpendingCap {
+                per_day_micro_usd: config.cap_micro_usd(&format!("{name}.day-cap")),
+                per_month_micro_usd: config.cap_micro_usd(&format!("{name}.month-cap")),
+            };
+            (name, cap)
+        })
+        .filter(|(_, cap)| cap.is_set())
+        .collect()
 }
 
 /// What happens once a job is told here: its story is written beside the video when the

@@ -9,7 +9,7 @@
 //! - [`store`]: the SQLite job store behind the narrow [`store::JobStore`] interface.
 //! - [`pool`]: the task pool that claims and runs jobs.
 //! - [`retry`]: backoff policy; [`clock`]: the one clock timed decisions read.
-//! - [`settings`]: what new jobs get, kept in the home folder.
+//! - [`settings`]: what new jobs get, kept in the home folder; [`config`]: settings by key.
 //! - [`intake`]: turning paths into jobs (folders, checks, hashing).
 //! - [`media`]: ffprobe/ffmpeg analysis.
 //! - [`storyteller`]: the storyteller trait, the built-in offline storyteller, Gemini (the
@@ -24,6 +24,7 @@
 
 pub mod batches;
 pub mod clock;
+pub mod config;
 pub mod engine;
 pub mod error;
 pub mod estimate;

@@ -149,6 +149,23 @@ impl PriceTable {
     }
 }
 
+/// The most a storyteller may spend, in micro-dollars: per local day and per calendar month
+/// (`None`: no cap). Reaching either pauses it until the day or the month is over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpendingCap {
+    /// Per local day.
+    pub per_day_micro_usd: Option<u64>,
+    /// Per calendar month.
+    pub per_month_micro_usd: Option<u64>,
+}
+
+impl SpendingCap {
+    /// Whether any cap is set.
+    pub fn is_set(&self) -> bool {
+        self.per_day_micro_usd.is_some() || self.per_month_micro_usd.is_some()
+    }
+}
+
 /// Money for people: `$0.0031`, `$1.25`, `$0` (micro-dollars in).
 pub fn dollars(micro_usd: u64) -> String {
     if micro_usd == 0 {

@@ -1,11 +1,16 @@
 //! The person's settings: what new jobs get when nothing else is asked for, how many run at
-//! once, and what happens when a story is told (written beside the video, copied, notified). Kept as `settings.json` in the home folder, written whole (a temporary file renamed
-//! over the old one), so a crash never leaves half a file. API keys are never kept here.
+//! once, what happens when a story is told (written beside the video, copied, notified), and
+//! how each AI storyteller is reached, paced, priced and capped (by key, see
+//! [`crate::config`]). Kept as `settings.json` in the home folder, written whole (a temporary
+//! file renamed over the old one), so a crash never leaves half a file. API keys are never
+//! kept here.
 
 use crate::error::{EngineError, Result};
 use crate::export::ExportFormat;
 use crate::job::Priority;
+use crate::pricing::ModelPrice;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Most jobs that may run at once.
@@ -13,7 +18,7 @@ pub const MAX_CONCURRENCY: u32 = 64;
 
 /// The settings, in the wire shape.
 #[cfg_attr(feature = "specta", derive(specta::Type))]
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Settings {
     /// Jobs run at once (1 to [`MAX_CONCURRENCY`]).
@@ -40,6 +45,11 @@ pub struct Settings {
     pub keep_awake: bool,
     /// Ask before quitting while videos are being told.
     pub confirm_quit: bool,
+    /// The storytellers' keys set here (`gemini.requests-per-minute` → `60`), checked and
+    /// written one way by [`crate::config::set`]; what is not here is the key's default.
+    pub storytellers: BTreeMap<String, String>,
+    /// Prices that replace the built-in table's for the same storyteller and family.
+    pub prices: Vec<ModelPrice>,
 }
 
 impl Default for Settings {
@@ -57,6 +67,8 @@ impl Default for Settings {
             notify_when_done: true,
             keep_awake: true,
             confirm_quit: true,
+            storytellers: BTreeMap::new(),
+            prices: Vec::new(),
         }
     }
 }

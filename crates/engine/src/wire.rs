@@ -354,9 +354,10 @@ impl PauseKind {
     }
 }
 
-/// Counts of jobs per state, result-cache figures, and whether the queue is paused.
+/// Counts of jobs per state, result-cache figures, what was spent, and whether the queue is
+/// paused.
 #[cfg_attr(feature = "specta", derive(specta::Type))]
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueStats {
     /// Jobs waiting.
@@ -377,6 +378,10 @@ pub struct QueueStats {
     pub paused: Option<String>,
     /// Storytellers paused on their own (the rest of the queue goes on).
     pub paused_storytellers: Vec<StorytellerPauseView>,
+    /// US dollars spent today (local time), every storyteller, every attempt.
+    pub spent_today_usd: f64,
+    /// US dollars spent this calendar month.
+    pub spent_this_month_usd: f64,
 }
 
 impl QueueStats {
@@ -928,7 +933,8 @@ mod tests {
                 },
                 json!({ "type": "queueStats", "stats": { "queued": 1, "running": 0,
                         "succeeded": 2, "dead": 0, "cancelled": 0, "cacheHits": 0,
-                        "cacheMisses": 2, "paused": "holiday", "pausedStorytellers": [] } }),
+                        "cacheMisses": 2, "paused": "holiday", "pausedStorytellers": [],
+                        "spentTodayUsd": 0.0, "spentThisMonthUsd": 0.0 } }),
             ),
             (
                 Event::QueuePaused {
@@ -1050,7 +1056,7 @@ mod tests {
             json!({ "concurrency": 3, "storyteller": "offline", "model": null, "preset": null,
                     "priority": "normal", "saveBesideVideo": false, "besideFormats": ["markdown"],
                     "besideSkipExisting": true, "copyWhenDone": false, "notifyWhenDone": true,
-                    "keepAwake": true, "confirmQuit": true }),
+                    "keepAwake": true, "confirmQuit": true, "storytellers": {}, "prices": [] }),
         );
         round_trip(
             &ErrorPayload {

@@ -523,3 +523,171 @@ async fn doctor_checks_the_key_and_the_model_and_says_what_to_fix() {
     assert!(!out.stdout.contains(wrong) && !out.stdout.contains(KEY));
     assert!(server.generate_calls().is_empty(), "doctor tells nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_spending_cap_pauses_gemini_once_reached_and_raising_it_goes_on() {
+    let server = GeminiServer::start(KEY).await;
+    server.answer(vec![Answer::story(&["A story ", "for a price."])]);
+    let sandbox = Sandbox::new();
+    let videos: Vec<PathBuf> = (0..3)
+        .map(|i| sandbox.video(&format!("c{i}.mp4"), Look::varied(i + 10, 2)))
+        .collect();
+    // The address comes from the settings this time, not the environment.
+    let env = [("GEMINI_API_KEY", KEY)];
+    let set = |key: &str, value: &str| {
+        let out = sandbox.ok(&["config", "set", key, value]);
+        assert!(out.stdout.starts_with(&format!("{key} = ")), "{out}");
+    };
+    let out = tokio::task::block_in_place(|| {
+        set("gemini.base-url", &server.base);
+        // Each story costs its 1,000-odd tokens at $1,000 a million: just over a $1 cap.
+        set("price.gemini", "1000/1000/1000");
+        set("price.gemini.flash", "1000/1000/1000");
+        set("gemini.day-cap", "1");
+        let paths: Vec<&Path> = videos.iter().map(PathBuf::as_path).collect();
+        sandbox.add(&paths, &["--storyteller", "gemini"]);
+        sandbox
+            .spawn_with_env(&env, &["run", "--until-empty", "--concurrency", "1"])
+            .wait(RUN_DEADLINE)
+    });
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        server.generate_calls().len(),
+        1,
+        "nothing is sent past the cap"
+    );
+    let states: Vec<(String, u64)> = (0..3)
+        .map(|i| {
+            let job = sandbox.job_for(&format!("c{i}.mp4"));
+            (
+                job["state"].as_str().unwrap().to_owned(),
+                job["attempts"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states.iter().filter(|(s, _)| s == "succeeded").count(),
+        1,
+        "{states:?}"
+    );
+    assert!(
+        states
+            .iter()
+            .filter(|(s, _)| s == "queued")
+            .all(|(_, a)| *a == 0),
+        "the others wait with no attempt used: {states:?}"
+    );
+    let stats = sandbox.stats();
+    let pause = &stats["pausedStorytellers"][0];
+    assert_eq!(pause["kind"], "spending", "{stats:#}");
+    assert_eq!(pause["queued"], 2, "{stats:#}");
+    let told = (0..3)
+        .map(|i| sandbox.job_for(&format!("c{i}.mp4")))
+        .find(|job| job["state"] == "succeeded")
+        .unwrap();
+    let cost = told["usage"]["costUsd"].as_f64().unwrap();
+    assert!(cost > 1.0 && cost < 1.25, "{told:#}");
+    let reason = pause["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!(
+            "Gemini has spent ${cost:.2} today, its daily cap of $1.00 (gemini.day-cap)"
+        )),
+        "{reason}"
+    );
+    assert!(
+        pause["until"].is_string(),
+        "it goes on at midnight: {stats:#}"
+    );
+    assert!(
+        (stats["spentTodayUsd"].as_f64().unwrap() - cost).abs() < 1e-9,
+        "{stats:#}"
+    );
+    assert!((stats["spentThisMonthUsd"].as_f64().unwrap() - cost).abs() < 1e-9);
+
+    // Raising the cap lets Gemini go on at once, and the rest are told.
+    let out = tokio::task::block_in_place(|| {
+        set("gemini.day-cap", "$2.50");
+        assert!(
+            sandbox.stats()["pausedStorytellers"]
+                .as_array()
+                .unwrap()
+                .is_empty(),
+            "no longer paused"
+        );
+        sandbox
+            .spawn_with_env(&env, &["run", "--until-empty", "--concurrency", "1"])
+            .wait(RUN_DEADLINE)
+    });
+    assert_eq!(out.code, Some(0), "{out}");
+    for i in 0..3 {
+        assert_eq!(sandbox.job_for(&format!("c{i}.mp4"))["state"], "succeeded");
+    }
+    assert_eq!(server.generate_calls().len(), 3);
+    // The third story took the day past $2.50: Gemini waits again.
+    assert_eq!(sandbox.stats()["pausedStorytellers"][0]["kind"], "spending");
+}
+
+#[test]
+fn settings_by_key_are_checked_kept_and_said_to_be_hidden_by_the_environment() {
+    let sandbox = Sandbox::new();
+    let listed = sandbox.ok(&["config", "list", "--json"]);
+    let entries: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let rpm = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == "gemini.requests-per-minute")
+        .unwrap();
+    assert_eq!(rpm["value"], "10");
+    assert_eq!(rpm["source"], "default");
+    assert_eq!(rpm["envVar"], "STORYTELLER_GEMINI_REQUESTS_PER_MINUTE");
+
+    let set = sandbox.ok(&["config", "set", "gemini.requests-per-minute", "60"]);
+    assert_eq!(set.stdout.trim(), "gemini.requests-per-minute = 60");
+    assert_eq!(
+        sandbox
+            .ok(&["config", "get", "gemini.requests-per-minute"])
+            .stdout
+            .trim(),
+        "60"
+    );
+    let bad = sandbox.run(&["config", "set", "gemini.requests-per-minute", "fast"]);
+    assert_ne!(bad.code, Some(0));
+    assert!(bad.stderr.contains("'fast' is not a limit"), "{bad}");
+    let unknown = sandbox.run(&["config", "set", "gemini.speed", "9"]);
+    assert!(
+        unknown
+            .stderr
+            .contains("there is no setting 'gemini.speed'"),
+        "{unknown}"
+    );
+    assert_eq!(
+        sandbox
+            .ok(&["config", "get", "gemini.requests-per-minute"])
+            .stdout
+            .trim(),
+        "60",
+        "a refused value changes nothing"
+    );
+
+    let hidden = sandbox
+        .spawn_with_env(
+            &[("STORYTELLER_GEMINI_REQUESTS_PER_MINUTE", "5")],
+            &["config", "get", "gemini.requests-per-minute"],
+        )
+        .wait(RUN_DEADLINE);
+    assert_eq!(hidden.stdout.trim(), "5", "{hidden}");
+    assert!(
+        hidden
+            .stderr
+            .contains("STORYTELLER_GEMINI_REQUESTS_PER_MINUTE=5 is set and comes first"),
+        "{hidden}"
+    );
+    let unset = sandbox.ok(&["config", "unset", "gemini.requests-per-minute"]);
+    assert_eq!(
+        unset.stdout.trim(),
+        "gemini.requests-per-minute = 10 (the default)"
+    );
+    let settings = std::fs::read_to_string(sandbox.home().join("settings.json")).unwrap();
+    assert!(!settings.contains("requests-per-minute"), "{settings}");
+}

@@ -11,7 +11,7 @@
 //!   the room it leaves, and a storyteller with none is passed over, not waited for.
 //!
 //! Whatever an attempt spent is priced from the pool's [`PriceTable`] and booked with the job,
-//! succeeded, failed or cancelled.
+//! succeeded, failed or cancelled; [`spending`] pauses a storyteller whose books reach its cap.
 //!
 //! While a pool runs it holds an exclusive lock on `runners/<owner>.lock`. Another pool that can
 //! take that lock knows the owner is gone and reclaims its jobs at once instead of waiting for
@@ -19,6 +19,7 @@
 
 pub mod limits;
 pub mod policy;
+pub mod spending;
 mod worker;
 
 use crate::clock::{duration_ms, Clock};
@@ -146,6 +147,8 @@ struct PoolInner {
     limiter: limits::Limiter,
     // What tokens cost. std RwLock: read for a multiplication, never across an await.
     prices: std::sync::RwLock<PriceTable>,
+    // Each storyteller's spending caps (std RwLock: copied out, never held across an await).
+    caps: std::sync::RwLock<std::collections::BTreeMap<String, crate::pricing::SpendingCap>>,
 }
 
 /// Hears of each job a pool has told, once it is stored as succeeded. It must not block: it
@@ -201,6 +204,7 @@ impl Pool {
                 on_told: OnceLock::new(),
                 limiter: limits::Limiter::default(),
                 prices: std::sync::RwLock::new(PriceTable::default()),
+                caps: std::sync::RwLock::new(std::collections::BTreeMap::new()),
             }),
         })
     }
@@ -219,6 +223,18 @@ impl Pool {
         if let Ok(mut current) = self.inner.prices.write() {
             *current = prices;
         }
+    }
+
+    /// Keeps each storyteller to `caps` from now on: one whose books already reach its cap
+    /// pauses at once, one paused by a cap now raised or lifted goes on.
+    pub async fn set_spending_caps(
+        &self,
+        caps: std::collections::BTreeMap<String, crate::pricing::SpendingCap>,
+    ) -> Result<()> {
+        if let Ok(mut current) = self.inner.caps.write() {
+            *current = caps;
+        }
+        self.inner.keep_to_spending_caps(None).await
     }
 
     /// Sets what hears of each job this pool tells (only the first call counts).
@@ -343,6 +359,9 @@ impl Pool {
         reclaim.tick().await;
         heartbeat.tick().await;
         inner.reclaim_dead().await?;
+        if let Err(e) = inner.keep_to_spending_caps(None).await {
+            tracing::error!(error = %e, "could not read what the storytellers have spent");
+        }
         let mut room_check = tokio::time::interval(ROOM_CHECK_EVERY);
         room_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);

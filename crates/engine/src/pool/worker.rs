@@ -124,7 +124,10 @@ impl PoolInner {
         // This job has left the running list; its successor takes its place if that fits.
         let room = self.running.lock().map(|r| r.len()).unwrap_or(usize::MAX)
             < self.concurrency.load(Ordering::SeqCst);
-        let go_on = room && !self.stopping.load(Ordering::SeqCst);
+        // A capped storyteller's books are read between this job and the next, so a cap
+        // reached by this attempt holds back the next one: no successor in the same call.
+        let capped = self.is_capped(&job.storyteller);
+        let go_on = room && !self.stopping.load(Ordering::SeqCst) && !capped;
         let recorded = if go_on {
             let reservation = self
                 .limiter
@@ -149,6 +152,14 @@ impl PoolInner {
                 .await
                 .map(|done| (done, None))
         };
+        if capped {
+            if let Err(e) = self
+                .keep_to_spending_caps(Some(&[job.storyteller.as_str()]))
+                .await
+            {
+                tracing::error!(error = %e, "could not read what the storyteller has spent");
+            }
+        }
         match recorded {
             Ok((done, next)) => {
                 tracing::info!(state = %done.state, "job finished");

@@ -478,6 +478,17 @@ pub(super) fn read_stats(conn: &Connection) -> Result<QueueStats> {
     }
     // Every row: one whose time has passed is ended by the next claim, which says so.
     stats.paused_storytellers = storyteller_pauses(conn, i64::MIN)?;
+    // The wall clock's day: these figures are for people, and no decision reads them (the
+    // caps read the books by the pool's clock).
+    let (today, month) = conn
+        .prepare_cached(
+            "SELECT coalesce(sum(CASE WHEN day = date('now', 'localtime') \
+             THEN cost_micro_usd END), 0), coalesce(sum(cost_micro_usd), 0) FROM spending \
+             WHERE day >= date('now', 'localtime', 'start of month')",
+        )?
+        .query_row([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))?;
+    stats.spent_today_usd = today.max(0) as f64 / 1e6;
+    stats.spent_this_month_usd = month.max(0) as f64 / 1e6;
     Ok(stats)
 }
 

@@ -29,6 +29,7 @@ use super::{
     vision, BoxFuture, Capacity, Checkpointer, MediaTools, StoryError, StoryRequest, StorySink,
     Storyteller,
 };
+use crate::config::ServiceConfig;
 use crate::job::{Stage, Usage};
 use crate::media::{Media, MediaInfo};
 use crate::secrets::ApiKey;
@@ -49,7 +50,7 @@ pub const DEFAULT_MODEL: &str = "gemini-flash-latest";
 /// The alias of the current Pro model.
 pub const PRO_MODEL: &str = "gemini-pro-latest";
 /// The setting that names the model, as error messages point to it.
-pub const MODEL_SETTING: &str = "STORYTELLER_GEMINI_MODEL";
+pub const MODEL_SETTING: &str = "gemini.model";
 /// Upload chunks are multiples of this (the protocol's granularity).
 pub const CHUNK_GRANULE: usize = 256 * 1024;
 /// The largest request the API takes with the video inline.
@@ -219,21 +220,20 @@ impl GeminiStoryteller {
         Self::with_tools(base_url, default_model, api_key, MediaTools::Fixed(media))
     }
 
-    /// The one the environment asks for: `STORYTELLER_GEMINI_BASE_URL`,
-    /// `STORYTELLER_GEMINI_MODEL`, the pace in `STORYTELLER_GEMINI_REQUESTS_PER_MINUTE`,
-    /// `…_PER_DAY` and `…_AT_ONCE`, and `STORYTELLER_GEMINI_KEEP_UPLOADS=1` to leave uploaded
-    /// files on the service; the key is `api_key` (the engine's: `GEMINI_API_KEY`, else the
-    /// keychain).
-    pub fn from_env(thumbnails_root: PathBuf, api_key: ApiKey) -> Self {
-        Self::new(
-            &vision::env_value("STORYTELLER_GEMINI_BASE_URL")
-                .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
-            &vision::env_value(MODEL_SETTING).unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
-            None,
-            thumbnails_root,
-        )
-        .with_key(api_key)
-        .with_options(GeminiOptions::from_env())
+    /// The one the settings ask for (`gemini.base-url`, `gemini.model`, its pace and time
+    /// limits; the environment first, see [`crate::config`]), with the key in `api_key`.
+    pub fn from_config(thumbnails_root: PathBuf, api_key: ApiKey, config: &ServiceConfig) -> Self {
+        let base_url = config
+            .text("gemini.base-url")
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+        let model = config
+            .text("gemini.model")
+            .unwrap_or_else(|| DEFAULT_MODEL.to_owned());
+        let mut teller = Self::new(&base_url, &model, None, thumbnails_root)
+            .with_key(api_key)
+            .with_options(GeminiOptions::from_config(config));
+        teller.client = vision::streaming_client(config.seconds("gemini.connect-timeout"));
+        teller
     }
 
     fn with_tools(
@@ -251,7 +251,7 @@ impl GeminiStoryteller {
             base_url,
             default_model: model_id(default_model).to_owned(),
             api_key: ApiKey::new(api_key),
-            client: vision::streaming_client(),
+            client: vision::streaming_client(vision::CONNECT_TIMEOUT),
             tools,
             options: GeminiOptions::default(),
         }
@@ -910,31 +910,20 @@ enum Sent {
 }
 
 impl GeminiOptions {
-    /// The defaults, with the pace, the upload sizes and the keeping of uploads the
-    /// environment sets.
-    pub fn from_env() -> Self {
-        let mut options = Self::default();
-        let number =
-            |name: &str| vision::env_value(name).and_then(|value| value.parse::<u32>().ok());
-        // 0 means no limit, so a paid key's owner can lift it.
-        let limit = |value: Option<u32>, default: Option<u32>| match value {
-            Some(0) => None,
-            Some(n) => Some(n),
-            None => default,
-        };
-        options.capacity = Capacity {
-            concurrent: limit(
-                number("STORYTELLER_GEMINI_AT_ONCE"),
-                options.capacity.concurrent,
-            ),
-            per_minute: limit(
-                number("STORYTELLER_GEMINI_REQUESTS_PER_MINUTE"),
-                options.capacity.per_minute,
-            ),
-            per_day: limit(
-                number("STORYTELLER_GEMINI_REQUESTS_PER_DAY"),
-                options.capacity.per_day,
-            ),
+    /// The defaults, with the pace, the time limits and the keeping of uploads `config`
+    /// sets, and the upload sizes the environment sets.
+    pub fn from_config(config: &ServiceConfig) -> Self {
+        let mut options = Self {
+            capacity: Capacity {
+                concurrent: config.limit("gemini.at-once"),
+                per_minute: config.limit("gemini.requests-per-minute"),
+                per_day: config.limit("gemini.requests-per-day"),
+            },
+            delete_after: !config.switch("gemini.keep-uploads"),
+            chunk_timeout: config.seconds("gemini.upload-timeout"),
+            processing_wait: config.seconds("gemini.processing-timeout"),
+            idle_gap: config.seconds("gemini.idle-timeout"),
+            ..Self::default()
         };
         // Bytes under which a video goes inline (0: always upload), and per upload request:
         // for proxies that cap request sizes, and for tests.
@@ -947,9 +936,6 @@ impl GeminiOptions {
             .and_then(|v| v.parse::<usize>().ok())
         {
             options.chunk_size = chunk;
-        }
-        if vision::env_value("STORYTELLER_GEMINI_KEEP_UPLOADS").is_some_and(|v| v != "0") {
-            options.delete_after = false;
         }
         options
     }
@@ -1266,7 +1252,7 @@ fn refusal(
                 message: format!(
                     "Gemini's daily quota for this key is used up ({said}); it resets at \
                      midnight Pacific time, {} here, and the videos waiting start by themselves then",
-                    local_time_words(until_ms)
+                    crate::clock::local::time_words(until_ms)
                 ),
                 until_ms,
             };
@@ -1299,9 +1285,9 @@ fn refusal(
     if let (404, Call::Generate(model)) = (status, call) {
         return StoryError::ModelUnavailable {
             message: format!(
-                "Gemini has no model '{model}' for this key ({said}): set {MODEL_SETTING} or \
-                 the model in the settings to one it serves (e.g. {DEFAULT_MODEL}), then resume \
-                 the storyteller"
+                "Gemini has no model '{model}' for this key ({said}): set {MODEL_SETTING} to \
+                 one it serves (e.g. `storyteller config set {MODEL_SETTING} {DEFAULT_MODEL}`, \
+                 or STORYTELLER_GEMINI_MODEL), then resume the storyteller"
             ),
         };
     }
@@ -1379,22 +1365,6 @@ pub fn next_pacific_midnight(utc_ms: i64) -> i64 {
         candidate
     } else {
         local_midnight - later_offset
-    }
-}
-
-/// `utc_ms` as this machine's local time for people, e.g. `2026-12-03 09:00`. SQLite knows
-/// the machine's time zone rules, so the engine needs no time zone database of its own.
-pub fn local_time_words(utc_ms: i64) -> String {
-    let local = rusqlite::Connection::open_in_memory().and_then(|db| {
-        db.query_row(
-            "SELECT strftime('%Y-%m-%d %H:%M', ?1 / 1000, 'unixepoch', 'localtime')",
-            [utc_ms],
-            |row| row.get::<_, String>(0),
-        )
-    });
-    match local {
-        Ok(words) => words,
-        Err(_) => format!("{} UTC", crate::job::iso8601(utc_ms)),
     }
 }
 

@@ -550,10 +550,13 @@ impl StorySink {
     }
 }
 
-/// The storytellers a pool can use, by name.
+/// The storytellers a pool can use, by name. Every clone is the same registry: a storyteller
+/// replaced (its settings changed) is the one the next job gets, while jobs under way finish
+/// with the one they started with.
 #[derive(Clone, Default)]
 pub struct StorytellerRegistry {
-    by_name: BTreeMap<String, Arc<dyn Storyteller>>,
+    // std RwLock: held to look up or swap an `Arc`, never across an await.
+    by_name: Arc<std::sync::RwLock<BTreeMap<String, Arc<dyn Storyteller>>>>,
 }
 
 impl StorytellerRegistry {
@@ -564,25 +567,34 @@ impl StorytellerRegistry {
 
     /// Adds (or replaces) a storyteller under its own name.
     pub fn register(&mut self, storyteller: Arc<dyn Storyteller>) -> &mut Self {
-        self.by_name
-            .insert(storyteller.name().to_owned(), storyteller);
+        self.replace(storyteller);
         self
+    }
+
+    /// Puts `storyteller` in place of the one of the same name, in every clone.
+    pub fn replace(&self, storyteller: Arc<dyn Storyteller>) {
+        if let Ok(mut by_name) = self.by_name.write() {
+            by_name.insert(storyteller.name().to_owned(), storyteller);
+        }
     }
 
     /// The storyteller called `name`.
     pub fn get(&self, name: &str) -> Option<Arc<dyn Storyteller>> {
-        self.by_name.get(name).cloned()
+        self.by_name.read().ok()?.get(name).cloned()
     }
 
     /// Every registered name, sorted.
     pub fn names(&self) -> Vec<String> {
-        self.by_name.keys().cloned().collect()
+        self.by_name
+            .read()
+            .map(|by_name| by_name.keys().cloned().collect())
+            .unwrap_or_default()
     }
 }
 
 impl std::fmt::Debug for StorytellerRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.by_name.keys()).finish()
+        f.debug_list().entries(self.names()).finish()
     }
 }
 

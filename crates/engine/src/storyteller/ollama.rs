@@ -14,7 +14,10 @@
 //! stopped at its length limit fails the attempt with that reason.
 
 use super::http::{error_for_status, error_for_transport};
-use super::{vision, BoxFuture, MediaTools, StoryError, StoryRequest, StorySink, Storyteller};
+use super::{
+    vision, BoxFuture, Capacity, MediaTools, StoryError, StoryRequest, StorySink, Storyteller,
+};
+use crate::config::ServiceConfig;
 use crate::job::{Stage, Usage};
 use crate::media::Media;
 use base64::Engine as _;
@@ -37,6 +40,7 @@ pub struct OllamaStoryteller {
     client: reqwest::Client,
     tools: MediaTools,
     idle_gap: Duration,
+    capacity: Capacity,
 }
 
 impl OllamaStoryteller {
@@ -56,23 +60,34 @@ impl OllamaStoryteller {
         Self::with_tools(base_url, default_model, MediaTools::Fixed(media))
     }
 
-    /// The one the environment asks for: `STORYTELLER_OLLAMA_BASE_URL` (else
-    /// [`DEFAULT_BASE_URL`]) and `STORYTELLER_OLLAMA_MODEL` (else [`DEFAULT_MODEL`]).
-    pub fn from_env(thumbnails_root: PathBuf) -> Self {
-        let base = vision::env_value("STORYTELLER_OLLAMA_BASE_URL")
+    /// The one the settings ask for (`ollama.base-url`, `ollama.model`, its pace and time
+    /// limits; the environment first, see [`crate::config`]).
+    pub fn from_config(thumbnails_root: PathBuf, config: &ServiceConfig) -> Self {
+        let base = config
+            .text("ollama.base-url")
             .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
-        let model = vision::env_value("STORYTELLER_OLLAMA_MODEL")
+        let model = config
+            .text("ollama.model")
             .unwrap_or_else(|| DEFAULT_MODEL.to_owned());
-        Self::new(&base, &model, thumbnails_root)
+        let mut teller = Self::new(&base, &model, thumbnails_root)
+            .with_idle_gap(config.seconds("ollama.idle-timeout"));
+        teller.client = vision::streaming_client(config.seconds("ollama.connect-timeout"));
+        teller.capacity = Capacity {
+            concurrent: config.limit("ollama.at-once"),
+            per_minute: config.limit("ollama.requests-per-minute"),
+            per_day: config.limit("ollama.requests-per-day"),
+        };
+        teller
     }
 
     fn with_tools(base_url: &str, default_model: &str, tools: MediaTools) -> Self {
         Self {
             base_url: base_url.trim_end_matches('/').to_owned(),
             default_model: default_model.to_owned(),
-            client: vision::streaming_client(),
+            client: vision::streaming_client(vision::CONNECT_TIMEOUT),
             tools,
             idle_gap: vision::IDLE_GAP,
+            capacity: Capacity::UNLIMITED,
         }
     }
 
@@ -244,6 +259,10 @@ impl Storyteller for OllamaStoryteller {
     /// Any model Ollama has pulled: which ones is Ollama's to say when the job runs.
     fn has_model(&self, model: &str) -> bool {
         !model.trim().is_empty()
+    }
+
+    fn capacity(&self) -> Capacity {
+        self.capacity
     }
 
     fn check_ready(&self) -> Result<(), StoryError> {

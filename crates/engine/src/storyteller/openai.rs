@@ -15,7 +15,10 @@
 //! model stopped by its length limit or a content filter fails the attempt with that reason.
 
 use super::http::{error_for_status, error_for_transport, parse_retry_after};
-use super::{vision, BoxFuture, MediaTools, StoryError, StoryRequest, StorySink, Storyteller};
+use super::{
+    vision, BoxFuture, Capacity, MediaTools, StoryError, StoryRequest, StorySink, Storyteller,
+};
+use crate::config::ServiceConfig;
 use crate::job::{Stage, Usage};
 use crate::media::Media;
 use crate::secrets::ApiKey;
@@ -41,6 +44,7 @@ pub struct OpenAiStoryteller {
     client: reqwest::Client,
     tools: MediaTools,
     idle_gap: Duration,
+    capacity: Capacity,
 }
 
 // By hand, so that the key never reaches a log through `{:?}`.
@@ -81,19 +85,25 @@ impl OpenAiStoryteller {
         Self::with_tools(base_url, default_model, api_key, MediaTools::Fixed(media))
     }
 
-    /// The one the environment asks for: `STORYTELLER_OPENAI_BASE_URL` (else
-    /// [`DEFAULT_BASE_URL`]) and `STORYTELLER_OPENAI_MODEL` (else [`DEFAULT_MODEL`]), with the
-    /// key in `api_key` (the engine's: `OPENAI_API_KEY`, else the keychain, else none).
-    pub fn from_env(thumbnails_root: PathBuf, api_key: ApiKey) -> Self {
-        let mut teller = Self::new(
-            &vision::env_value("STORYTELLER_OPENAI_BASE_URL")
-                .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
-            &vision::env_value("STORYTELLER_OPENAI_MODEL")
-                .unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
-            None,
-            thumbnails_root,
-        );
+    /// The one the settings ask for (`openai.base-url`, `openai.model`, its pace and time
+    /// limits; the environment first, see [`crate::config`]), with the key in `api_key` (the
+    /// engine's: `OPENAI_API_KEY`, else the keychain, else none).
+    pub fn from_config(thumbnails_root: PathBuf, api_key: ApiKey, config: &ServiceConfig) -> Self {
+        let base_url = config
+            .text("openai.base-url")
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+        let model = config
+            .text("openai.model")
+            .unwrap_or_else(|| DEFAULT_MODEL.to_owned());
+        let mut teller = Self::new(&base_url, &model, None, thumbnails_root)
+            .with_idle_gap(config.seconds("openai.idle-timeout"));
         teller.api_key = api_key;
+        teller.client = vision::streaming_client(config.seconds("openai.connect-timeout"));
+        teller.capacity = Capacity {
+            concurrent: config.limit("openai.at-once"),
+            per_minute: config.limit("openai.requests-per-minute"),
+            per_day: config.limit("openai.requests-per-day"),
+        };
         teller
     }
 
@@ -110,9 +120,10 @@ impl OpenAiStoryteller {
             base_url,
             default_model: default_model.to_owned(),
             api_key: ApiKey::new(api_key),
-            client: vision::streaming_client(),
+            client: vision::streaming_client(vision::CONNECT_TIMEOUT),
             tools,
             idle_gap: vision::IDLE_GAP,
+            capacity: Capacity::UNLIMITED,
         }
     }
 
@@ -324,6 +335,10 @@ impl Storyteller for OpenAiStoryteller {
     /// Any model the server serves: which ones is the server's to say when the job runs.
     fn has_model(&self, model: &str) -> bool {
         !model.trim().is_empty()
+    }
+
+    fn capacity(&self) -> Capacity {
+        self.capacity
     }
 
     fn check_ready(&self) -> Result<(), StoryError> {

@@ -17,17 +17,18 @@ pub const PRESETS: [&str; 3] = ["narrative", "summary", "social"];
 pub const ANALYSIS_END: f64 = 0.5;
 /// A streamed line longer than this is not a model's answer.
 const MAX_LINE: usize = 1 << 20;
-/// How long connecting to a model's server may take (beside the app, or on the network).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a model's answer may stay silent: a model on a CPU can take minutes to read the
 /// images before its first word, but not longer than this, nor between two pieces.
 pub const IDLE_GAP: Duration = Duration::from_secs(300);
+/// How long connecting to a model's server may take when the settings do not say.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The HTTP client for a model's server. No overall timeout: a long story streams for
-/// minutes. Connecting is bounded, and so is every silence ([`send_within`], [`LineReader`]).
-pub fn streaming_client() -> reqwest::Client {
+/// minutes. Connecting takes at most `connect` (the `NAME.connect-timeout` setting), and every
+/// silence is bounded too ([`send_within`], [`LineReader`]).
+pub fn streaming_client(connect: Duration) -> reqwest::Client {
     reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
+        .connect_timeout(connect)
         .build()
         .unwrap_or_default()
 }
