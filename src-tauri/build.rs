@@ -32,6 +32,8 @@ const COMMANDS: &[&str] = &[
     "check_storyteller",
     "resume_storyteller",
     "estimate_paths",
+    "config_list",
+    "config_set",
 ];
 
 fn main() {

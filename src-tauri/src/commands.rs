@@ -6,6 +6,7 @@
 
 use crate::shell::{OpenAs, Shell};
 use std::path::PathBuf;
+use storyteller_engine::config::ConfigEntry;
 use storyteller_engine::error::ErrorCode;
 use storyteller_engine::export::ExportFormat;
 use storyteller_engine::secrets::KeyStatusView;
@@ -297,4 +298,23 @@ pub async fn estimate_paths(
 ) -> Answer<EstimateReport> {
     let paths = paths.into_iter().map(PathBuf::from).collect();
     wire(shell.engine()?.estimate(paths, options).await)
+}
+
+/// Every setting by key (the storytellers' addresses, models, pace, time limits, caps and
+/// prices), with its value, default and where it comes from.
+#[tauri::command]
+#[specta::specta]
+pub async fn config_list(shell: State<'_, Shell>) -> Answer<Vec<ConfigEntry>> {
+    Ok(shell.engine()?.config_list())
+}
+
+/// Sets one setting by key (`None`: back to its default); in force at once.
+#[tauri::command]
+#[specta::specta]
+pub async fn config_set(
+    shell: State<'_, Shell>,
+    key: String,
+    value: Option<String>,
+) -> Answer<ConfigEntry> {
+    wire(shell.engine()?.config_set(&key, value.as_deref()).await)
 }

@@ -74,6 +74,8 @@ pub fn specta_builder<R: tauri::Runtime>() -> Builder<R> {
             commands::check_storyteller,
             commands::resume_storyteller,
             commands::estimate_paths,
+            commands::config_list,
+            commands::config_set,
         ])
         .events(collect_events![bridge::EngineEvent])
         // One shape per type, the one the engine writes: the window sends back what it got.

@@ -2,6 +2,7 @@
 
 import {
   commands,
+  type AddOptions,
   type ErrorCode,
   type ErrorPayload,
   type ExportFormat,
@@ -28,7 +29,10 @@ async function unwrap<T>(pending: Promise<Result<T>>): Promise<T> {
 }
 
 export const api = {
-  addPaths: (paths: string[]) => unwrap(commands.addPaths(paths, {})),
+  addPaths: (paths: string[], options: AddOptions = {}) => unwrap(commands.addPaths(paths, options)),
+  estimate: (paths: string[], options: AddOptions) => unwrap(commands.estimatePaths(paths, options)),
+  configList: () => unwrap(commands.configList()),
+  configSet: (key: string, value: string | null) => unwrap(commands.configSet(key, value)),
   /**
    * Every job, oldest first, a page at a time (keyset pages, without the stories, which are
    * read when shown): `onPage` gets each page as it comes, so the first rows paint at once

@@ -75,6 +75,13 @@ export const commands = {
 	resumeStoryteller: (storyteller: string) => typedError<null, ErrorPayload>(__TAURI_INVOKE("resume_storyteller", { storyteller })),
 	/**  What telling these files and folders would cost and take, before they are queued. */
 	estimatePaths: (paths: string[], options: AddOptions) => typedError<EstimateReport, ErrorPayload>(__TAURI_INVOKE("estimate_paths", { paths, options })),
+	/**
+	 *  Every setting by key (the storytellers' addresses, models, pace, time limits, caps and
+	 *  prices), with its value, default and where it comes from.
+	 */
+	configList: () => typedError<ConfigEntry[], ErrorPayload>(__TAURI_INVOKE("config_list")),
+	/**  Sets one setting by key (`None`: back to its default); in force at once. */
+	configSet: (key: string, value: string | null) => typedError<ConfigEntry, ErrorPayload>(__TAURI_INVOKE("config_set", { key, value })),
 };
 
 /** Events */
@@ -165,6 +172,37 @@ export type AudioView = {
 
 /**  The batch a job was added with (one drag-and-drop, one `add` command). */
 export type BatchId = string;
+
+/**  One key and its value now, as `config list` and the window show it. */
+export type ConfigEntry = {
+	/**  The key. */
+	key: string,
+	/**  The storyteller it belongs to (`None` for the general keys). */
+	storyteller: string | null,
+	/**  The value in use (`None`: none, e.g. no cap). */
+	value: string | null,
+	/**  The value when nothing is set. */
+	defaultValue: string | null,
+	/**  Where `value` comes from. */
+	source: ConfigSource,
+	/**  The environment variable that sets it, for a storyteller's key. */
+	envVar: string | null,
+	/**  The value kept in the settings when an environment variable hides it. */
+	hiddenValue: string | null,
+	/**  Its kind. */
+	kind: ValueKind,
+	/**  What it does. */
+	about: string,
+};
+
+/**  Where a value comes from. */
+export type ConfigSource = 
+/**  Nothing is set: the default. */
+"default" | 
+/**  The settings file (set here, or in the window). */
+"settings" | 
+/**  An environment variable, which comes first. */
+"environment";
 
 /**  One thing `doctor` looked at. */
 export type DoctorCheck = {
@@ -590,6 +628,23 @@ export type MediaView = {
 	audio: AudioView | null,
 };
 
+/**  The price of one model family, per million tokens, in US dollars. */
+export type ModelPrice = {
+	/**  The storyteller (`gemini`, `openai`, `ollama`). */
+	storyteller: string,
+	/**
+	 *  What a model's name contains to be of this family (`flash`, `pro`, `gpt-4o-mini`);
+	 *  empty for every model of the storyteller.
+	 */
+	family: string,
+	/**  Dollars per million input tokens (text, images, video frames). */
+	inputPerMillion: number,
+	/**  Dollars per million input tokens of sound, where the provider prices it apart. */
+	audioInputPerMillion: number | null,
+	/**  Dollars per million output tokens. */
+	outputPerMillion: number,
+};
+
 /**  Why a storyteller is paused. */
 export type PauseKind = 
 /**  Paused by the person. */
@@ -614,7 +669,10 @@ export type Priority =
 /**  Only when nothing else waits. */
 "low";
 
-/**  Counts of jobs per state, result-cache figures, and whether the queue is paused. */
+/**
+ *  Counts of jobs per state, result-cache figures, what was spent, and whether the queue is
+ *  paused.
+ */
 export type QueueStats = {
 	/**  Jobs waiting. */
 	queued: number,
@@ -634,6 +692,10 @@ export type QueueStats = {
 	paused: string | null,
 	/**  Storytellers paused on their own (the rest of the queue goes on). */
 	pausedStorytellers: StorytellerPauseView[],
+	/**  US dollars spent today (local time), every storyteller, every attempt. */
+	spentTodayUsd: number,
+	/**  US dollars spent this calendar month. */
+	spentThisMonthUsd: number,
 };
 
 /**  A job whose story or file name matches a search. */
@@ -681,6 +743,13 @@ export type Settings = {
 	keepAwake?: boolean,
 	/**  Ask before quitting while videos are being told. */
 	confirmQuit?: boolean,
+	/**
+	 *  The storytellers' keys set here (`gemini.requests-per-minute` → `60`), checked and
+	 *  written one way by [`crate::config::set`]; what is not here is the key's default.
+	 */
+	storytellers?: { [key in string]: string },
+	/**  Prices that replace the built-in table's for the same storyteller and family. */
+	prices?: ModelPrice[],
 };
 
 /**  What a running job is doing right now. */
@@ -742,6 +811,27 @@ export type UsageView = {
 	/**  In US dollars (0 offline): kept in whole millionths, so exact to the micro-dollar. */
 	costUsd: number,
 };
+
+/**  What a key's value is, for checking and for the window's inputs. */
+export type ValueKind = 
+/**  An `http://` or `https://` address. */
+"url" | 
+/**  A name (a model, a storyteller). */
+"name" | 
+/**  A whole number; `none` (or 0) for no limit. */
+"limit" | 
+/**  A whole number of seconds, at least 1. */
+"seconds" | 
+/**  US dollars; `none` for no cap. */
+"dollars" | 
+/**  `on` or `off`. */
+"switch" | 
+/**  A price: `INPUT/OUTPUT` or `INPUT/AUDIO/OUTPUT`, dollars per million tokens. */
+"price" | 
+/**  A whole number from 1 to 64. */
+"count" | 
+/**  `low`, `normal` or `high`. */
+"priority";
 
 /**  What telling one video is expected to take, before anything is sent. */
 export type VideoEstimate = {

@@ -4,13 +4,15 @@
 
 import { getCurrentWebview } from "@tauri-apps/api/webview";
 import { open, save } from "@tauri-apps/plugin-dialog";
-import { events, type AddReport, type Envelope, type JobState, type StorytellerInfo } from "./bindings";
+import { events, type AddOptions, type AddReport, type Envelope, type JobState, type StorytellerInfo } from "./bindings";
 import { api, describe } from "./api";
 import { count, dollars, duration, exportFormatOf, pauseWords } from "./format";
 import { summarize, timeLeft } from "./summary";
 import { emptyChange, mergeChange, QueueModel, type Change } from "./model";
 import { QueueList } from "./view/queue";
-import { AiSettings } from "./view/keys";
+import { ConfigRows } from "./view/config";
+import { asksFirst, DropSheet } from "./view/drop";
+import { AiSettings, providerName } from "./view/keys";
 import { SettingsDialog } from "./view/settings";
 import { StoryPanel } from "./view/story";
 
@@ -89,14 +91,42 @@ const list = new QueueList(byId("queue"), {
   retry: (id) => api.retry(id).catch(fail),
 });
 
+const configRows = new ConfigRows({ list: api.configList, set: api.configSet, describe });
+
 const settings = new SettingsDialog(async (next) => {
   try {
-    await api.updateSettings(next);
-    return null;
+    // The storytellers' keys and prices are the rows' to change (maybe in a save before this
+    // one that was partly refused): what the engine holds, not what the dialog opened with.
+    const latest = await api.settings();
+    await api.updateSettings({ ...next, storytellers: latest.storytellers, prices: latest.prices });
   } catch (error) {
     return describe(error);
   }
+  // The storytellers' keys go after the rest, which was read before they changed.
+  const problem = await configRows.apply();
+  await refreshStorytellers(next.storyteller);
+  return problem;
 });
+
+const dropSheet = new DropSheet({ estimate: api.estimate, describe });
+const dropStoryteller = byId<HTMLSelectElement>("drop-storyteller");
+// The settings' storyteller and preset, which drops get unless "Tell with" says otherwise.
+let defaults: { storyteller: string; preset: string | null } = { storyteller: "offline", preset: null };
+
+/** Reads the storytellers again (their default models follow the settings). */
+async function refreshStorytellers(chosen?: string): Promise<void> {
+  try {
+    const [tellers, current] = await Promise.all([api.storytellers(), api.settings()]);
+    storytellers = tellers;
+    defaults = { storyteller: current.storyteller ?? "offline", preset: current.preset ?? null };
+    const keep = chosen ?? (dropStoryteller.value || defaults.storyteller);
+    dropStoryteller.replaceChildren(
+      ...tellers.map((t) => new Option(providerName(t.name), t.name, false, t.name === keep)),
+    );
+  } catch (error) {
+    fail(error);
+  }
+}
 
 const aiSettings = new AiSettings(
   {
@@ -222,6 +252,9 @@ function paintStatus(): void {
   if (summary.cacheHits) parts.push(`${summary.cacheHits} told before`);
   const spent = model.all().reduce((sum, job) => sum + (job.usage?.costUsd ?? 0), 0);
   if (spent > 0) parts.push(`${dollars(spent)} spent`);
+  if (stats && (stats.spentTodayUsd > 0 || stats.spentThisMonthUsd > 0)) {
+    parts.push(`${dollars(stats.spentTodayUsd)} today, ${dollars(stats.spentThisMonthUsd)} this month`);
+  }
   if (model.paused) parts.push(`Paused: ${model.paused}`);
   for (const pause of model.pausedStorytellers) parts.push(pauseWords(pause));
   statusLine.textContent = parts.join(" · ");
@@ -320,10 +353,22 @@ function reportAdd(report: AddReport): void {
   say(parts.join(" · "), refused.length ? "error" : "info");
 }
 
+// What a drop onto the window does, also reachable from the page for the window's tests (an
+// automated browser cannot make a drop from the desktop).
+(window as unknown as { storytellerDrop: typeof addPaths }).storytellerDrop = (paths) => addPaths(paths);
+
 async function addPaths(paths: string[]): Promise<void> {
   if (!paths.length) return;
+  const teller = dropStoryteller.value || defaults.storyteller;
+  let options: AddOptions = teller === defaults.storyteller ? {} : { storyteller: teller };
+  if (asksFirst(teller)) {
+    const preset = teller === defaults.storyteller ? defaults.preset : null;
+    const chosen = await dropSheet.ask(paths, teller, storytellers, preset);
+    if (!chosen) return;
+    options = chosen;
+  }
   try {
-    reportAdd(await api.addPaths(paths));
+    reportAdd(await api.addPaths(paths, options));
   } catch (error) {
     fail(error);
   }
@@ -406,6 +451,7 @@ function wireButtons(): void {
       const [current, storytellers] = await Promise.all([api.settings(), api.storytellers()]);
       settings.open(current, storytellers);
       void aiSettings.show();
+      void configRows.show();
     } catch (error) {
       fail(error);
     }
@@ -415,9 +461,8 @@ function wireButtons(): void {
 
 async function start(): Promise<void> {
   wireButtons();
-  void Promise.all([api.storytellers(), api.settings()])
-    .then(([tellers, current]) => {
-      storytellers = tellers;
+  void Promise.all([refreshStorytellers(), api.settings()])
+    .then(([, current]) => {
       if (model.concurrency === null) concurrencyInput.value = String(current.concurrency);
     })
     .catch(fail);

@@ -63,6 +63,8 @@ describe("the queue summary", () => {
       cacheMisses: 35,
       paused: null,
       pausedStorytellers: [],
+      spentTodayUsd: 0,
+      spentThisMonthUsd: 0,
     };
     const summary = summarize([told(1, 10, 10), cached, job(3, { media: media(10) })], stats, 1);
     expect(summary.done).toBe(40);

@@ -1018,8 +1018,17 @@ impl Window<'_> {
         .await;
     }
 
-    /// Clicks the first element matching `selector`.
+    /// Clicks the first element matching `selector`, scrolled to the middle of its scrolling
+    /// box first, as a person would bring it into view (not to an edge, where a dialog's
+    /// sticky buttons may cover it).
     pub async fn click(&self, selector: &str) {
+        let _ = self
+            .client()
+            .execute(
+                "document.querySelector(arguments[0])?.scrollIntoView({ block: 'center' });",
+                vec![serde_json::json!(selector)],
+            )
+            .await;
         let element = match self.client().find(Locator::Css(selector)).await {
             Ok(element) => element,
             Err(e) => {

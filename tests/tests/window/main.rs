@@ -792,7 +792,126 @@ async fn the_ai_settings_keep_keys_out_of_sight_and_test_the_storyteller() {
         !page.as_str().unwrap_or_default().contains(KEY),
         "the key is in the page"
     );
+    // Gemini's settings by key unfolded, for the picture.
+    window
+        .wait_for_script(
+            "Gemini's settings by key",
+            UI_DEADLINE,
+            "const group = document.querySelector('[data-group=gemini]');
+             if (!group) return null;
+             group.open = true;
+             group.scrollIntoView({ block: 'start' });
+             return true;",
+        )
+        .await;
     window.save_screenshot("window-ai-settings.png").await;
     assert!(server.generate_calls().is_empty(), "a test tells nothing");
+    window.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drop_for_gemini_says_what_it_will_cost_before_anything_is_sent() {
+    let Some(desktop) =
+        Desktop::new("a_drop_for_gemini_says_what_it_will_cost_before_anything_is_sent")
+    else {
+        return;
+    };
+    const KEY: &str = "AIzaSy-window-drop-51f0c3";
+    let server = gemini_server::GeminiServer::start(KEY).await;
+    server.answer(vec![gemini_server::Answer::story(&[
+        "A test card ",
+        "glows in the window.",
+    ])]);
+    // The key from the environment; the service's address from the settings, set below.
+    desktop.set_env("GEMINI_API_KEY", KEY);
+    let video = desktop.video("priced-card.mp4", Clip::short("testsrc2", 440));
+    let window = desktop.open().await;
+    window.wait_until_ready().await;
+
+    // The storytellers' settings by key: a value the engine refuses says why beside its row and
+    // keeps the dialog open; the address set there is in force at once, without a restart.
+    open_ai_settings(&window).await;
+    window
+        .wait_for_script(
+            "the storytellers' settings by key",
+            UI_DEADLINE,
+            "return document.querySelector('#config-gemini-base-url') !== null;",
+        )
+        .await;
+    set_control(&window, "#config-gemini-base-url", &server.base, "input").await;
+    set_control(
+        &window,
+        "#config-gemini-requests-per-minute",
+        "fast",
+        "input",
+    )
+    .await;
+    window.click("#settings-save").await;
+    let refused = text_of(
+        &window,
+        "the refused pace",
+        "[data-key='gemini.requests-per-minute'] .error",
+    )
+    .await;
+    assert!(refused.contains("'fast' is not a limit"), "{refused}");
+    set_control(&window, "#config-gemini-requests-per-minute", "60", "input").await;
+    window.click("#settings-save").await;
+    window
+        .wait_for_script(
+            "the settings dialog to close once everything is taken",
+            UI_DEADLINE,
+            "return !document.querySelector('#settings').open;",
+        )
+        .await;
+    let entries = window.call("config_list", json!({})).await;
+    let value_of = |key: &str| {
+        entries
+            .as_array()
+            .and_then(|all| all.iter().find(|e| e["key"] == key))
+            .map(|e| e["value"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(value_of("gemini.base-url"), json!(server.base));
+    assert_eq!(value_of("gemini.requests-per-minute"), json!("60"));
+
+    // A drop told by Gemini: the sheet says what it will cost and take, and nothing is sent
+    // until the person says so.
+    set_control(&window, "#drop-storyteller", "gemini", "change").await;
+    window
+        .script(
+            "window.storytellerDrop([arguments[0]]); return true;",
+            vec![json!(video.to_string_lossy())],
+        )
+        .await;
+    let estimate = text_of(&window, "the drop's estimate", "#drop-sheet-estimate").await;
+    assert!(estimate.starts_with("1 video · about "), "{estimate}");
+    assert!(estimate.contains(" tokens · about $"), "{estimate}");
+    assert!(estimate.contains("at once"), "{estimate}");
+    assert!(
+        window.rows().await.is_empty(),
+        "nothing is queued before the person says so"
+    );
+    assert_eq!(server.commands("start"), 0, "nothing uploaded");
+    assert!(server.generate_calls().is_empty(), "nothing told");
+    let add = text_of(&window, "the add button", "#drop-sheet-add").await;
+    assert_eq!(add, "Add 1 video");
+    window.click("#drop-sheet-add").await;
+    window
+        .wait_for_rows("the priced video told by Gemini", STORY_DEADLINE, |rows| {
+            Ok(row(rows, "priced-card.mp4").is_some_and(|r| r.state == "succeeded"))
+        })
+        .await;
+    assert_eq!(server.generate_calls().len(), 1);
+    let status = window
+        .wait_for_script(
+            "the day's spending in the status line",
+            UI_DEADLINE,
+            "const text = document.querySelector('#status').textContent;
+             return text.includes('today') ? text : null;",
+        )
+        .await;
+    let status = status.as_str().unwrap_or_default();
+    assert!(status.contains(" today, $"), "{status}");
+    assert!(status.contains(" this month"), "{status}");
     window.close().await;
 }
