@@ -28,6 +28,8 @@ pub enum ValueKind {
     Url,
     /// A name (a model, a storyteller).
     Name,
+    /// Names, comma-separated; `none` for none.
+    Names,
     /// A whole number; `none` (or 0) for no limit.
     Limit,
     /// A whole number of seconds, at least 1.
@@ -179,6 +181,13 @@ pub const KEYS: &[ConfigKey] = &[
         Name,
         Some(openai::DEFAULT_MODEL),
         "the image model on the OpenAI-compatible server (local servers use the one they loaded)",
+    ),
+    key(
+        "openai.one-image-models",
+        Names,
+        None,
+        "models that take one image per message, told in two passes (comma-separated; found \
+         out by itself when the server says so)",
     ),
     key(
         "openai.at-once",
@@ -732,6 +741,23 @@ fn normalise(known: &ConfigKey, text: &str) -> Result<String> {
                 )));
             }
             text.to_owned()
+        }
+        Names => {
+            let names: Vec<&str> = text
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .collect();
+            if let Some(bad) = names.iter().find(|n| n.chars().any(char::is_whitespace)) {
+                return Err(EngineError::InvalidArgument(format!(
+                    "'{bad}' is not a name: it has spaces in it (separate names with commas)"
+                )));
+            }
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(",")
+            }
         }
         Limit => match parse_limit(text)? {
             None => "none".to_owned(),

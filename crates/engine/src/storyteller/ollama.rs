@@ -14,14 +14,16 @@
 //! stopped at its length limit fails the attempt with that reason.
 
 use super::http::{error_for_status, error_for_transport};
+use super::twopass::{self, Chat, OneImageModels};
 use super::{
     vision, BoxFuture, Capacity, MediaTools, StoryError, StoryRequest, StorySink, Storyteller,
 };
 use crate::config::ServiceConfig;
-use crate::job::{Stage, Usage};
+use crate::job::Usage;
 use crate::media::Media;
 use base64::Engine as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The name jobs refer to it by.
@@ -31,6 +33,8 @@ pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:11434";
 /// The model used when `STORYTELLER_OLLAMA_MODEL` does not name one: the image model Ollama's
 /// own documentation starts with (a family name, not a version that will be retired).
 pub const DEFAULT_MODEL: &str = "llava";
+/// Ollama's vision models known to take one image per message, told in two passes.
+pub const ONE_IMAGE_MODELS: &str = "llama3.2-vision";
 
 /// See the module doc.
 #[derive(Clone, Debug)]
@@ -41,6 +45,7 @@ pub struct OllamaStoryteller {
     tools: MediaTools,
     idle_gap: Duration,
     capacity: Capacity,
+    one_image: Arc<OneImageModels>,
 }
 
 impl OllamaStoryteller {
@@ -72,6 +77,9 @@ impl OllamaStoryteller {
         let mut teller = Self::new(&base, &model, thumbnails_root)
             .with_idle_gap(config.seconds("ollama.idle-timeout"));
         teller.client = vision::streaming_client(config.seconds("ollama.connect-timeout"));
+        teller.one_image = Arc::new(OneImageModels::named(
+            config.text("ollama.one-image-models").as_deref(),
+        ));
         teller.capacity = Capacity {
             concurrent: config.limit("ollama.at-once"),
             per_minute: config.limit("ollama.requests-per-minute"),
@@ -88,7 +96,14 @@ impl OllamaStoryteller {
             tools,
             idle_gap: vision::IDLE_GAP,
             capacity: Capacity::UNLIMITED,
+            one_image: Arc::new(OneImageModels::named(Some(ONE_IMAGE_MODELS))),
         }
+    }
+
+    /// The same, telling videos with `models` in two passes, one image per message (tests).
+    pub fn with_one_image_models(mut self, models: &str) -> Self {
+        self.one_image = Arc::new(OneImageModels::named(Some(models)));
+        self
     }
 
     /// The same, giving up on a stream silent for `gap` (tests).
@@ -97,26 +112,24 @@ impl OllamaStoryteller {
         self
     }
 
-    async fn run(&self, request: &StoryRequest, sink: &mut StorySink) -> Result<Usage, StoryError> {
-        let instruction = vision::instruction(NAME, &request.preset)?;
-        let media = self.tools.media()?;
-        let (analysis, jpegs) = vision::look(&media, request, sink, vision::ANALYSIS_END).await?;
-        let images: Vec<String> = jpegs
+    /// One chat: `text` and `images` in, the answer streamed (see [`Chat`]).
+    async fn converse(
+        &self,
+        model: &str,
+        text: &str,
+        images: &[Vec<u8>],
+        into_story: bool,
+        sink: &mut StorySink,
+    ) -> Result<(String, Usage), StoryError> {
+        let images: Vec<String> = images
             .iter()
             .map(|jpeg| base64::engine::general_purpose::STANDARD.encode(jpeg))
             .collect();
-        let file = vision::file_name(request);
         let body = serde_json::json!({
-            "model": request.model,
+            "model": model,
             "stream": true,
-            "messages": [{
-                "role": "user",
-                "content": vision::prompt(instruction, &file, &analysis),
-                "images": images,
-            }],
+            "messages": [{ "role": "user", "content": text, "images": images }],
         });
-
-        sink.stage(Stage::Writing);
         let url = format!("{}/api/chat", self.base_url);
         let response =
             vision::send_within("Ollama", self.idle_gap, self.client.post(&url).json(&body))
@@ -125,23 +138,25 @@ impl OllamaStoryteller {
         let status = response.status();
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
-            return Err(self.refused(status.as_u16(), &request.model, &text));
+            return Err(self.refused(status.as_u16(), model, &text));
         }
-        self.read_stream(response, &request.model, sink).await
+        self.read_stream(response, model, into_story, sink).await
     }
 
-    /// Writes the stream's pieces into `sink` until its last line; the tokens it counted.
+    /// Reads the stream's pieces until its last line (into `sink`'s story when `into_story`):
+    /// the answer and the tokens it counted.
     async fn read_stream(
         &self,
         response: reqwest::Response,
         model: &str,
+        into_story: bool,
         sink: &mut StorySink,
-    ) -> Result<Usage, StoryError> {
+    ) -> Result<(String, Usage), StoryError> {
         let mut lines = vision::LineReader::new("Ollama", response, self.idle_gap);
-        let mut written = 0usize;
+        let mut answer = String::new();
         while let Some(line) = lines.next_line().await? {
-            if let Some(usage) = self.take_line(&line, model, sink, &mut written)? {
-                return Ok(usage);
+            if let Some(usage) = self.take_line(&line, model, into_story, sink, &mut answer)? {
+                return Ok((answer, usage));
             }
         }
         Err(StoryError::transient(
@@ -149,13 +164,15 @@ impl OllamaStoryteller {
         ))
     }
 
-    /// One line of the stream: its piece of story into `sink`; the usage once it is the last.
+    /// One line of the stream: its piece onto `answer` (and into `sink`'s story when
+    /// `into_story`); the usage once it is the last.
     fn take_line(
         &self,
         line: &str,
         model: &str,
+        into_story: bool,
         sink: &mut StorySink,
-        written: &mut usize,
+        answer: &mut String,
     ) -> Result<Option<Usage>, StoryError> {
         let line = line.trim();
         if line.is_empty() {
@@ -173,9 +190,11 @@ impl OllamaStoryteller {
             )));
         }
         if let Some(text) = piece.pointer("/message/content").and_then(|c| c.as_str()) {
-            sink.write(text);
-            *written += text.len();
-            sink.progress(vision::writing_progress(*written));
+            answer.push_str(text);
+            if into_story {
+                sink.write(text);
+                sink.progress(vision::writing_progress(answer.len()));
+            }
         }
         if piece.get("done").and_then(|d| d.as_bool()) != Some(true) {
             return Ok(None);
@@ -194,11 +213,13 @@ impl OllamaStoryteller {
                 )))
             }
         }
-        if *written == 0 {
+        if answer.trim().is_empty() {
             return Err(StoryError::transient(format!("{model} wrote nothing")));
         }
         let count = |field: &str| piece.get(field).and_then(|n| n.as_u64()).unwrap_or(0);
-        sink.progress(1.0);
+        if into_story {
+            sink.progress(1.0);
+        }
         Ok(Some(Usage {
             input_tokens: count("prompt_eval_count"),
             output_tokens: count("eval_count"),
@@ -325,6 +346,24 @@ impl Storyteller for OllamaStoryteller {
         request: &'a StoryRequest,
         sink: &'a mut StorySink,
     ) -> BoxFuture<'a, Result<Usage, StoryError>> {
-        Box::pin(self.run(request, sink))
+        Box::pin(async move {
+            let media = self.tools.media()?;
+            twopass::tell(self, NAME, &media, &self.one_image, request, sink).await
+        })
+    }
+}
+
+impl Chat for OllamaStoryteller {
+    fn chat<'a>(
+        &'a self,
+        model: &'a str,
+        text: &'a str,
+        images: &'a [Vec<u8>],
+        into_story: bool,
+        _spent_before: &'a Usage,
+        sink: &'a mut StorySink,
+    ) -> BoxFuture<'a, Result<(String, Usage), StoryError>> {
+        // Ollama counts the tokens in its last line only, with the answer complete.
+        Box::pin(self.converse(model, text, images, into_story, sink))
     }
 }

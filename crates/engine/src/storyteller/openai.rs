@@ -15,15 +15,17 @@
 //! model stopped by its length limit or a content filter fails the attempt with that reason.
 
 use super::http::{error_for_status, error_for_transport, parse_retry_after};
+use super::twopass::{self, Chat, OneImageModels};
 use super::{
     vision, BoxFuture, Capacity, MediaTools, StoryError, StoryRequest, StorySink, Storyteller,
 };
 use crate::config::ServiceConfig;
-use crate::job::{Stage, Usage};
+use crate::job::Usage;
 use crate::media::Media;
 use crate::secrets::ApiKey;
 use base64::Engine as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// The name jobs refer to it by.
@@ -45,6 +47,7 @@ pub struct OpenAiStoryteller {
     tools: MediaTools,
     idle_gap: Duration,
     capacity: Capacity,
+    one_image: Arc<OneImageModels>,
 }
 
 // By hand, so that the key never reaches a log through `{:?}`.
@@ -99,6 +102,9 @@ impl OpenAiStoryteller {
             .with_idle_gap(config.seconds("openai.idle-timeout"));
         teller.api_key = api_key;
         teller.client = vision::streaming_client(config.seconds("openai.connect-timeout"));
+        teller.one_image = Arc::new(OneImageModels::named(
+            config.text("openai.one-image-models").as_deref(),
+        ));
         teller.capacity = Capacity {
             concurrent: config.limit("openai.at-once"),
             per_minute: config.limit("openai.requests-per-minute"),
@@ -124,7 +130,14 @@ impl OpenAiStoryteller {
             tools,
             idle_gap: vision::IDLE_GAP,
             capacity: Capacity::UNLIMITED,
+            one_image: Arc::new(OneImageModels::default()),
         }
+    }
+
+    /// The same, telling videos with `models` in two passes, one image per message (tests).
+    pub fn with_one_image_models(mut self, models: &str) -> Self {
+        self.one_image = Arc::new(OneImageModels::named(Some(models)));
+        self
     }
 
     /// The same, giving up on an answer silent for `gap` (tests).
@@ -133,15 +146,18 @@ impl OpenAiStoryteller {
         self
     }
 
-    async fn run(&self, request: &StoryRequest, sink: &mut StorySink) -> Result<Usage, StoryError> {
-        let instruction = vision::instruction(NAME, &request.preset)?;
-        let media = self.tools.media()?;
-        let (analysis, jpegs) = vision::look(&media, request, sink, vision::ANALYSIS_END).await?;
-        let mut content = vec![serde_json::json!({
-            "type": "text",
-            "text": vision::prompt(instruction, &vision::file_name(request), &analysis),
-        })];
-        for jpeg in &jpegs {
+    /// One chat completion: `text` and `images` in, the answer streamed (see [`Chat`]).
+    async fn complete(
+        &self,
+        model: &str,
+        text: &str,
+        images: &[Vec<u8>],
+        into_story: bool,
+        spent_before: &Usage,
+        sink: &mut StorySink,
+    ) -> Result<(String, Usage), StoryError> {
+        let mut content = vec![serde_json::json!({ "type": "text", "text": text })];
+        for jpeg in images {
             let data = base64::engine::general_purpose::STANDARD.encode(jpeg);
             content.push(serde_json::json!({
                 "type": "image_url",
@@ -149,13 +165,11 @@ impl OpenAiStoryteller {
             }));
         }
         let body = serde_json::json!({
-            "model": request.model,
+            "model": model,
             "stream": true,
             "stream_options": { "include_usage": true },
             "messages": [{ "role": "user", "content": content }],
         });
-
-        sink.stage(Stage::Writing);
         let mut call = self
             .client
             .post(format!("{}/v1/chat/completions", self.base_url))
@@ -176,21 +190,25 @@ impl OpenAiStoryteller {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, SystemTime::now()));
             let text = response.text().await.unwrap_or_default();
-            return Err(self.refused(status.as_u16(), retry_after, &request.model, &text));
+            return Err(self.refused(status.as_u16(), retry_after, model, &text));
         }
-        self.read_stream(response, &request.model, sink).await
+        self.read_stream(response, model, into_story, spent_before, sink)
+            .await
     }
 
-    /// Writes the events' pieces into `sink` until `[DONE]`; the tokens the server counted.
+    /// Reads the events' pieces until `[DONE]` (into `sink`'s story when `into_story`): the
+    /// answer and the tokens the server counted.
     async fn read_stream(
         &self,
         response: reqwest::Response,
         model: &str,
+        into_story: bool,
+        spent_before: &Usage,
         sink: &mut StorySink,
-    ) -> Result<Usage, StoryError> {
+    ) -> Result<(String, Usage), StoryError> {
         let mut lines =
             vision::LineReader::new("the OpenAI-compatible server", response, self.idle_gap);
-        let mut written = 0usize;
+        let mut answer = String::new();
         let mut usage = Usage::default();
         let mut finish: Option<String> = None;
         while let Some(line) = lines.next_line().await? {
@@ -202,9 +220,11 @@ impl OpenAiStoryteller {
             let data = data.trim();
             if data == "[DONE]" {
                 return match finish.as_deref() {
-                    None | Some("stop") if written > 0 => {
-                        sink.progress(1.0);
-                        Ok(usage)
+                    None | Some("stop") if !answer.trim().is_empty() => {
+                        if into_story {
+                            sink.progress(1.0);
+                        }
+                        Ok((answer, usage))
                     }
                     None | Some("stop") => {
                         Err(StoryError::transient(format!("{model} wrote nothing")))
@@ -242,9 +262,11 @@ impl OpenAiStoryteller {
                 .and_then(|c| c.pointer("/delta/content"))
                 .and_then(|t| t.as_str())
             {
-                sink.write(text);
-                written += text.len();
-                sink.progress(vision::writing_progress(written));
+                answer.push_str(text);
+                if into_story {
+                    sink.write(text);
+                    sink.progress(vision::writing_progress(answer.len()));
+                }
             }
             if let Some(reason) = choice
                 .and_then(|c| c.get("finish_reason"))
@@ -256,7 +278,7 @@ impl OpenAiStoryteller {
                 let count = |field: &str| counted.get(field).and_then(|n| n.as_u64()).unwrap_or(0);
                 usage.input_tokens = count("prompt_tokens");
                 usage.output_tokens = count("completion_tokens");
-                sink.usage(usage.clone());
+                sink.usage(spent_before.plus(&usage));
             }
         }
         Err(StoryError::transient(
@@ -404,6 +426,23 @@ impl Storyteller for OpenAiStoryteller {
         request: &'a StoryRequest,
         sink: &'a mut StorySink,
     ) -> BoxFuture<'a, Result<Usage, StoryError>> {
-        Box::pin(self.run(request, sink))
+        Box::pin(async move {
+            let media = self.tools.media()?;
+            twopass::tell(self, NAME, &media, &self.one_image, request, sink).await
+        })
+    }
+}
+
+impl Chat for OpenAiStoryteller {
+    fn chat<'a>(
+        &'a self,
+        model: &'a str,
+        text: &'a str,
+        images: &'a [Vec<u8>],
+        into_story: bool,
+        spent_before: &'a Usage,
+        sink: &'a mut StorySink,
+    ) -> BoxFuture<'a, Result<(String, Usage), StoryError>> {
+        Box::pin(self.complete(model, text, images, into_story, spent_before, sink))
     }
 }

@@ -277,3 +277,83 @@ async fn a_stream_that_stops_in_the_middle_fails_the_attempt_after_the_idle_gap(
     assert!(error.to_string().contains("stopped writing"), "{error}");
     server.abort();
 }
+
+/// Answers as Ollama does for a model that takes one image per message.
+fn one_image_ollama(request: &wiremock::Request) -> ResponseTemplate {
+    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    let message = &body["messages"][0];
+    let images = message["images"].as_array().map_or(0, Vec::len);
+    if images > 1 {
+        return ResponseTemplate::new(500).set_body_json(serde_json::json!({
+            "error": "vision model only supports a single image per message"
+        }));
+    }
+    let text = message["content"].as_str().unwrap_or_default();
+    let piece = if text.starts_with("This image is frame ") {
+        "A note."
+    } else {
+        "The story."
+    };
+    streamed(ndjson(&[piece], DONE))
+}
+
+fn images_sent(sent: &[wiremock::Request]) -> Vec<usize> {
+    sent.iter()
+        .map(|r| {
+            let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            body["messages"][0]["images"].as_array().map_or(0, Vec::len)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn llama_vision_gets_one_image_per_message_and_other_models_learn_it_from_ollama() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = video(dir.path());
+    let server = MockServer::start().await;
+    let mount = || {
+        wiremock::Mock::given(wiremock::matchers::path("/api/chat"))
+            .respond_with(one_image_ollama)
+            .mount(&server)
+    };
+    mount().await;
+    let teller = OllamaStoryteller::with_media(&server.uri(), "llava", support::media());
+
+    // Named by default: never sent several images.
+    let mut vision = request(&video, "summary");
+    vision.model = "llama3.2-vision:11b".into();
+    let (mut sink, _events) = support::sink_with_events();
+    let usage = teller.tell(&vision, &mut sink).await.unwrap();
+    assert_eq!(sink.text(), "The story.");
+    let sent = images_sent(&server.received_requests().await.unwrap());
+    assert!(sent.len() >= 3 && sent.iter().all(|n| *n == 1), "{sent:?}");
+    assert_eq!(
+        usage.input_tokens,
+        1791 * sent.len() as u64,
+        "every pass is counted"
+    );
+
+    // Another model, found out from Ollama's refusal within the same attempt, and remembered.
+    server.reset().await;
+    mount().await;
+    let (mut sink, _events) = support::sink_with_events();
+    teller
+        .tell(&request(&video, "summary"), &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(sink.text(), "The story.");
+    let first = images_sent(&server.received_requests().await.unwrap());
+    assert!(
+        first[0] > 1 && first[1..].iter().all(|n| *n == 1),
+        "{first:?}"
+    );
+    server.reset().await;
+    mount().await;
+    let (mut sink, _events) = support::sink_with_events();
+    teller
+        .tell(&request(&video, "summary"), &mut sink)
+        .await
+        .unwrap();
+    let again = images_sent(&server.received_requests().await.unwrap());
+    assert!(again.iter().all(|n| *n == 1), "{again:?}");
+}

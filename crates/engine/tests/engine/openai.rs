@@ -221,3 +221,126 @@ async fn each_fault_of_the_server_gets_its_own_kind_and_words() {
         "{error}"
     );
 }
+
+/// A server whose model takes one image per message, as llama.cpp's and vLLM's say: several
+/// images are refused; one image with a request to describe it gets a note; one image with
+/// the notes gets the story.
+fn one_image_server(story: &'static [&'static str]) -> impl wiremock::Respond {
+    move |request: &wiremock::Request| {
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+        let content = body["messages"][0]["content"].as_array().unwrap().clone();
+        let images = content.iter().filter(|p| p["type"] == "image_url").count();
+        let text = content[0]["text"].as_str().unwrap_or_default().to_owned();
+        if images > 1 {
+            return ResponseTemplate::new(400).set_body_json(serde_json::json!({
+                "error": { "code": 400, "type": "invalid_request_error",
+                           "message": "At most 1 image(s) may be provided in one request." }
+            }));
+        }
+        if let Some(rest) = text.strip_prefix("This image is frame ") {
+            let frame = rest.split_whitespace().next().unwrap_or("?").to_owned();
+            let note = format!("Frame {frame} shows orange light.");
+            return streamed(sse(&[note.as_str()], "stop"));
+        }
+        streamed(sse(story, "stop"))
+    }
+}
+
+#[tokio::test]
+async fn a_model_that_takes_one_image_is_told_in_two_passes_from_notes_kept_as_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = video(dir.path());
+    const STORY: &[&str] = &["From the notes, ", "an orange market."];
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(one_image_server(STORY))
+        .mount(&server)
+        .await;
+    let teller = OpenAiStoryteller::with_media(&server.uri(), "default", None, support::media());
+
+    // The first video: the several images are refused, and the same attempt goes on in two
+    // passes, each keyframe described alone, then the story from the notes and one image.
+    let (mut sink, _events) = support::sink_with_events();
+    let usage = teller
+        .tell(&request(&video, "narrative"), &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(
+        sink.text(),
+        STORY.concat(),
+        "the notes are not in the story"
+    );
+    let sent = server.received_requests().await.unwrap();
+    let bodies: Vec<serde_json::Value> = sent
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    let images_in = |body: &serde_json::Value| {
+        body["messages"][0]["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["type"] == "image_url")
+            .count()
+    };
+    assert!(images_in(&bodies[0]) >= 2, "the first request has them all");
+    let frames = images_in(&bodies[0]);
+    assert_eq!(
+        bodies.len(),
+        1 + frames + 1,
+        "one note a keyframe, then the story"
+    );
+    assert!(bodies[1..].iter().all(|b| images_in(b) == 1));
+    let last = bodies.last().unwrap()["messages"][0]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for frame in 1..=frames {
+        assert!(
+            last.contains(&format!("Frame {frame} shows orange light.")),
+            "{last}"
+        );
+    }
+    assert!(last.contains("Length: 0:04"), "the facts go too: {last}");
+    // Every request's tokens are counted: the refused one took none.
+    assert_eq!(usage.input_tokens, 2210 * (frames as u64 + 1));
+    assert_eq!(usage.output_tokens, 87 * (frames as u64 + 1));
+    let checkpoint = sink
+        .watch_checkpoints()
+        .borrow()
+        .as_deref()
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        checkpoint["notes"]["notes"].as_array().unwrap().len(),
+        frames
+    );
+
+    // The next video with that model goes straight to two passes; an attempt that finds the
+    // notes of an earlier one describes only the keyframes still to do.
+    server.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(one_image_server(STORY))
+        .mount(&server)
+        .await;
+    let mut saved = checkpoint.clone();
+    saved["notes"]["notes"] = serde_json::json!(["Frame 1 shows orange light."]);
+    let mut again = request(&video, "narrative");
+    again.checkpoint = Some(saved);
+    let (mut sink, _events) = support::sink_with_events();
+    teller.tell(&again, &mut sink).await.unwrap();
+    assert_eq!(sink.text(), STORY.concat());
+    let sent = server.received_requests().await.unwrap();
+    assert_eq!(
+        sent.len(),
+        frames,
+        "no several-image request, no note made twice"
+    );
+    let bodies: Vec<serde_json::Value> = sent
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert!(bodies.iter().all(|b| images_in(b) == 1));
+}
