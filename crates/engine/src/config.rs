@@ -231,6 +231,26 @@ pub const KEYS: &[ConfigKey] = &[
         Some("300"),
         "seconds its answer may stay silent (a model loading counts)",
     ),
+    // Transcription, for the image models.
+    key(
+        "transcription.base-url",
+        Url,
+        None,
+        "an OpenAI-compatible speech-to-text server (whisper.cpp, faster-whisper), the part \
+         before /v1: what is said in each video joins the image models' prompt",
+    ),
+    key(
+        "transcription.model",
+        Name,
+        Some("whisper-1"),
+        "the speech-to-text model the transcription server is asked for",
+    ),
+    key(
+        "transcription.timeout",
+        Seconds,
+        Some("600"),
+        "seconds the transcription server may take for one video's sound",
+    ),
     // Ollama.
     key(
         "ollama.base-url",

@@ -976,7 +976,10 @@ async fn an_ollama_model_tells_a_video_and_a_stopped_ollama_pauses_ollama_alone_
     let job = sandbox.job_for("bars.mp4");
     assert_eq!(job["storyteller"], "ollama");
     assert_eq!(job["model"], "llava:7b");
-    assert_eq!(job["story"], story.concat());
+    // Told from the pictures, with no transcription server set: the story says so at its end.
+    let told = job["story"].as_str().unwrap();
+    assert!(told.starts_with(&story.concat()), "{told}");
+    assert!(told.ends_with("the sound was not listened to.*"), "{told}");
     assert_eq!(job["usage"]["inputTokens"], 1500);
     assert_eq!(job["usage"]["outputTokens"], 42);
 

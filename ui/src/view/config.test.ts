@@ -22,6 +22,7 @@ describe("the storytellers' settings", () => {
     expect(groupOf(entry({ key: "concurrency", storyteller: null }))).toBe("general");
     expect(groupTitle("ollama")).toBe("Ollama");
     expect(groupTitle("price")).toContain("per million tokens");
+    expect(groupTitle("transcription")).toContain("what is said");
   });
 
   it("show the default as a placeholder, not a value to keep", () => {

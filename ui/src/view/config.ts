@@ -14,7 +14,14 @@ export function groupOf(entry: ConfigEntry): string {
 
 /** A group's title. */
 export function groupTitle(group: string): string {
-  return group === "price" ? "Prices (US dollars per million tokens)" : providerName(group);
+  switch (group) {
+    case "price":
+      return "Prices (US dollars per million tokens)";
+    case "transcription":
+      return "Transcription (what is said, for the image models)";
+    default:
+      return providerName(group);
+  }
 }
 
 /** A row's label: what the key does, as a sentence start. */

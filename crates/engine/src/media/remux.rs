@@ -1,7 +1,8 @@
 //! Rewrapping a video in an MP4 container, for a service that does not take the one it came in
 //! (Gemini refuses Matroska, MPEG-TS, Ogg…). The streams are copied as they are, which takes
 //! seconds even for an hour of video; only when MP4 cannot carry them (a codec it has no tag
-//! for) is the video transcoded to H.264 and AAC.
+//! for) is the video transcoded to H.264 and AAC. Also the sound alone, as speech recognisers
+//! take it (16 kHz mono WAV), for a transcript.
 
 use super::process::{self, command, run_collect};
 use super::{Media, MediaError};
@@ -33,6 +34,56 @@ impl Media {
             .map_err(|e| MediaError::ToolFailed {
                 tool: "ffmpeg",
                 message: format!("the rewrapped video could not be put in place: {e}"),
+            })
+    }
+
+    /// Writes the first audio stream of `source` at `target` as 16 kHz mono 16-bit WAV, the
+    /// form speech recognisers (whisper.cpp, faster-whisper) read (through `target.part`).
+    pub async fn extract_speech(&self, source: &Path, target: &Path) -> Result<(), MediaError> {
+        let partial = target.with_extension("wav.part");
+        let mut cmd = command(self.ffmpeg());
+        cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i"])
+            .arg(source)
+            .args([
+                "-map",
+                "0:a:0",
+                "-vn",
+                "-ac",
+                "1",
+                "-ar",
+                "16000",
+                "-c:a",
+                "pcm_s16le",
+                "-f",
+                "wav",
+            ])
+            .arg(&partial);
+        let collected = run_collect("ffmpeg", cmd, 0).await?;
+        let finished = &collected.finished;
+        if !finished.status.success() {
+            let _ = tokio::fs::remove_file(&partial).await;
+            let folder = target.parent().unwrap_or(target);
+            if let Some(fault) = process::machine_fault("ffmpeg", finished, Some(folder)) {
+                return Err(fault);
+            }
+            return Err(MediaError::ToolFailed {
+                tool: "ffmpeg",
+                message: format!(
+                    "the sound of {} could not be taken out for its transcript: {}",
+                    super::display_name(source),
+                    finished
+                        .stderr_tail
+                        .last()
+                        .map(String::as_str)
+                        .unwrap_or("no reason given")
+                ),
+            });
+        }
+        tokio::fs::rename(&partial, target)
+            .await
+            .map_err(|e| MediaError::ToolFailed {
+                tool: "ffmpeg",
+                message: format!("the extracted sound could not be put in place: {e}"),
             })
     }
 

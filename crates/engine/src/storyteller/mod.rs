@@ -18,6 +18,7 @@ pub mod http;
 pub mod offline;
 pub mod ollama;
 pub mod openai;
+pub mod transcript;
 pub mod twopass;
 pub mod vision;
 

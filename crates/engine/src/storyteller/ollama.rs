@@ -14,6 +14,7 @@
 //! stopped at its length limit fails the attempt with that reason.
 
 use super::http::{error_for_status, error_for_transport};
+use super::transcript::Transcriber;
 use super::twopass::{self, Chat, OneImageModels};
 use super::{
     vision, BoxFuture, Capacity, MediaTools, StoryError, StoryRequest, StorySink, Storyteller,
@@ -21,6 +22,7 @@ use super::{
 use crate::config::ServiceConfig;
 use crate::job::Usage;
 use crate::media::Media;
+use crate::secrets::ApiKey;
 use base64::Engine as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,7 +30,7 @@ use std::time::Duration;
 
 /// The name jobs refer to it by.
 pub const NAME: &str = "ollama";
-/// Where Ollama listens when `STORYTELLER_OLLAMA_BASE_URL` does not say.
+/// Where Ollama listens when `ollama.base-url` does not say.
 pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:11434";
 /// The model used when `STORYTELLER_OLLAMA_MODEL` does not name one: the image model Ollama's
 /// own documentation starts with (a family name, not a version that will be retired).
@@ -46,6 +48,7 @@ pub struct OllamaStoryteller {
     idle_gap: Duration,
     capacity: Capacity,
     one_image: Arc<OneImageModels>,
+    transcriber: Option<Arc<Transcriber>>,
 }
 
 impl OllamaStoryteller {
@@ -77,6 +80,7 @@ impl OllamaStoryteller {
         let mut teller = Self::new(&base, &model, thumbnails_root)
             .with_idle_gap(config.seconds("ollama.idle-timeout"));
         teller.client = vision::streaming_client(config.seconds("ollama.connect-timeout"));
+        teller.transcriber = Transcriber::from_config(config, &ApiKey::default()).map(Arc::new);
         teller.one_image = Arc::new(OneImageModels::named(
             config.text("ollama.one-image-models").as_deref(),
         ));
@@ -96,8 +100,15 @@ impl OllamaStoryteller {
             tools,
             idle_gap: vision::IDLE_GAP,
             capacity: Capacity::UNLIMITED,
+            transcriber: None,
             one_image: Arc::new(OneImageModels::named(Some(ONE_IMAGE_MODELS))),
         }
+    }
+
+    /// The same, with what is said in each video transcribed by `transcriber`.
+    pub fn with_transcriber(mut self, transcriber: Transcriber) -> Self {
+        self.transcriber = Some(Arc::new(transcriber));
+        self
     }
 
     /// The same, telling videos with `models` in two passes, one image per message (tests).
@@ -233,7 +244,7 @@ impl OllamaStoryteller {
             StoryError::Unreachable {
                 message: format!(
                     "Ollama is not running at {} (start it with `ollama serve`, or set \
-                     STORYTELLER_OLLAMA_BASE_URL to where it runs); its videos wait and start \
+                     ollama.base-url to where it runs); its videos wait and start \
                      by themselves once it answers",
                     self.base_url
                 ),
@@ -348,7 +359,14 @@ impl Storyteller for OllamaStoryteller {
     ) -> BoxFuture<'a, Result<Usage, StoryError>> {
         Box::pin(async move {
             let media = self.tools.media()?;
-            twopass::tell(self, NAME, &media, &self.one_image, request, sink).await
+            let teller = twopass::Teller {
+                chat: self,
+                name: NAME,
+                media: &media,
+                one_image: &self.one_image,
+                transcriber: self.transcriber.as_deref(),
+            };
+            twopass::tell(teller, request, sink).await
         })
     }
 }

@@ -15,6 +15,7 @@
 //! model stopped by its length limit or a content filter fails the attempt with that reason.
 
 use super::http::{error_for_status, error_for_transport, parse_retry_after};
+use super::transcript::Transcriber;
 use super::twopass::{self, Chat, OneImageModels};
 use super::{
     vision, BoxFuture, Capacity, MediaTools, StoryError, StoryRequest, StorySink, Storyteller,
@@ -30,10 +31,10 @@ use std::time::{Duration, SystemTime};
 
 /// The name jobs refer to it by.
 pub const NAME: &str = "openai";
-/// Where the server is when `STORYTELLER_OPENAI_BASE_URL` does not say: a llama.cpp or
+/// Where the server is when `openai.base-url` does not say: a llama.cpp or
 /// LM Studio server on this machine (the part before `/v1`).
 pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:8080";
-/// The model asked for when `STORYTELLER_OPENAI_MODEL` does not name one. Local servers
+/// The model asked for when `openai.model` does not name one. Local servers
 /// serve the model they loaded whatever the name; OpenAI itself needs a real one.
 pub const DEFAULT_MODEL: &str = "default";
 
@@ -48,6 +49,7 @@ pub struct OpenAiStoryteller {
     idle_gap: Duration,
     capacity: Capacity,
     one_image: Arc<OneImageModels>,
+    transcriber: Option<Arc<Transcriber>>,
 }
 
 // By hand, so that the key never reaches a log through `{:?}`.
@@ -100,6 +102,7 @@ impl OpenAiStoryteller {
             .unwrap_or_else(|| DEFAULT_MODEL.to_owned());
         let mut teller = Self::new(&base_url, &model, None, thumbnails_root)
             .with_idle_gap(config.seconds("openai.idle-timeout"));
+        teller.transcriber = Transcriber::from_config(config, &api_key).map(Arc::new);
         teller.api_key = api_key;
         teller.client = vision::streaming_client(config.seconds("openai.connect-timeout"));
         teller.one_image = Arc::new(OneImageModels::named(
@@ -130,8 +133,15 @@ impl OpenAiStoryteller {
             tools,
             idle_gap: vision::IDLE_GAP,
             capacity: Capacity::UNLIMITED,
+            transcriber: None,
             one_image: Arc::new(OneImageModels::default()),
         }
+    }
+
+    /// The same, with what is said in each video transcribed by `transcriber`.
+    pub fn with_transcriber(mut self, transcriber: Transcriber) -> Self {
+        self.transcriber = Some(Arc::new(transcriber));
+        self
     }
 
     /// The same, telling videos with `models` in two passes, one image per message (tests).
@@ -292,7 +302,7 @@ impl OpenAiStoryteller {
             StoryError::Unreachable {
                 message: format!(
                     "no OpenAI-compatible server is answering at {} (start it, or set \
-                     STORYTELLER_OPENAI_BASE_URL to where it runs); its videos wait and start \
+                     openai.base-url to where it runs); its videos wait and start \
                      by themselves once it answers",
                     self.base_url
                 ),
@@ -322,7 +332,7 @@ impl OpenAiStoryteller {
             return StoryError::ModelUnavailable {
                 message: format!(
                     "the server at {} has no model '{model}' ({}): choose one it serves \
-                     (STORYTELLER_OPENAI_MODEL), then resume the storyteller",
+                     (openai.model), then resume the storyteller",
                     self.base_url,
                     vision::shorten(&said)
                 ),
@@ -404,7 +414,7 @@ impl Storyteller for OpenAiStoryteller {
                 Err(StoryError::ModelUnavailable {
                     message: format!(
                         "the server at {} has no model '{model}' (it has: {}): choose one it \
-                         serves (STORYTELLER_OPENAI_MODEL)",
+                         serves (openai.model)",
                         self.base_url,
                         ids.join(", ")
                     ),
@@ -428,7 +438,14 @@ impl Storyteller for OpenAiStoryteller {
     ) -> BoxFuture<'a, Result<Usage, StoryError>> {
         Box::pin(async move {
             let media = self.tools.media()?;
-            twopass::tell(self, NAME, &media, &self.one_image, request, sink).await
+            let teller = twopass::Teller {
+                chat: self,
+                name: NAME,
+                media: &media,
+                one_image: &self.one_image,
+                transcriber: self.transcriber.as_deref(),
+            };
+            twopass::tell(teller, request, sink).await
         })
     }
 }

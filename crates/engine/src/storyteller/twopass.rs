@@ -10,7 +10,13 @@
 //! so does every later video told with that model while the app runs. The notes are a
 //! checkpoint: an attempt that fails after three of eight keyframes leaves the next one five
 //! to describe.
+//!
+//! What is said in the video joins the prompt when a transcription server is set
+//! ([`super::transcript`]); the transcript is a checkpoint too. A video with sound told
+//! without its words says so at the end of its story, so no reader takes silence in the story
+//! for silence in the video.
 
+use super::transcript::{Heard, Transcriber};
 use super::vision::{self, ANALYSIS_END};
 use super::{BoxFuture, StoryError, StoryRequest, StorySink};
 use crate::job::{Stage, Usage};
@@ -92,22 +98,85 @@ pub fn refuses_several_images(error: &StoryError) -> bool {
     .any(|words| message.contains(words))
 }
 
-/// Tells `request`'s video with `chat`: in one request, or in two passes for a model that
-/// takes one image per message.
+/// How an image-model storyteller tells a video.
+pub struct Teller<'a> {
+    /// Its requests.
+    pub chat: &'a dyn Chat,
+    /// Its name.
+    pub name: &'a str,
+    /// ffmpeg and ffprobe.
+    pub media: &'a Media,
+    /// The models it tells in two passes.
+    pub one_image: &'a OneImageModels,
+    /// Where what is said comes from, if anywhere.
+    pub transcriber: Option<&'a Transcriber>,
+}
+
+/// What an attempt saves for the next: the transcript and the keyframes' notes, kept in one
+/// checkpoint.
+struct Kept {
+    saved: serde_json::Map<String, serde_json::Value>,
+    checkpoints: super::Checkpointer,
+}
+
+impl Kept {
+    fn new(request: &StoryRequest, sink: &StorySink) -> Self {
+        let saved = match &request.checkpoint {
+            Some(serde_json::Value::Object(saved)) => saved.clone(),
+            _ => serde_json::Map::new(),
+        };
+        Kept {
+            saved,
+            checkpoints: sink.checkpointer(),
+        }
+    }
+
+    fn keep(&mut self, key: &str, value: serde_json::Value) {
+        self.saved.insert(key.to_owned(), value);
+        self.checkpoints
+            .save(serde_json::Value::Object(self.saved.clone()));
+    }
+}
+
+/// A note at the end of a story told without the sound of a video that has some.
+pub fn unheard_note(heard: Option<&Heard>) -> String {
+    match heard {
+        Some(Heard::Unreadable(why)) => format!(
+            "\n\n*Told from the pictures alone: the transcription server could not read the \
+             sound ({why}).*"
+        ),
+        _ => "\n\n*Told from the pictures alone: the sound was not listened to.*".to_owned(),
+    }
+}
+
+/// Tells `request`'s video as `teller` does: in one request, or in two passes for a model
+/// that takes one image per message.
 pub async fn tell(
-    chat: &dyn Chat,
-    teller: &str,
-    media: &Media,
-    one_image: &OneImageModels,
+    teller: Teller<'_>,
     request: &StoryRequest,
     sink: &mut StorySink,
 ) -> Result<Usage, StoryError> {
-    let instruction = vision::instruction(teller, &request.preset)?;
-    let (analysis, jpegs) = vision::look(media, request, sink, ANALYSIS_END).await?;
+    let chat = teller.chat;
+    let instruction = vision::instruction(teller.name, &request.preset)?;
+    let (analysis, jpegs) = vision::look(teller.media, request, sink, ANALYSIS_END).await?;
+    let mut kept = Kept::new(request, sink);
+    // Sound worth listening to: an audio track that is not silence (−70 LUFS).
+    let has_sound = analysis
+        .audio
+        .as_ref()
+        .and_then(|audio| audio.integrated_lufs)
+        .is_some_and(|lufs| lufs > -69.0);
+    let heard = match (teller.transcriber, has_sound) {
+        (Some(transcriber), true) => {
+            Some(hear(transcriber, teller.media, request, sink, &mut kept).await?)
+        }
+        _ => None,
+    };
     let file = vision::file_name(request);
-    let prompt = vision::prompt(instruction, &file, &analysis);
+    let prompt = vision::prompt(instruction, &file, &analysis, heard.as_ref());
     let model = request.model.as_str();
-    if !one_image.takes_one(model) || jpegs.len() < 2 {
+    let mut told = None;
+    if !teller.one_image.takes_one(model) || jpegs.len() < 2 {
         sink.stage(Stage::Writing);
         match chat
             .chat(model, &prompt, &jpegs, true, &Usage::default(), sink)
@@ -115,17 +184,58 @@ pub async fn tell(
         {
             Err(error) if refuses_several_images(&error) && sink.text().is_empty() => {
                 tracing::info!(model, error = %error, "the model takes one image per message; describing the keyframes one at a time");
-                one_image.learn(model);
+                teller.one_image.learn(model);
             }
-            told => return told.map(|(_, usage)| usage),
+            answered => told = Some(answered.map(|(_, usage)| usage)?),
         }
     }
-    two_passes(chat, request, sink, &analysis, &jpegs, &prompt, &file).await
+    let usage = match told {
+        Some(usage) => usage,
+        None => {
+            two_passes(
+                chat, request, sink, &mut kept, &analysis, &jpegs, &prompt, &file,
+            )
+            .await?
+        }
+    };
+    if has_sound && !matches!(heard, Some(Heard::Words(_))) {
+        sink.write(&unheard_note(heard.as_ref()));
+    }
+    Ok(usage)
+}
+
+/// What is said in the video: the transcript an earlier attempt kept, or a new one.
+async fn hear(
+    transcriber: &Transcriber,
+    media: &Media,
+    request: &StoryRequest,
+    sink: &mut StorySink,
+    kept: &mut Kept,
+) -> Result<Heard, StoryError> {
+    if let Some(saved) = kept.saved.get("transcript") {
+        if saved.get("contentHash").and_then(|h| h.as_str()) == Some(&request.content_hash) {
+            if let Some(words) = saved.get("words").and_then(|w| w.as_str()) {
+                return Ok(Heard::Words(words.to_owned()));
+            }
+        }
+    }
+    sink.stage(Stage::Analysing);
+    let work_dir = media.thumbnails_dir(&request.content_hash);
+    let heard = transcriber
+        .transcribe(media, &request.source, &work_dir)
+        .await?;
+    if let Heard::Words(words) = &heard {
+        kept.keep(
+            "transcript",
+            serde_json::json!({ "contentHash": request.content_hash, "words": words }),
+        );
+    }
+    Ok(heard)
 }
 
 /// The keyframes' notes an earlier attempt saved for this file and model.
-fn saved_notes(request: &StoryRequest) -> Vec<String> {
-    let Some(saved) = request.checkpoint.as_ref().and_then(|c| c.get("notes")) else {
+fn saved_notes(kept: &Kept, request: &StoryRequest) -> Vec<String> {
+    let Some(saved) = kept.saved.get("notes") else {
         return Vec::new();
     };
     let fits = saved.get("contentHash").and_then(|h| h.as_str()) == Some(&request.content_hash)
@@ -145,10 +255,12 @@ fn saved_notes(request: &StoryRequest) -> Vec<String> {
         .unwrap_or_default()
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn two_passes(
     chat: &dyn Chat,
     request: &StoryRequest,
     sink: &mut StorySink,
+    kept: &mut Kept,
     analysis: &crate::media::Analysis,
     jpegs: &[Vec<u8>],
     prompt: &str,
@@ -156,10 +268,9 @@ async fn two_passes(
 ) -> Result<Usage, StoryError> {
     let model = request.model.as_str();
     let keyframes = &analysis.keyframes;
-    let mut notes = saved_notes(request);
+    let mut notes = saved_notes(kept, request);
     notes.truncate(keyframes.len());
     let mut spent = Usage::default();
-    let checkpoints = sink.checkpointer();
     // Describing the keyframes is the second half of looking, up to where writing starts.
     let looked = ANALYSIS_END * 0.8;
     for (index, keyframe) in keyframes.iter().enumerate().skip(notes.len()) {
@@ -187,13 +298,14 @@ async fn two_passes(
         spent = spent.plus(&usage);
         sink.usage(spent.clone());
         notes.push(note.split_whitespace().collect::<Vec<_>>().join(" "));
-        checkpoints.save(serde_json::json!({
-            "notes": {
+        kept.keep(
+            "notes",
+            serde_json::json!({
                 "contentHash": request.content_hash,
                 "model": model,
                 "notes": notes,
-            }
-        }));
+            }),
+        );
     }
     let mut text = format!(
         "{prompt}\nThe model reading this takes one image at a time, so each keyframe was \

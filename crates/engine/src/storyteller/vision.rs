@@ -213,7 +213,13 @@ pub fn instruction(teller: &str, preset: &str) -> Result<&'static str, StoryErro
 
 /// The text sent with the keyframes: what to write, and the facts measured from the file, so
 /// the model tells times and sound it cannot see in still images.
-pub fn prompt(instruction: &str, file: &str, analysis: &Analysis) -> String {
+pub fn prompt(
+    instruction: &str,
+    file: &str,
+    analysis: &Analysis,
+    heard: Option<&super::transcript::Heard>,
+) -> String {
+    use super::transcript::Heard;
     let info = &analysis.info;
     let (width, height) = info.video.display_size();
     let mut text = format!(
@@ -265,9 +271,24 @@ pub fn prompt(instruction: &str, file: &str, analysis: &Analysis) -> String {
                     .collect();
                 let _ = write!(text, "; silent at {}", quiet.join(", "));
             }
-            text.push_str(" (what is heard is not known, only how loud)\n");
+            match heard {
+                Some(Heard::Words(words)) if words.is_empty() => {
+                    text.push_str("; no speech was heard in it\n")
+                }
+                Some(Heard::Words(_)) => text.push_str("; the words said are below\n"),
+                _ => text.push_str(" (what is heard is not known, only how loud)\n"),
+            }
         }
         (Some(_), None) => text.push_str("- Sound: an audio track, not measured\n"),
+    }
+    if let Some(Heard::Words(words)) =
+        heard.filter(|h| !matches!(h, Heard::Words(w) if w.is_empty()))
+    {
+        let _ = write!(
+            text,
+            "\nWhat is said in the video (transcribed automatically, so a word may be \
+             misheard; who says it is not known):\n\"{words}\"\n"
+        );
     }
     text
 }

@@ -6,6 +6,7 @@ use base64::Engine as _;
 use std::path::Path;
 use std::time::Duration;
 use storyteller_engine::storyteller::ollama::OllamaStoryteller;
+use storyteller_engine::storyteller::twopass::unheard_note;
 use storyteller_engine::storyteller::{StoryError, StoryRequest, Storyteller};
 use storyteller_engine::{Event, JobId};
 use wiremock::{MockServer, ResponseTemplate};
@@ -69,7 +70,10 @@ async fn the_keyframes_and_facts_go_to_ollama_and_its_stream_becomes_the_story()
         .tell(&request(&video, "narrative"), &mut sink)
         .await
         .unwrap();
-    assert_eq!(sink.text(), pieces.concat());
+    assert_eq!(
+        sink.text(),
+        format!("{}{}", pieces.concat(), unheard_note(None))
+    );
     assert_eq!((usage.input_tokens, usage.output_tokens), (1791, 298));
     // The story streamed as Ollama wrote it: one delta per piece, in order.
     let mut deltas = Vec::new();
@@ -78,7 +82,11 @@ async fn the_keyframes_and_facts_go_to_ollama_and_its_stream_becomes_the_story()
             deltas.push(text);
         }
     }
-    assert_eq!(deltas, pieces);
+    // Each piece as it came, then the note that the sound was not heard.
+    let note = unheard_note(None);
+    let mut expected: Vec<&str> = pieces.to_vec();
+    expected.push(&note);
+    assert_eq!(deltas, expected);
 
     // What was sent: the model asked for, streaming, the keyframes as JPEG images and the
     // measured facts in words.
@@ -324,7 +332,7 @@ async fn llama_vision_gets_one_image_per_message_and_other_models_learn_it_from_
     vision.model = "llama3.2-vision:11b".into();
     let (mut sink, _events) = support::sink_with_events();
     let usage = teller.tell(&vision, &mut sink).await.unwrap();
-    assert_eq!(sink.text(), "The story.");
+    assert_eq!(sink.text(), format!("The story.{}", unheard_note(None)));
     let sent = images_sent(&server.received_requests().await.unwrap());
     assert!(sent.len() >= 3 && sent.iter().all(|n| *n == 1), "{sent:?}");
     assert_eq!(
@@ -341,7 +349,7 @@ async fn llama_vision_gets_one_image_per_message_and_other_models_learn_it_from_
         .tell(&request(&video, "summary"), &mut sink)
         .await
         .unwrap();
-    assert_eq!(sink.text(), "The story.");
+    assert_eq!(sink.text(), format!("The story.{}", unheard_note(None)));
     let first = images_sent(&server.received_requests().await.unwrap());
     assert!(
         first[0] > 1 && first[1..].iter().all(|n| *n == 1),

@@ -6,6 +6,7 @@ use crate::support::{self, Look};
 use std::path::Path;
 use std::time::Duration;
 use storyteller_engine::storyteller::openai::OpenAiStoryteller;
+use storyteller_engine::storyteller::twopass::unheard_note;
 use storyteller_engine::storyteller::{StoryError, StoryRequest, Storyteller};
 use storyteller_engine::{Event, JobId};
 use wiremock::matchers::{header, method, path};
@@ -100,7 +101,10 @@ async fn the_keyframes_go_as_data_urls_and_the_event_stream_becomes_the_story() 
         .tell(&request(&video, "narrative"), &mut sink)
         .await
         .unwrap();
-    assert_eq!(sink.text(), pieces.concat());
+    assert_eq!(
+        sink.text(),
+        format!("{}{}", pieces.concat(), unheard_note(None))
+    );
     assert_eq!((usage.input_tokens, usage.output_tokens), (2210, 87));
     let mut deltas = Vec::new();
     let mut seen = String::new();
@@ -110,7 +114,11 @@ async fn the_keyframes_go_as_data_urls_and_the_event_stream_becomes_the_story() 
             deltas.push(text);
         }
     }
-    assert_eq!(deltas, pieces);
+    // Each piece as it came, then the note that the sound was not heard.
+    let note = unheard_note(None);
+    let mut expected: Vec<&str> = pieces.to_vec();
+    expected.push(&note);
+    assert_eq!(deltas, expected);
     assert!(!seen.contains(KEY), "the key reached an event");
 
     let sent = server.received_requests().await.unwrap();
@@ -268,7 +276,7 @@ async fn a_model_that_takes_one_image_is_told_in_two_passes_from_notes_kept_as_a
         .unwrap();
     assert_eq!(
         sink.text(),
-        STORY.concat(),
+        format!("{}{}", STORY.concat(), unheard_note(None)),
         "the notes are not in the story"
     );
     let sent = server.received_requests().await.unwrap();
@@ -331,7 +339,10 @@ async fn a_model_that_takes_one_image_is_told_in_two_passes_from_notes_kept_as_a
     again.checkpoint = Some(saved);
     let (mut sink, _events) = support::sink_with_events();
     teller.tell(&again, &mut sink).await.unwrap();
-    assert_eq!(sink.text(), STORY.concat());
+    assert_eq!(
+        sink.text(),
+        format!("{}{}", STORY.concat(), unheard_note(None))
+    );
     let sent = server.received_requests().await.unwrap();
     assert_eq!(
         sent.len(),
@@ -343,4 +354,133 @@ async fn a_model_that_takes_one_image_is_told_in_two_passes_from_notes_kept_as_a
         .map(|r| serde_json::from_slice(&r.body).unwrap())
         .collect();
     assert!(bodies.iter().all(|b| images_in(b) == 1));
+}
+
+#[tokio::test]
+async fn what_is_said_is_transcribed_once_and_joins_the_prompt() {
+    use storyteller_engine::storyteller::transcript::Transcriber;
+    let dir = tempfile::tempdir().unwrap();
+    let video = video(dir.path());
+    let pieces = ["A market ", "where someone says hello."];
+    let chat = server_answering(streamed(sse(&pieces, "stop"))).await;
+    let speech = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/audio/transcriptions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            serde_json::json!({ "text": " Hello,   and welcome\n to the market. " }),
+        ))
+        .mount(&speech)
+        .await;
+    let transcriber = |base: &str| {
+        Transcriber::new(
+            base,
+            "whisper-1",
+            Default::default(),
+            Duration::from_secs(30),
+        )
+    };
+    let teller = OpenAiStoryteller::with_media(&chat.uri(), "default", None, support::media())
+        .with_transcriber(transcriber(&speech.uri()));
+    let (mut sink, _events) = support::sink_with_events();
+    teller
+        .tell(&request(&video, "narrative"), &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(sink.text(), pieces.concat(), "told with its sound: no note");
+
+    // The sound went as the documented form: the model's name and a 16 kHz mono WAV file.
+    let sent = speech.received_requests().await.unwrap();
+    assert_eq!(sent.len(), 1);
+    let content_type = sent[0]
+        .headers
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        content_type.starts_with("multipart/form-data; boundary="),
+        "{content_type}"
+    );
+    let body = &sent[0].body;
+    let text = String::from_utf8_lossy(body);
+    assert!(
+        text.contains("name=\"model\"\r\n\r\nwhisper-1"),
+        "{}",
+        &text[..300.min(text.len())]
+    );
+    assert!(text.contains("name=\"file\"; filename=\"speech.wav\""));
+    let riff = body
+        .windows(4)
+        .position(|w| w == b"RIFF")
+        .expect("a WAV file");
+    assert_eq!(&body[riff + 8..riff + 12], b"WAVE");
+    let rate = u32::from_le_bytes(body[riff + 24..riff + 28].try_into().unwrap());
+    let channels = u16::from_le_bytes(body[riff + 22..riff + 24].try_into().unwrap());
+    assert_eq!((rate, channels), (16_000, 1));
+
+    // The words joined the prompt, tidied.
+    let asked: serde_json::Value =
+        serde_json::from_slice(&chat.received_requests().await.unwrap()[0].body).unwrap();
+    let prompt = asked["messages"][0]["content"][0]["text"].as_str().unwrap();
+    assert!(
+        prompt.contains("\"Hello, and welcome to the market.\""),
+        "{prompt}"
+    );
+    assert!(prompt.contains("the words said are below"), "{prompt}");
+
+    // Kept as a checkpoint: the next attempt does not transcribe again.
+    let checkpoint = sink
+        .watch_checkpoints()
+        .borrow()
+        .as_deref()
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        checkpoint["transcript"]["words"],
+        "Hello, and welcome to the market."
+    );
+    let mut again = request(&video, "narrative");
+    again.checkpoint = Some(checkpoint);
+    let (mut sink, _events) = support::sink_with_events();
+    teller.tell(&again, &mut sink).await.unwrap();
+    assert_eq!(speech.received_requests().await.unwrap().len(), 1);
+
+    // A recording the server cannot read is told without its words, saying why.
+    speech.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/audio/transcriptions"))
+        .respond_with(ResponseTemplate::new(415).set_body_json(
+            serde_json::json!({ "error": { "message": "unsupported audio format" } }),
+        ))
+        .mount(&speech)
+        .await;
+    let (mut sink, _events) = support::sink_with_events();
+    teller
+        .tell(&request(&video, "narrative"), &mut sink)
+        .await
+        .unwrap();
+    assert!(
+        sink.text().ends_with(
+            "*Told from the pictures alone: the transcription server could not read the sound \
+             (HTTP 415: unsupported audio format).*"
+        ),
+        "{}",
+        sink.text()
+    );
+
+    // A transcription server that is not running pauses the storyteller, saying so.
+    let stopped = OpenAiStoryteller::with_media(&chat.uri(), "default", None, support::media())
+        .with_transcriber(transcriber(&support::nobody_listening()));
+    let (mut sink, _events) = support::sink_with_events();
+    let error = stopped
+        .tell(&request(&video, "narrative"), &mut sink)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoryError::Unreachable { .. }), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .contains("no transcription server is answering"),
+        "{error}"
+    );
 }
