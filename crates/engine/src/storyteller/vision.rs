@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// The presets, the default first: the offline storyteller's, so that a preset means the same
 /// whoever tells.
-pub const PRESETS: [&str; 3] = ["narrative", "summary", "social"];
+pub const PRESETS: [&str; 5] = ["narrative", "summary", "social", "bedtime", "documentary"];
 /// Where looking at the video ends and writing starts, in the job's progress.
 pub const ANALYSIS_END: f64 = 0.5;
 /// A streamed line longer than this is not a model's answer.
@@ -204,6 +204,15 @@ pub fn instruction(teller: &str, preset: &str) -> Result<&'static str, StoryErro
             "a caption for sharing the video on social media: one or two lines and \
                         at most three hashtags",
         ),
+        "bedtime" => Ok(
+            "a gentle bedtime story for a young child, three or four short paragraphs, \
+             inspired by what happens in the video, calm and warm, ending quietly",
+        ),
+        "documentary" => Ok(
+            "a documentary narration for the video, as a narrator would speak it over the \
+             pictures: measured, factual and vivid, in the present tense, following the \
+             shots in order",
+        ),
         other => Err(StoryError::permanent(format!(
             "the {teller} storyteller has no preset '{other}' (available: {})",
             PRESETS.join(", ")
@@ -302,4 +311,29 @@ pub fn shorten(text: &str) -> String {
     let mut short: String = text.chars().take(MAX).collect();
     short.push('…');
     short
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_asks_for_its_own_kind_of_story() {
+        let asked: Vec<&str> = PRESETS
+            .iter()
+            .map(|preset| instruction("gemini", preset).unwrap())
+            .collect();
+        for (i, words) in asked.iter().enumerate() {
+            assert!(
+                !asked[..i].contains(words),
+                "{} repeats another",
+                PRESETS[i]
+            );
+        }
+        assert!(instruction("gemini", "bedtime")
+            .unwrap()
+            .contains("bedtime story"));
+        let unknown = instruction("gemini", "limerick").unwrap_err().to_string();
+        assert!(unknown.contains("available: narrative, summary, social, bedtime, documentary"));
+    }
 }
