@@ -818,6 +818,8 @@ export type ValueKind =
 "url" | 
 /**  A name (a model, a storyteller). */
 "name" | 
+/**  Names, comma-separated; `none` for none. */
+"names" | 
 /**  A whole number; `none` (or 0) for no limit. */
 "limit" | 
 /**  A whole number of seconds, at least 1. */
