@@ -530,14 +530,19 @@ fn owner_is_gone(dir: &Path, owner: &str) -> bool {
     let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) else {
         return false;
     };
-    match file.try_lock() {
-        Ok(()) => {
+    // Between `fork` and `exec` a child holds a copy of every descriptor of the process that
+    // starts it, so a lock a pool of this process has just let go (pools in one process: an
+    // engine reopened, tests) stays held for the few milliseconds an ffmpeg takes to start.
+    // A lock still held a moment later is a runner that is alive.
+    for wait_ms in [0, 10, 40] {
+        std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+        if file.try_lock().is_ok() {
             // It is ours now and nobody else will want it.
             let _ = std::fs::remove_file(&path);
-            true
+            return true;
         }
-        Err(_) => false,
     }
+    false
 }
 
 impl PoolInner {
