@@ -59,25 +59,13 @@ impl Media {
             ])
             .arg(&partial);
         let collected = run_collect("ffmpeg", cmd, 0).await?;
-        let finished = &collected.finished;
-        if !finished.status.success() {
+        if !collected.finished.status.success() {
             let _ = tokio::fs::remove_file(&partial).await;
-            let folder = target.parent().unwrap_or(target);
-            if let Some(fault) = process::machine_fault("ffmpeg", finished, Some(folder)) {
-                return Err(fault);
-            }
-            return Err(MediaError::ToolFailed {
-                tool: "ffmpeg",
-                message: format!(
-                    "the sound of {} could not be taken out for its transcript: {}",
-                    super::display_name(source),
-                    finished
-                        .stderr_tail
-                        .last()
-                        .map(String::as_str)
-                        .unwrap_or("no reason given")
-                ),
-            });
+            let what = format!(
+                "the sound of {} could not be taken out for its transcript",
+                super::display_name(source)
+            );
+            return Err(failure(&collected.finished, target, what));
         }
         tokio::fs::rename(&partial, target)
             .await
@@ -108,25 +96,28 @@ impl Media {
         cmd.args(["-movflags", "+faststart", "-f", "mp4"])
             .arg(target);
         let collected = run_collect("ffmpeg", cmd, 0).await?;
-        let finished = &collected.finished;
-        if finished.status.success() {
+        if collected.finished.status.success() {
             return Ok(());
         }
-        let folder = target.parent().unwrap_or(target);
-        if let Some(fault) = process::machine_fault("ffmpeg", finished, Some(folder)) {
-            return Err(fault);
-        }
-        Err(MediaError::ToolFailed {
-            tool: "ffmpeg",
-            message: format!(
-                "rewrapping {} as MP4 failed: {}",
-                super::display_name(source),
-                finished
-                    .stderr_tail
-                    .last()
-                    .map(String::as_str)
-                    .unwrap_or("no reason given")
-            ),
-        })
+        let what = format!("rewrapping {} as MP4 failed", super::display_name(source));
+        Err(failure(&collected.finished, target, what))
+    }
+}
+
+/// What an ffmpeg writing `target` that ended in failure means: a fault of the machine (a
+/// full disk, no permission), named as such, or `what` failed, with ffmpeg's last word.
+fn failure(finished: &process::Finished, target: &Path, what: String) -> MediaError {
+    let folder = target.parent().unwrap_or(target);
+    if let Some(fault) = process::machine_fault("ffmpeg", finished, Some(folder)) {
+        return fault;
+    }
+    let said = finished
+        .stderr_tail
+        .last()
+        .map(String::as_str)
+        .unwrap_or("no reason given");
+    MediaError::ToolFailed {
+        tool: "ffmpeg",
+        message: format!("{what}: {said}"),
     }
 }
