@@ -353,12 +353,17 @@ pub fn env_var(key: &str) -> Option<String> {
     ))
 }
 
-fn from_env(key: &str) -> Option<String> {
-    let name = env_var(key)?;
+/// The environment variable `name`, when it is set to something (surrounding blanks left
+/// out).
+pub fn env_value(name: &str) -> Option<String> {
     std::env::var(name)
         .ok()
         .map(|value| value.trim().to_owned())
         .filter(|value| !value.is_empty())
+}
+
+fn from_env(key: &str) -> Option<String> {
+    env_value(&env_var(key)?)
 }
 
 fn find(key: &str) -> Option<&'static ConfigKey> {

@@ -252,21 +252,25 @@ impl Engine {
         tokio::task::spawn_blocking(move || saved.save(&path))
             .await
             .map_err(|_| EngineError::StoreClosed)??;
-        if let Ok(mut current) = self.inner.settings.lock() {
-            *current = settings.clone();
-        }
+        let before = match self.inner.settings.lock() {
+            Ok(mut current) => std::mem::replace(&mut *current, settings.clone()).storytellers,
+            Err(_) => BTreeMap::new(),
+        };
         self.inner
             .pool
             .set_concurrency(settings.concurrency as usize);
-        self.apply_storyteller_settings(&settings).await?;
+        // The storytellers are built again only when their own keys changed: a rebuilt one
+        // forgets what it learnt (the models found to take one image at a time).
+        let rebuild = before != settings.storytellers;
+        self.apply_storyteller_settings(&settings, rebuild).await?;
         Ok(settings)
     }
 
-    /// Builds the AI storytellers again from `settings` (jobs under way finish with the ones
-    /// they started with), and puts the prices and caps in force.
-    async fn apply_storyteller_settings(&self, settings: &Settings) -> Result<()> {
+    /// Builds the AI storytellers again from `settings` when `rebuild` (jobs under way finish
+    /// with the ones they started with), and puts the prices and caps in force.
+    async fn apply_storyteller_settings(&self, settings: &Settings, rebuild: bool) -> Result<()> {
         let inner = &self.inner;
-        if inner.builds_storytellers {
+        if rebuild && inner.builds_storytellers {
             for teller in service_storytellers(&inner.home, &inner.keys, settings) {
                 inner.storytellers.replace(teller);
             }

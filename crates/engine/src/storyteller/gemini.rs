@@ -927,12 +927,12 @@ impl GeminiOptions {
         };
         // Bytes under which a video goes inline (0: always upload), and per upload request:
         // for proxies that cap request sizes, and for tests.
-        if let Some(limit) =
-            vision::env_value("STORYTELLER_GEMINI_INLINE_BYTES").and_then(|v| v.parse::<u64>().ok())
+        if let Some(limit) = crate::config::env_value("STORYTELLER_GEMINI_INLINE_BYTES")
+            .and_then(|v| v.parse::<u64>().ok())
         {
             options.inline_limit = limit;
         }
-        if let Some(chunk) = vision::env_value("STORYTELLER_GEMINI_CHUNK_BYTES")
+        if let Some(chunk) = crate::config::env_value("STORYTELLER_GEMINI_CHUNK_BYTES")
             .and_then(|v| v.parse::<usize>().ok())
         {
             options.chunk_size = chunk;

@@ -33,14 +33,6 @@ pub fn streaming_client(connect: Duration) -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// The environment variable `name`, when it is set to something.
-pub fn env_value(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|value| value.trim().to_owned())
-        .filter(|value| !value.is_empty())
-}
-
 /// Sends `request`, waiting at most `idle_gap` for the answer to begin; `server` names who did
 /// not answer. The transport's own failure is left to the caller, which knows what it means.
 pub async fn send_within(
