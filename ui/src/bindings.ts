@@ -110,6 +110,12 @@ export type AddOptions = {
 	model?: string | null,
 	/**  Which of its presets. */
 	preset?: string | null,
+	/**  Instructions of the person's own, on top of the preset's. */
+	prompt?: string | null,
+	/**  About how many words the story should have (the preset's length when not given). */
+	words?: number | null,
+	/**  The language to write in (English when not given). */
+	language?: string | null,
 	/**  Scheduling class. */
 	priority?: Priority | null,
 	/**  Write fresh stories even for videos told before. */
@@ -531,6 +537,8 @@ export type JobView = {
 	model: string,
 	/**  The preset. */
 	preset: string,
+	/**  What was asked beyond the preset (instructions, length, language). */
+	style: Style,
 	/**  Whether the story came from an identical video told before. */
 	cached: boolean,
 	/**  Whether the result cache was bypassed. */
@@ -798,6 +806,20 @@ export type StorytellerPauseView = {
 	until: string | null,
 	/**  Jobs of this storyteller waiting meanwhile. */
 	queued: number,
+};
+
+/**
+ *  What a person asks of a story beyond its preset: their own instructions, a length and a
+ *  language. Each is part of the result-cache key, so a story in French is never handed out
+ *  for one asked in English. All empty is the preset as it is.
+ */
+export type Style = {
+	/**  Instructions in the person's words, followed where they differ from the preset's. */
+	prompt?: string | null,
+	/**  About how many words the story should have. */
+	words?: number | null,
+	/**  The language to write in, as a person names it (`French`, `pt-BR`); `None` is English. */
+	language?: string | null,
 };
 
 /**  Tokens and money one story cost. */

@@ -17,6 +17,7 @@ export function job(n: number, overrides: Partial<JobView> = {}): JobView {
     storyteller: "offline",
     model: "offline-analyser-2",
     preset: "narrative",
+    style: { prompt: null, words: null, language: null },
     cached: false,
     noCache: false,
     story: null,

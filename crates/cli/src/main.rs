@@ -292,9 +292,22 @@ struct StoryOptions {
     /// high, normal or low (default: the settings').
     #[arg(long)]
     priority: Option<Priority>,
-    /// The storyteller's preset (offline: narrative, summary, social).
+    /// The storyteller's preset: narrative, summary, social, and for AI storytellers also
+    /// bedtime and documentary.
     #[arg(long)]
     preset: Option<String>,
+    /// Instructions of your own for the story, on top of the preset's (AI storytellers).
+    #[arg(long, value_name = "TEXT", conflicts_with = "prompt_file")]
+    prompt: Option<String>,
+    /// Read those instructions from a file.
+    #[arg(long, value_name = "FILE")]
+    prompt_file: Option<PathBuf>,
+    /// About how many words each story should have (AI storytellers; default: the preset's).
+    #[arg(long, value_name = "N")]
+    words: Option<u32>,
+    /// The language to write in, e.g. French or pt-BR (AI storytellers; default: English).
+    #[arg(long)]
+    language: Option<String>,
     /// Which storyteller writes the stories (default: the settings').
     #[arg(long)]
     storyteller: Option<String>,
@@ -310,16 +323,26 @@ struct StoryOptions {
 }
 
 impl StoryOptions {
-    fn add_options(&self) -> AddOptions {
-        AddOptions {
+    fn add_options(&self) -> anyhow::Result<AddOptions> {
+        let prompt = match &self.prompt_file {
+            Some(file) => Some(anyhow::Context::with_context(
+                std::fs::read_to_string(file),
+                || format!("the instructions could not be read from {}", file.display()),
+            )?),
+            None => self.prompt.clone(),
+        };
+        Ok(AddOptions {
             storyteller: self.storyteller.clone(),
             model: self.model.clone(),
             preset: self.preset.clone(),
+            prompt,
+            words: self.words,
+            language: self.language.clone(),
             priority: self.priority,
             no_cache: self.no_cache,
             // A fresh story needs a job of its own.
             again: self.again || self.no_cache,
-        }
+        })
     }
 }
 
@@ -440,7 +463,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let engine = open(home, None).await?;
             let hashing = progress::HashingBar::new();
             let report = engine
-                .add(paths, story.add_options(), hashing.on_progress())
+                .add(paths, story.add_options()?, hashing.on_progress())
                 .await?;
             hashing.finish();
             if json {
@@ -479,7 +502,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let engine = open(home, Some(&run)).await?;
             let hashing = progress::HashingBar::new();
             let report = engine
-                .add(paths, story.add_options(), hashing.on_progress())
+                .add(paths, story.add_options()?, hashing.on_progress())
                 .await?;
             hashing.finish();
             output::print_add_problems(&report);
@@ -777,7 +800,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Estimate { paths, story, json } => {
             let engine = open(home, None).await?;
-            let report = engine.estimate(paths, story.add_options()).await?;
+            let report = engine.estimate(paths, story.add_options()?).await?;
             if json {
                 output::print_json(&report)?;
             } else {

@@ -134,6 +134,13 @@ pub fn print_job(job: &JobView) {
         job.model,
         job.preset
     );
+    let wishes = job.style.describe();
+    if !wishes.is_empty() {
+        out!("asked:       {wishes}");
+    }
+    if let Some(prompt) = &job.style.prompt {
+        out!("instructions: {prompt}");
+    }
     out!("added:       {}", job.created_at);
     if let Some(finished) = &job.finished_at {
         out!("finished:    {finished}");

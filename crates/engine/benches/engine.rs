@@ -76,6 +76,7 @@ fn new_jobs_from(first: usize, n: usize, storyteller: &str) -> Vec<NewJob> {
                 storyteller: storyteller.into(),
                 model: "none".into(),
                 preset: "narrative".into(),
+                style: Default::default(),
             },
             priority: Priority::Normal,
             no_cache: false,

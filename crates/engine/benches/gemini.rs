@@ -193,6 +193,7 @@ async fn upload(dir: &Path) {
         source: video.clone(),
         content_hash: "bench".into(),
         preset: "narrative".into(),
+        style: Default::default(),
         model: "gemini-flash-latest".into(),
         checkpoint: None,
         cancelled: Default::default(),

@@ -121,6 +121,7 @@ fn main() {
             source: video.clone(),
             content_hash,
             preset: "narrative".into(),
+            style: Default::default(),
             model: OFFLINE_MODEL.into(),
             checkpoint: None,
             cancelled: Default::default(),

@@ -32,7 +32,7 @@ use crate::event::{EventBus, Subscription};
 use crate::export::{self, ExportFormat};
 use crate::home::Home;
 use crate::intake::{self, IntakeOptions};
-use crate::job::{Job, JobId, JobState, Priority, StorySpec};
+use crate::job::{Job, JobId, JobState, Priority, StorySpec, Style};
 use crate::media;
 use crate::pool::{Pool, PoolConfig, RunUntil};
 use crate::pricing::{PriceTable, SpendingCap};
@@ -348,10 +348,20 @@ impl Engine {
                 available: presets.join(", "),
             });
         }
+        let style = Style::new(
+            options.prompt.as_deref(),
+            options.words,
+            options.language.as_deref(),
+        )
+        .map_err(EngineError::InvalidArgument)?;
+        if let Some(refused) = teller.refuses_style(&style) {
+            return Err(EngineError::InvalidArgument(refused));
+        }
         Ok(StorySpec {
             storyteller: name,
             model,
             preset,
+            style,
         })
     }
 
@@ -887,6 +897,9 @@ impl Engine {
             storyteller: Some(job.storyteller.clone()),
             model: Some(job.model.clone()),
             preset: Some(preset.to_owned()),
+            prompt: job.style.prompt.clone(),
+            words: job.style.words,
+            language: job.style.language.clone(),
             priority: Some(job.priority),
             no_cache: false,
             again: true,

@@ -75,7 +75,10 @@ pub async fn estimate(
     for (_, path, info) in probed {
         match info {
             Ok(info) => {
-                let guess = teller.estimate(&info, &spec.preset);
+                let guess = crate::storyteller::with_style(
+                    teller.estimate(&info, &spec.preset),
+                    &spec.style,
+                );
                 let usage = prices.priced(&spec.storyteller, &spec.model, &guess.usage);
                 guessed_secs.push(teller.typical_secs(&info));
                 estimates.push(VideoEstimate {

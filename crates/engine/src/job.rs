@@ -429,6 +429,8 @@ pub struct StorySpec {
     pub model: String,
     /// The preset: `narrative`, `summary`, `social`.
     pub preset: String,
+    /// The person's own wishes on top of the preset.
+    pub style: Style,
 }
 
 impl StorySpec {
@@ -439,8 +441,130 @@ impl StorySpec {
             hasher.update(&(part.len() as u64).to_le_bytes());
             hasher.update(part.as_bytes());
         }
+        // Only a story with wishes hashes them, so every key made before there were wishes
+        // (and every plain story since) stays what it was: the cache keeps its stories.
+        if let Some(style) = self.style.to_json() {
+            hasher.update(b"style");
+            hasher.update(&(style.len() as u64).to_le_bytes());
+            hasher.update(style.as_bytes());
+        }
         hasher.finalize().to_hex().to_string()
     }
+}
+
+/// What a person asks of a story beyond its preset: their own instructions, a length and a
+/// language. Each is part of the result-cache key, so a story in French is never handed out
+/// for one asked in English. All empty is the preset as it is.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Style {
+    /// Instructions in the person's words, followed where they differ from the preset's.
+    pub prompt: Option<String>,
+    /// About how many words the story should have.
+    pub words: Option<u32>,
+    /// The language to write in, as a person names it (`French`, `pt-BR`); `None` is English.
+    pub language: Option<String>,
+}
+
+impl Style {
+    /// The longest prompt taken, in characters: enough for a page of instructions.
+    pub const PROMPT_MAX_CHARS: usize = 4000;
+    /// The shortest and longest target lengths taken, in words.
+    pub const WORDS: std::ops::RangeInclusive<u32> = 10..=5000;
+
+    /// The style asked for, checked and put one way: blank text is no wish, and English (the
+    /// language stories are written in anyway) is no wish either, so it shares their cache.
+    pub fn new(
+        prompt: Option<&str>,
+        words: Option<u32>,
+        language: Option<&str>,
+    ) -> Result<Style, String> {
+        let prompt = prompt.map(str::trim).filter(|p| !p.is_empty());
+        if let Some(prompt) = prompt {
+            let chars = prompt.chars().count();
+            if chars > Self::PROMPT_MAX_CHARS {
+                return Err(format!(
+                    "the instructions are {chars} characters long; at most {} are taken",
+                    Self::PROMPT_MAX_CHARS
+                ));
+            }
+        }
+        if let Some(words) = words {
+            if !Self::WORDS.contains(&words) {
+                return Err(format!(
+                    "a story of {words} words cannot be asked for: choose between {} and {} words",
+                    Self::WORDS.start(),
+                    Self::WORDS.end()
+                ));
+            }
+        }
+        let language = language
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|l| !l.is_empty());
+        if let Some(language) = &language {
+            let fits = language.chars().count() <= 40
+                && language.chars().all(|c| {
+                    c.is_alphabetic() || c == ' ' || c == '-' || c == '_' || c == '(' || c == ')'
+                });
+            if !fits {
+                return Err(format!(
+                    "'{language}' is not a language's name: write it as a word (French,                      Deutsch) or a code (fr, pt-BR)"
+                ));
+            }
+        }
+        Ok(Style {
+            prompt: prompt.map(str::to_owned),
+            words,
+            language: language.filter(|l| !is_english(l)),
+        })
+    }
+
+    /// Whether nothing is asked beyond the preset.
+    pub fn is_plain(&self) -> bool {
+        self.prompt.is_none() && self.words.is_none() && self.language.is_none()
+    }
+
+    /// The style as stored (compact JSON), or `None` for a plain one.
+    pub fn to_json(&self) -> Option<String> {
+        if self.is_plain() {
+            return None;
+        }
+        serde_json::to_string(self).ok()
+    }
+
+    /// The style stored as `text` (a plain one for none, or for text an older or newer
+    /// build wrote that this one cannot read).
+    pub fn from_json(text: Option<&str>) -> Style {
+        text.and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default()
+    }
+
+    /// The wishes in a few words, for lists and details: `in French, about 200 words, own
+    /// instructions`; empty for a plain style.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(language) = &self.language {
+            parts.push(format!("in {language}"));
+        }
+        if let Some(words) = self.words {
+            parts.push(format!("about {words} words"));
+        }
+        if self.prompt.is_some() {
+            parts.push("own instructions".to_owned());
+        }
+        parts.join(", ")
+    }
+}
+
+/// Whether `language` names English (`English`, `en`, `en-GB`, `en_US`, `english (US)`).
+fn is_english(language: &str) -> bool {
+    let lower = language.to_lowercase();
+    lower == "en"
+        || lower.starts_with("en-")
+        || lower.starts_with("en_")
+        || lower == "english"
+        || lower.starts_with("english ")
 }
 
 /// Token and money figures of a story: what a storyteller reports as it learns them, and what
@@ -526,6 +650,8 @@ pub struct Job {
     pub model: String,
     /// Preset.
     pub preset: String,
+    /// The person's wishes beyond the preset.
+    pub style: Style,
     /// Scheduling class.
     pub priority: Priority,
     /// The batch it was added with.
@@ -582,6 +708,7 @@ impl Job {
             storyteller: "offline".into(),
             model: "offline-analyser".into(),
             preset: "narrative".into(),
+            style: Style::default(),
             priority: Priority::Normal,
             batch_id: BatchId(uuid::Uuid::from_u128(7)),
             state,
@@ -612,6 +739,7 @@ impl Job {
             storyteller: self.storyteller.clone(),
             model: self.model.clone(),
             preset: self.preset.clone(),
+            style: self.style.clone(),
         }
     }
 
@@ -737,6 +865,7 @@ mod tests {
             storyteller: "offline".into(),
             model: "v1".into(),
             preset: "narrative".into(),
+            style: Style::default(),
         };
         let base = spec.cache_key("abc");
         assert_eq!(base, spec.cache_key("abc"));
@@ -744,17 +873,85 @@ mod tests {
         let mut other = spec.clone();
         other.preset = "summary".into();
         assert_ne!(base, other.cache_key("abc"));
+        // A plain story's key is the one made before there were wishes.
+        let mut before = blake3::Hasher::new();
+        for part in ["abc", "offline", "v1", "narrative"] {
+            before.update(&(part.len() as u64).to_le_bytes());
+            before.update(part.as_bytes());
+        }
+        assert_eq!(base, before.finalize().to_hex().to_string());
+        // Every wish is a key of its own.
+        let styles = [
+            Style::new(Some("Name the dog Rex."), None, None).unwrap(),
+            Style::new(None, Some(200), None).unwrap(),
+            Style::new(None, None, Some("French")).unwrap(),
+            Style::new(None, None, Some("German")).unwrap(),
+        ];
+        let mut keys: Vec<String> = styles
+            .iter()
+            .map(|style| {
+                StorySpec {
+                    style: style.clone(),
+                    ..spec.clone()
+                }
+                .cache_key("abc")
+            })
+            .collect();
+        keys.push(base.clone());
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), styles.len() + 1);
         // Length-prefixing keeps ("ab","c") and ("a","bc") apart.
         let a = StorySpec {
             storyteller: "ab".into(),
             model: "c".into(),
             preset: "".into(),
+            style: Style::default(),
         };
         let b = StorySpec {
             storyteller: "a".into(),
             model: "bc".into(),
             preset: "".into(),
+            style: Style::default(),
         };
         assert_ne!(a.cache_key("h"), b.cache_key("h"));
+    }
+
+    #[test]
+    fn wishes_are_checked_and_put_one_way() {
+        let plain = Style::new(Some("   "), None, Some(" English ")).unwrap();
+        assert!(plain.is_plain());
+        assert_eq!(plain.to_json(), None);
+        for english in ["en", "EN-gb", "en_US", "english (US)"] {
+            assert!(Style::new(None, None, Some(english)).unwrap().is_plain());
+        }
+        let style = Style::new(
+            Some("  Call the cat Mila. "),
+            Some(150),
+            Some("  Brazilian   Portuguese"),
+        )
+        .unwrap();
+        assert_eq!(style.prompt.as_deref(), Some("Call the cat Mila."));
+        assert_eq!(style.language.as_deref(), Some("Brazilian Portuguese"));
+        assert_eq!(
+            style.describe(),
+            "in Brazilian Portuguese, about 150 words, own instructions"
+        );
+        let stored = style.to_json().unwrap();
+        assert_eq!(Style::from_json(Some(&stored)), style);
+        assert_eq!(Style::from_json(Some("not json")), Style::default());
+        assert!(Style::new(None, None, Some("français")).is_ok());
+        assert!(Style::new(None, None, Some("pt-BR")).is_ok());
+
+        let long = "a".repeat(Style::PROMPT_MAX_CHARS + 1);
+        assert!(Style::new(Some(&long), None, None)
+            .unwrap_err()
+            .contains("4001 characters"));
+        assert!(Style::new(None, Some(5), None)
+            .unwrap_err()
+            .contains("between 10 and 5000"));
+        assert!(Style::new(None, None, Some("French; drop table"))
+            .unwrap_err()
+            .contains("not a language"));
     }
 }

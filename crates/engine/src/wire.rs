@@ -17,6 +17,7 @@
 //!   "state": "succeeded", "stage": "done", "progress": 1.0, "attempts": 1,
 //!   "priority": "normal", "batchId": "019ad3f2-8c1d-7e00-8a00-0b1c2d3e4f50",
 //!   "storyteller": "offline", "model": "offline-analyser-2", "preset": "narrative",
+//!   "style": { "prompt": null, "words": null, "language": null },
 //!   "cached": false, "noCache": false, "story": "This video runs for …",
 //!   "error": null, "sizeBytes": 183264.0, "contentHash": "9f2c…",
 //!   "media": { "durationSecs": 3.0, "container": "QuickTime / MOV", "title": null,
@@ -31,7 +32,7 @@
 //! The events are in [`crate::event`]; errors cross as [`ErrorPayload`] `{ "code", "message" }`.
 
 pub use crate::error::ErrorPayload;
-use crate::job::{iso8601, BatchId, Job, JobError, JobId, JobState, Priority, Stage};
+use crate::job::{iso8601, BatchId, Job, JobError, JobId, JobState, Priority, Stage, Style};
 use crate::media::MediaInfo;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -101,6 +102,8 @@ pub struct JobView {
     pub model: String,
     /// The preset.
     pub preset: String,
+    /// What was asked beyond the preset (instructions, length, language).
+    pub style: Style,
     /// Whether the story came from an identical video told before.
     pub cached: bool,
     /// Whether the result cache was bypassed.
@@ -145,6 +148,7 @@ impl From<&Job> for JobView {
             storyteller: job.storyteller.clone(),
             model: job.model.clone(),
             preset: job.preset.clone(),
+            style: job.style.clone(),
             cached: job.cached,
             no_cache: job.no_cache,
             story: job.story.clone(),
@@ -713,6 +717,12 @@ pub struct AddOptions {
     pub model: Option<String>,
     /// Which of its presets.
     pub preset: Option<String>,
+    /// Instructions of the person's own, on top of the preset's.
+    pub prompt: Option<String>,
+    /// About how many words the story should have (the preset's length when not given).
+    pub words: Option<u32>,
+    /// The language to write in (English when not given).
+    pub language: Option<String>,
     /// Scheduling class.
     pub priority: Option<Priority>,
     /// Write fresh stories even for videos told before.
@@ -799,6 +809,7 @@ mod tests {
             storyteller: "offline".into(),
             model: "offline-analyser-2".into(),
             preset: "narrative".into(),
+            style: Style::default(),
             priority: Priority::Normal,
             batch_id: BatchId(uuid::Uuid::from_u128(7)),
             state: JobState::Succeeded,
@@ -833,6 +844,7 @@ mod tests {
             "state": "succeeded", "stage": "done", "progress": 1.0, "attempts": 1,
             "priority": "normal", "batchId": "00000000-0000-0000-0000-000000000007",
             "storyteller": "offline", "model": "offline-analyser-2", "preset": "narrative",
+            "style": { "prompt": null, "words": null, "language": null },
             "cached": false, "noCache": false, "story": "This video runs for 3 seconds.",
             "error": null, "sizeBytes": 183264.0, "contentHash": "9f2c",
             "media": { "durationSecs": 3.0, "container": "QuickTime / MOV", "title": null,
@@ -1012,10 +1024,13 @@ mod tests {
         round_trip(
             &AddOptions {
                 preset: Some("summary".into()),
+                language: Some("French".into()),
+                words: Some(120),
                 again: true,
                 ..AddOptions::default()
             },
-            json!({ "storyteller": null, "model": null, "preset": "summary", "priority": null,
+            json!({ "storyteller": null, "model": null, "preset": "summary", "prompt": null,
+                    "words": 120, "language": "French", "priority": null,
                     "noCache": false, "again": true }),
         );
         round_trip(

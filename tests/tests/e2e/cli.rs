@@ -1026,3 +1026,117 @@ async fn an_ollama_model_tells_a_video_and_a_stopped_ollama_pauses_ollama_alone_
         "{stats:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wishes_for_a_story_reach_the_model_are_kept_with_the_job_and_the_offline_one_refuses_them()
+{
+    let story = ["Rex court ", "dans le champ", " jusqu'à la fin."];
+    let server = ollama_telling(story).await;
+    let sandbox = Sandbox::new();
+    let video = sandbox.video("dog.mp4", Look::varied(1, 3));
+    let instructions = sandbox.videos().join("wishes.txt");
+    std::fs::write(&instructions, "Call the dog Rex.\nKeep it light.\n").unwrap();
+    let base = server.uri();
+    let out = {
+        let (sandbox, video, base, instructions) =
+            (&sandbox, video.clone(), base.clone(), instructions.clone());
+        tokio::task::block_in_place(move || {
+            sandbox
+                .spawn_with_env(
+                    &[("STORYTELLER_OLLAMA_BASE_URL", &base)],
+                    &[
+                        "process",
+                        arg(&video),
+                        "--storyteller",
+                        "ollama",
+                        "--language",
+                        "French",
+                        "--words",
+                        "120",
+                        "--prompt-file",
+                        arg(&instructions),
+                    ],
+                )
+                .wait(crate::support::RUN_DEADLINE)
+        })
+    };
+    assert_eq!(out.code, Some(0), "{out}");
+    let sent = server.received_requests().await.unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&sent[0].body).unwrap();
+    let prompt = body["messages"][0]["content"].as_str().unwrap();
+    for wish in [
+        "Length: about 120 words",
+        "write the story in French",
+        "Call the dog Rex.\nKeep it light.",
+    ] {
+        assert!(
+            prompt.contains(wish),
+            "{wish:?} is not in the prompt:\n{prompt}"
+        );
+    }
+    let job = sandbox.job_for("dog.mp4");
+    assert_eq!(
+        job["style"],
+        serde_json::json!({ "prompt": "Call the dog Rex.\nKeep it light.", "words": 120, "language": "French" }),
+        "{job:#}"
+    );
+    let shown = sandbox.ok(&["show", text(&job, "shortId")]);
+    assert!(
+        shown
+            .stdout
+            .contains("asked:       in French, about 120 words, own instructions"),
+        "{shown}"
+    );
+
+    // The same wishes again are the same job; a plain telling is another one.
+    let again = sandbox.add_report(
+        &[&video],
+        &[
+            "--storyteller",
+            "ollama",
+            "--language",
+            "French",
+            "--words",
+            "120",
+            "--prompt-file",
+            arg(&instructions),
+        ],
+    );
+    assert_eq!(again["entries"][0]["outcome"], "alreadyAdded", "{again:#}");
+    let plain = sandbox.add_report(&[&video], &["--storyteller", "ollama"]);
+    assert_eq!(plain["entries"][0]["outcome"], "queued", "{plain:#}");
+
+    // The offline storyteller cannot keep them, and says so before queueing anything.
+    let before = sandbox.jobs().len();
+    let refused = sandbox.run(&[
+        "add",
+        arg(&video),
+        "--storyteller",
+        "offline",
+        "--language",
+        "French",
+    ]);
+    assert_eq!(refused.code, Some(2), "{refused}");
+    assert!(
+        refused
+            .stderr
+            .contains("writes in English only, not in French"),
+        "{refused}"
+    );
+    let missing = sandbox.run(&[
+        "add",
+        arg(&video),
+        "--storyteller",
+        "ollama",
+        "--prompt-file",
+        "/nonexistent/wishes.txt",
+    ]);
+    assert_ne!(missing.code, Some(0), "{missing}");
+    assert!(
+        missing
+            .stderr
+            .contains("the instructions could not be read from /nonexistent/wishes.txt"),
+        "{missing}"
+    );
+    assert_eq!(sandbox.jobs().len(), before);
+}

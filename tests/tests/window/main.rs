@@ -893,6 +893,16 @@ async fn a_drop_for_gemini_says_what_it_will_cost_before_anything_is_sent() {
     );
     assert_eq!(server.commands("start"), 0, "nothing uploaded");
     assert!(server.generate_calls().is_empty(), "nothing told");
+    // A language of the person's own: estimated again, then asked of Gemini with the video.
+    window
+        .script(
+            "document.querySelector('#drop-sheet-wishes').open = true; return true;",
+            vec![],
+        )
+        .await;
+    set_control(&window, "#drop-sheet-language", "French", "input").await;
+    let wishes = text_of(&window, "the wishes said back", "#drop-sheet-wishes-note").await;
+    assert_eq!(wishes, "Told in French.");
     let add = text_of(&window, "the add button", "#drop-sheet-add").await;
     assert_eq!(add, "Add 1 video");
     window.click("#drop-sheet-add").await;
@@ -901,7 +911,10 @@ async fn a_drop_for_gemini_says_what_it_will_cost_before_anything_is_sent() {
             Ok(row(rows, "priced-card.mp4").is_some_and(|r| r.state == "succeeded"))
         })
         .await;
-    assert_eq!(server.generate_calls().len(), 1);
+    let told = server.generate_calls();
+    assert_eq!(told.len(), 1);
+    let asked = String::from_utf8_lossy(&told[0].body);
+    assert!(asked.contains("write the story in French"), "{asked}");
     let status = window
         .wait_for_script(
             "the day's spending in the status line",

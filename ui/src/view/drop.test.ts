@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { EstimateReport } from "../bindings";
-import { asksFirst, estimateNotes, estimateWords, spanWords } from "./drop";
+import { asksFirst, estimateNotes, estimateWords, isRefusedWish, spanWords, wishesOf, wishesWords } from "./drop";
 
 const report = (over: Partial<EstimateReport>): EstimateReport => ({
   storyteller: "gemini",
@@ -68,5 +68,20 @@ describe("the drop sheet", () => {
       "broken.mp4: it is cut short",
       "/v/notes.txt: not a video",
     ]);
+  });
+
+  it("takes blank wishes as none and says the rest in a few words", () => {
+    expect(wishesOf("  ", "", " \n ")).toEqual({ language: null, words: null, prompt: null });
+    const wishes = wishesOf(" French ", "120", "  Call the dog Rex. ");
+    expect(wishes).toEqual({ language: "French", words: 120, prompt: "Call the dog Rex." });
+    expect(wishesWords(wishes)).toBe("Told in French, about 120 words, with your instructions.");
+    expect(wishesWords(wishesOf("", "", ""))).toBe("");
+    expect(wishesOf("", "abc", "").words).toBeNull();
+  });
+
+  it("tells a refused wish from a failed estimate", () => {
+    expect(isRefusedWish({ code: "invalid_argument", message: "the offline storyteller writes in English only" })).toBe(true);
+    expect(isRefusedWish({ code: "tool_missing", message: "ffprobe" })).toBe(false);
+    expect(isRefusedWish("boom")).toBe(false);
   });
 });

@@ -53,6 +53,35 @@ export function estimateNotes(report: EstimateReport): string[] {
   return notes;
 }
 
+/** The wishes typed into the sheet, as the engine takes them: blank is none. */
+export function wishesOf(
+  language: string,
+  words: string,
+  prompt: string,
+): Pick<AddOptions, "language" | "words" | "prompt"> {
+  const count = Number.parseInt(words, 10);
+  return {
+    language: language.trim() || null,
+    words: Number.isFinite(count) ? count : null,
+    prompt: prompt.trim() || null,
+  };
+}
+
+/** The wishes in a few words, as the job details say them: `in French, about 120 words`. */
+export function wishesWords(options: Pick<AddOptions, "language" | "words" | "prompt">): string {
+  const parts: string[] = [];
+  if (options.language) parts.push(`in ${options.language}`);
+  if (options.words) parts.push(`about ${options.words} words`);
+  if (options.prompt) parts.push("with your instructions");
+  return parts.length ? `Told ${parts.join(", ")}.` : "";
+}
+
+/** Whether `error` is the engine refusing what was asked (a wish out of range, or one the
+ * storyteller cannot keep), rather than a fault in working out the estimate. */
+export function isRefusedWish(error: unknown): boolean {
+  return typeof error === "object" && error !== null && (error as { code?: unknown }).code === "invalid_argument";
+}
+
 export interface DropCommands {
   estimate(paths: string[], options: AddOptions): Promise<EstimateReport>;
   describe(error: unknown): string;
@@ -66,6 +95,12 @@ export class DropSheet {
   private readonly estimate = document.getElementById("drop-sheet-estimate")!;
   private readonly notes = document.getElementById("drop-sheet-notes")!;
   private readonly add = document.getElementById("drop-sheet-add") as HTMLButtonElement;
+  private readonly wishes = document.getElementById("drop-sheet-wishes") as HTMLDetailsElement;
+  private readonly language = document.getElementById("drop-sheet-language") as HTMLInputElement;
+  private readonly words = document.getElementById("drop-sheet-words") as HTMLInputElement;
+  private readonly prompt = document.getElementById("drop-sheet-prompt") as HTMLTextAreaElement;
+  private readonly wishesNote = document.getElementById("drop-sheet-wishes-note")!;
+  private typing: ReturnType<typeof setTimeout> | undefined;
   private storytellers: StorytellerInfo[] = [];
   private paths: string[] = [];
   private answer: ((options: AddOptions | null) => void) | null = null;
@@ -78,11 +113,18 @@ export class DropSheet {
       void this.reestimate();
     });
     this.preset.addEventListener("change", () => void this.reestimate());
+    // Typed wishes are estimated once the typing pauses, not at every key.
+    for (const field of [this.language, this.words, this.prompt]) {
+      field.addEventListener("input", () => {
+        clearTimeout(this.typing);
+        this.typing = setTimeout(() => void this.reestimate(), 300);
+      });
+    }
     document.getElementById("drop-sheet-cancel")!.addEventListener("click", () => this.finish(null));
     this.dialog.addEventListener("cancel", () => this.finish(null));
     document.getElementById("drop-sheet-form")!.addEventListener("submit", (event) => {
       event.preventDefault();
-      this.finish({ storyteller: this.storyteller.value, preset: this.preset.value || null });
+      this.finish(this.options());
     });
   }
 
@@ -105,7 +147,18 @@ export class DropSheet {
     });
   }
 
+  /** What the sheet asks for now. The wishes stay from one drop to the next, as a person
+   * writing in one language wants. */
+  private options(): AddOptions {
+    return {
+      storyteller: this.storyteller.value,
+      preset: this.preset.value || null,
+      ...wishesOf(this.language.value, this.words.value, this.prompt.value),
+    };
+  }
+
   private finish(options: AddOptions | null): void {
+    clearTimeout(this.typing);
     const answer = this.answer;
     this.answer = null;
     if (this.dialog.open) this.dialog.close();
@@ -126,11 +179,10 @@ export class DropSheet {
     this.notes.replaceChildren();
     this.add.disabled = true;
     try {
-      const report = await this.commands.estimate(this.paths, {
-        storyteller: this.storyteller.value,
-        preset: this.preset.value || null,
-      });
+      const options = this.options();
+      const report = await this.commands.estimate(this.paths, options);
       if (asked !== this.asked) return;
+      this.wishesNote.textContent = wishesWords(options);
       const videos = report.videos.filter((v) => !v.error).length;
       this.estimate.textContent = estimateWords(report);
       this.notes.replaceChildren(
@@ -145,6 +197,15 @@ export class DropSheet {
     } catch (error) {
       if (asked !== this.asked) return;
       this.estimate.textContent = this.commands.describe(error);
+      if (isRefusedWish(error)) {
+        // A wish the storyteller cannot keep would be refused on adding too: say so by the
+        // wishes, and add nothing until it is changed.
+        this.wishes.open = true;
+        this.wishesNote.textContent = this.commands.describe(error);
+        this.add.textContent = "Add";
+        this.add.disabled = true;
+        return;
+      }
       // The estimate is advice: the videos can be added all the same.
       this.add.textContent = "Add anyway";
       this.add.disabled = false;

@@ -185,6 +185,7 @@ export function rowDetail(job: JobView): string {
   const parts = [activity(job)];
   if (job.media) parts.push(duration(job.media.durationSecs));
   parts.push(job.storyteller === "offline" ? job.preset : `${job.storyteller} · ${job.preset}`);
+  if (job.style.language) parts.push(job.style.language);
   return parts.join(" · ");
 }
 

@@ -204,6 +204,12 @@ export function mediaFacts(job: JobView): [string, string][] {
   }
   facts.push(["Size", bytes(job.sizeBytes)]);
   facts.push(["Told by", `${job.storyteller} · ${job.model} · ${job.preset}`]);
+  const wishes = [
+    job.style.language ? `in ${job.style.language}` : null,
+    job.style.words ? `about ${job.style.words} words` : null,
+  ].filter((part): part is string => part !== null);
+  if (wishes.length) facts.push(["Asked", wishes.join(", ")]);
+  if (job.style.prompt) facts.push(["Instructions", job.style.prompt]);
   const usage = job.usage;
   if (usage && usage.inputTokens + usage.outputTokens > 0) {
     const tokens = `${usage.inputTokens.toLocaleString("en")} tokens in, ${usage.outputTokens.toLocaleString("en")} out`;

@@ -251,6 +251,7 @@ impl PoolInner {
                     source: job.source.clone(),
                     content_hash,
                     preset: job.preset.clone(),
+                    style: job.style.clone(),
                     model: job.model.clone(),
                     checkpoint: job.checkpoint.clone(),
                     cancelled,

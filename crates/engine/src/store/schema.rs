@@ -367,6 +367,15 @@ pub const MIGRATIONS: &[Migration] = &[
     ALTER TABLE spending ADD COLUMN audio_input_tokens INTEGER NOT NULL DEFAULT 0;
     "#,
     },
+    // 10: a story can be asked for with the person's own instructions, a length and a
+    // language (JSON; NULL for none). An older build would tell such a job without them, so
+    // it must know this version.
+    Migration {
+        needs: 10,
+        sql: r#"
+    ALTER TABLE jobs ADD COLUMN style TEXT;
+    "#,
+    },
 ];
 
 /// The latest schema version this build knows (and migrates a database to).

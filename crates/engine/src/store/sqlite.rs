@@ -34,7 +34,8 @@ use crate::error::{EngineError, Result};
 use crate::event::{Event, EventBus};
 use crate::job::iso8601;
 use crate::job::{
-    BatchId, ErrorKind, Job, JobError, JobId, JobState, NewJob, Priority, Stage, StorySpec, Usage,
+    BatchId, ErrorKind, Job, JobError, JobId, JobState, NewJob, Priority, Stage, StorySpec, Style,
+    Usage,
 };
 use crate::wire::{saturate, JobView, ListOrder, PauseKind, QueueStats, StorytellerPauseView};
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -55,7 +56,7 @@ macro_rules! job_columns {
          preset, priority, batch_id, state, stage, progress, attempts, run_after, lease_owner, \
          lease_expires, error_kind, error_message, story, cached, no_cache, input_tokens, \
          output_tokens, cost_micro_usd, created_at, updated_at, started_at, finished_at, \
-         audio_input_tokens"
+         audio_input_tokens, style"
     };
 }
 
@@ -394,6 +395,7 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         storyteller: row.get(6)?,
         model: row.get(7)?,
         preset: row.get(8)?,
+        style: Style::from_json(row.get::<_, Option<String>>(31)?.as_deref()),
         priority: Priority::from_rank(row.get(9)?),
         batch_id: BatchId(parsed(row, 10)?),
         state: parsed(row, 11)?,
@@ -654,7 +656,7 @@ fn existing_job(
             job_columns!(),
             " FROM jobs INDEXED BY jobs_source WHERE source = ?1 \
              AND size = ?2 AND mtime_ms = ?3 AND storyteller = ?4 AND model = ?5 AND preset = ?6 \
-             AND state <> 'dead' AND state <> 'cancelled' LIMIT 1"
+             AND style IS ?7 AND state <> 'dead' AND state <> 'cancelled' LIMIT 1"
         ))?
         .query_row(
             params![
@@ -664,6 +666,7 @@ fn existing_job(
                 spec.storyteller,
                 spec.model,
                 spec.preset,
+                spec.style.to_json(),
             ],
             job_from_row,
         )
@@ -750,10 +753,10 @@ fn enqueue_batch(
         conn.prepare_cached(
             "INSERT INTO jobs (id, source, size, mtime_ms, content_hash, storyteller, model, \
              preset, cache_key, no_cache, priority, batch_id, fair_key, state, stage, progress, \
-             story, cached, created_at, updated_at, finished_at) \
+             story, cached, created_at, updated_at, finished_at, style) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
              iif(?14 IS NULL, 'queued', 'succeeded'), iif(?14 IS NULL, 'waiting', 'done'), \
-             ?14 IS NOT NULL, ?14, ?14 IS NOT NULL, ?15, ?15, iif(?14 IS NULL, NULL, ?15))",
+             ?14 IS NOT NULL, ?14, ?14 IS NOT NULL, ?15, ?15, iif(?14 IS NULL, NULL, ?15), ?16)",
         )?
         .execute(params![
             id_text,
@@ -771,6 +774,7 @@ fn enqueue_batch(
             next_key[rank],
             story,
             now,
+            job.spec.style.to_json(),
         ])?;
         let seq = conn.last_insert_rowid();
         batch_seqs = Some(batch_seqs.map_or((seq, seq), |(first, _)| (first, seq)));
@@ -788,6 +792,7 @@ fn enqueue_batch(
             storyteller: job.spec.storyteller,
             model: job.spec.model,
             preset: job.spec.preset,
+            style: job.spec.style,
             priority: job.priority,
             batch_id: batch,
             state,
@@ -895,13 +900,13 @@ fn claim_jobs(
             .query_row(params![now, passed_over], |row| {
                 let mut job = job_from_row(row)?;
                 job.checkpoint = row
-                    .get::<_, Option<String>>(33)?
+                    .get::<_, Option<String>>(34)?
                     .and_then(|saved| serde_json::from_str(&saved).ok());
                 Ok((
                     job,
-                    row.get::<_, i64>(31)?,
                     row.get::<_, i64>(32)?,
-                    row.get::<_, Option<String>>(34)?,
+                    row.get::<_, i64>(33)?,
+                    row.get::<_, Option<String>>(35)?,
                 ))
             })
             .optional()?

@@ -311,7 +311,12 @@ impl GeminiStoryteller {
             VideoPart::Uploaded(file) => Some(self.delete_on_cancel(key, file, request)),
             VideoPart::Inline { .. } => None,
         };
-        let prompt = prompt(instruction, &vision::file_name(request), &info);
+        let prompt = prompt(
+            instruction,
+            &request.style,
+            &vision::file_name(request),
+            &info,
+        );
         let usage = self
             .generate(key, model, &part, &plan, &prompt, sink)
             .await?;
@@ -1080,8 +1085,9 @@ fn accepted_mime(path: &Path, format_name: &str) -> Option<&'static str> {
     None
 }
 
-/// What the model is asked to write: the preset's words and what the file is.
-fn prompt(instruction: &str, file: &str, info: &MediaInfo) -> String {
+/// What the model is asked to write: the preset's words, what the file is, and the person's
+/// wishes.
+fn prompt(instruction: &str, style: &crate::job::Style, file: &str, info: &MediaInfo) -> String {
     let sound = if info.audio.is_some() {
         "Use what is heard as well as what is seen."
     } else {
@@ -1090,8 +1096,9 @@ fn prompt(instruction: &str, file: &str, info: &MediaInfo) -> String {
     format!(
         "Write {instruction}. The video is \"{file}\", {}. {sound} Say only what the video \
          shows: do not invent names, places or dialogue. Write plain prose, with no headings, \
-         lists or preamble.",
-        crate::media::clock(info.duration_secs)
+         lists or preamble.{}",
+        crate::media::clock(info.duration_secs),
+        vision::wishes(style)
     )
 }
 
@@ -1467,6 +1474,38 @@ async fn delete_file(client: &reqwest::Client, base: &str, key: &str, name: &str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prompt_ends_with_the_persons_wishes() {
+        let info = MediaInfo {
+            duration_secs: 12.0,
+            format_name: "mov,mp4,m4a,3gp,3g2,mj2".into(),
+            format_long_name: None,
+            size_bytes: Some(1000),
+            bit_rate: None,
+            creation_time: None,
+            title: None,
+            video: crate::media::VideoStream {
+                index: 0,
+                codec: "h264".into(),
+                width: 640,
+                height: 360,
+                fps: Some(25.0),
+                rotation: 0,
+                pixel_format: None,
+            },
+            audio: None,
+        };
+        let plain = prompt("a summary", &crate::job::Style::default(), "a.mp4", &info);
+        assert!(
+            plain.starts_with("Write a summary. The video is \"a.mp4\", 0:12."),
+            "{plain}"
+        );
+        assert!(!plain.contains("Language:"));
+        let style = crate::job::Style::new(None, None, Some("Deutsch")).unwrap();
+        let wished = prompt("a summary", &style, "a.mp4", &info);
+        assert!(wished.starts_with(&plain) && wished.ends_with(&vision::wishes(&style)));
+    }
 
     fn at(iso: &str) -> i64 {
         parse_rfc3339_ms(iso).unwrap()

@@ -47,6 +47,8 @@ pub struct StoryRequest {
     pub content_hash: String,
     /// The preset asked for (`narrative`, `summary`, `social`).
     pub preset: String,
+    /// What the person asked beyond the preset.
+    pub style: crate::job::Style,
     /// The model asked for.
     pub model: String,
     /// What an earlier attempt at this job saved with [`Checkpointer::save`], if anything: the
@@ -134,6 +136,13 @@ pub trait Storyteller: Send + Sync + 'static {
     fn check_ready(&self) -> Result<(), StoryError> {
         Ok(())
     }
+    /// Why it cannot honour `style` (the person's instructions, length or language), in
+    /// words for people, or `None` when it can (as a model that reads instructions can).
+    /// Checked when videos are added, so a wish it cannot keep is refused before any job.
+    fn refuses_style(&self, style: &crate::job::Style) -> Option<String> {
+        let _ = style;
+        None
+    }
     /// How much its service can take (no limits by default: it runs on this machine).
     fn capacity(&self) -> Capacity {
         Capacity::UNLIMITED
@@ -171,6 +180,26 @@ pub struct TokenEstimate {
     pub usage: Usage,
     /// Anything the person should know about the figure (a video sent reduced, thinking).
     pub note: Option<String>,
+}
+
+/// `estimate` with the person's wishes counted in: their instructions are read (about four
+/// characters a token) and a length asked for replaces the preset's (about 1.4 tokens an
+/// English word; twice that for other languages, whose words models cut finer). A storyteller
+/// that spends no tokens spends none for wishes either.
+pub fn with_style(mut estimate: TokenEstimate, style: &crate::job::Style) -> TokenEstimate {
+    if estimate.usage.input_tokens + estimate.usage.output_tokens == 0 {
+        return estimate;
+    }
+    if let Some(prompt) = &style.prompt {
+        estimate.usage.input_tokens += (prompt.chars().count() as u64).div_ceil(4);
+    }
+    let per_word = if style.language.is_some() { 2.8 } else { 1.4 };
+    let words = style
+        .words
+        .map(f64::from)
+        .unwrap_or(estimate.usage.output_tokens as f64 / 1.4);
+    estimate.usage.output_tokens = (words * per_word).ceil() as u64;
+    estimate
 }
 
 /// The tokens a story of `preset` is expected to take: what the presets ask for.
@@ -604,6 +633,37 @@ impl std::fmt::Debug for StorytellerRegistry {
 mod tests {
     use super::*;
     use std::path::PathBuf;
+
+    #[test]
+    fn wishes_count_in_the_estimate_of_a_storyteller_that_spends_tokens() {
+        use crate::job::Style;
+        let guess = |input, output| TokenEstimate {
+            usage: Usage {
+                input_tokens: input,
+                output_tokens: output,
+                ..Usage::default()
+            },
+            note: None,
+        };
+        // Nothing is spent offline, wishes or not.
+        let style = Style::new(Some(&"x".repeat(400)), Some(300), Some("French")).unwrap();
+        assert_eq!(with_style(guess(0, 0), &style), guess(0, 0));
+        // A plain style keeps the preset's figure.
+        assert_eq!(
+            with_style(guess(5000, 600), &Style::default())
+                .usage
+                .output_tokens,
+            600
+        );
+        let wished = with_style(guess(5000, 600), &style).usage;
+        assert_eq!(wished.input_tokens, 5100);
+        assert_eq!(wished.output_tokens, 840);
+        let english = Style::new(None, Some(1000), None).unwrap();
+        assert_eq!(
+            with_style(guess(5000, 120), &english).usage.output_tokens,
+            1400
+        );
+    }
 
     #[test]
     fn errors_map_to_story_errors() {

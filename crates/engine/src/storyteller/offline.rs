@@ -93,6 +93,9 @@ impl OfflineStoryteller {
     async fn run(&self, request: &StoryRequest, sink: &mut StorySink) -> Result<Usage, StoryError> {
         // Checked before any work: an unknown preset will never succeed.
         let preset = Preset::parse(&request.preset)?;
+        if let Some(refused) = self.refuses_style(&request.style) {
+            return Err(StoryError::permanent(refused));
+        }
         let source = &request.source;
         let media = self.media()?;
 
@@ -202,6 +205,27 @@ impl Storyteller for OfflineStoryteller {
 
     fn check_ready(&self) -> Result<(), StoryError> {
         self.tools.check()
+    }
+
+    fn refuses_style(&self, style: &crate::job::Style) -> Option<String> {
+        const AI: &str = "choose an AI storyteller (gemini, openai or ollama) for that";
+        if let Some(language) = &style.language {
+            return Some(format!(
+                "the offline storyteller writes in English only, not in {language}: {AI}"
+            ));
+        }
+        if style.prompt.is_some() {
+            return Some(format!(
+                "the offline storyteller cannot follow instructions of your own: {AI}"
+            ));
+        }
+        if style.words.is_some() {
+            return Some(format!(
+                "the offline storyteller writes each preset at its own length (a narrative of a \
+                 few paragraphs, a summary, a caption): {AI}"
+            ));
+        }
+        None
     }
 
     fn tell<'a>(

@@ -173,7 +173,13 @@ pub async fn tell(
         _ => None,
     };
     let file = vision::file_name(request);
-    let prompt = vision::prompt(instruction, &file, &analysis, heard.as_ref());
+    let prompt = vision::prompt(
+        instruction,
+        &request.style,
+        &file,
+        &analysis,
+        heard.as_ref(),
+    );
     let model = request.model.as_str();
     let mut told = None;
     if !teller.one_image.takes_one(model) || jpegs.len() < 2 {

@@ -216,6 +216,7 @@ pub fn instruction(teller: &str, preset: &str) -> Result<&'static str, StoryErro
 /// the model tells times and sound it cannot see in still images.
 pub fn prompt(
     instruction: &str,
+    style: &crate::job::Style,
     file: &str,
     analysis: &Analysis,
     heard: Option<&super::transcript::Heard>,
@@ -291,6 +292,37 @@ pub fn prompt(
              misheard; who says it is not known):\n\"{words}\"\n"
         );
     }
+    text.push_str(&wishes(style));
+    text
+}
+
+/// What the person asked beyond the preset, as the last words of a prompt (nothing for a
+/// plain style). Their instructions go last and are quoted as theirs, so the model follows
+/// them over the preset's wording; the rule to say only what is shown still stands, since a
+/// wish is no reason to invent.
+pub fn wishes(style: &crate::job::Style) -> String {
+    let mut text = String::new();
+    if let Some(words) = style.words {
+        let _ = write!(
+            text,
+            "\n\nLength: about {words} words. This comes before any length given above."
+        );
+    }
+    if let Some(language) = &style.language {
+        let _ = write!(
+            text,
+            "\n\nLanguage: write the story in {language}, whatever language these \
+             instructions and the words said in the video are in."
+        );
+    }
+    if let Some(prompt) = &style.prompt {
+        let _ = write!(
+            text,
+            "\n\nThe person asking for the story adds these instructions of their own. Follow \
+             them where they differ from the ones above, but still say only what the video \
+             shows:\n\"\"\"\n{prompt}\n\"\"\""
+        );
+    }
     text
 }
 
@@ -308,6 +340,25 @@ pub fn shorten(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wishes_come_last_in_the_persons_words_and_nothing_for_none() {
+        use crate::job::Style;
+        assert_eq!(wishes(&Style::default()), "");
+        let style = Style::new(Some("Call the dog Rex."), Some(150), Some("French")).unwrap();
+        let text = wishes(&style);
+        let length = text.find("Length: about 150 words").unwrap();
+        let language = text.find("write the story in French").unwrap();
+        let own = text.find("\"\"\"\nCall the dog Rex.\n\"\"\"").unwrap();
+        assert!(length < language && language < own, "{text}");
+        assert!(text.contains("still say only what the video shows"));
+        assert_eq!(
+            wishes(&Style::new(None, Some(40), None).unwrap())
+                .matches("\n\n")
+                .count(),
+            1
+        );
+    }
 
     #[test]
     fn every_preset_asks_for_its_own_kind_of_story() {

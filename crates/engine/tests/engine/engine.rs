@@ -189,6 +189,178 @@ async fn an_unknown_storyteller_preset_or_model_is_refused_before_anything_is_st
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wishes_reach_the_storyteller_and_each_is_a_story_of_its_own_never_paid_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let videos = files(&dir.path().join("videos"), "v", 1);
+    // The story says what was asked, so each wish visibly gets its own.
+    let teller = Scripted::new(|request, _| {
+        let style = request.style.clone();
+        Box::pin(async move {
+            Ok(format!(
+                "A story [{}] {}",
+                style.describe(),
+                style.prompt.unwrap_or_default()
+            ))
+        })
+    });
+    let engine = scripted_engine(&dir.path().join("home"), teller.clone()).await;
+    let french = |again: bool| AddOptions {
+        language: Some(" French ".into()),
+        words: Some(120),
+        prompt: Some("Call the dog Rex.".into()),
+        again,
+        ..AddOptions::default()
+    };
+    let tell = |options: AddOptions| {
+        let engine = engine.clone();
+        let videos = videos.clone();
+        async move {
+            let report = engine.add(videos, options, |_| {}).await.unwrap();
+            engine
+                .run(RunUntil::Empty, std::future::pending())
+                .await
+                .unwrap();
+            report
+        }
+    };
+
+    let plain = tell(AddOptions::default()).await;
+    assert_eq!(outcomes(&plain), [AddOutcome::Queued]);
+    let wished = tell(french(false)).await;
+    assert_eq!(outcomes(&wished), [AddOutcome::Queued], "{wished:#?}");
+    let job = wished.jobs().next().unwrap().clone();
+    let job = engine.get(&job.id.to_string()).await.unwrap();
+    assert_eq!(job.style.language.as_deref(), Some("French"));
+    assert_eq!(
+        job.story.as_deref(),
+        Some("A story [in French, about 120 words, own instructions] Call the dog Rex.")
+    );
+    assert_eq!(teller.calls.lock().unwrap().len(), 2);
+
+    // The same wishes again are the job there is; English is what stories are written in.
+    assert_eq!(
+        outcomes(&tell(french(false)).await),
+        [AddOutcome::AlreadyAdded]
+    );
+    let english = tell(AddOptions {
+        language: Some("en-GB".into()),
+        ..AddOptions::default()
+    })
+    .await;
+    assert_eq!(outcomes(&english), [AddOutcome::AlreadyAdded]);
+    // Asked for anew, the story told with those wishes comes from the cache, unpaid.
+    assert_eq!(outcomes(&tell(french(true)).await), [AddOutcome::Cached]);
+    // Another language is another story.
+    let german = tell(AddOptions {
+        language: Some("German".into()),
+        ..AddOptions::default()
+    })
+    .await;
+    assert_eq!(outcomes(&german), [AddOutcome::Queued]);
+    assert_eq!(teller.calls.lock().unwrap().len(), 3);
+
+    // Retelling keeps the wishes.
+    let retold = engine
+        .retell(&job.id.to_string(), "narrative")
+        .await
+        .unwrap();
+    assert_eq!(outcomes(&retold), [AddOutcome::Cached]);
+    assert_eq!(retold.jobs().next().unwrap().style, job.style);
+
+    // A wish that cannot be kept is refused, naming why, before anything is stored.
+    let total = engine.stats().await.unwrap().total();
+    for (options, says) in [
+        (
+            AddOptions {
+                words: Some(3),
+                ..AddOptions::default()
+            },
+            "choose between 10 and 5000 words",
+        ),
+        (
+            AddOptions {
+                language: Some("French; more".into()),
+                ..AddOptions::default()
+            },
+            "is not a language's name",
+        ),
+    ] {
+        let refused = engine
+            .add(videos.clone(), options, |_| {})
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), "invalid_argument");
+        assert!(refused.to_string().contains(says), "{refused}");
+    }
+    assert_eq!(engine.stats().await.unwrap().total(), total);
+}
+
+#[tokio::test]
+async fn the_offline_storyteller_refuses_wishes_it_cannot_keep_and_says_who_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let videos = files(&dir.path().join("videos"), "v", 1);
+    let engine = Engine::open(EngineOptions {
+        home: Some(dir.path().join("home")),
+        pool: fast_config(1),
+        ..EngineOptions::default()
+    })
+    .await
+    .unwrap();
+    for (options, says) in [
+        (
+            AddOptions {
+                language: Some("Français".into()),
+                ..AddOptions::default()
+            },
+            "the offline storyteller writes in English only, not in Français",
+        ),
+        (
+            AddOptions {
+                prompt: Some("Make it rhyme.".into()),
+                ..AddOptions::default()
+            },
+            "cannot follow instructions of your own",
+        ),
+        (
+            AddOptions {
+                words: Some(300),
+                ..AddOptions::default()
+            },
+            "writes each preset at its own length",
+        ),
+    ] {
+        let options = AddOptions {
+            storyteller: Some("offline".into()),
+            ..options
+        };
+        let refused = engine
+            .add(videos.clone(), options, |_| {})
+            .await
+            .unwrap_err();
+        assert!(refused.is_usage());
+        let words = refused.to_string();
+        assert!(
+            words.contains(says) && words.contains("choose an AI storyteller"),
+            "{words}"
+        );
+    }
+    // English, asked for in so many words, is what it writes anyway.
+    let english = engine
+        .add(
+            videos,
+            AddOptions {
+                storyteller: Some("offline".into()),
+                language: Some("English".into()),
+                ..AddOptions::default()
+            },
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcomes(&english), [AddOutcome::Queued]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_files_reach_a_subscriber_as_one_batch_event() {
     let dir = tempfile::tempdir().unwrap();
     let videos = dir.path().join("videos");

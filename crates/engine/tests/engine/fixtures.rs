@@ -60,6 +60,7 @@ pub fn job_for(storyteller: &str, name: &str, content: &str) -> NewJob {
             storyteller: storyteller.into(),
             model: "test-model".into(),
             preset: "narrative".into(),
+            style: Default::default(),
         },
         priority: Priority::Normal,
         no_cache: false,

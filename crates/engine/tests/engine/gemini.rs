@@ -19,6 +19,7 @@ fn request(source: &Path, checkpoint: Option<serde_json::Value>) -> StoryRequest
         source: source.to_owned(),
         content_hash: storyteller_engine::intake::hash_file(source).unwrap(),
         preset: "narrative".into(),
+        style: Default::default(),
         model: "gemini-flash-latest".into(),
         checkpoint,
         cancelled: Default::default(),

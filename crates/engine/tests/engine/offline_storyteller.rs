@@ -16,6 +16,7 @@ fn request(source: &Path, preset: &str) -> StoryRequest {
         content_hash: storyteller_engine::intake::hash_file(source)
             .unwrap_or_else(|_| "0".repeat(64)),
         preset: preset.into(),
+        style: Default::default(),
         model: OFFLINE_MODEL.into(),
         checkpoint: None,
         cancelled: Default::default(),

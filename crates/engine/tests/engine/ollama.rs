@@ -17,6 +17,7 @@ fn request(source: &Path, preset: &str) -> StoryRequest {
         source: source.to_owned(),
         content_hash: storyteller_engine::intake::hash_file(source).unwrap(),
         preset: preset.into(),
+        style: Default::default(),
         model: "llava:13b".into(),
         checkpoint: None,
         cancelled: Default::default(),
