@@ -41,4 +41,12 @@ describe("words for people", () => {
     });
     expect(Object.fromEntries(mediaFacts(paid))["Cost"]).toBe("$0.0044 · 9,120 tokens in, 412 out");
   });
+
+  it("lists what was asked beyond the preset among a job's facts", () => {
+    const asked = job(1, { style: { prompt: "Call the dog Rex.", words: 120, language: "French" } });
+    const facts = Object.fromEntries(mediaFacts(asked));
+    expect(facts["Asked"]).toBe("in French, about 120 words");
+    expect(facts["Instructions"]).toBe("Call the dog Rex.");
+    expect(Object.keys(Object.fromEntries(mediaFacts(job(2)))).includes("Asked")).toBe(false);
+  });
 });

@@ -87,6 +87,15 @@ export function exportFormatOf(path: string): ExportFormat {
 }
 
 /** Money for people: `$0`, `$0.0044`, `$0.012`, `$1.25`. */
+/** A story's language and length as asked, in a few words: `in French, about 120 words`
+ * (empty when neither was asked). */
+export function styleWords(style: { language?: string | null; words?: number | null }): string {
+  const parts: string[] = [];
+  if (style.language) parts.push(`in ${style.language}`);
+  if (style.words) parts.push(`about ${style.words} words`);
+  return parts.join(", ");
+}
+
 export function dollars(usd: number): string {
   if (!(usd > 0)) return "$0";
   if (usd >= 1) return `$${usd.toFixed(2)}`;

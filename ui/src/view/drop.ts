@@ -5,7 +5,7 @@
 // person pick the preset, choose another storyteller, or think again.
 
 import type { AddOptions, EstimateReport, StorytellerInfo } from "../bindings";
-import { count, dollars } from "../format";
+import { count, dollars, styleWords } from "../format";
 import { providerName } from "./keys";
 
 /** Whether drops for `storyteller` are asked about first (it may cost money or hours). */
@@ -69,11 +69,10 @@ export function wishesOf(
 
 /** The wishes in a few words, as the job details say them: `in French, about 120 words`. */
 export function wishesWords(options: Pick<AddOptions, "language" | "words" | "prompt">): string {
-  const parts: string[] = [];
-  if (options.language) parts.push(`in ${options.language}`);
-  if (options.words) parts.push(`about ${options.words} words`);
+  const parts = [styleWords(options)];
   if (options.prompt) parts.push("with your instructions");
-  return parts.length ? `Told ${parts.join(", ")}.` : "";
+  const said = parts.filter((part) => part).join(", ");
+  return said ? `Told ${said}.` : "";
 }
 
 /** Whether `error` is the engine refusing what was asked (a wish out of range, or one the

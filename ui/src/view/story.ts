@@ -2,7 +2,7 @@
 // and what can be done with it.
 
 import type { JobView, Priority } from "../bindings";
-import { activity, bytes, dollars, duration, thumbnailUrl } from "../format";
+import { activity, bytes, dollars, duration, styleWords, thumbnailUrl } from "../format";
 
 /** Keyframes shown at most. */
 const THUMBNAILS = 6;
@@ -204,11 +204,8 @@ export function mediaFacts(job: JobView): [string, string][] {
   }
   facts.push(["Size", bytes(job.sizeBytes)]);
   facts.push(["Told by", `${job.storyteller} · ${job.model} · ${job.preset}`]);
-  const wishes = [
-    job.style.language ? `in ${job.style.language}` : null,
-    job.style.words ? `about ${job.style.words} words` : null,
-  ].filter((part): part is string => part !== null);
-  if (wishes.length) facts.push(["Asked", wishes.join(", ")]);
+  const asked = styleWords(job.style);
+  if (asked) facts.push(["Asked", asked]);
   if (job.style.prompt) facts.push(["Instructions", job.style.prompt]);
   const usage = job.usage;
   if (usage && usage.inputTokens + usage.outputTokens > 0) {
