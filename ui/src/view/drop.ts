@@ -67,7 +67,7 @@ export function wishesOf(
   };
 }
 
-/** The wishes in a few words, as the job details say them: `in French, about 120 words`. */
+/** The wishes said back in the sheet: `Told in French, about 120 words, with your instructions.` */
 export function wishesWords(options: Pick<AddOptions, "language" | "words" | "prompt">): string {
   const parts = [styleWords(options)];
   if (options.prompt) parts.push("with your instructions");
