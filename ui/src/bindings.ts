@@ -445,6 +445,12 @@ reason: string } |
 { type: "concurrencyChanged"; 
 /**  Jobs run at once now. */
 concurrency: number } | 
+/**
+ *  The settings changed, here or in another process (a `storyteller config set` beside
+ *  the window): what new jobs get, the concurrency, the storytellers' addresses and prices.
+ *  They are in force already; a front end showing them reads them again.
+ */
+{ type: "settingsChanged" } | 
 /**  This subscriber fell behind and missed events: re-read the state it shows. */
 { type: "resync"; 
 /**  How many events it missed. */

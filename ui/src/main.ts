@@ -118,8 +118,11 @@ async function refreshStorytellers(chosen?: string): Promise<void> {
   try {
     const [tellers, current] = await Promise.all([api.storytellers(), api.settings()]);
     storytellers = tellers;
+    const before = defaults.storyteller;
     defaults = { storyteller: current.storyteller ?? "offline", preset: current.preset ?? null };
-    const keep = chosen ?? (dropStoryteller.value || defaults.storyteller);
+    // "Tell with" follows the settings unless the person chose another storyteller there.
+    const shown = dropStoryteller.value;
+    const keep = chosen ?? (shown && shown !== before ? shown : defaults.storyteller);
     dropStoryteller.replaceChildren(
       ...tellers.map((t) => new Option(providerName(t.name), t.name, false, t.name === keep)),
     );
@@ -207,6 +210,7 @@ function paint(): void {
     else if (change.rows.has(shown) || change.stories.has(shown)) story.show(job, model.storyText(shown));
   }
   if (change.stats || change.structure) paintStatus();
+  if (change.settings) void refreshStorytellers();
   dropZone.hidden = model.size > 0;
   for (const id of change.reread) void reread(id);
   if (pendingSince !== null) {

@@ -104,6 +104,12 @@ describe("QueueModel", () => {
     expect(change.reread.has(id)).toBe(true);
   });
 
+  it("asks for the settings again when they changed", () => {
+    const model = new QueueModel();
+    expect(model.apply(envelope({ type: "settingsChanged" })).settings).toBe(true);
+    expect(model.apply(envelope({ type: "queueResumed" })).settings).toBe(false);
+  });
+
   it("resyncs when events were missed", () => {
     const model = new QueueModel();
     model.load([]);

@@ -16,6 +16,8 @@ export interface Change {
   reread: Set<string>;
   /** Counts or the pause changed. */
   stats: boolean;
+  /** The settings changed (here or in another process): what drops get must be read again. */
+  settings: boolean;
   /** Events were missed: everything must be read again. */
   resync: boolean;
 }
@@ -27,6 +29,7 @@ export function emptyChange(): Change {
     stories: new Set(),
     reread: new Set(),
     stats: false,
+    settings: false,
     resync: false,
   };
 }
@@ -38,6 +41,7 @@ export function mergeChange(into: Change, more: Change): Change {
   for (const id of more.reread) into.reread.add(id);
   into.structure ||= more.structure;
   into.stats ||= more.stats;
+  into.settings ||= more.settings;
   into.resync ||= more.resync;
   return into;
 }
@@ -237,6 +241,9 @@ export class QueueModel {
       case "concurrencyChanged":
         this.concurrency = envelope.concurrency;
         change.stats = true;
+        break;
+      case "settingsChanged":
+        change.settings = true;
         break;
       case "resync":
         change.resync = true;

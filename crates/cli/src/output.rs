@@ -431,6 +431,7 @@ pub fn print_event(envelope: &Envelope) {
             "{concurrency} job{} at once",
             if *concurrency == 1 { "" } else { "s" }
         ),
+        Event::SettingsChanged => "settings changed".into(),
         Event::Resync { missed } => format!("(missed {missed} events)"),
     };
     out!("{} {line}", envelope.seq);

@@ -28,7 +28,7 @@
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, ConfigEntry, ServiceConfig};
 use crate::error::{EngineError, Result};
-use crate::event::{EventBus, Subscription};
+use crate::event::{Event, EventBus, Subscription};
 use crate::export::{self, ExportFormat};
 use crate::home::Home;
 use crate::intake::{self, IntakeOptions};
@@ -59,7 +59,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use tokio_util::sync::CancellationToken;
 
 /// How to open an [`Engine`].
@@ -99,6 +99,9 @@ struct Inner {
     keys: BTreeMap<&'static str, ApiKey>,
     // std Mutex: read and replaced whole, never held across an await.
     settings: Arc<Mutex<Settings>>,
+    // Whether this engine was opened with a concurrency of its own, which settings saved
+    // elsewhere leave as it is.
+    concurrency_fixed: bool,
     // The run under way here, if any: `stop` cancels it.
     run_stop: Mutex<Option<CancellationToken>>,
     // Reads the others' changes for as long as the engine lives.
@@ -179,14 +182,22 @@ impl Engine {
             .await?;
         let settings = Arc::new(Mutex::new(settings));
         pool.on_told(told_hook(settings.clone()));
+        // Settings saved by another process are read again off the follower's thread: the
+        // sink must not wait.
+        let (settings_saved, settings_saved_rx) = tokio::sync::mpsc::unbounded_channel();
         let follower = if options.ignore_other_processes {
             None
         } else {
             let pool = pool.clone();
-            let sink = Arc::new(move |changes: &ForeignChanges| pool.foreign_change(changes));
+            let sink = Arc::new(move |changes: &ForeignChanges| {
+                pool.foreign_change(changes);
+                if changes.settings_changed {
+                    let _ = settings_saved.send(());
+                }
+            });
             Some(store.follow_others(sink).await?)
         };
-        Ok(Engine {
+        let engine = Engine {
             inner: Arc::new(Inner {
                 home,
                 store,
@@ -196,10 +207,16 @@ impl Engine {
                 builds_storytellers,
                 keys,
                 settings,
+                concurrency_fixed: options.concurrency.is_some(),
                 run_stop: Mutex::new(None),
                 _follower: follower,
             }),
-        })
+        };
+        tokio::spawn(follow_settings(
+            Arc::downgrade(&engine.inner),
+            settings_saved_rx,
+        ));
+        Ok(engine)
     }
 
     /// Where this engine keeps its state.
@@ -263,7 +280,37 @@ impl Engine {
         // forgets what it learnt (the models found to take one image at a time).
         let rebuild = before != settings.storytellers;
         self.apply_storyteller_settings(&settings, rebuild).await?;
+        self.inner.bus.publish(Event::SettingsChanged);
+        // The file is saved whatever happens here: a note that does not reach the others
+        // only means they apply it at their next start.
+        if let Err(e) = self.inner.store.note_settings_changed().await {
+            tracing::warn!(error = %e, "other processes were not told of the new settings");
+        }
         Ok(settings)
+    }
+
+    /// Reads the settings file again after another process saved it, and puts what changed in
+    /// force here as [`Engine::update_settings`] would (except a concurrency this engine was
+    /// opened with). Whether anything changed.
+    async fn reload_settings(&self) -> Result<bool> {
+        let path = self.inner.home.settings();
+        let loaded = tokio::task::spawn_blocking(move || Settings::load(&path))
+            .await
+            .map_err(|_| EngineError::StoreClosed)??;
+        let before = match self.inner.settings.lock() {
+            Ok(mut current) if *current != loaded => {
+                std::mem::replace(&mut *current, loaded.clone()).storytellers
+            }
+            _ => return Ok(false),
+        };
+        if !self.inner.concurrency_fixed && settings::check_concurrency(loaded.concurrency).is_ok()
+        {
+            self.inner.pool.set_concurrency(loaded.concurrency as usize);
+        }
+        let rebuild = before != loaded.storytellers;
+        self.apply_storyteller_settings(&loaded, rebuild).await?;
+        self.inner.bus.publish(Event::SettingsChanged);
+        Ok(true)
     }
 
     /// Builds the AI storytellers again from `settings` when `rebuild` (jobs under way finish
@@ -1224,6 +1271,24 @@ fn keychain_error(
          (GNOME Keyring, KWallet) and try again",
         keyed.storyteller, keyed.env_var
     ))
+}
+
+/// Applies the settings other processes save, for as long as the engine lives (the channel
+/// closes with its follower).
+async fn follow_settings(engine: Weak<Inner>, mut saved: tokio::sync::mpsc::UnboundedReceiver<()>) {
+    while saved.recv().await.is_some() {
+        // Several saves in a row are one read.
+        while saved.try_recv().is_ok() {}
+        let Some(inner) = engine.upgrade() else {
+            return;
+        };
+        let engine = Engine { inner };
+        match engine.reload_settings().await {
+            Ok(true) => tracing::info!("settings saved elsewhere are in force"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "settings saved elsewhere could not be applied"),
+        }
+    }
 }
 
 /// The AI storytellers as `settings` (and the environment) ask for them, sharing `keys`.

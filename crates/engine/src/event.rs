@@ -160,6 +160,10 @@ pub enum Event {
         /// Jobs run at once now.
         concurrency: u32,
     },
+    /// The settings changed, here or in another process (a `storyteller config set` beside
+    /// the window): what new jobs get, the concurrency, the storytellers' addresses and prices.
+    /// They are in force already; a front end showing them reads them again.
+    SettingsChanged,
     /// This subscriber fell behind and missed events: re-read the state it shows.
     Resync {
         /// How many events it missed.
@@ -207,6 +211,7 @@ impl Event {
             | Event::ConcurrencyChanged { .. }
             | Event::StorytellerPaused { .. }
             | Event::StorytellerResumed { .. }
+            | Event::SettingsChanged
             | Event::Resync { .. } => Vec::new(),
         }
     }

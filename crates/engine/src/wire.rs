@@ -959,6 +959,7 @@ mod tests {
                 Event::ConcurrencyChanged { concurrency: 4 },
                 json!({ "type": "concurrencyChanged", "concurrency": 4 }),
             ),
+            (Event::SettingsChanged, json!({ "type": "settingsChanged" })),
             (
                 Event::Resync { missed: 1200 },
                 json!({ "type": "resync", "missed": 1200 }),

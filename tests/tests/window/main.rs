@@ -874,9 +874,36 @@ async fn a_drop_for_gemini_says_what_it_will_cost_before_anything_is_sent() {
     assert_eq!(value_of("gemini.base-url"), json!(server.base));
     assert_eq!(value_of("gemini.requests-per-minute"), json!("60"));
 
+    // Settings changed by the command beside the open window are in force in it at once: the
+    // storyteller drops get and the videos told at once.
+    let command = harness::target_dir().join("debug").join("storyteller");
+    for (key, value) in [("storyteller", "gemini"), ("concurrency", "5")] {
+        let status = desktop
+            .spawn(
+                &command,
+                &[
+                    "--home".as_ref(),
+                    desktop.home().as_os_str(),
+                    "config".as_ref(),
+                    "set".as_ref(),
+                    key.as_ref(),
+                    value.as_ref(),
+                ],
+            )
+            .wait()
+            .expect("the command ran");
+        assert!(status.success(), "config set {key} {value} failed");
+    }
+    window
+        .wait_for_script(
+            "the command's settings in the window",
+            UI_DEADLINE,
+            "return document.querySelector('#drop-storyteller').value === 'gemini'
+                 && document.querySelector('#concurrency').value === '5';",
+        )
+        .await;
     // A drop told by Gemini: the sheet says what it will cost and take, and nothing is sent
     // until the person says so.
-    set_control(&window, "#drop-storyteller", "gemini", "change").await;
     window
         .script(
             "window.storytellerDrop([arguments[0]]); return true;",

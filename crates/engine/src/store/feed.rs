@@ -3,7 +3,8 @@
 //!
 //! SQLite has no notifications between processes, so the database keeps a change log: a row in
 //! `changes` for every batch added, every change of a job's state or stage, every job deleted
-//! (written by the store's writer) and every pause or resume (by a trigger); see `schema`. Every
+//! (written by the store's writer), every save of the settings, and every pause or resume (by a
+//! trigger); see `schema`. Every
 //! build that may write the database (schema 2 on) logs its changes.
 //!
 //! A follower keeps a cursor into the log. It wakes on a notice that the database's WAL file was
@@ -126,6 +127,8 @@ pub struct ForeignChanges {
     pub pause: Option<Option<String>>,
     /// A storyteller was paused or went on (the stats say which are paused now).
     pub storytellers_changed: bool,
+    /// The settings were changed (the follower's sink reads them again).
+    pub settings_changed: bool,
     /// Counts after the changes.
     pub stats: Option<QueueStats>,
     /// The follower fell behind the trimmed log: re-read everything.
@@ -139,6 +142,7 @@ impl ForeignChanges {
             && self.removed.is_empty()
             && self.pause.is_none()
             && !self.storytellers_changed
+            && !self.settings_changed
             && !self.resync
     }
 
@@ -322,6 +326,7 @@ fn read_foreign(conn: &Connection, own: &OwnChanges, after: i64) -> Result<(i64,
     let mut gone: BTreeSet<String> = BTreeSet::new();
     let mut queue = false;
     let mut storytellers = false;
+    let mut settings = false;
     let through;
     {
         let mut own = own.lock();
@@ -355,6 +360,7 @@ fn read_foreign(conn: &Connection, own: &OwnChanges, after: i64) -> Result<(i64,
                     }
                     "queue" => queue = true,
                     "storytellers" => storytellers = true,
+                    "settings" => settings = true,
                     _ => {}
                 }
             }
@@ -389,6 +395,7 @@ fn read_foreign(conn: &Connection, own: &OwnChanges, after: i64) -> Result<(i64,
         changes.pause = Some(stats.paused.clone());
     }
     changes.storytellers_changed = storytellers;
+    changes.settings_changed = settings;
     if !changes.is_empty() {
         changes.stats = Some(stats);
     }

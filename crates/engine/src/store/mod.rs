@@ -318,6 +318,10 @@ pub trait JobStore: Send + Sync + 'static {
     /// paused storyteller too).
     fn set_paused(&self, reason: Option<String>) -> StoreFuture<'_, ()>;
 
+    /// Tells the other processes on this store that the settings changed, so each applies
+    /// them without a restart (this process already has).
+    fn note_settings_changed(&self) -> StoreFuture<'_, ()>;
+
     /// One job, by id or unique id prefix.
     fn get(&self, id_or_prefix: &str) -> StoreFuture<'_, Job>;
 

@@ -1845,6 +1845,17 @@ impl JobStore for SqliteStore {
         })
     }
 
+    fn note_settings_changed(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            self.write(move |conn, _, _| {
+                conn.prepare_cached("INSERT INTO changes (kind, ref) VALUES ('settings', '')")?
+                    .execute([])?;
+                Ok(())
+            })
+            .await
+        })
+    }
+
     fn set_paused(&self, reason: Option<String>) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             self.write(move |conn, outbox, _| {

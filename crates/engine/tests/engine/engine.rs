@@ -642,6 +642,75 @@ async fn another_processs_add_pause_and_cancel_reach_this_process_within_a_secon
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_saved_by_another_process_are_in_force_here_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    // The built-in storytellers, built from the settings, as the window and the command have.
+    let open = |concurrency| {
+        Engine::open(EngineOptions {
+            home: Some(home.clone()),
+            pool: fast_config(3),
+            concurrency,
+            ..EngineOptions::default()
+        })
+    };
+    let window = open(None).await.unwrap();
+    let fixed = open(Some(2)).await.unwrap();
+    let command = open(None).await.unwrap();
+    let gemini_model = |engine: &Engine| {
+        engine
+            .storytellers()
+            .into_iter()
+            .find(|s| s.name == "gemini")
+            .unwrap()
+            .default_model
+    };
+    assert_eq!(gemini_model(&window), "gemini-flash-latest");
+    let mut heard = window.subscribe();
+    let mut own = command.subscribe();
+    command
+        .config_set("gemini.model", Some("gemini-pro-latest"))
+        .await
+        .unwrap();
+    command.config_set("concurrency", Some("7")).await.unwrap();
+    command.config_set("preset", Some("summary")).await.unwrap();
+    let limit = Duration::from_secs(2);
+    heard_within(&mut heard, limit, "the new settings", |e| {
+        matches!(e, Event::SettingsChanged)
+    })
+    .await;
+    // Saves in quick succession may be read as one: wait until the last is in force.
+    let deadline = Instant::now() + limit;
+    while window.settings().preset.as_deref() != Some("summary") {
+        assert!(
+            Instant::now() < deadline,
+            "the last save never reached the window"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(gemini_model(&window), "gemini-pro-latest");
+    assert_eq!(window.concurrency(), 7);
+    assert_eq!(window.settings(), command.settings());
+    // An engine opened with a concurrency of its own keeps it, and takes the rest.
+    let deadline = Instant::now() + limit;
+    while gemini_model(&fixed) != "gemini-pro-latest" {
+        assert!(
+            Instant::now() < deadline,
+            "the other engine never took the model"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(fixed.concurrency(), 2);
+    // The engine that saved announced each save once, not again when its own note came back.
+    let settle = Instant::now() + Duration::from_millis(400);
+    let mut saves = 0;
+    while let Ok(Some(envelope)) = tokio::time::timeout_at(settle, own.recv()).await {
+        saves += usize::from(matches!(envelope.event, Event::SettingsChanged));
+    }
+    assert_eq!(saves, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hand_edited_settings_file_out_of_range_does_not_lock_the_app_out() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");

@@ -383,6 +383,9 @@ impl JobStore for FlakyStore {
     fn set_paused(&self, reason: Option<String>) -> StoreFuture<'_, ()> {
         self.inner.set_paused(reason)
     }
+    fn note_settings_changed(&self) -> StoreFuture<'_, ()> {
+        self.inner.note_settings_changed()
+    }
     fn get(&self, id_or_prefix: &str) -> StoreFuture<'_, Job> {
         self.inner.get(id_or_prefix)
     }
