@@ -292,8 +292,7 @@ struct StoryOptions {
     /// high, normal or low (default: the settings').
     #[arg(long)]
     priority: Option<Priority>,
-    /// The storyteller's preset: narrative, summary, social, and for AI storytellers also
-    /// bedtime and documentary.
+    /// The storyteller's preset: narrative, summary, social, bedtime or documentary.
     #[arg(long)]
     preset: Option<String>,
     /// Instructions of your own for the story, on top of the preset's (AI storytellers).

@@ -309,7 +309,8 @@ fn each_preset_writes_its_own_story() {
     let sandbox = Sandbox::new();
     let video = sandbox.video("presets.mp4", Look::plain());
     let mut stories = HashSet::new();
-    for preset in ["narrative", "summary", "social"] {
+    let presets = ["narrative", "summary", "social", "bedtime", "documentary"];
+    for preset in presets {
         let (added, _, code) = sandbox.add(&[&video], &["--preset", preset]);
         assert_eq!(code, Some(0));
         assert_eq!(added[0]["preset"], preset);
@@ -323,7 +324,11 @@ fn each_preset_writes_its_own_story() {
         assert_eq!(job["state"], "succeeded", "{job:#}");
         stories.insert(text(&job, "story").to_owned());
     }
-    assert_eq!(stories.len(), 3, "the presets wrote the same story");
+    assert_eq!(
+        stories.len(),
+        presets.len(),
+        "the presets wrote the same story"
+    );
 }
 
 #[test]

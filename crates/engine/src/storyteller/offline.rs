@@ -1,6 +1,7 @@
 //! The offline storyteller: no network, no model. It analyses the video with ffmpeg
 //! ([`crate::media`]) and writes what the pictures and sound show — length, scenes and pacing,
-//! light and colour, motion, sound, the opening and closing shots — in one of three presets.
+//! light and colour, motion, sound, the opening and closing shots — in each of the presets every
+//! storyteller shares (narrative, summary, social caption, bedtime story, documentary narration).
 //!
 //! The writing is deterministic: the same file always gives the same story (no randomness, no
 //! clock). Variety between videos comes from the content hash, which picks among sentence
@@ -22,7 +23,7 @@ use crate::media::{
 pub const OFFLINE_MODEL: &str = "offline-analyser-2";
 
 /// The presets, the default first.
-pub const PRESETS: [&str; 3] = ["narrative", "summary", "social"];
+pub const PRESETS: [&str; 5] = ["narrative", "summary", "social", "bedtime", "documentary"];
 
 /// The closing line of every long story: who wrote it and how.
 pub const SIGNATURE: &str = "— Written offline by Storyteller's analyser from the video's \
@@ -45,6 +46,10 @@ pub enum Preset {
     Summary,
     /// One to three punchy lines with hashtags.
     Social,
+    /// A gentle story to read aloud, without clock times.
+    Bedtime,
+    /// A narrator's voice-over, shot by shot at the cuts' times.
+    Documentary,
 }
 
 impl Preset {
@@ -54,6 +59,8 @@ impl Preset {
             "narrative" => Ok(Preset::Narrative),
             "summary" => Ok(Preset::Summary),
             "social" => Ok(Preset::Social),
+            "bedtime" => Ok(Preset::Bedtime),
+            "documentary" => Ok(Preset::Documentary),
             other => Err(StoryError::permanent(format!(
                 "the offline storyteller has no preset '{other}' (available: {})",
                 PRESETS.join(", ")
@@ -247,8 +254,13 @@ pub fn compose(analysis: &Analysis, preset: Preset, seed: &str) -> Vec<String> {
         Preset::Narrative => narrative(&facts, &mut voice),
         Preset::Summary => summary(&facts),
         Preset::Social => social(&facts, &mut voice),
+        Preset::Bedtime => bedtime(&facts, &mut voice),
+        Preset::Documentary => documentary(&facts, &mut voice),
     };
-    let line_break = if preset == Preset::Narrative {
+    let line_break = if matches!(
+        preset,
+        Preset::Narrative | Preset::Bedtime | Preset::Documentary
+    ) {
         "\n\n"
     } else {
         "\n"
@@ -871,6 +883,308 @@ fn social(facts: &Facts, voice: &mut Voice) -> Vec<Vec<String>> {
     vec![vec![capitalise(&first)], vec![second], vec![third]]
 }
 
+/// The bedtime preset: a gentle story to read aloud — how it began, how it changed, how it
+/// moved and sounded, how it ended — with no clock times, every fact still the video's.
+fn bedtime(facts: &Facts, voice: &mut Voice) -> Vec<Vec<String>> {
+    let analysis = facts.analysis;
+    let film = match (&analysis.info.title, analysis.info.duration_secs < 300.0) {
+        (Some(title), _) => format!("a film called “{title}”"),
+        (None, true) => "a little film".to_owned(),
+        (None, false) => "a film".to_owned(),
+    };
+    let mut beginning = vec![voice
+        .pick(&[
+            "Once upon a time, there was {film}, {duration} long.",
+            "Once upon a time there was {film} that lasted {duration}.",
+        ])
+        .replace("{film}", &film)
+        .replace("{duration}", &facts.duration)];
+    if let Some(opening) = facts.opening {
+        beginning.push(format!(
+            "It began somewhere {}, {}.",
+            gentle_light(opening.colour.brightness),
+            colour_phrase(&opening.colour.colour_name, voice)
+        ));
+    }
+
+    let mut middle = Vec::new();
+    match facts.scenes.saturating_sub(1) {
+        0 => middle.push(
+            voice
+                .pick(&[
+                    "It never looked away, not even once: it was all one long look.",
+                    "It stayed with one picture the whole time and never once cut away.",
+                ])
+                .to_owned(),
+        ),
+        cuts => middle.push(format!(
+            "Then, one picture after another, it changed {}.",
+            times_words(cuts)
+        )),
+    }
+    let ends: Vec<&str> = [facts.opening, facts.closing]
+        .iter()
+        .flatten()
+        .map(|k| k.colour.colour_name.as_str())
+        .collect();
+    let along: Vec<String> = facts
+        .palette
+        .iter()
+        .filter(|colour| !ends.contains(&colour.as_str()))
+        .map(|colour| match colour.as_str() {
+            "multicoloured" => "many colours at once".to_owned(),
+            other => other.to_owned(),
+        })
+        .collect();
+    if !along.is_empty() {
+        middle.push(format!("Along the way came {}.", join_words(&along)));
+    }
+    if let Some(motion) = analysis.motion {
+        middle.push(
+            match motion {
+                m if m < MOTION_STILL => "Everything stayed very still, as if holding its breath.",
+                m if m < MOTION_GENTLE => "Things moved slowly and gently.",
+                m if m < MOTION_RESTLESS => "Things bustled and moved about.",
+                _ => "Everything was busy, full of movement, and never still for long.",
+            }
+            .to_owned(),
+        );
+    }
+    match &analysis.audio {
+        None if analysis.info.audio.is_none() => {
+            middle.push("There was no sound at all, only pictures.".into())
+        }
+        None => middle.push("It had a soundtrack, though nobody could tell how it sounded.".into()),
+        Some(audio) => {
+            let silent = match audio.integrated_lufs {
+                Some(lufs) if lufs <= -60.0 => {
+                    middle.push("It had a soundtrack, but it made no sound at all.".into());
+                    true
+                }
+                Some(lufs) if lufs < -28.0 => {
+                    middle.push("A soft, quiet sound kept it company.".into());
+                    false
+                }
+                Some(lufs) if lufs < -20.0 => {
+                    middle.push("Sound kept it company, not too loud and not too soft.".into());
+                    false
+                }
+                Some(_) => {
+                    middle.push("It was full of loud sound.".into());
+                    false
+                }
+                None => {
+                    middle.push("It had sound all of its own.".into());
+                    false
+                }
+            };
+            match audio.silences.len() {
+                _ if silent => {}
+                0 => {}
+                1 => middle.push(format!(
+                    "Once, it went quiet for {}.",
+                    duration_words(audio.silences[0].length())
+                )),
+                n => middle.push(format!(
+                    "{} it went quiet for a while.",
+                    capitalise(&times_words(n))
+                )),
+            }
+        }
+    }
+
+    let mut ending = Vec::new();
+    match facts.closing {
+        Some(closing) => ending.push(format!(
+            "And at the very end, the picture was {}, {}.",
+            gentle_light(closing.colour.brightness),
+            colour_phrase(&closing.colour.colour_name, voice)
+        )),
+        None => ending.push("And then it was over.".into()),
+    }
+    ending.push(
+        voice
+            .pick(&[
+                "The end. Sleep tight.",
+                "The end. Goodnight.",
+                "The end. Sleep well.",
+            ])
+            .to_owned(),
+    );
+    vec![beginning, middle, ending, vec![SIGNATURE.to_owned()]]
+}
+
+/// Light in the plain words of a story read aloud.
+fn gentle_light(brightness: f64) -> &'static str {
+    match brightness {
+        b if b < 0.12 => "dark",
+        b if b < 0.3 => "dim",
+        b if b < 0.55 => "softly lit",
+        b if b < 0.8 => "bright",
+        _ => "very bright",
+    }
+}
+
+/// "once", "twice", "three times", "13 times".
+fn times_words(n: usize) -> String {
+    match n {
+        1 => "once".to_owned(),
+        2 => "twice".to_owned(),
+        n => format!("{} times", count_words(n)),
+    }
+}
+
+/// How many shots the documentary tells one by one; a longer film is told by its opening, its
+/// longest and its closing shots.
+const DOCUMENTARY_SHOTS: usize = 6;
+
+/// The documentary preset: a narrator's voice-over in the present tense — the footage, where
+/// the cuts fall, the shots at their own start and end times, the sound.
+fn documentary(facts: &Facts, voice: &mut Voice) -> Vec<Vec<String>> {
+    let analysis = facts.analysis;
+    let scenes = &analysis.scenes;
+    let recorded = facts
+        .recorded
+        .as_ref()
+        .map(|date| format!(", recorded on {date}"))
+        .unwrap_or_default();
+    let mut setting = vec![voice
+        .pick(&[
+            "{name} is {duration} of {orientation} {resolution} footage{recorded}.",
+            "{name} gives us {duration} of {orientation} {resolution} footage{recorded}.",
+        ])
+        .replace("{name}", &facts.name)
+        .replace("{duration}", &facts.duration)
+        .replace("{orientation}", facts.orientation)
+        .replace("{resolution}", &facts.resolution)
+        .replace("{recorded}", &recorded)];
+    let cuts: Vec<String> = scenes.iter().skip(1).map(|s| clock(s.start)).collect();
+    match cuts.len() {
+        0 => setting.push(
+            voice
+                .pick(&[
+                    "The camera never cuts away: it is one take from start to finish.",
+                    "It is filmed in a single, uninterrupted take.",
+                ])
+                .to_owned(),
+        ),
+        1 => setting.push(format!("The film cuts once, at {}.", cuts[0])),
+        n if n < DOCUMENTARY_SHOTS + 3 => setting.push(format!(
+            "The film cuts {}, at {}; its shots last {} on average.",
+            times_words(n),
+            join_words(&cuts),
+            facts.mean_scene
+        )),
+        n => setting.push(format!(
+            "The film cuts {}, the first at {} and the last at {}; its shots last {} on \
+             average.",
+            times_words(n),
+            cuts[0],
+            cuts[n - 1],
+            facts.mean_scene
+        )),
+    }
+
+    let mut shots = Vec::new();
+    let keyframe_of = |scene: usize| analysis.keyframes.iter().find(|k| k.scene == scene);
+    if scenes.len() <= 1 {
+        if let Some(opening) = facts.opening {
+            shots.push(shot_sentence(
+                "We open on {a_light} frame {colour}{motion}.",
+                opening,
+                voice,
+            ));
+        }
+        if let Some(closing) = facts
+            .closing
+            .filter(|closing| facts.opening.is_some_and(|o| !looks_the_same(o, closing)))
+        {
+            let sentence = shot_sentence(
+                "By {time}, the picture is {light} and {colour}{motion}.",
+                closing,
+                voice,
+            );
+            shots.push(sentence);
+        }
+    } else {
+        let longest = facts.longest().map(|l| l.start);
+        let mut told: Vec<usize> = if scenes.len() <= DOCUMENTARY_SHOTS {
+            (0..scenes.len()).collect()
+        } else {
+            let longest = scenes.iter().position(|s| Some(s.start) == longest);
+            [Some(0), longest, Some(scenes.len() - 1)]
+                .into_iter()
+                .flatten()
+                .collect()
+        };
+        told.dedup();
+        let mut previous: Option<usize> = None;
+        for &index in &told {
+            let scene = &scenes[index];
+            let skipped = previous.map_or(0, |p| index - p - 1);
+            if skipped > 0 {
+                shots.push(if skipped == 1 {
+                    "One more shot passes.".to_owned()
+                } else {
+                    format!("{} more shots pass.", capitalise(&count_words(skipped)))
+                });
+            }
+            previous = Some(index);
+            let last = index + 1 == scenes.len();
+            let is_longest = scenes.len() > 2 && Some(scene.start) == longest;
+            let template = match (index, last, is_longest) {
+                (0, _, true) => "The opening shot, the longest, runs to {end}: {a_light} frame {colour}{motion}.",
+                (0, _, false) => "The opening shot runs to {end}: {a_light} frame {colour}{motion}.",
+                (_, true, true) => "The last shot, the longest, begins at {start} and holds to the end, {light} and {colour}{motion}.",
+                (_, true, false) => "The last shot begins at {start} and holds to the end, {light} and {colour}{motion}.",
+                (_, _, true) => "From {start} to {end} comes the longest shot, {len} of {a_light} frame {colour}{motion}.",
+                _ => voice.pick(&[
+                    "At {start}, the film cuts to {a_light} shot {colour}, held for {len}{motion}.",
+                    "From {start} to {end}, we see {a_light} frame {colour}{motion}.",
+                    "At {start} comes {a_light} shot {colour}, lasting {len}{motion}.",
+                ]),
+            };
+            let sentence = match keyframe_of(index) {
+                Some(keyframe) => shot_sentence(template, keyframe, voice),
+                None => match (index, last) {
+                    (0, _) => format!("The opening shot runs to {}.", clock(scene.end)),
+                    (_, true) => format!("The last shot begins at {}.", clock(scene.start)),
+                    _ => format!(
+                        "From {} to {} comes a shot of {}.",
+                        clock(scene.start),
+                        clock(scene.end),
+                        duration_words(scene.length())
+                    ),
+                },
+            };
+            shots.push(
+                sentence
+                    .replace("{start}", &clock(scene.start))
+                    .replace("{end}", &clock(scene.end))
+                    .replace("{len}", &duration_words(scene.length())),
+            );
+        }
+    }
+    if let Some(motion) = facts.motion {
+        shots.push(
+            voice
+                .pick(&[
+                    "Taken as a whole, the footage is {motion}.",
+                    "Across the film, the picture is {motion}.",
+                ])
+                .replace("{motion}", motion),
+        );
+    }
+
+    let mut paragraphs = vec![setting];
+    if !shots.is_empty() {
+        paragraphs.push(shots);
+    }
+    paragraphs.push(sound_sentences(facts, voice));
+    paragraphs.push(vec![SIGNATURE.to_owned()]);
+    paragraphs
+}
+
 /// `#deepblue` from "deep blue".
 fn hashtag(words: &str) -> String {
     let tag: String = words
@@ -1290,9 +1604,9 @@ mod tests {
     #[test]
     fn presets_differ_and_all_sign_off() {
         let a = analysis(false);
-        let stories: Vec<String> = [Preset::Narrative, Preset::Summary, Preset::Social]
+        let stories: Vec<String> = PRESETS
             .iter()
-            .map(|p| text(&a, *p, "seed"))
+            .map(|p| text(&a, Preset::parse(p).unwrap(), "seed"))
             .collect();
         for story in &stories {
             assert!(story.contains("10 minutes"), "{story}");
@@ -1302,8 +1616,8 @@ mod tests {
             );
             assert!(!story.contains("{"), "{story}");
         }
-        assert_ne!(stories[0], stories[1]);
-        assert_ne!(stories[1], stories[2]);
+        let distinct: std::collections::HashSet<&String> = stories.iter().collect();
+        assert_eq!(distinct.len(), PRESETS.len(), "{stories:#?}");
         assert!(
             stories[0].contains("no soundtrack")
                 || stories[0].contains("no sound")
@@ -1341,7 +1655,118 @@ mod tests {
     fn unknown_presets_are_permanent_errors() {
         let err = Preset::parse("epic").unwrap_err();
         assert!(matches!(err, StoryError::Permanent { .. }));
-        assert!(err.to_string().contains("narrative, summary, social"));
+        assert!(err
+            .to_string()
+            .contains("narrative, summary, social, bedtime, documentary"));
+    }
+
+    /// Every `m:ss` time in `story`.
+    fn times(story: &str) -> Vec<String> {
+        let bytes = story.as_bytes();
+        let mut found = Vec::new();
+        for (i, _) in story.match_indices(':') {
+            let before = story[..i]
+                .rfind(|c: char| !c.is_ascii_digit())
+                .map_or(0, |p| p + 1);
+            let after = bytes[i + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            if before < i && after == 2 {
+                found.push(story[before..i + 3].to_owned());
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn a_bedtime_story_tells_the_facts_gently_without_clock_times() {
+        for seed in ["a", "b", "c", "d"] {
+            let story = text(&analysis(true), Preset::Bedtime, seed);
+            assert!(story.starts_with("Once upon a time"), "{story}");
+            assert!(story.contains("10 minutes"), "{story}");
+            // Three scenes: two cuts.
+            assert!(story.contains("changed twice"), "{story}");
+            assert!(story.contains("deep blue"), "the opening colour:\n{story}");
+            assert!(
+                story.contains("warm orange"),
+                "the colour along the way:\n{story}"
+            );
+            assert!(story.contains("loud sound"), "{story}");
+            assert!(story.contains("Twice it went quiet"), "{story}");
+            assert!(story.contains("The end."), "{story}");
+            assert!(times(&story).is_empty(), "no clock times:\n{story}");
+            assert!(story.ends_with(&format!("{SIGNATURE}\n")), "{story}");
+            // Ten minutes is not a little film.
+            assert!(!story.contains("little film"), "{story}");
+        }
+        let silent = text(&analysis(false), Preset::Bedtime, "a");
+        assert!(silent.contains("no sound at all"), "{silent}");
+    }
+
+    #[test]
+    fn a_documentary_tells_each_shot_at_the_cuts_own_times() {
+        for seed in ["a", "b", "c", "d"] {
+            let story = text(&analysis(true), Preset::Documentary, seed);
+            assert!(story.contains("1 May 2024"), "{story}");
+            assert!(story.contains("cuts twice, at 1:10 and 1:50"), "{story}");
+            // The scenes' boundaries (and the silences') and nothing else: not the keyframes'
+            // times inside the scenes.
+            let boundaries = ["0:00", "1:10", "1:50", "10:00", "4:30", "4:50"];
+            for time in times(&story) {
+                assert!(boundaries.contains(&time.as_str()), "{time} in:\n{story}");
+            }
+            assert!(story.contains("longest"), "{story}");
+            assert!(story.contains("warm orange"), "{story}");
+            assert!(story.contains("-15.7 LUFS"), "{story}");
+            assert!(!story.contains('{'), "{story}");
+        }
+
+        // Many shots: the opening, the longest and the last, with what lies between counted.
+        let mut many = analysis(false);
+        many.scenes = (0..12)
+            .map(|i| Scene {
+                start: f64::from(i) * 10.0,
+                end: if i == 11 {
+                    600.0
+                } else {
+                    f64::from(i + 1) * 10.0
+                },
+                cut_score: (i > 0).then_some(0.5),
+                motion: None,
+            })
+            .collect();
+        many.scenes[5].end = 60.0;
+        let story = text(&many, Preset::Documentary, "seed");
+        assert!(
+            story.contains("cuts eleven times, the first at 0:10 and the last at 1:50"),
+            "{story}"
+        );
+        assert!(story.contains("The last shot begins at 1:50"), "{story}");
+        assert!(story.contains("more shots pass"), "{story}");
+    }
+
+    #[test]
+    fn one_take_is_told_as_one_take_by_every_preset() {
+        let mut one = analysis(true);
+        one.scenes = vec![Scene {
+            start: 0.0,
+            end: 600.0,
+            cut_score: None,
+            motion: Some(0.02),
+        }];
+        for keyframe in &mut one.keyframes {
+            keyframe.scene = 0;
+        }
+        let bedtime = text(&one, Preset::Bedtime, "s");
+        assert!(!bedtime.contains("changed"), "{bedtime}");
+        let documentary = text(&one, Preset::Documentary, "s");
+        assert!(!documentary.contains("cuts once"), "{documentary}");
+        assert!(!documentary.contains("shot begins"), "{documentary}");
+        assert!(
+            documentary.contains("one take") || documentary.contains("single, uninterrupted take"),
+            "{documentary}"
+        );
     }
 
     #[test]

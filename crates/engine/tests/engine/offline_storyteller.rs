@@ -50,7 +50,10 @@ async fn describes_itself() {
     let teller = OfflineStoryteller::new(support::media());
     assert_eq!(teller.name(), "offline");
     assert_eq!(teller.default_model(), OFFLINE_MODEL);
-    assert_eq!(teller.presets(), ["narrative", "summary", "social"]);
+    assert_eq!(
+        teller.presets(),
+        ["narrative", "summary", "social", "bedtime", "documentary"]
+    );
 }
 
 #[tokio::test]
@@ -70,7 +73,9 @@ async fn same_file_same_story_and_presets_differ() {
 
     let (summary, _) = tell(&teller, &video, "summary").await;
     let (social, _) = tell(&teller, &video, "social").await;
-    for story in [&first, &summary, &social] {
+    let (bedtime, _) = tell(&teller, &video, "bedtime").await;
+    let (documentary, _) = tell(&teller, &video, "documentary").await;
+    for story in [&first, &summary, &social, &bedtime, &documentary] {
         assert!(!story.trim().is_empty());
         assert!(
             story.contains(&said_duration),
@@ -100,6 +105,16 @@ async fn same_file_same_story_and_presets_differ() {
     assert!(social.trim().lines().count() <= 3, "{social}");
     assert!(social.contains('#'), "{social}");
     assert!(first.len() > summary.len() && summary.len() > social.len());
+    assert!(bedtime.starts_with("Once upon a time"), "{bedtime}");
+    assert!(bedtime.contains("changed twice"), "{bedtime}");
+    // The video's cuts are at 2 s and 5 s.
+    assert!(
+        documentary.contains("cuts twice, at 0:02 and 0:05"),
+        "{documentary}"
+    );
+    let all = [&first, &summary, &social, &bedtime, &documentary];
+    let distinct: std::collections::HashSet<_> = all.iter().collect();
+    assert_eq!(distinct.len(), all.len());
 }
 
 #[tokio::test]
