@@ -341,6 +341,8 @@ export type EstimateReport = {
 	costUsd: number,
 	/**  Whether the model has a price (else the cost is 0 because it is not known). */
 	priced: boolean,
+	/**  The requests to the storyteller's service, all videos together. */
+	requests: number,
 	/**  How long telling them all is expected to take, in seconds. */
 	expectedSecs: number,
 	/**  How that time was worked out, for people. */
@@ -877,6 +879,8 @@ export type VideoEstimate = {
 	outputTokens: number,
 	/**  What that comes to, in US dollars. */
 	costUsd: number,
+	/**  The requests it takes to the storyteller's service (0 when told on this machine). */
+	requests: number,
 	/**  What to know about the figures (a video sent reduced, thinking billed as output). */
 	note: string | null,
 	/**  Why the file could not be estimated (not a video, unreadable): it would fail its job. */

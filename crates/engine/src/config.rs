@@ -264,6 +264,13 @@ pub const KEYS: &[ConfigKey] = &[
         Some(ollama::DEFAULT_MODEL),
         "the Ollama image model (llava, llama3.2-vision, qwen2.5vl, …)",
     ),
+    key(
+        "ollama.one-image-models",
+        Names,
+        Some(ollama::ONE_IMAGE_MODELS),
+        "models that take one image per message, told in two passes (comma-separated; `none` \
+         for none; found out by itself when Ollama says so)",
+    ),
     key("ollama.at-once", Limit, None, "requests at once to Ollama"),
     key(
         "ollama.requests-per-minute",

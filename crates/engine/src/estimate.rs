@@ -1,8 +1,9 @@
 //! What telling a set of videos will cost and take, worked out before anything is queued or
 //! sent: each video is probed (its length, its sound), its storyteller says how many tokens a
-//! video like it takes ([`Storyteller::estimate`]), the price table prices them, and the time
-//! comes from the storyteller's pace (requests at once and a minute) and how long its videos
-//! took here before (else its own guess).
+//! video like it takes and in how many requests ([`Storyteller::estimate`]), the price table
+//! prices them, and the time comes from the storyteller's pace (requests at once, a minute and
+//! a day) and how long its videos took here before (else its own guess, which counts the
+//! transcript and the keyframes described one at a time where those are made).
 
 use crate::intake::Refusal;
 use crate::job::{JobState, StorySpec};
@@ -72,15 +73,17 @@ pub async fn estimate(
 
     let mut estimates = Vec::with_capacity(probed.len());
     let mut guessed_secs = Vec::new();
+    let mut requests = Vec::new();
     for (_, path, info) in probed {
         match info {
             Ok(info) => {
                 let guess = crate::storyteller::with_style(
-                    teller.estimate(&info, &spec.preset),
+                    teller.estimate(&info, &spec.model, &spec.preset),
                     &spec.style,
                 );
                 let usage = prices.priced(&spec.storyteller, &spec.model, &guess.usage);
-                guessed_secs.push(teller.typical_secs(&info));
+                guessed_secs.push(teller.typical_secs(&info, &spec.model));
+                requests.push(guess.requests);
                 estimates.push(VideoEstimate {
                     path: display_path(&path),
                     duration_secs: Some(info.duration_secs),
@@ -88,6 +91,7 @@ pub async fn estimate(
                     audio_input_tokens: usage.audio_input_tokens as f64,
                     output_tokens: usage.output_tokens as f64,
                     cost_usd: usage.cost_usd(),
+                    requests: guess.requests,
                     note: guess.note,
                     error: None,
                 });
@@ -99,6 +103,7 @@ pub async fn estimate(
                 audio_input_tokens: 0.0,
                 output_tokens: 0.0,
                 cost_usd: 0.0,
+                requests: 0,
                 note: None,
                 error: Some(error.to_string()),
             }),
@@ -143,26 +148,41 @@ pub async fn estimate(
         .map_or(concurrency, |c| (c as usize).min(concurrency))
         .max(1);
     let by_workers = count.div_ceil(at_once) as f64 * per_video;
-    let by_pace = capacity.per_minute.map_or(0.0, |per_minute| {
-        count
-            .saturating_sub(1)
-            .div_euclid(per_minute.max(1) as usize) as f64
-            * 60.0
-            + per_video
-    });
+    // The service's limits count requests, and a video told one image at a time takes several.
+    let requests_in_all: usize = requests.iter().map(|r| (*r).max(1) as usize).sum();
+    let windows = |limit: Option<u32>, window_secs: f64| {
+        limit.map_or(0.0, |limit| {
+            requests_in_all
+                .saturating_sub(1)
+                .div_euclid(limit.max(1) as usize) as f64
+                * window_secs
+                + per_video
+        })
+    };
+    let by_minute = windows(capacity.per_minute, 60.0);
+    let by_day = windows(capacity.per_day, 24.0 * 3600.0);
     let expected_secs = if count == 0 {
         0.0
     } else {
-        by_workers.max(by_pace)
+        by_workers.max(by_minute).max(by_day)
     };
     let mut time_basis = format!(
         "{at_once} at once, about {} s a video ({from})",
         per_video.round()
     );
+    if requests_in_all > count {
+        time_basis.push_str(&format!(", {requests_in_all} requests in all"));
+    }
     if let Some(per_minute) = capacity.per_minute {
-        time_basis.push_str(&format!(", at most {per_minute} started a minute"));
+        time_basis.push_str(&format!(", at most {per_minute} requests a minute"));
+    }
+    if let Some(per_day) = capacity.per_day.filter(|d| requests_in_all > *d as usize) {
+        time_basis.push_str(&format!(
+            ", at most {per_day} a day, so some wait for the next day"
+        ));
     }
 
+    let requests = estimates.iter().map(|v| v.requests).sum();
     let input_tokens: f64 = estimates.iter().map(|v| v.input_tokens).sum();
     let output_tokens: f64 = estimates.iter().map(|v| v.output_tokens).sum();
     Ok(EstimateReport {
@@ -176,6 +196,7 @@ pub async fn estimate(
         preset: spec.preset,
         videos: estimates,
         refused: refused.into_iter().map(AddEntry::from).collect(),
+        requests,
         expected_secs,
         time_basis,
     })

@@ -485,6 +485,8 @@ pub struct VideoEstimate {
     pub output_tokens: f64,
     /// What that comes to, in US dollars.
     pub cost_usd: f64,
+    /// The requests it takes to the storyteller's service (0 when told on this machine).
+    pub requests: u32,
     /// What to know about the figures (a video sent reduced, thinking billed as output).
     pub note: Option<String>,
     /// Why the file could not be estimated (not a video, unreadable): it would fail its job.
@@ -514,6 +516,8 @@ pub struct EstimateReport {
     pub cost_usd: f64,
     /// Whether the model has a price (else the cost is 0 because it is not known).
     pub priced: bool,
+    /// The requests to the storyteller's service, all videos together.
+    pub requests: u32,
     /// How long telling them all is expected to take, in seconds.
     pub expected_secs: f64,
     /// How that time was worked out, for people.

@@ -951,6 +951,73 @@ async fn ollama_telling(story: [&str; 3]) -> wiremock::MockServer {
     server
 }
 
+#[test]
+fn an_estimate_counts_the_requests_of_a_model_told_one_image_at_a_time_and_the_transcript() {
+    let sandbox = Sandbox::new();
+    // 16 seconds with sound: eight keyframes.
+    let video = sandbox.video("talk.mp4", Look::varied(4, 16));
+    // Nothing listens here: an estimate sends nothing.
+    let dead = "http://127.0.0.1:9";
+    let estimate = |model: &str| {
+        let out = sandbox
+            .spawn_with_env(
+                &[("STORYTELLER_OLLAMA_BASE_URL", dead)],
+                &[
+                    "estimate",
+                    arg(&video),
+                    "--storyteller",
+                    "ollama",
+                    "--model",
+                    model,
+                    "--json",
+                ],
+            )
+            .wait(crate::support::RUN_DEADLINE);
+        assert_eq!(out.code, Some(0), "{out}");
+        out.json()
+    };
+    let at_once = estimate("llava");
+    assert_eq!(at_once["requests"], 1, "{at_once:#}");
+    assert_eq!(at_once["videos"][0]["requests"], 1, "{at_once:#}");
+    // Llama 3.2 Vision takes one image per message: each keyframe alone, then the story.
+    let one_by_one = estimate("llama3.2-vision");
+    assert_eq!(one_by_one["requests"], 9, "{one_by_one:#}");
+    let note = one_by_one["videos"][0]["note"].as_str().unwrap();
+    assert!(note.contains("one image per message: 9 requests"), "{note}");
+    let tokens = |report: &serde_json::Value, field: &str| report[field].as_f64().unwrap();
+    assert!(tokens(&one_by_one, "inputTokens") > tokens(&at_once, "inputTokens"));
+    assert!(tokens(&one_by_one, "outputTokens") > tokens(&at_once, "outputTokens"));
+    assert!(
+        tokens(&one_by_one, "expectedSecs") > tokens(&at_once, "expectedSecs"),
+        "describing eight keyframes takes time: {one_by_one:#} {at_once:#}"
+    );
+    assert!(
+        one_by_one["timeBasis"]
+            .as_str()
+            .unwrap()
+            .contains("9 requests in all"),
+        "{one_by_one:#}"
+    );
+
+    // With a transcription server set, what is said is read too, and hearing it takes time.
+    let out = sandbox.run(&["config", "set", "transcription.base-url", dead]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let heard = estimate("llava");
+    let transcript = tokens(&heard, "inputTokens") - tokens(&at_once, "inputTokens");
+    assert!(
+        (40.0..=60.0).contains(&transcript),
+        "{transcript}: {heard:#}"
+    );
+    assert!(
+        heard["videos"][0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("transcribed"),
+        "{heard:#}"
+    );
+    assert!(tokens(&heard, "expectedSecs") > tokens(&at_once, "expectedSecs"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ollama_model_tells_a_video_and_a_stopped_ollama_pauses_ollama_alone_saying_so() {
     let story = ["Navy gives way ", "to bright bars", " as the video ends."];

@@ -437,6 +437,30 @@ async fn an_estimate_says_what_a_batch_will_cost_and_take_and_sends_nothing() {
     assert_eq!(out.code, Some(0), "{out}");
     assert!(out.stdout.contains("2 videos with gemini"), "{out}");
     assert!(out.stdout.contains(" in all; about "), "{out}");
+
+    // The model asked for is the one estimated: Gemini 3 reads 70 tokens a frame, not 258.
+    let out = tokio::task::block_in_place(|| {
+        sandbox
+            .spawn_with_env(
+                &env,
+                &[
+                    "estimate",
+                    arg(&long),
+                    "--storyteller",
+                    "gemini",
+                    "--model",
+                    "gemini-3-flash-preview",
+                    "--json",
+                ],
+            )
+            .wait(RUN_DEADLINE)
+    });
+    assert_eq!(out.code, Some(0), "{out}");
+    let report = out.json();
+    assert_eq!(report["model"], "gemini-3-flash-preview");
+    let tokens = report["inputTokens"].as_f64().unwrap();
+    assert!(tokens < 12.0 * 110.0 + 1000.0, "{tokens}: {report:#}");
+    assert_eq!(report["requests"], 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1002,8 +1002,7 @@ impl Storyteller for GeminiStoryteller {
         })
     }
 
-    fn estimate(&self, info: &MediaInfo, preset: &str) -> super::TokenEstimate {
-        let model = self.default_model.as_str();
+    fn estimate(&self, info: &MediaInfo, model: &str, preset: &str) -> super::TokenEstimate {
         let (video, note) = match plan_video(model, info.duration_secs, info.audio.is_some()) {
             Ok(plan) => (plan.estimated_tokens, plan.note),
             Err(error) => (0, Some(error.to_string())),
@@ -1021,6 +1020,7 @@ impl Storyteller for GeminiStoryteller {
                 output_tokens: super::story_tokens(preset),
                 cost_micro_usd: 0,
             },
+            requests: 1,
             note: note.or_else(|| {
                 Some(
                     "models that think bill their thinking as output too, which can add to it"
@@ -1030,7 +1030,7 @@ impl Storyteller for GeminiStoryteller {
         }
     }
 
-    fn typical_secs(&self, info: &MediaInfo) -> f64 {
+    fn typical_secs(&self, info: &MediaInfo, _model: &str) -> f64 {
         // Sending the file (at a modest 5 MB/s), the service's processing, then the writing.
         let upload = info.size_bytes.unwrap_or(0) as f64 / 5e6;
         15.0 + upload + info.duration_secs / 30.0

@@ -154,14 +154,17 @@ pub trait Storyteller: Send + Sync + 'static {
         let _ = model;
         Box::pin(async move { self.check_ready().map(|()| "ready".to_owned()) })
     }
-    /// The tokens telling a video like `info` with `preset` is expected to take, before
-    /// anything is sent (none by default: it runs on this machine, for free).
-    fn estimate(&self, info: &crate::media::MediaInfo, preset: &str) -> TokenEstimate {
-        let _ = (info, preset);
+    /// The tokens and requests telling a video like `info` with `model` and `preset` is
+    /// expected to take, before anything is sent (none by default: it runs on this machine,
+    /// for free).
+    fn estimate(&self, info: &crate::media::MediaInfo, model: &str, preset: &str) -> TokenEstimate {
+        let _ = (info, model, preset);
         TokenEstimate::default()
     }
-    /// How long one video is expected to take when nothing has been told yet to learn from.
-    fn typical_secs(&self, info: &crate::media::MediaInfo) -> f64 {
+    /// How long one video is expected to take with `model` when nothing has been told yet to
+    /// learn from.
+    fn typical_secs(&self, info: &crate::media::MediaInfo, model: &str) -> f64 {
+        let _ = model;
         // The offline analyser decodes the whole video: about a twentieth of its length.
         1.0 + info.duration_secs / 20.0
     }
@@ -178,6 +181,9 @@ pub trait Storyteller: Send + Sync + 'static {
 pub struct TokenEstimate {
     /// The usage expected (priced by the caller).
     pub usage: Usage,
+    /// The requests it takes to the storyteller's service, each counted by its limits (none
+    /// for a storyteller that runs here).
+    pub requests: u32,
     /// Anything the person should know about the figure (a video sent reduced, thinking).
     pub note: Option<String>,
 }
@@ -643,6 +649,7 @@ mod tests {
                 output_tokens: output,
                 ..Usage::default()
             },
+            requests: 1,
             note: None,
         };
         // Nothing is spent offline, wishes or not.

@@ -1410,7 +1410,7 @@ fn with_article(word: &str) -> String {
 }
 
 /// The text with its first letter in upper case.
-fn capitalise(text: &str) -> String {
+pub(crate) fn capitalise(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),

@@ -150,6 +150,14 @@ impl OpenAiStoryteller {
         self
     }
 
+    /// How it would tell a video with `model`, for estimates.
+    fn telling(&self, model: &str) -> vision::Telling {
+        vision::Telling {
+            one_image_at_a_time: self.one_image.takes_one(model),
+            transcribed: self.transcriber.is_some(),
+        }
+    }
+
     /// The same, giving up on an answer silent for `gap` (tests).
     pub fn with_idle_gap(mut self, gap: Duration) -> Self {
         self.idle_gap = gap;
@@ -423,12 +431,17 @@ impl Storyteller for OpenAiStoryteller {
         })
     }
 
-    fn estimate(&self, info: &crate::media::MediaInfo, preset: &str) -> super::TokenEstimate {
-        vision::estimate(info, preset)
+    fn estimate(
+        &self,
+        info: &crate::media::MediaInfo,
+        model: &str,
+        preset: &str,
+    ) -> super::TokenEstimate {
+        vision::estimate(info, preset, self.telling(model))
     }
 
-    fn typical_secs(&self, info: &crate::media::MediaInfo) -> f64 {
-        vision::typical_secs(info)
+    fn typical_secs(&self, info: &crate::media::MediaInfo, model: &str) -> f64 {
+        vision::typical_secs(info, self.telling(model))
     }
 
     fn tell<'a>(

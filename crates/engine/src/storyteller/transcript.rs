@@ -19,7 +19,7 @@ use std::time::Duration;
 
 /// The longest transcript put in a prompt, in characters (about an hour of speech); the rest
 /// is left out, saying so.
-const MAX_TRANSCRIPT: usize = 40_000;
+pub(crate) const MAX_TRANSCRIPT: usize = 40_000;
 
 /// What became of the sound.
 #[derive(Clone, Debug, PartialEq, Eq)]

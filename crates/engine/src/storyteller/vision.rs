@@ -89,26 +89,93 @@ pub async fn look(
     Ok((analysis, jpegs))
 }
 
-/// The tokens an image model is expected to read and write for one video with `preset`:
-/// its keyframes (up to the analysis's 8; a vision encoder reads about 600 tokens an image)
-/// and the facts, then the story.
-pub fn estimate(info: &crate::media::MediaInfo, preset: &str) -> super::TokenEstimate {
-    let keyframes = (info.duration_secs / 2.0).ceil().clamp(1.0, 8.0) as u64;
+/// Tokens a vision encoder reads for one keyframe (about 600 for the models in use).
+const KEYFRAME_TOKENS: u64 = 600;
+/// Tokens of the facts and the instructions around them.
+const FACTS_TOKENS: u64 = 400;
+/// Tokens of the question asked about one keyframe in the first of two passes.
+const NOTE_QUESTION_TOKENS: u64 = 80;
+/// Tokens of a keyframe's note (one or two sentences), written once and read again.
+const NOTE_TOKENS: u64 = 70;
+/// Tokens a second of talk takes in a transcript (about 150 words a minute).
+const SPEECH_TOKENS_PER_SEC: f64 = 3.3;
+/// How long describing one keyframe alone takes a model (a short answer: a middle guess).
+const NOTE_SECS: f64 = 8.0;
+
+/// How an image-model storyteller would tell a video, for its estimate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Telling {
+    /// Each keyframe described alone first, then the story from the notes (see
+    /// [`super::twopass`]).
+    pub one_image_at_a_time: bool,
+    /// What is said transcribed and put in the prompt.
+    pub transcribed: bool,
+}
+
+/// The keyframes the analysis takes of a video this long (one every two seconds, up to 8).
+fn keyframes_of(info: &crate::media::MediaInfo) -> u64 {
+    (info.duration_secs / 2.0).ceil().clamp(1.0, 8.0) as u64
+}
+
+/// The tokens and requests an image model is expected to take for one video with `preset`:
+/// its keyframes and the facts, then the story — in one request, or, told one image at a
+/// time, a request per keyframe (the image and a question in, a note out) and one for the
+/// story (the notes, the facts and the first frame in). A transcript, where one is made, is
+/// counted as if someone talked throughout (the most it can be).
+pub fn estimate(
+    info: &crate::media::MediaInfo,
+    preset: &str,
+    telling: Telling,
+) -> super::TokenEstimate {
+    let keyframes = keyframes_of(info);
+    let story = super::story_tokens(preset);
+    let mut notes = Vec::new();
+    let (mut input, output, requests) = if telling.one_image_at_a_time && keyframes > 1 {
+        notes.push(format!(
+            "this model takes one image per message: {} requests a video (each keyframe              described alone, then the story)",
+            keyframes + 1
+        ));
+        (
+            keyframes * (KEYFRAME_TOKENS + NOTE_QUESTION_TOKENS)
+                + FACTS_TOKENS
+                + keyframes * NOTE_TOKENS
+                + KEYFRAME_TOKENS,
+            keyframes * NOTE_TOKENS + story,
+            keyframes as u32 + 1,
+        )
+    } else {
+        (keyframes * KEYFRAME_TOKENS + FACTS_TOKENS, story, 1)
+    };
+    if telling.transcribed && info.audio.is_some() {
+        let transcript = (info.duration_secs.max(0.0) * SPEECH_TOKENS_PER_SEC).ceil() as u64;
+        input += transcript.min(super::transcript::MAX_TRANSCRIPT as u64 / 4);
+        notes.push("what is said is transcribed and read too, counted as talk throughout".into());
+    }
     super::TokenEstimate {
         usage: crate::job::Usage {
-            input_tokens: keyframes * 600 + 400,
+            input_tokens: input,
             audio_input_tokens: 0,
-            output_tokens: super::story_tokens(preset),
+            output_tokens: output,
             cost_micro_usd: 0,
         },
-        note: None,
+        requests,
+        note: (!notes.is_empty()).then(|| super::offline::capitalise(&notes.join("; "))),
     }
 }
 
-/// How long an image model is expected to take for one video: the analysis, then a model
-/// reading a few images and writing (minutes on a CPU, seconds on a GPU: a middle guess).
-pub fn typical_secs(info: &crate::media::MediaInfo) -> f64 {
-    20.0 + info.duration_secs / 20.0
+/// How long an image model is expected to take for one video: the analysis, the transcript
+/// where one is made (a speech model on a CPU hears about ten times faster than real time),
+/// the keyframes described one at a time where they are, then a model reading a few images
+/// and writing (minutes on a CPU, seconds on a GPU: a middle guess).
+pub fn typical_secs(info: &crate::media::MediaInfo, telling: Telling) -> f64 {
+    let mut secs = 20.0 + info.duration_secs / 20.0;
+    if telling.transcribed && info.audio.is_some() {
+        secs += 2.0 + info.duration_secs / 10.0;
+    }
+    if telling.one_image_at_a_time {
+        secs += keyframes_of(info) as f64 * NOTE_SECS;
+    }
+    secs
 }
 
 /// The video's file name, as the prompt calls it.
