@@ -745,6 +745,16 @@ export type Settings = {
 	preset?: string | null,
 	/**  The priority new jobs get. */
 	priority?: Priority,
+	/**
+	 *  The language new stories are written in when an add names none (`None`: English).
+	 *  For the storytellers that can: the offline one writes English whatever this says.
+	 */
+	language?: string | null,
+	/**
+	 *  About how many words new stories have when an add says nothing (`None`: the preset's
+	 *  length). For the storytellers that can keep it, like [`Settings::language`].
+	 */
+	words?: number | null,
 	/**  Write each story beside its video when it is told (`NAME.story.md`, …). */
 	saveBesideVideo?: boolean,
 	/**  The formats written beside the video. */
@@ -863,7 +873,11 @@ export type ValueKind =
 /**  A whole number from 1 to 64. */
 "count" | 
 /**  `low`, `normal` or `high`. */
-"priority";
+"priority" | 
+/**  A language as a person names it (`French`, `pt-BR`). */
+"language" | 
+/**  About how many words, from 10 to 5000; `none` for the preset's length. */
+"words";
 
 /**  What telling one video is expected to take, before anything is sent. */
 export type VideoEstimate = {

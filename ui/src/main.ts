@@ -120,6 +120,10 @@ async function refreshStorytellers(chosen?: string): Promise<void> {
     storytellers = tellers;
     const before = defaults.storyteller;
     defaults = { storyteller: current.storyteller ?? "offline", preset: current.preset ?? null };
+    // The drop sheet's wishes left empty are the settings' defaults: it says which.
+    byId<HTMLInputElement>("drop-sheet-language").placeholder = current.language ?? "English";
+    byId<HTMLInputElement>("drop-sheet-words").placeholder =
+      current.words == null ? "the preset's length" : `${current.words} (the default)`;
     // "Tell with" follows the settings unless the person chose another storyteller there.
     const shown = dropStoryteller.value;
     const keep = chosen ?? (shown && shown !== before ? shown : defaults.storyteller);

@@ -44,6 +44,10 @@ pub enum ValueKind {
     Count,
     /// `low`, `normal` or `high`.
     Priority,
+    /// A language as a person names it (`French`, `pt-BR`).
+    Language,
+    /// About how many words, from 10 to 5000; `none` for the preset's length.
+    Words,
 }
 
 /// One key of the table.
@@ -95,6 +99,18 @@ pub const KEYS: &[ConfigKey] = &[
         Priority,
         Some("normal"),
         "the priority new videos get",
+    ),
+    key(
+        "language",
+        Language,
+        Some("English"),
+        "the language new stories are written in (AI storytellers; the offline one writes English)",
+    ),
+    key(
+        "words",
+        Words,
+        None,
+        "about how many words new stories have (AI storytellers; the preset's length when not set)",
     ),
     // Gemini.
     key(
@@ -654,6 +670,23 @@ pub fn entry(settings: &Settings, key: &str) -> Result<ConfigEntry> {
             None,
         ),
         "priority" => general(settings.priority.as_str().to_owned(), known),
+        "language" => match &settings.language {
+            Some(language) => (Some(language.clone()), ConfigSource::Settings, None),
+            None => (
+                known.default.map(str::to_owned),
+                ConfigSource::Default,
+                None,
+            ),
+        },
+        "words" => (
+            settings.words.map(|w| w.to_string()),
+            if settings.words.is_some() {
+                ConfigSource::Settings
+            } else {
+                ConfigSource::Default
+            },
+            None,
+        ),
         _ => {
             let config = ServiceConfig::from_settings(settings);
             let (value, source) = config.lookup(key);
@@ -729,6 +762,25 @@ pub fn set(settings: &Settings, key: &str, value: Option<&str>) -> Result<Settin
             }
         }
         "preset" => next.preset = value.map(str::to_owned),
+        "language" => {
+            // Checked and put one way as a story's own wish is: English is no wish.
+            next.language = crate::job::Style::new(None, None, value)
+                .map_err(EngineError::InvalidArgument)?
+                .language;
+        }
+        "words" => {
+            let words = match value {
+                None | Some("none") => None,
+                Some(text) => Some(text.parse::<u32>().map_err(|_| {
+                    EngineError::InvalidArgument(format!(
+                        "'{text}' is not a number of words (or none for the preset's length)"
+                    ))
+                })?),
+            };
+            next.words = crate::job::Style::new(None, words, None)
+                .map_err(EngineError::InvalidArgument)?
+                .words;
+        }
         "priority" => {
             next.priority = match value {
                 Some(text) => text.parse().map_err(|_| {
@@ -801,7 +853,7 @@ fn normalise(known: &ConfigKey, text: &str) -> Result<String> {
             Some(dollars) => short_number(dollars),
         },
         Switch => if parse_switch(text)? { "on" } else { "off" }.to_owned(),
-        Price | Count | Priority => text.to_owned(),
+        Price | Count | Priority | Language | Words => text.to_owned(),
     })
 }
 

@@ -260,8 +260,14 @@ impl Engine {
     }
 
     /// Checks and saves `settings`; the concurrency applies at once.
-    pub async fn update_settings(&self, settings: Settings) -> Result<Settings> {
+    pub async fn update_settings(&self, mut settings: Settings) -> Result<Settings> {
         settings.check()?;
+        // The default language and length put one way, as an add's own are ("english" is
+        // no wish).
+        let style = Style::new(None, settings.words, settings.language.as_deref())
+            .map_err(EngineError::InvalidArgument)?;
+        settings.language = style.language;
+        settings.words = style.words;
         // The defaults must name a storyteller, model and preset that exist.
         self.spec(&AddOptions::default(), &settings)?;
         let path = self.inner.home.settings();
@@ -395,15 +401,29 @@ impl Engine {
                 available: presets.join(", "),
             });
         }
-        let style = Style::new(
+        let asked = Style::new(
             options.prompt.as_deref(),
             options.words,
             options.language.as_deref(),
         )
         .map_err(EngineError::InvalidArgument)?;
-        if let Some(refused) = teller.refuses_style(&style) {
+        if let Some(refused) = teller.refuses_style(&asked) {
             return Err(EngineError::InvalidArgument(refused));
         }
+        // The settings' language and length fill what the add left open, for the storytellers
+        // that can keep them: the offline one writes English at each preset's own length, and
+        // a default chosen for the AI storytellers must not refuse its videos.
+        let with_defaults = Style::new(
+            options.prompt.as_deref(),
+            options.words.or(settings.words),
+            options.language.as_deref().or(settings.language.as_deref()),
+        )
+        .map_err(EngineError::InvalidArgument)?;
+        let style = if teller.refuses_style(&with_defaults).is_none() {
+            with_defaults
+        } else {
+            asked
+        };
         Ok(StorySpec {
             storyteller: name,
             model,

@@ -509,7 +509,8 @@ impl Style {
                 });
             if !fits {
                 return Err(format!(
-                    "'{language}' is not a language's name: write it as a word (French,                      Deutsch) or a code (fr, pt-BR)"
+                    "'{language}' is not a language's name: write it as a word \
+                     (French, Deutsch) or a code (fr, pt-BR)"
                 ));
             }
         }

@@ -31,6 +31,12 @@ pub struct Settings {
     pub preset: Option<String>,
     /// The priority new jobs get.
     pub priority: Priority,
+    /// The language new stories are written in when an add names none (`None`: English).
+    /// For the storytellers that can: the offline one writes English whatever this says.
+    pub language: Option<String>,
+    /// About how many words new stories have when an add says nothing (`None`: the preset's
+    /// length). For the storytellers that can keep it, like [`Settings::language`].
+    pub words: Option<u32>,
     /// Write each story beside its video when it is told (`NAME.story.md`, …).
     pub save_beside_video: bool,
     /// The formats written beside the video.
@@ -60,6 +66,8 @@ impl Default for Settings {
             model: None,
             preset: None,
             priority: Priority::Normal,
+            language: None,
+            words: None,
             save_beside_video: false,
             beside_formats: vec![ExportFormat::Markdown],
             beside_skip_existing: true,
@@ -101,6 +109,8 @@ impl Settings {
     /// Checks the values that need no storyteller to check.
     pub fn check(&self) -> Result<()> {
         check_concurrency(self.concurrency)?;
+        crate::job::Style::new(None, self.words, self.language.as_deref())
+            .map_err(EngineError::InvalidArgument)?;
         if self.save_beside_video && self.beside_formats.is_empty() {
             return Err(EngineError::InvalidArgument(
                 "choose at least one format to write beside the videos".into(),

@@ -1074,7 +1074,8 @@ mod tests {
         round_trip(
             &crate::settings::Settings::default(),
             json!({ "concurrency": 3, "storyteller": "offline", "model": null, "preset": null,
-                    "priority": "normal", "saveBesideVideo": false, "besideFormats": ["markdown"],
+                    "priority": "normal", "language": null, "words": null,
+                    "saveBesideVideo": false, "besideFormats": ["markdown"],
                     "besideSkipExisting": true, "copyWhenDone": false, "notifyWhenDone": true,
                     "keepAwake": true, "confirmQuit": true, "storytellers": {}, "prices": [] }),
         );

@@ -875,9 +875,13 @@ async fn a_drop_for_gemini_says_what_it_will_cost_before_anything_is_sent() {
     assert_eq!(value_of("gemini.requests-per-minute"), json!("60"));
 
     // Settings changed by the command beside the open window are in force in it at once: the
-    // storyteller drops get and the videos told at once.
+    // storyteller drops get, the videos told at once and the default length of a story.
     let command = harness::target_dir().join("debug").join("storyteller");
-    for (key, value) in [("storyteller", "gemini"), ("concurrency", "5")] {
+    for (key, value) in [
+        ("storyteller", "gemini"),
+        ("concurrency", "5"),
+        ("words", "200"),
+    ] {
         let status = desktop
             .spawn(
                 &command,
@@ -899,7 +903,9 @@ async fn a_drop_for_gemini_says_what_it_will_cost_before_anything_is_sent() {
             "the command's settings in the window",
             UI_DEADLINE,
             "return document.querySelector('#drop-storyteller').value === 'gemini'
-                 && document.querySelector('#concurrency').value === '5';",
+                 && document.querySelector('#concurrency').value === '5'
+                 && document.querySelector('#drop-sheet-words').placeholder
+                    === '200 (the default)';",
         )
         .await;
     // A drop told by Gemini: the sheet says what it will cost and take, and nothing is sent

@@ -7,6 +7,8 @@ const current: Settings = {
   model: null,
   preset: "narrative",
   priority: "normal",
+  language: null,
+  words: null,
 } as Settings;
 
 const storytellers: StorytellerInfo[] = [
@@ -21,6 +23,24 @@ describe("settingsFromForm", () => {
       storytellers,
     );
     expect(next).toEqual({ ...current, preset: "summary", concurrency: 4, priority: "high" });
+  });
+
+  it("takes a default language and length, and refuses a length out of range", () => {
+    const form = { storyteller: "offline", preset: "summary", concurrency: "3", priority: "normal" };
+    expect(settingsFromForm(current, { ...form, language: " French ", words: "250" }, storytellers)).toMatchObject({
+      language: "French",
+      words: 250,
+    });
+    const set = { ...current, language: "German", words: 300 } as Settings;
+    // Emptied: back to English and each preset's length; without the fields: kept.
+    expect(settingsFromForm(set, { ...form, language: "", words: "" }, storytellers)).toMatchObject({
+      language: null,
+      words: null,
+    });
+    expect(settingsFromForm(set, form, storytellers)).toMatchObject({ language: "German", words: 300 });
+    for (const bad of ["5", "5001", "12.5", "lots"]) {
+      expect(settingsFromForm(current, { ...form, words: bad }, storytellers)).toMatch(/from 10 to 5000/);
+    }
   });
 
   it("refuses a concurrency out of range, in words", () => {

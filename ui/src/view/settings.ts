@@ -17,7 +17,15 @@ export interface Choices {
 /** The settings as the form would save them, from `current` and what is chosen. */
 export function settingsFromForm(
   current: Settings,
-  form: { storyteller: string; model?: string; preset: string; concurrency: string; priority: string },
+  form: {
+    storyteller: string;
+    model?: string;
+    preset: string;
+    concurrency: string;
+    priority: string;
+    language?: string;
+    words?: string;
+  },
   storytellers: StorytellerInfo[],
   choices?: Choices,
 ): Settings | string {
@@ -28,6 +36,11 @@ export function settingsFromForm(
     return "Videos at once must be a whole number from 1 to 64.";
   }
   const preset = teller.presets.includes(form.preset) ? form.preset : (teller.presets[0] ?? null);
+  const wordsTyped = form.words?.trim() ?? "";
+  const words = wordsTyped === "" ? null : Number(wordsTyped);
+  if (words !== null && (!Number.isInteger(words) || words < 10 || words > 5000)) {
+    return "The length of new stories must be a whole number of words from 10 to 5000, or empty for each preset's own.";
+  }
   if (choices?.beside && choices.besideFormats.length === 0) {
     return "Choose at least one format to save beside the videos.";
   }
@@ -57,6 +70,9 @@ export function settingsFromForm(
     preset,
     concurrency,
     priority: form.priority as Priority,
+    // Without the fields, what is set stays; the engine checks the language's name.
+    language: form.language !== undefined ? form.language.trim() || null : (current.language ?? null),
+    words: form.words !== undefined ? words : (current.words ?? null),
   };
 }
 
@@ -68,6 +84,8 @@ export class SettingsDialog {
   private readonly models = document.getElementById("setting-models") as HTMLDataListElement;
   private readonly concurrency = document.getElementById("setting-concurrency") as HTMLInputElement;
   private readonly priority = document.getElementById("setting-priority") as HTMLSelectElement;
+  private readonly language = document.getElementById("setting-language") as HTMLInputElement;
+  private readonly words = document.getElementById("setting-words") as HTMLInputElement;
   private readonly error = document.getElementById("settings-error")!;
   private readonly box = (id: string) => document.getElementById(id) as HTMLInputElement;
   private current: Settings | null = null;
@@ -95,6 +113,8 @@ export class SettingsDialog {
     this.fillModels(settings.model ?? null);
     this.concurrency.value = String(settings.concurrency ?? 3);
     this.priority.value = settings.priority ?? "normal";
+    this.language.value = settings.language ?? "";
+    this.words.value = settings.words == null ? "" : String(settings.words);
     const formats = settings.besideFormats ?? ["markdown"];
     this.box("setting-beside").checked = settings.saveBesideVideo ?? false;
     this.box("setting-beside-md").checked = formats.includes("markdown");
@@ -155,6 +175,8 @@ export class SettingsDialog {
         preset: this.preset.value,
         concurrency: this.concurrency.value,
         priority: this.priority.value,
+        language: this.language.value,
+        words: this.words.value,
       },
       this.storytellers,
       this.choices(),

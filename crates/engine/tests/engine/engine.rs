@@ -360,6 +360,81 @@ async fn the_offline_storyteller_refuses_wishes_it_cannot_keep_and_says_who_can(
     assert_eq!(outcomes(&english), [AddOutcome::Queued]);
 }
 
+#[tokio::test]
+async fn a_default_language_and_length_are_kept_by_the_storytellers_that_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineOptions {
+        home: Some(dir.path().join("home")),
+        pool: fast_config(1),
+        ..EngineOptions::default()
+    })
+    .await
+    .unwrap();
+    engine
+        .config_set("language", Some(" French "))
+        .await
+        .unwrap();
+    engine.config_set("words", Some("250")).await.unwrap();
+    assert_eq!(engine.settings().language.as_deref(), Some("French"));
+    assert_eq!(engine.settings().words, Some(250));
+    let entry = engine.config_get("language").unwrap();
+    assert_eq!(entry.value.as_deref(), Some("French"));
+    let style_of = |report: &storyteller_engine::wire::AddReport| {
+        report.jobs().next().expect("a job").style.clone()
+    };
+    let add = |name: &str, options: AddOptions| {
+        let engine = engine.clone();
+        let video = files(&dir.path().join(name), name, 1);
+        async move { engine.add(video, options, |_| {}).await }
+    };
+
+    // The offline storyteller (the default here) writes English at the preset's length: the
+    // defaults do not refuse its videos.
+    let offline = add("offline", AddOptions::default()).await.unwrap();
+    assert_eq!(outcomes(&offline), [AddOutcome::Queued]);
+    assert!(style_of(&offline).is_plain(), "{:?}", style_of(&offline));
+
+    // An AI storyteller gets them, and what an add says comes first.
+    let ollama = |more: AddOptions| AddOptions {
+        storyteller: Some("ollama".into()),
+        ..more
+    };
+    let style = style_of(&add("ai", ollama(AddOptions::default())).await.unwrap());
+    assert_eq!(style.language.as_deref(), Some("French"));
+    assert_eq!(style.words, Some(250));
+    let asked = ollama(AddOptions {
+        language: Some("English".into()),
+        words: Some(80),
+        ..AddOptions::default()
+    });
+    let style = style_of(&add("asked", asked).await.unwrap());
+    assert_eq!(style.language, None, "English asked for in so many words");
+    assert_eq!(style.words, Some(80));
+
+    // Checked on the way in, in the words an add's wishes get.
+    let refused = engine.config_set("words", Some("3")).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("between 10 and 5000"),
+        "{refused}"
+    );
+    let refused = engine
+        .config_set("language", Some("French; more"))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("not a language's name"),
+        "{refused}"
+    );
+    // English and `none` put them back.
+    engine
+        .config_set("language", Some("english"))
+        .await
+        .unwrap();
+    engine.config_set("words", Some("none")).await.unwrap();
+    assert_eq!(engine.settings().language, None);
+    assert_eq!(engine.settings().words, None);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_files_reach_a_subscriber_as_one_batch_event() {
     let dir = tempfile::tempdir().unwrap();
