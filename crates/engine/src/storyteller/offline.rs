@@ -862,11 +862,11 @@ fn social(facts: &Facts, voice: &mut Voice) -> Vec<Vec<String>> {
     let mut vibe = vec![capitalise(pace)];
     if let Some(motion) = facts.analysis.motion {
         vibe.push(
-            match motion {
-                m if m < MOTION_STILL => "stillness",
-                m if m < MOTION_GENTLE => "gentle motion",
-                m if m < MOTION_RESTLESS => "lively motion",
-                _ => "restless motion",
+            match Movement::of(motion) {
+                Movement::Still => "stillness",
+                Movement::Gentle => "gentle motion",
+                Movement::Lively => "lively motion",
+                Movement::Restless => "restless motion",
             }
             .to_owned(),
         );
@@ -941,11 +941,13 @@ fn bedtime(facts: &Facts, voice: &mut Voice) -> Vec<Vec<String>> {
     }
     if let Some(motion) = analysis.motion {
         middle.push(
-            match motion {
-                m if m < MOTION_STILL => "Everything stayed very still, as if holding its breath.",
-                m if m < MOTION_GENTLE => "Things moved slowly and gently.",
-                m if m < MOTION_RESTLESS => "Things bustled and moved about.",
-                _ => "Everything was busy, full of movement, and never still for long.",
+            match Movement::of(motion) {
+                Movement::Still => "Everything stayed very still, as if holding its breath.",
+                Movement::Gentle => "Things moved slowly and gently.",
+                Movement::Lively => "Things bustled and moved about.",
+                Movement::Restless => {
+                    "Everything was busy, full of movement, and never still for long."
+                }
             }
             .to_owned(),
         );
@@ -1016,13 +1018,7 @@ fn bedtime(facts: &Facts, voice: &mut Voice) -> Vec<Vec<String>> {
 
 /// Light in the plain words of a story read aloud.
 fn gentle_light(brightness: f64) -> &'static str {
-    match brightness {
-        b if b < 0.12 => "dark",
-        b if b < 0.3 => "dim",
-        b if b < 0.55 => "softly lit",
-        b if b < 0.8 => "bright",
-        _ => "very bright",
-    }
+    brightness_words(brightness, "very bright")
 }
 
 /// "once", "twice", "three times", "13 times".
@@ -1219,39 +1215,64 @@ const MOTION_GENTLE: f64 = 0.012;
 /// Motion at or above this is restless.
 const MOTION_RESTLESS: f64 = 0.05;
 
+/// How much moves, in the bands every preset words its own way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Movement {
+    Still,
+    Gentle,
+    Lively,
+    Restless,
+}
+
+impl Movement {
+    fn of(motion: f64) -> Self {
+        if motion < MOTION_STILL {
+            Movement::Still
+        } else if motion < MOTION_GENTLE {
+            Movement::Gentle
+        } else if motion < MOTION_RESTLESS {
+            Movement::Lively
+        } else {
+            Movement::Restless
+        }
+    }
+}
+
 /// Overall motion in words.
 fn motion_words(motion: f64) -> &'static str {
-    if motion < MOTION_STILL {
-        "calm and still"
-    } else if motion < MOTION_GENTLE {
-        "gently moving"
-    } else if motion < MOTION_RESTLESS {
-        "lively"
-    } else {
-        "restless"
+    match Movement::of(motion) {
+        Movement::Still => "calm and still",
+        Movement::Gentle => "gently moving",
+        Movement::Lively => "lively",
+        Movement::Restless => "restless",
     }
 }
 
 /// A trailing clause for one shot's motion.
 fn motion_clause(motion: Option<f64>) -> &'static str {
-    match motion {
-        Some(m) if m < MOTION_STILL => ", perfectly still",
-        Some(m) if m < MOTION_GENTLE => ", with a little movement",
-        Some(m) if m < MOTION_RESTLESS => ", full of movement",
-        Some(_) => ", in restless motion",
+    match motion.map(Movement::of) {
+        Some(Movement::Still) => ", perfectly still",
+        Some(Movement::Gentle) => ", with a little movement",
+        Some(Movement::Lively) => ", full of movement",
+        Some(Movement::Restless) => ", in restless motion",
         None => "",
+    }
+}
+
+/// Brightness (0..1) in a word, `brightest` for the brightest band.
+fn brightness_words(brightness: f64, brightest: &'static str) -> &'static str {
+    match brightness {
+        b if b < 0.12 => "dark",
+        b if b < 0.3 => "dim",
+        b if b < 0.55 => "softly lit",
+        b if b < 0.8 => "bright",
+        _ => brightest,
     }
 }
 
 /// Light in words from brightness and contrast (both 0..1).
 fn light_words(brightness: f64, contrast: f64) -> String {
-    let light = match brightness {
-        b if b < 0.12 => "dark",
-        b if b < 0.3 => "dim",
-        b if b < 0.55 => "softly lit",
-        b if b < 0.8 => "bright",
-        _ => "glaringly bright",
-    };
+    let light = brightness_words(brightness, "glaringly bright");
     let contrast = match contrast {
         c if c < 0.04 => "flat, ",
         c if c > 0.25 => "high-contrast, ",
