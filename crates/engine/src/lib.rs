@@ -17,6 +17,8 @@
 //! - [`secrets`]: API keys (environment, then the OS keychain); [`pricing`]: what tokens cost.
 //! - [`estimate`]: what a batch will cost and take, before it is queued.
 //! - [`export`]: stories out in bulk; [`search`]: searching the history.
+//! - [`watcher`]: watched folders (so far: when a file in one is complete, and which names
+//!   are never told).
 //! - [`home`]: where state lives.
 //! - [`error`]: the engine's error type.
 
@@ -42,6 +44,7 @@ pub mod secrets;
 pub mod settings;
 pub mod store;
 pub mod storyteller;
+pub mod watcher;
 pub mod wire;
 
 pub use engine::{Engine, EngineOptions};
