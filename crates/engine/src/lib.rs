@@ -17,8 +17,8 @@
 //! - [`secrets`]: API keys (environment, then the OS keychain); [`pricing`]: what tokens cost.
 //! - [`estimate`]: what a batch will cost and take, before it is queued.
 //! - [`export`]: stories out in bulk; [`search`]: searching the history.
-//! - [`watcher`]: watched folders (so far: when a file in one is complete, and which names
-//!   are never told).
+//! - [`watcher`]: watched folders (so far: a folder's choices, which paths under it are told,
+//!   and when a file in it is complete).
 //! - [`home`]: where state lives.
 //! - [`error`]: the engine's error type.
 

@@ -1,6 +1,9 @@
 //! Watched folders: videos that appear in a folder become jobs by themselves, exactly once.
 //!
+//! - [`folder`]: a watched folder's choices, and which paths under it are videos to tell
+//!   from it (never what the app writes there itself).
 //! - [`settle`]: which names are never videos to tell (downloads in progress, editors' lock
 //!   files, the file managers' own files), and when a file has stopped changing long enough to
 //!   be complete.
+pub mod folder;
 pub mod settle;
