@@ -1,8 +1,8 @@
 //! The job store: where jobs live, behind the narrow [`JobStore`] interface.
 //!
 //! The interface is the whole contract the engine needs: enqueue, claim, heartbeat, report,
-//! finish, reclaim, a few person-driven controls, queries, and following the changes other
-//! processes make; state changes are published on the [`EventBus`](crate::event::EventBus) as
+//! finish, reclaim, a few person-driven controls, queries, the watched folders and the
+//! content each has seen, and following the changes other processes make; state changes are published on the [`EventBus`](crate::event::EventBus) as
 //! they commit. [`SqliteStore`] keeps jobs in one local SQLite file; a server-backed store
 //! (PostgreSQL) for teams sits behind the same trait.
 //!
@@ -24,6 +24,7 @@ use crate::job::{
     BatchId, Job, JobError, JobId, JobState, NewJob, Priority, Stage, StorySpec, Usage,
 };
 use crate::storyteller::BoxFuture;
+use crate::watcher::folder::WatchedFolder;
 use crate::wire::PauseKind;
 use crate::wire::{ListOrder, QueueStats};
 use std::collections::BTreeMap;
@@ -321,6 +322,25 @@ pub trait JobStore: Send + Sync + 'static {
     /// Tells the other processes on this store that the settings changed, so each applies
     /// them without a restart (this process already has).
     fn note_settings_changed(&self) -> StoreFuture<'_, ()>;
+
+    /// The watched folders, in path order.
+    fn watched_folders(&self) -> StoreFuture<'_, Vec<WatchedFolder>>;
+
+    /// Adds `folder`, or replaces the choices of the folder at its path.
+    fn save_watched_folder(&self, folder: WatchedFolder) -> StoreFuture<'_, ()>;
+
+    /// Removes the folder at `path` and what it has seen; whether there was one.
+    fn remove_watched_folder(&self, path: PathBuf) -> StoreFuture<'_, bool>;
+
+    /// Records that `folder` found the content `content_hash` at `source`: `true` the first
+    /// time, `false` when that content was seen there before (renamed, moved within it, or
+    /// announced twice), atomically, so two processes watching one folder tell it once.
+    fn sight(
+        &self,
+        folder: PathBuf,
+        content_hash: String,
+        source: PathBuf,
+    ) -> StoreFuture<'_, bool>;
 
     /// One job, by id or unique id prefix.
     fn get(&self, id_or_prefix: &str) -> StoreFuture<'_, Job>;

@@ -376,6 +376,26 @@ pub const MIGRATIONS: &[Migration] = &[
     ALTER TABLE jobs ADD COLUMN style TEXT;
     "#,
     },
+    // 11: watched folders, and the content each has seen, so a file is told once from a
+    // folder whatever it is renamed to and however many events announce it. New tables only:
+    // older builds read past them.
+    Migration {
+        needs: 10,
+        sql: r#"
+    CREATE TABLE watched_folders (
+        path      TEXT PRIMARY KEY,
+        choices   TEXT NOT NULL,
+        added_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE watched_sightings (
+        folder        TEXT NOT NULL,
+        content_hash  TEXT NOT NULL,
+        source        TEXT NOT NULL,
+        seen_at       INTEGER NOT NULL,
+        PRIMARY KEY (folder, content_hash)
+    ) WITHOUT ROWID;
+    "#,
+    },
 ];
 
 /// The latest schema version this build knows (and migrates a database to).

@@ -37,6 +37,7 @@ use crate::job::{
     BatchId, ErrorKind, Job, JobError, JobId, JobState, NewJob, Priority, Stage, StorySpec, Style,
     Usage,
 };
+use crate::watcher::folder::WatchedFolder;
 use crate::wire::{saturate, JobView, ListOrder, PauseKind, QueueStats, StorytellerPauseView};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, ToSql};
@@ -1851,6 +1852,91 @@ impl JobStore for SqliteStore {
                 conn.prepare_cached("INSERT INTO changes (kind, ref) VALUES ('settings', '')")?
                     .execute([])?;
                 Ok(())
+            })
+            .await
+        })
+    }
+
+    fn watched_folders(&self) -> StoreFuture<'_, Vec<WatchedFolder>> {
+        Box::pin(async move {
+            self.read(move |conn| {
+                let mut select =
+                    conn.prepare_cached("SELECT path, choices FROM watched_folders ORDER BY path")?;
+                let rows = select
+                    .query_map([], |row| {
+                        Ok((source_from_sql(row.get_ref(0)?)?, row.get::<_, String>(1)?))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                // A folder whose choices a newer build wrote in a form this one cannot read is
+                // passed over here, never rewritten.
+                Ok(rows
+                    .into_iter()
+                    .filter_map(|(path, choices)| {
+                        match serde_json::from_str::<WatchedFolder>(&choices) {
+                            Ok(folder) => Some(WatchedFolder { path, ..folder }),
+                            Err(e) => {
+                                tracing::warn!(folder = %path.display(), error = %e, "a watched folder's choices cannot be read");
+                                None
+                            }
+                        }
+                    })
+                    .collect())
+            })
+            .await
+        })
+    }
+
+    fn save_watched_folder(&self, folder: WatchedFolder) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let choices = serde_json::to_string(&folder).map_err(|e| {
+                EngineError::InvalidArgument(format!("a watched folder's choices: {e}"))
+            })?;
+            self.write(move |conn, _, now| {
+                conn.prepare_cached(
+                    "INSERT INTO watched_folders (path, choices, added_at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (path) DO UPDATE SET choices = excluded.choices",
+                )?
+                .execute(params![SourceSql(&folder.path), choices, now])?;
+                Ok(())
+            })
+            .await
+        })
+    }
+
+    fn remove_watched_folder(&self, path: PathBuf) -> StoreFuture<'_, bool> {
+        Box::pin(async move {
+            self.write(move |conn, _, _| {
+                conn.prepare_cached("DELETE FROM watched_sightings WHERE folder = ?1")?
+                    .execute([SourceSql(&path)])?;
+                let removed = conn
+                    .prepare_cached("DELETE FROM watched_folders WHERE path = ?1")?
+                    .execute([SourceSql(&path)])?;
+                Ok(removed > 0)
+            })
+            .await
+        })
+    }
+
+    fn sight(
+        &self,
+        folder: PathBuf,
+        content_hash: String,
+        source: PathBuf,
+    ) -> StoreFuture<'_, bool> {
+        Box::pin(async move {
+            self.write(move |conn, _, now| {
+                let new = conn
+                    .prepare_cached(
+                        "INSERT INTO watched_sightings (folder, content_hash, source, seen_at) \
+                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                    )?
+                    .execute(params![
+                        SourceSql(&folder),
+                        content_hash,
+                        SourceSql(&source),
+                        now
+                    ])?;
+                Ok(new > 0)
             })
             .await
         })

@@ -15,6 +15,7 @@ use storyteller_engine::store::{
 use storyteller_engine::storyteller::{
     http, BoxFuture, StoryError, StoryRequest, StorySink, Storyteller, StorytellerRegistry,
 };
+use storyteller_engine::watcher::folder::WatchedFolder;
 use storyteller_engine::{BatchId, EventBus, Job, JobId, QueueStats, Stage};
 use tokio::time::Instant;
 
@@ -385,6 +386,23 @@ impl JobStore for FlakyStore {
     }
     fn note_settings_changed(&self) -> StoreFuture<'_, ()> {
         self.inner.note_settings_changed()
+    }
+    fn watched_folders(&self) -> StoreFuture<'_, Vec<WatchedFolder>> {
+        self.inner.watched_folders()
+    }
+    fn save_watched_folder(&self, folder: WatchedFolder) -> StoreFuture<'_, ()> {
+        self.inner.save_watched_folder(folder)
+    }
+    fn remove_watched_folder(&self, path: PathBuf) -> StoreFuture<'_, bool> {
+        self.inner.remove_watched_folder(path)
+    }
+    fn sight(
+        &self,
+        folder: PathBuf,
+        content_hash: String,
+        source: PathBuf,
+    ) -> StoreFuture<'_, bool> {
+        self.inner.sight(folder, content_hash, source)
     }
     fn get(&self, id_or_prefix: &str) -> StoreFuture<'_, Job> {
         self.inner.get(id_or_prefix)

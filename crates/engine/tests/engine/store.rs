@@ -1118,3 +1118,102 @@ async fn stories_told_before_the_search_index_existed_are_found() {
     assert!(found(&store, "clips").await.is_empty());
     assert_eq!(found(&store, "snow").await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watched_folders_are_kept_and_each_content_is_sighted_once_across_processes() {
+    use storyteller_engine::watcher::folder::{StoryOutput, WatchedFolder};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let store = SqliteStore::open(&path, EventBus::new()).await.unwrap();
+    assert!(store.watched_folders().await.unwrap().is_empty());
+
+    let camera = WatchedFolder {
+        recursive: true,
+        storyteller: Some("gemini".into()),
+        ..WatchedFolder::new("/media/camera".into())
+    };
+    let screen = WatchedFolder::new("/home/me/Videos/Screen".into());
+    store.save_watched_folder(screen.clone()).await.unwrap();
+    store.save_watched_folder(camera.clone()).await.unwrap();
+    assert_eq!(
+        store.watched_folders().await.unwrap(),
+        [screen.clone(), camera.clone()],
+        "in path order"
+    );
+    // Saved again: its choices replaced, still one folder.
+    let beside = WatchedFolder {
+        output: StoryOutput::Beside {
+            formats: vec![storyteller_engine::export::ExportFormat::Markdown],
+        },
+        ..camera.clone()
+    };
+    store.save_watched_folder(beside.clone()).await.unwrap();
+    assert_eq!(
+        store.watched_folders().await.unwrap(),
+        [screen.clone(), beside.clone()]
+    );
+
+    // Each content once per folder, whatever its name; another folder sees it anew.
+    let sight = |store: &SqliteStore, folder: &str, hash: &str, source: &str| {
+        let store = store.clone();
+        let (folder, hash, source) = (folder.into(), hash.to_owned(), source.into());
+        async move { store.sight(folder, hash, source).await.unwrap() }
+    };
+    assert!(sight(&store, "/media/camera", "h1", "/media/camera/a.mp4").await);
+    assert!(!sight(&store, "/media/camera", "h1", "/media/camera/renamed.mp4").await);
+    assert!(
+        sight(&store, "/media/camera", "h2", "/media/camera/a.mp4").await,
+        "new content under an old name"
+    );
+    assert!(
+        sight(
+            &store,
+            "/home/me/Videos/Screen",
+            "h1",
+            "/home/me/Videos/Screen/a.mp4"
+        )
+        .await
+    );
+
+    // Two processes on one database, both hearing of the same files: each is told once.
+    let other = SqliteStore::open(&path, EventBus::new()).await.unwrap();
+    let mut races = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        for store in [store.clone(), other.clone()] {
+            races.spawn(async move {
+                let hash = format!("race{i}");
+                let source = format!("/media/camera/{i}.mp4");
+                (
+                    hash.clone(),
+                    store
+                        .sight("/media/camera".into(), hash, source.into())
+                        .await
+                        .unwrap(),
+                )
+            });
+        }
+    }
+    let mut firsts = std::collections::HashMap::new();
+    while let Some(joined) = races.join_next().await {
+        let (hash, first) = joined.unwrap();
+        *firsts.entry(hash).or_insert(0) += usize::from(first);
+    }
+    assert_eq!(firsts.len(), 50);
+    assert!(firsts.values().all(|n| *n == 1), "{firsts:?}");
+
+    // Removed: gone, with what it saw (added again, it starts afresh); removed twice: false.
+    assert!(store
+        .remove_watched_folder("/media/camera".into())
+        .await
+        .unwrap());
+    assert!(!other
+        .remove_watched_folder("/media/camera".into())
+        .await
+        .unwrap());
+    assert_eq!(other.watched_folders().await.unwrap(), [screen]);
+    assert!(sight(&store, "/media/camera", "h1", "/media/camera/a.mp4").await);
+    // Kept through a reopen.
+    drop((store, other));
+    let reopened = SqliteStore::open(&path, EventBus::new()).await.unwrap();
+    assert_eq!(reopened.watched_folders().await.unwrap().len(), 1);
+}
