@@ -18,7 +18,7 @@
 //! - [`estimate`]: what a batch will cost and take, before it is queued.
 //! - [`export`]: stories out in bulk; [`search`]: searching the history.
 //! - [`watcher`]: watched folders (so far: a folder's choices, which paths under it are told,
-//!   and when a file in it is complete).
+//!   the catch-up scan, and when a file in it is complete).
 //! - [`home`]: where state lives.
 //! - [`error`]: the engine's error type.
 
