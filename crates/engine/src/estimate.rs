@@ -73,7 +73,6 @@ pub async fn estimate(
 
     let mut estimates = Vec::with_capacity(probed.len());
     let mut guessed_secs = Vec::new();
-    let mut requests = Vec::new();
     for (_, path, info) in probed {
         match info {
             Ok(info) => {
@@ -83,7 +82,6 @@ pub async fn estimate(
                 );
                 let usage = prices.priced(&spec.storyteller, &spec.model, &guess.usage);
                 guessed_secs.push(teller.typical_secs(&info, &spec.model));
-                requests.push(guess.requests);
                 estimates.push(VideoEstimate {
                     path: display_path(&path),
                     duration_secs: Some(info.duration_secs),
@@ -149,7 +147,11 @@ pub async fn estimate(
         .max(1);
     let by_workers = count.div_ceil(at_once) as f64 * per_video;
     // The service's limits count requests, and a video told one image at a time takes several.
-    let requests_in_all: usize = requests.iter().map(|r| (*r).max(1) as usize).sum();
+    let requests_in_all: usize = estimates
+        .iter()
+        .filter(|v| v.error.is_none())
+        .map(|v| v.requests.max(1) as usize)
+        .sum();
     let windows = |limit: Option<u32>, window_secs: f64| {
         limit.map_or(0.0, |limit| {
             requests_in_all

@@ -34,6 +34,15 @@ pub enum ExportFormat {
 }
 
 impl ExportFormat {
+    /// Every format.
+    pub const ALL: [ExportFormat; 5] = [
+        ExportFormat::Markdown,
+        ExportFormat::Json,
+        ExportFormat::Text,
+        ExportFormat::Docx,
+        ExportFormat::Pdf,
+    ];
+
     /// The file extension, without the dot.
     pub fn extension(self) -> &'static str {
         match self {

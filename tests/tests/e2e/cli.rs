@@ -983,7 +983,12 @@ fn an_estimate_counts_the_requests_of_a_model_told_one_image_at_a_time_and_the_t
     let one_by_one = estimate("llama3.2-vision");
     assert_eq!(one_by_one["requests"], 9, "{one_by_one:#}");
     let note = one_by_one["videos"][0]["note"].as_str().unwrap();
-    assert!(note.contains("one image per message: 9 requests"), "{note}");
+    assert!(
+        note.contains(
+            "one image per message: 9 requests a video (each keyframe described alone, then the story)"
+        ),
+        "{note}"
+    );
     let tokens = |report: &serde_json::Value, field: &str| report[field].as_f64().unwrap();
     assert!(tokens(&one_by_one, "inputTokens") > tokens(&at_once, "inputTokens"));
     assert!(tokens(&one_by_one, "outputTokens") > tokens(&at_once, "outputTokens"));

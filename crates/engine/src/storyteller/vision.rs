@@ -132,7 +132,8 @@ pub fn estimate(
     let mut notes = Vec::new();
     let (mut input, output, requests) = if telling.one_image_at_a_time && keyframes > 1 {
         notes.push(format!(
-            "this model takes one image per message: {} requests a video (each keyframe              described alone, then the story)",
+            "this model takes one image per message: {} requests a video (each keyframe \
+             described alone, then the story)",
             keyframes + 1
         ));
         (

@@ -157,15 +157,9 @@ impl WatchedFolder {
 /// [`crate::export::beside_path`]).
 fn is_story_file(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    [
-        ExportFormat::Markdown,
-        ExportFormat::Json,
-        ExportFormat::Text,
-        ExportFormat::Docx,
-        ExportFormat::Pdf,
-    ]
-    .iter()
-    .any(|format| lower.ends_with(&format!(".story.{}", format.extension())))
+    ExportFormat::ALL
+        .iter()
+        .any(|format| lower.ends_with(&format!(".story.{}", format.extension())))
 }
 
 #[cfg(test)]
