@@ -432,6 +432,11 @@ pub fn print_event(envelope: &Envelope) {
             if *concurrency == 1 { "" } else { "s" }
         ),
         Event::SettingsChanged => "settings changed".into(),
+        Event::JobMoved { job_id, source } => format!("{job_id} video moved to {source}"),
+        Event::WatchedFoldersChanged => "watched folders changed".into(),
+        Event::WatchedFolderStatus { folder, status } => {
+            format!("{folder}: {}", status.describe())
+        }
         Event::Resync { missed } => format!("(missed {missed} events)"),
     };
     out!("{} {line}", envelope.seq);

@@ -81,6 +81,7 @@ fn new_jobs_from(first: usize, n: usize, storyteller: &str) -> Vec<NewJob> {
             priority: Priority::Normal,
             no_cache: false,
             again: false,
+            watched_folder: None,
         })
         .collect()
 }

@@ -112,6 +112,12 @@ pub const KEYS: &[ConfigKey] = &[
         None,
         "about how many words new stories have (AI storytellers; the preset's length when not set)",
     ),
+    key(
+        "watch.settle-seconds",
+        Seconds,
+        Some("2"),
+        "seconds a file in a watched folder must stay unchanged before it is told",
+    ),
     // Gemini.
     key(
         "gemini.base-url",
@@ -700,7 +706,10 @@ pub fn entry(settings: &Settings, key: &str) -> Result<ConfigEntry> {
     };
     Ok(ConfigEntry {
         key: key.to_owned(),
-        storyteller: key.split_once('.').map(|(s, _)| s.to_owned()),
+        storyteller: key
+            .split_once('.')
+            .map(|(s, _)| s.to_owned())
+            .filter(|s| s != "watch"),
         value,
         default_value: known.default.map(str::to_owned),
         source,

@@ -62,6 +62,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use tokio_util::sync::CancellationToken;
 
+mod watching;
+pub use watching::SETTLE_KEY;
+
 /// How to open an [`Engine`].
 #[derive(Clone, Default)]
 pub struct EngineOptions {
@@ -78,6 +81,9 @@ pub struct EngineOptions {
     pub clock: Option<Arc<dyn Clock>>,
     /// Leave other processes' changes unheard (benchmarks of this process alone).
     pub ignore_other_processes: bool,
+    /// How long a file in a watched folder must stay unchanged, instead of the settings'
+    /// `watch.settle-seconds` (tests and benchmarks).
+    pub settle_window: Option<std::time::Duration>,
 }
 
 /// The engine: cheap to clone, every clone the same engine.
@@ -104,6 +110,15 @@ struct Inner {
     concurrency_fixed: bool,
     // The run under way here, if any: `stop` cancels it.
     run_stop: Mutex<Option<CancellationToken>>,
+    // The clock timed decisions read (the watchers' settling windows too).
+    clock: Arc<dyn Clock>,
+    // See `EngineOptions::settle_window`.
+    settle_window: Option<std::time::Duration>,
+    // The folders watched here, and what their watchers last said.
+    watching: Mutex<watching::Watching>,
+    watch_statuses: watching::Statuses,
+    // Fired when the watched folders change, here or elsewhere.
+    folders_changed: Arc<tokio::sync::Notify>,
     // Reads the others' changes for as long as the engine lives.
     _follower: Option<Follower>,
 }
@@ -170,7 +185,7 @@ impl Engine {
             store.clone(),
             storytellers.clone(),
             bus.clone(),
-            clock,
+            clock.clone(),
             PoolConfig {
                 concurrency: concurrency as usize,
                 ..options.pool.clone()
@@ -181,18 +196,25 @@ impl Engine {
         pool.set_spending_caps(spending_caps(&storytellers, &settings))
             .await?;
         let settings = Arc::new(Mutex::new(settings));
-        pool.on_told(told_hook(settings.clone()));
+        pool.on_told(told_hook(settings.clone(), store.clone()));
         // Settings saved by another process are read again off the follower's thread: the
         // sink must not wait.
         let (settings_saved, settings_saved_rx) = tokio::sync::mpsc::unbounded_channel();
+        let folders_changed = Arc::new(tokio::sync::Notify::new());
         let follower = if options.ignore_other_processes {
             None
         } else {
             let pool = pool.clone();
+            let folders_changed = folders_changed.clone();
+            let bus = bus.clone();
             let sink = Arc::new(move |changes: &ForeignChanges| {
                 pool.foreign_change(changes);
                 if changes.settings_changed {
                     let _ = settings_saved.send(());
+                }
+                if changes.watched_folders_changed {
+                    folders_changed.notify_one();
+                    bus.publish(Event::WatchedFoldersChanged);
                 }
             });
             Some(store.follow_others(sink).await?)
@@ -209,6 +231,11 @@ impl Engine {
                 settings,
                 concurrency_fixed: options.concurrency.is_some(),
                 run_stop: Mutex::new(None),
+                clock,
+                settle_window: options.settle_window,
+                watching: Mutex::new(watching::Watching::default()),
+                watch_statuses: Arc::default(),
+                folders_changed,
                 _follower: follower,
             }),
         };
@@ -1357,8 +1384,13 @@ fn spending_caps(
 /// What happens once a job is told here: its story is written beside the video when the
 /// settings ask for it. Off the worker (a slow or full disk must not hold the queue), and a
 /// folder that cannot be written to is said in the log, not held against the video.
-fn told_hook(settings: Arc<Mutex<Settings>>) -> crate::pool::ToldHook {
+fn told_hook(settings: Arc<Mutex<Settings>>, store: Arc<dyn JobStore>) -> crate::pool::ToldHook {
     Arc::new(move |job: &Job| {
+        // A watched folder's own choices say what is done with its videos' stories.
+        if job.watched_folder.is_some() {
+            tokio::spawn(watching::after_told_in_folder(store.clone(), job.clone()));
+            return;
+        }
         let Some((formats, skip_existing)) = settings
             .lock()
             .ok()

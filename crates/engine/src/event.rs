@@ -164,6 +164,26 @@ pub enum Event {
     /// the window): what new jobs get, the concurrency, the storytellers' addresses and prices.
     /// They are in force already; a front end showing them reads them again.
     SettingsChanged,
+    /// A finished job's video was moved (into its watched folder's done folder).
+    #[serde(rename_all = "camelCase")]
+    JobMoved {
+        /// The job.
+        job_id: JobId,
+        /// Where its video is now.
+        source: String,
+    },
+    /// Watched folders were added, removed, paused or changed, here or in another process: a
+    /// front end showing them reads them again.
+    WatchedFoldersChanged,
+    /// A watched folder's status changed (watching, missing, error, …). The folder's path is
+    /// what the event is about.
+    #[serde(rename_all = "camelCase")]
+    WatchedFolderStatus {
+        /// The folder.
+        folder: String,
+        /// Its status now.
+        status: crate::watcher::watch::WatchStatus,
+    },
     /// This subscriber fell behind and missed events: re-read the state it shows.
     Resync {
         /// How many events it missed.
@@ -203,6 +223,7 @@ impl Event {
             | Event::PriorityChanged { job_id, .. }
             | Event::UploadProgress { job_id, .. }
             | Event::JobSpent { job_id, .. }
+            | Event::JobMoved { job_id, .. }
             | Event::JobFinished { job_id, .. } => vec![*job_id],
             Event::JobsRemoved { job_ids } => job_ids.clone(),
             Event::QueueStats { .. }
@@ -212,6 +233,8 @@ impl Event {
             | Event::StorytellerPaused { .. }
             | Event::StorytellerResumed { .. }
             | Event::SettingsChanged
+            | Event::WatchedFoldersChanged
+            | Event::WatchedFolderStatus { .. }
             | Event::Resync { .. } => Vec::new(),
         }
     }

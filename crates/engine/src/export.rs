@@ -77,9 +77,34 @@ pub fn write_beside(
     formats: &[ExportFormat],
     skip_existing: bool,
 ) -> crate::Result<Vec<PathBuf>> {
+    write_story_files(job, None, formats, skip_existing)
+}
+
+/// [`write_beside`], but into the folder `dir` (made if need be), under the names the story
+/// would have beside its video.
+pub fn write_into(
+    job: &Job,
+    dir: &Path,
+    formats: &[ExportFormat],
+    skip_existing: bool,
+) -> crate::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| crate::EngineError::io(dir, &e))?;
+    write_story_files(job, Some(dir), formats, skip_existing)
+}
+
+fn write_story_files(
+    job: &Job,
+    dir: Option<&Path>,
+    formats: &[ExportFormat],
+    skip_existing: bool,
+) -> crate::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for &format in formats {
-        let path = beside_path(&job.source, format);
+        let beside = beside_path(&job.source, format);
+        let path = match (dir, beside.file_name()) {
+            (Some(dir), Some(name)) => dir.join(name),
+            _ => beside,
+        };
         if skip_existing && path.exists() {
             continue;
         }

@@ -187,7 +187,7 @@ fn walk(
 }
 
 /// Why a file cannot be a job, whatever its name: not regular, empty or unreadable.
-fn file_problem(path: &Path) -> Option<String> {
+pub(crate) fn file_problem(path: &Path) -> Option<String> {
     // On Unix a path is bytes and the store keeps them as they are. Elsewhere a name that is
     // not Unicode would come back as another name ("the file is gone" at run time), so it is
     // refused plainly instead.
@@ -330,6 +330,7 @@ fn new_job(
         priority: options.priority,
         no_cache: options.no_cache,
         again: options.again,
+        watched_folder: None,
     };
     Ok((job, hashed))
 }

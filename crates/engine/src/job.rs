@@ -628,6 +628,8 @@ pub struct NewJob {
     pub no_cache: bool,
     /// Add it even if the file already has a queued, running or finished job.
     pub again: bool,
+    /// The watched folder it came from, if it came from one.
+    pub watched_folder: Option<PathBuf>,
 }
 
 /// One job as stored.
@@ -689,6 +691,8 @@ pub struct Job {
     pub started_at_ms: Option<i64>,
     /// Finished (ms).
     pub finished_at_ms: Option<i64>,
+    /// The watched folder it came from, whose choices say what is done once it is told.
+    pub watched_folder: Option<PathBuf>,
     /// What the storyteller saved as it went, for the next attempt to continue from (storage
     /// only; never on the wire).
     pub checkpoint: Option<serde_json::Value>,
@@ -728,6 +732,7 @@ impl Job {
             updated_at_ms: 0,
             started_at_ms: None,
             finished_at_ms: None,
+            watched_folder: None,
             checkpoint: None,
         }
     }

@@ -26,7 +26,7 @@
 //!              "audio": { "codec": "aac", "sampleRate": 44100, "channels": 1, "channelLayout": "mono" } },
 //!   "usage": { "inputTokens": 0, "outputTokens": 0, "costUsd": 0.0 },
 //!   "runAfter": null, "createdAt": "2026-11-23T02:03:14.123Z", "updatedAt": "…",
-//!   "startedAt": "…", "finishedAt": "…" }
+//!   "startedAt": "…", "finishedAt": "…", "folder": null }
 //! ```
 //!
 //! The events are in [`crate::event`]; errors cross as [`ErrorPayload`] `{ "code", "message" }`.
@@ -130,6 +130,8 @@ pub struct JobView {
     pub started_at: Option<String>,
     /// Finished.
     pub finished_at: Option<String>,
+    /// The watched folder it came from, if it came from one.
+    pub folder: Option<String>,
 }
 
 impl From<&Job> for JobView {
@@ -171,6 +173,7 @@ impl From<&Job> for JobView {
             updated_at: iso8601(job.updated_at_ms),
             started_at: job.started_at_ms.map(iso8601),
             finished_at: job.finished_at_ms.map(iso8601),
+            folder: job.watched_folder.as_deref().map(display_path),
         }
     }
 }
@@ -837,6 +840,7 @@ mod tests {
             updated_at_ms: 1_795_399_395_000,
             started_at_ms: Some(1_795_399_394_500),
             finished_at_ms: Some(1_795_399_395_000),
+            watched_folder: Some("/media/camera".into()),
             checkpoint: None,
         }
     }
@@ -861,7 +865,7 @@ mod tests {
                        "costUsd": 0.25 },
             "runAfter": null, "createdAt": "2026-11-23T02:03:14.123Z",
             "updatedAt": "2026-11-23T02:03:15.000Z", "startedAt": "2026-11-23T02:03:14.500Z",
-            "finishedAt": "2026-11-23T02:03:15.000Z"
+            "finishedAt": "2026-11-23T02:03:15.000Z", "folder": "/media/camera"
         })
     }
 
@@ -964,6 +968,38 @@ mod tests {
                 json!({ "type": "concurrencyChanged", "concurrency": 4 }),
             ),
             (Event::SettingsChanged, json!({ "type": "settingsChanged" })),
+            (
+                Event::JobMoved {
+                    job_id: id(1),
+                    source: "/media/camera/done/a.mp4".into(),
+                },
+                json!({ "type": "jobMoved", "jobId": job, "source": "/media/camera/done/a.mp4" }),
+            ),
+            (
+                Event::WatchedFoldersChanged,
+                json!({ "type": "watchedFoldersChanged" }),
+            ),
+            (
+                Event::WatchedFolderStatus {
+                    folder: "/media/camera".into(),
+                    status: crate::watcher::watch::WatchStatus::Watching {
+                        polling: true,
+                        note: None,
+                    },
+                },
+                json!({ "type": "watchedFolderStatus", "folder": "/media/camera",
+                        "status": { "state": "watching", "polling": true, "note": null } }),
+            ),
+            (
+                Event::WatchedFolderStatus {
+                    folder: "/media/camera".into(),
+                    status: crate::watcher::watch::WatchStatus::Missing {
+                        reason: "gone".into(),
+                    },
+                },
+                json!({ "type": "watchedFolderStatus", "folder": "/media/camera",
+                        "status": { "state": "missing", "reason": "gone" } }),
+            ),
             (
                 Event::Resync { missed: 1200 },
                 json!({ "type": "resync", "missed": 1200 }),
@@ -1088,4 +1124,76 @@ mod tests {
                     "message": "storyteller 'offline' has no model 'gpt-9'" }),
         );
     }
+}
+
+/// A watched folder, its choices, its status and what came of its files.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchedFolderView {
+    /// The folder.
+    pub path: String,
+    /// Whether videos in its subfolders count too.
+    pub recursive: bool,
+    /// The storyteller its videos get (`None`: the settings').
+    pub storyteller: Option<String>,
+    /// The preset (`None`: the storyteller's default).
+    pub preset: Option<String>,
+    /// The priority (`None`: the settings').
+    pub priority: Option<Priority>,
+    /// The file extensions it takes (empty: every video).
+    pub extensions: Vec<String>,
+    /// Where its stories are written once told: `none`, `beside` or `folder`.
+    pub output: String,
+    /// The folder the stories are written to, for `folder`.
+    pub output_folder: Option<String>,
+    /// The formats written, for `beside` and `folder`.
+    pub formats: Vec<crate::export::ExportFormat>,
+    /// Whether told videos are moved into its `done` folder.
+    pub move_done: bool,
+    /// Whether it is polled (network shares).
+    pub poll: bool,
+    /// Whether the person paused it.
+    pub paused: bool,
+    /// What it is doing.
+    pub status: crate::watcher::watch::WatchStatus,
+    /// Videos it has found (each content once).
+    pub found: u32,
+    /// Its jobs waiting.
+    pub queued: u32,
+    /// Its jobs being told.
+    pub running: u32,
+    /// Its jobs told.
+    pub succeeded: u32,
+    /// Its jobs failed or cancelled.
+    pub failed: u32,
+}
+
+/// A folder to watch, as a front end asks for it (`watch add`, the Settings dialog).
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WatchRequest {
+    /// The folder (made absolute).
+    pub path: String,
+    /// Watch its subfolders too.
+    pub recursive: bool,
+    /// The storyteller its videos get (`None`: the settings').
+    pub storyteller: Option<String>,
+    /// The preset (`None`: the storyteller's default).
+    pub preset: Option<String>,
+    /// The priority (`None`: the settings').
+    pub priority: Option<Priority>,
+    /// The file extensions it takes, with or without the dot (empty: every video).
+    pub extensions: Vec<String>,
+    /// Write each story beside its video.
+    pub beside: bool,
+    /// Write each story into this folder instead.
+    pub output_folder: Option<String>,
+    /// The formats written (Markdown when none is named).
+    pub formats: Vec<crate::export::ExportFormat>,
+    /// Move each told video into a `done` subfolder.
+    pub move_done: bool,
+    /// Poll the folder rather than follow the system's events (network shares).
+    pub poll: bool,
 }

@@ -129,6 +129,8 @@ pub struct ForeignChanges {
     pub storytellers_changed: bool,
     /// The settings were changed (the follower's sink reads them again).
     pub settings_changed: bool,
+    /// Watched folders were added, removed or changed (the follower's sink reads them again).
+    pub watched_folders_changed: bool,
     /// Counts after the changes.
     pub stats: Option<QueueStats>,
     /// The follower fell behind the trimmed log: re-read everything.
@@ -143,6 +145,7 @@ impl ForeignChanges {
             && self.pause.is_none()
             && !self.storytellers_changed
             && !self.settings_changed
+            && !self.watched_folders_changed
             && !self.resync
     }
 
@@ -327,6 +330,7 @@ fn read_foreign(conn: &Connection, own: &OwnChanges, after: i64) -> Result<(i64,
     let mut queue = false;
     let mut storytellers = false;
     let mut settings = false;
+    let mut folders = false;
     let through;
     {
         let mut own = own.lock();
@@ -361,6 +365,7 @@ fn read_foreign(conn: &Connection, own: &OwnChanges, after: i64) -> Result<(i64,
                     "queue" => queue = true,
                     "storytellers" => storytellers = true,
                     "settings" => settings = true,
+                    "folders" => folders = true,
                     _ => {}
                 }
             }
@@ -396,6 +401,7 @@ fn read_foreign(conn: &Connection, own: &OwnChanges, after: i64) -> Result<(i64,
     }
     changes.storytellers_changed = storytellers;
     changes.settings_changed = settings;
+    changes.watched_folders_changed = folders;
     if !changes.is_empty() {
         changes.stats = Some(stats);
     }

@@ -179,6 +179,27 @@ pub struct SourceKey {
     pub spec: StorySpec,
 }
 
+/// What a watched folder's watcher last said, and what came of its files.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WatchedFolderReport {
+    /// The folder.
+    pub path: PathBuf,
+    /// The status its watcher last reported (JSON), if one ever did.
+    pub status: Option<String>,
+    /// When (ms since the Unix epoch, the store's clock).
+    pub status_at_ms: Option<i64>,
+    /// Contents it has sighted.
+    pub found: u32,
+    /// Its jobs waiting to be told.
+    pub queued: u32,
+    /// Its jobs being told.
+    pub running: u32,
+    /// Its jobs told.
+    pub succeeded: u32,
+    /// Its jobs failed or cancelled.
+    pub failed: u32,
+}
+
 /// What became of one [`NewJob`] given to [`JobStore::enqueue`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Enqueued {
@@ -326,21 +347,39 @@ pub trait JobStore: Send + Sync + 'static {
     /// The watched folders, in path order.
     fn watched_folders(&self) -> StoreFuture<'_, Vec<WatchedFolder>>;
 
-    /// Adds `folder`, or replaces the choices of the folder at its path.
+    /// Adds `folder`, or replaces the choices of the folder at its path; the other processes
+    /// hear of it.
     fn save_watched_folder(&self, folder: WatchedFolder) -> StoreFuture<'_, ()>;
 
-    /// Removes the folder at `path` and what it has seen; whether there was one.
+    /// Removes the folder at `path` and what it has seen; whether there was one. The other
+    /// processes hear of it.
     fn remove_watched_folder(&self, path: PathBuf) -> StoreFuture<'_, bool>;
 
-    /// Records that `folder` found the content `content_hash` at `source`: `true` the first
-    /// time, `false` when that content was seen there before (renamed, moved within it, or
-    /// announced twice), atomically, so two processes watching one folder tell it once.
-    fn sight(
+    /// Queues the files `folder` found, each at most once per content: in one transaction,
+    /// each job's content is sighted in the folder, and only the contents never seen there
+    /// before become jobs (one batch). A content seen before (the file renamed or moved within
+    /// the folder, or announced twice, or by two processes watching one folder) gets `None`,
+    /// and its sighting now names this file as it is. Each job's `watched_folder` is `folder`.
+    fn enqueue_watched(
         &self,
         folder: PathBuf,
-        content_hash: String,
-        source: PathBuf,
-    ) -> StoreFuture<'_, bool>;
+        jobs: Vec<NewJob>,
+    ) -> StoreFuture<'_, (BatchId, Vec<Option<Enqueued>>)>;
+
+    /// The files `folder` has sighted, as each was when last seen: a file found unchanged at
+    /// one of these is not read again.
+    fn sighted_files(&self, folder: PathBuf) -> StoreFuture<'_, Vec<FileKey>>;
+
+    /// Keeps the status the watcher of the folder at `path` reports (JSON, as the watcher
+    /// writes it), with the time, for every process to show.
+    fn report_watch_status(&self, path: PathBuf, status: String) -> StoreFuture<'_, ()>;
+
+    /// Per watched folder: the status last reported and when, and what came of its files.
+    fn watched_folder_reports(&self) -> StoreFuture<'_, Vec<WatchedFolderReport>>;
+
+    /// Records that a finished job's video was moved to `source` (into a watched folder's
+    /// done folder).
+    fn move_source(&self, id: JobId, source: PathBuf) -> StoreFuture<'_, Job>;
 
     /// One job, by id or unique id prefix.
     fn get(&self, id_or_prefix: &str) -> StoreFuture<'_, Job>;

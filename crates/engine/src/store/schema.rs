@@ -396,6 +396,23 @@ pub const MIGRATIONS: &[Migration] = &[
     ) WITHOUT ROWID;
     "#,
     },
+    // 12: a job keeps the watched folder it came from (what is done after its story — the
+    // story written out, the video moved — follows that folder's choices, so an older build
+    // would tell it without them and must know this version), and a sighting keeps the file's
+    // size and modification time, so the start-up scan knows a file it saw before without
+    // reading it again. A folder keeps the status its watcher last reported, and when, so
+    // every process can show it.
+    Migration {
+        needs: 12,
+        sql: r#"
+    ALTER TABLE jobs ADD COLUMN watched_folder TEXT;
+    CREATE INDEX jobs_watched ON jobs (watched_folder, state) WHERE watched_folder IS NOT NULL;
+    ALTER TABLE watched_folders ADD COLUMN status TEXT;
+    ALTER TABLE watched_folders ADD COLUMN status_at INTEGER;
+    ALTER TABLE watched_sightings ADD COLUMN size INTEGER NOT NULL DEFAULT -1;
+    ALTER TABLE watched_sightings ADD COLUMN mtime_ms INTEGER NOT NULL DEFAULT 0;
+    "#,
+    },
 ];
 
 /// The latest schema version this build knows (and migrates a database to).

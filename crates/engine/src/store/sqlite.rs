@@ -27,7 +27,7 @@ use super::feed::{self, Follower, ForeignSink, OwnChanges};
 use super::writer::{Outbox, Writer, WriterHooks, CACHE_HITS, CACHE_MISSES, COUNTERS};
 use super::{
     schema, ClaimRoom, DaySpending, Enqueued, FileKey, JobFilter, JobStore, Outcome, Removed,
-    SourceKey, StoreFuture, StorySearch, StorytellerPause,
+    SourceKey, StoreFuture, StorySearch, StorytellerPause, WatchedFolderReport,
 };
 use crate::clock::{duration_ms, Clock, SystemClock};
 use crate::error::{EngineError, Result};
@@ -51,13 +51,16 @@ use uuid::Uuid;
 /// The columns [`job_from_row`] reads, in order. A macro, not a `const`, so that statements
 /// are put together by `concat!` at compile time: a `format!` per statement was a string built
 /// for every job claimed, finished or added.
+/// How many columns [`job_columns!`] names: what a statement selects after them starts here.
+const JOB_COLUMNS: usize = 33;
+
 macro_rules! job_columns {
     () => {
         "id, source, size, mtime_ms, content_hash, media, storyteller, model, \
          preset, priority, batch_id, state, stage, progress, attempts, run_after, lease_owner, \
          lease_expires, error_kind, error_message, story, cached, no_cache, input_tokens, \
          output_tokens, cost_micro_usd, created_at, updated_at, started_at, finished_at, \
-         audio_input_tokens, style"
+         audio_input_tokens, style, watched_folder"
     };
 }
 
@@ -420,6 +423,10 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         updated_at_ms: row.get(27)?,
         started_at_ms: row.get(28)?,
         finished_at_ms: row.get(29)?,
+        watched_folder: match row.get_ref(32)? {
+            rusqlite::types::ValueRef::Null => None,
+            value => Some(source_from_sql(value)?),
+        },
         // Read by claims alone (the one place a storyteller needs it): a list of jobs must
         // not parse every running job's saved work.
         checkpoint: None,
@@ -754,10 +761,11 @@ fn enqueue_batch(
         conn.prepare_cached(
             "INSERT INTO jobs (id, source, size, mtime_ms, content_hash, storyteller, model, \
              preset, cache_key, no_cache, priority, batch_id, fair_key, state, stage, progress, \
-             story, cached, created_at, updated_at, finished_at, style) \
+             story, cached, created_at, updated_at, finished_at, style, watched_folder) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
              iif(?14 IS NULL, 'queued', 'succeeded'), iif(?14 IS NULL, 'waiting', 'done'), \
-             ?14 IS NOT NULL, ?14, ?14 IS NOT NULL, ?15, ?15, iif(?14 IS NULL, NULL, ?15), ?16)",
+             ?14 IS NOT NULL, ?14, ?14 IS NOT NULL, ?15, ?15, iif(?14 IS NULL, NULL, ?15), ?16, \
+             ?17)",
         )?
         .execute(params![
             id_text,
@@ -776,6 +784,7 @@ fn enqueue_batch(
             story,
             now,
             job.spec.style.to_json(),
+            job.watched_folder.as_deref().map(SourceSql),
         ])?;
         let seq = conn.last_insert_rowid();
         batch_seqs = Some(batch_seqs.map_or((seq, seq), |(first, _)| (first, seq)));
@@ -812,6 +821,7 @@ fn enqueue_batch(
             updated_at_ms: now,
             started_at_ms: None,
             finished_at_ms: finished_at,
+            watched_folder: job.watched_folder,
             checkpoint: None,
         };
         added_views.push(JobView::from(&stored));
@@ -901,13 +911,13 @@ fn claim_jobs(
             .query_row(params![now, passed_over], |row| {
                 let mut job = job_from_row(row)?;
                 job.checkpoint = row
-                    .get::<_, Option<String>>(34)?
+                    .get::<_, Option<String>>(JOB_COLUMNS + 2)?
                     .and_then(|saved| serde_json::from_str(&saved).ok());
                 Ok((
                     job,
-                    row.get::<_, i64>(32)?,
-                    row.get::<_, i64>(33)?,
-                    row.get::<_, Option<String>>(35)?,
+                    row.get::<_, i64>(JOB_COLUMNS)?,
+                    row.get::<_, i64>(JOB_COLUMNS + 1)?,
+                    row.get::<_, Option<String>>(JOB_COLUMNS + 3)?,
                 ))
             })
             .optional()?
@@ -1897,6 +1907,8 @@ impl JobStore for SqliteStore {
                      ON CONFLICT (path) DO UPDATE SET choices = excluded.choices",
                 )?
                 .execute(params![SourceSql(&folder.path), choices, now])?;
+                conn.prepare_cached("INSERT INTO changes (kind, ref) VALUES ('folders', '')")?
+                    .execute([])?;
                 Ok(())
             })
             .await
@@ -1911,32 +1923,169 @@ impl JobStore for SqliteStore {
                 let removed = conn
                     .prepare_cached("DELETE FROM watched_folders WHERE path = ?1")?
                     .execute([SourceSql(&path)])?;
+                conn.prepare_cached("INSERT INTO changes (kind, ref) VALUES ('folders', '')")?
+                    .execute([])?;
                 Ok(removed > 0)
             })
             .await
         })
     }
 
-    fn sight(
+    fn enqueue_watched(
         &self,
         folder: PathBuf,
-        content_hash: String,
-        source: PathBuf,
-    ) -> StoreFuture<'_, bool> {
+        jobs: Vec<NewJob>,
+    ) -> StoreFuture<'_, (BatchId, Vec<Option<Enqueued>>)> {
+        Box::pin(async move {
+            self.write(move |conn, outbox, now| {
+                let mut fresh = Vec::new();
+                let mut is_fresh = Vec::with_capacity(jobs.len());
+                for mut job in jobs {
+                    let size = i64::try_from(job.size).unwrap_or(i64::MAX);
+                    let new =
+                        conn.prepare_cached(
+                            "INSERT INTO watched_sightings \
+                             (folder, content_hash, source, seen_at, size, mtime_ms) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                        )?
+                        .execute(params![
+                            SourceSql(&folder),
+                            job.content_hash,
+                            SourceSql(&job.source),
+                            now,
+                            size,
+                            job.mtime_ms
+                        ])? > 0;
+                    if !new {
+                        // Seen before: the sighting follows the file to its new name, so the
+                        // next start-up scan knows it without reading it.
+                        conn.prepare_cached(
+                            "UPDATE watched_sightings SET source = ?3, size = ?4, mtime_ms = ?5 \
+                             WHERE folder = ?1 AND content_hash = ?2",
+                        )?
+                        .execute(params![
+                            SourceSql(&folder),
+                            job.content_hash,
+                            SourceSql(&job.source),
+                            size,
+                            job.mtime_ms
+                        ])?;
+                    } else {
+                        job.watched_folder = Some(folder.clone());
+                        fresh.push(job);
+                    }
+                    is_fresh.push(new);
+                }
+                let (batch, enqueued) = if fresh.is_empty() {
+                    (BatchId::new(), Vec::new())
+                } else {
+                    enqueue_batch(conn, outbox, now, fresh)?
+                };
+                let mut enqueued = enqueued.into_iter();
+                let results = is_fresh
+                    .into_iter()
+                    .map(|new| if new { enqueued.next() } else { None })
+                    .collect();
+                Ok((batch, results))
+            })
+            .await
+        })
+    }
+
+    fn sighted_files(&self, folder: PathBuf) -> StoreFuture<'_, Vec<FileKey>> {
+        Box::pin(async move {
+            self.read(move |conn| {
+                let mut select = conn.prepare_cached(
+                    "SELECT source, size, mtime_ms FROM watched_sightings WHERE folder = ?1",
+                )?;
+                let rows = select
+                    .query_map([SourceSql(&folder)], |row| {
+                        Ok(FileKey {
+                            source: source_from_sql(row.get_ref(0)?)?,
+                            size: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(u64::MAX),
+                            mtime_ms: row.get(2)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await
+        })
+    }
+
+    fn report_watch_status(&self, path: PathBuf, status: String) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             self.write(move |conn, _, now| {
-                let new = conn
-                    .prepare_cached(
-                        "INSERT INTO watched_sightings (folder, content_hash, source, seen_at) \
-                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-                    )?
-                    .execute(params![
-                        SourceSql(&folder),
-                        content_hash,
-                        SourceSql(&source),
-                        now
-                    ])?;
-                Ok(new > 0)
+                conn.prepare_cached(
+                    "UPDATE watched_folders SET status = ?2, status_at = ?3 WHERE path = ?1",
+                )?
+                .execute(params![SourceSql(&path), status, now])?;
+                Ok(())
+            })
+            .await
+        })
+    }
+
+    fn watched_folder_reports(&self) -> StoreFuture<'_, Vec<WatchedFolderReport>> {
+        Box::pin(async move {
+            self.read(move |conn| {
+                let mut select = conn.prepare_cached(
+                    "SELECT f.path, f.status, f.status_at, \
+                     (SELECT count(*) FROM watched_sightings AS s WHERE s.folder = f.path), \
+                     (SELECT count(*) FROM jobs AS j INDEXED BY jobs_watched \
+                        WHERE j.watched_folder = f.path AND j.state = 'queued'), \
+                     (SELECT count(*) FROM jobs AS j INDEXED BY jobs_watched \
+                        WHERE j.watched_folder = f.path AND j.state = 'running'), \
+                     (SELECT count(*) FROM jobs AS j INDEXED BY jobs_watched \
+                        WHERE j.watched_folder = f.path AND j.state = 'succeeded'), \
+                     (SELECT count(*) FROM jobs AS j INDEXED BY jobs_watched \
+                        WHERE j.watched_folder = f.path AND j.state IN ('dead', 'cancelled')) \
+                     FROM watched_folders AS f ORDER BY f.path",
+                )?;
+                let count = |row: &Row<'_>, index: usize| -> rusqlite::Result<u32> {
+                    Ok(u32::try_from(row.get::<_, i64>(index)?).unwrap_or(u32::MAX))
+                };
+                let rows = select
+                    .query_map([], |row| {
+                        Ok(WatchedFolderReport {
+                            path: source_from_sql(row.get_ref(0)?)?,
+                            status: row.get(1)?,
+                            status_at_ms: row.get(2)?,
+                            found: count(row, 3)?,
+                            queued: count(row, 4)?,
+                            running: count(row, 5)?,
+                            succeeded: count(row, 6)?,
+                            failed: count(row, 7)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await
+        })
+    }
+
+    fn move_source(&self, id: JobId, source: PathBuf) -> StoreFuture<'_, Job> {
+        Box::pin(async move {
+            self.write(move |conn, outbox, now| {
+                let job = conn
+                    .prepare_cached(concat!(
+                        "UPDATE jobs SET source = ?2, updated_at = ?3 WHERE id = ?1 RETURNING ",
+                        job_columns!(),
+                        ""
+                    ))?
+                    .query_row(
+                        params![id.to_string(), SourceSql(&source), now],
+                        job_from_row,
+                    )
+                    .optional()?
+                    .ok_or_else(|| EngineError::JobNotFound(id.to_string()))?;
+                log_change(conn, "job", job.id)?;
+                outbox.events.push(Event::JobMoved {
+                    job_id: job.id,
+                    source: crate::wire::display_path(&job.source),
+                });
+                Ok(job)
             })
             .await
         })
@@ -2126,5 +2275,14 @@ impl JobStore for SqliteStore {
 
     fn follow_others(&self, sink: ForeignSink) -> StoreFuture<'_, Follower> {
         Box::pin(feed::follow(self.clone(), sink))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Statements read what they select after the job's columns by position.
+    #[test]
+    fn job_columns_count_what_they_name() {
+        assert_eq!(job_columns!().split(',').count(), super::JOB_COLUMNS);
     }
 }

@@ -85,6 +85,22 @@ impl WatchedFolder {
         self.move_done.then(|| self.path.join(DONE_FOLDER))
     }
 
+    /// Whether videos in the subfolder `dir` count: the folder is recursive, and `dir` is
+    /// inside it but not hidden, the done folder or the output folder (nor inside one).
+    pub fn walks_into(&self, dir: &Path) -> bool {
+        let Ok(inside) = dir.strip_prefix(&self.path) else {
+            return false;
+        };
+        let hidden = inside.components().any(|c| match c {
+            Component::Normal(name) => name.to_string_lossy().starts_with('.'),
+            _ => false,
+        });
+        let done = self.done_folder().is_some_and(|done| dir.starts_with(done));
+        let output =
+            matches!(&self.output, StoryOutput::Folder { path, .. } if dir.starts_with(path));
+        self.recursive && !hidden && !done && !output
+    }
+
     /// Why the file at `path` is not a video to tell from this folder, or `None` when it is.
     /// Only the names are read: whether the file is complete and readable is checked apart.
     pub fn passes_over(&self, path: &Path) -> Option<String> {

@@ -7,6 +7,9 @@
 //! - [`settle`]: which names are never videos to tell (downloads in progress, editors' lock
 //!   files, the file managers' own files), and when a file has stopped changing long enough to
 //!   be complete.
+//! - [`watch`]: the watcher of one folder (system events or polling, the settling window,
+//!   the catch-up, and re-arming a folder that went and came back), and its status.
 pub mod folder;
 pub mod scan;
 pub mod settle;
+pub mod watch;

@@ -66,6 +66,7 @@ pub fn job_for(storyteller: &str, name: &str, content: &str) -> NewJob {
         priority: Priority::Normal,
         no_cache: false,
         again: false,
+        watched_folder: None,
     }
 }
 
@@ -396,13 +397,26 @@ impl JobStore for FlakyStore {
     fn remove_watched_folder(&self, path: PathBuf) -> StoreFuture<'_, bool> {
         self.inner.remove_watched_folder(path)
     }
-    fn sight(
+    fn enqueue_watched(
         &self,
         folder: PathBuf,
-        content_hash: String,
-        source: PathBuf,
-    ) -> StoreFuture<'_, bool> {
-        self.inner.sight(folder, content_hash, source)
+        jobs: Vec<NewJob>,
+    ) -> StoreFuture<'_, (storyteller_engine::BatchId, Vec<Option<Enqueued>>)> {
+        self.inner.enqueue_watched(folder, jobs)
+    }
+    fn sighted_files(&self, folder: PathBuf) -> StoreFuture<'_, Vec<FileKey>> {
+        self.inner.sighted_files(folder)
+    }
+    fn report_watch_status(&self, path: PathBuf, status: String) -> StoreFuture<'_, ()> {
+        self.inner.report_watch_status(path, status)
+    }
+    fn watched_folder_reports(
+        &self,
+    ) -> StoreFuture<'_, Vec<storyteller_engine::store::WatchedFolderReport>> {
+        self.inner.watched_folder_reports()
+    }
+    fn move_source(&self, id: JobId, source: PathBuf) -> StoreFuture<'_, Job> {
+        self.inner.move_source(id, source)
     }
     fn get(&self, id_or_prefix: &str) -> StoreFuture<'_, Job> {
         self.inner.get(id_or_prefix)

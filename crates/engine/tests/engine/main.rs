@@ -12,3 +12,4 @@ mod openai;
 mod pool;
 mod store;
 mod support;
+mod watched;

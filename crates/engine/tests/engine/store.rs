@@ -1156,8 +1156,31 @@ async fn watched_folders_are_kept_and_each_content_is_sighted_once_across_proces
     // Each content once per folder, whatever its name; another folder sees it anew.
     let sight = |store: &SqliteStore, folder: &str, hash: &str, source: &str| {
         let store = store.clone();
-        let (folder, hash, source) = (folder.into(), hash.to_owned(), source.into());
-        async move { store.sight(folder, hash, source).await.unwrap() }
+        let folder = std::path::PathBuf::from(folder);
+        // Another content is another file: its modification time differs.
+        let found = storyteller_engine::job::NewJob {
+            source: source.into(),
+            content_hash: hash.to_owned(),
+            mtime_ms: hash.bytes().map(i64::from).sum(),
+            ..job(source, hash)
+        };
+        async move {
+            let (_, results) = store
+                .enqueue_watched(folder.clone(), vec![found])
+                .await
+                .unwrap();
+            match &results[..] {
+                [Some(Enqueued::Added(job))] => {
+                    assert_eq!(job.watched_folder.as_deref(), Some(folder.as_path()));
+                    true
+                }
+                // New to the folder, but the file already has its job (from before the folder
+                // was removed): none is added twice.
+                [Some(Enqueued::Existing(_))] => true,
+                [None] => false,
+                other => panic!("{other:?}"),
+            }
+        }
     };
     assert!(sight(&store, "/media/camera", "h1", "/media/camera/a.mp4").await);
     assert!(!sight(&store, "/media/camera", "h1", "/media/camera/renamed.mp4").await);
@@ -1183,13 +1206,18 @@ async fn watched_folders_are_kept_and_each_content_is_sighted_once_across_proces
             races.spawn(async move {
                 let hash = format!("race{i}");
                 let source = format!("/media/camera/{i}.mp4");
-                (
-                    hash.clone(),
-                    store
-                        .sight("/media/camera".into(), hash, source.into())
+                (hash.clone(), {
+                    let found = storyteller_engine::job::NewJob {
+                        source: source.clone().into(),
+                        content_hash: hash.clone(),
+                        ..job(&source, &hash)
+                    };
+                    let (_, results) = store
+                        .enqueue_watched("/media/camera".into(), vec![found])
                         .await
-                        .unwrap(),
-                )
+                        .unwrap();
+                    results[0].is_some()
+                })
             });
         }
     }
@@ -1212,6 +1240,17 @@ async fn watched_folders_are_kept_and_each_content_is_sighted_once_across_proces
         .unwrap());
     assert_eq!(other.watched_folders().await.unwrap(), [screen]);
     assert!(sight(&store, "/media/camera", "h1", "/media/camera/a.mp4").await);
+    // What a folder sighted is known by file, as last seen: a rename moves the sighting.
+    assert!(!sight(&store, "/media/camera", "h1", "/media/camera/b.mp4").await);
+    let files = store.sighted_files("/media/camera".into()).await.unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].source, std::path::Path::new("/media/camera/b.mp4"));
+    let reports = store.watched_folder_reports().await.unwrap();
+    assert_eq!(
+        reports.len(),
+        1,
+        "the folder was removed, so only the other is left"
+    );
     // Kept through a reopen.
     drop((store, other));
     let reopened = SqliteStore::open(&path, EventBus::new()).await.unwrap();
