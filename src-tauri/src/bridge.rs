@@ -1,7 +1,7 @@
 //! The event bridge: every engine event, as it happens, to the window.
 //!
 //! One Tauri event, `engine-event`, carries the engine's [`Envelope`] unchanged (its `seq`,
-//! `type` and fields), so the window reads the same shapes `storyteller watch --json` prints.
+//! `type` and fields), so the window reads the same shapes `storyteller events --json` prints.
 //! Nothing is dropped or merged here: the engine already sends one event per add however many
 //! files it holds, and a subscriber that falls behind gets `resync` from the engine.
 

@@ -25,7 +25,7 @@ use storyteller_engine::pool::{PoolConfig, RunUntil};
 use storyteller_engine::retry::RetryPolicy;
 use storyteller_engine::settings::Settings;
 use storyteller_engine::wire::{
-    AddOptions, ExportQuery, JobView, ListOrder, ListQuery, SearchQuery, WaitOutcome,
+    AddOptions, ExportQuery, JobView, ListOrder, ListQuery, SearchQuery, WaitOutcome, WatchRequest,
 };
 use storyteller_engine::{BatchId, Engine, EngineError, EngineOptions, JobId};
 
@@ -77,9 +77,13 @@ enum Command {
     Run {
         #[command(flatten)]
         run: RunOptions,
-        /// Stop when nothing is left to do, instead of waiting for new jobs.
+        /// Stop when nothing is left to do, instead of waiting for new jobs (the watched
+        /// folders' new videos are queued first).
         #[arg(long)]
         until_empty: bool,
+        /// Leave the watched folders alone in this run.
+        #[arg(long)]
+        no_watch: bool,
     },
     /// Queue videos, work the queue until they are done, and print their stories.
     Process {
@@ -232,10 +236,80 @@ enum Command {
         command: ConfigCommand,
     },
     /// Print every event as it happens, this process's and other processes' (until Ctrl-C).
-    Watch {
+    Events {
         /// One JSON object per line, as the desktop window receives them.
         #[arg(long)]
         json: bool,
+    },
+    /// Watched folders: videos that appear in them become jobs by themselves, once each,
+    /// while the window is open or `storyteller run` is going.
+    Watch {
+        #[command(subcommand)]
+        command: WatchCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum WatchCommand {
+    /// Watch a folder (or change how one is watched).
+    Add {
+        /// The folder.
+        dir: PathBuf,
+        /// Its subfolders too.
+        #[arg(long)]
+        recursive: bool,
+        /// The storyteller its videos get (the settings' when not given).
+        #[arg(long)]
+        storyteller: Option<String>,
+        /// The preset (the storyteller's default when not given).
+        #[arg(long)]
+        preset: Option<String>,
+        /// The priority (the settings' when not given).
+        #[arg(long)]
+        priority: Option<Priority>,
+        /// Only these file types, e.g. mp4,mov (every video when not given).
+        #[arg(long, value_name = "TYPES", value_delimiter = ',')]
+        types: Vec<String>,
+        /// Write each story into this folder once told.
+        #[arg(long, value_name = "DIR", conflicts_with = "beside")]
+        output: Option<PathBuf>,
+        /// Write each story beside its video once told (NAME.story.md).
+        #[arg(long)]
+        beside: bool,
+        /// The formats written with --output or --beside, e.g. md,txt (md when not given).
+        #[arg(long, value_name = "FORMATS", value_delimiter = ',')]
+        formats: Vec<ExportFormat>,
+        /// Move each told video into a done/ subfolder.
+        #[arg(long)]
+        move_done: bool,
+        /// Poll the folder every 2 s instead of following the system's file events (network
+        /// shares, whose events are unreliable).
+        #[arg(long)]
+        poll: bool,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The watched folders, with their status and what came of their videos.
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop watching a folder (its jobs and stories stay).
+    Rm {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// Pause a watched folder: new videos wait until it goes on.
+    Pause {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// Go on watching a paused folder (what arrived meanwhile is queued).
+    Resume {
+        /// The folder.
+        dir: PathBuf,
     },
 }
 
@@ -472,7 +546,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(exit_code(report.any_refused()))
         }
-        Command::Run { run, until_empty } => {
+        Command::Run {
+            run,
+            until_empty,
+            no_watch,
+        } => {
             let engine = open(home, Some(&run)).await?;
             let paused_before = say_if_paused(&engine).await?;
             let display = progress::Display::start(&engine);
@@ -481,7 +559,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 RunUntil::Shutdown
             };
+            // The watched folders: caught up once before a run that ends when the queue is
+            // empty, watched for as long as one that waits for more.
+            let (stop_watching, stopped) = tokio::sync::oneshot::channel::<()>();
+            let watching = if no_watch {
+                None
+            } else if until_empty {
+                engine.catch_up_folders().await?;
+                None
+            } else {
+                let watcher = engine.clone();
+                Some(tokio::spawn(async move {
+                    watcher
+                        .watch_folders(async move {
+                            let _ = stopped.await;
+                        })
+                        .await
+                }))
+            };
             let result = engine.run(until, shutdown_signal()).await;
+            let _ = stop_watching.send(());
+            if let Some(watching) = watching {
+                if let Ok(Err(error)) = watching.await {
+                    eprintln!("watching the folders stopped: {error}");
+                }
+            }
             let summary = display.finish().await;
             result?;
             // Paused by a fault during the run (a broken tool, a full disk) before the queue
@@ -817,13 +919,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             )
         }
-        Command::Watch { json } => {
+        Command::Watch { command } => watch(home, command).await,
+        Command::Events { json } => {
             let engine = open(home, None).await?;
             let mut events = engine.subscribe();
             let interrupted = interrupt();
             tokio::pin!(interrupted);
             // Said on stderr once listening, so a script knows nothing after this is missed.
-            eprintln!("watching {} (Ctrl-C stops)", engine.home().root().display());
+            eprintln!(
+                "listening to {} (Ctrl-C stops)",
+                engine.home().root().display()
+            );
             loop {
                 tokio::select! {
                     _ = &mut interrupted => break,
@@ -1007,4 +1113,78 @@ async fn interrupt() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+async fn watch(home: Option<PathBuf>, command: WatchCommand) -> anyhow::Result<ExitCode> {
+    let engine = open(home, None).await?;
+    match command {
+        WatchCommand::Add {
+            dir,
+            recursive,
+            storyteller,
+            preset,
+            priority,
+            types,
+            output,
+            beside,
+            formats,
+            move_done,
+            poll,
+            json,
+        } => {
+            let folder = engine
+                .watch_add(WatchRequest {
+                    path: dir.display().to_string(),
+                    recursive,
+                    storyteller,
+                    preset,
+                    priority,
+                    extensions: types,
+                    beside,
+                    output_folder: output.map(|o| o.display().to_string()),
+                    formats,
+                    move_done,
+                    poll,
+                })
+                .await?;
+            if json {
+                output::print_json(&folder)?;
+            } else {
+                out!("watching {}", output::one_line(&folder.path));
+                output::print_watched_folder(&folder);
+            }
+        }
+        WatchCommand::List { json } => {
+            let folders = engine.watched_folders().await?;
+            if json {
+                output::print_json(&folders)?;
+            } else if folders.is_empty() {
+                eprintln!("no folder is watched; `storyteller watch add DIR` watches one");
+            } else {
+                for folder in &folders {
+                    out!("{}", output::one_line(&folder.path));
+                    output::print_watched_folder(folder);
+                }
+            }
+        }
+        WatchCommand::Rm { dir } => {
+            let folder = engine.watch_remove(&dir.display().to_string()).await?;
+            out!(
+                "no longer watching {} (its {} job(s) stay)",
+                output::one_line(&folder.path),
+                folder.queued + folder.running + folder.succeeded + folder.failed
+            );
+        }
+        WatchCommand::Pause { dir } => {
+            let folder = engine.watch_pause(&dir.display().to_string(), true).await?;
+            out!("paused {}", output::one_line(&folder.path));
+        }
+        WatchCommand::Resume { dir } => {
+            let folder = engine
+                .watch_pause(&dir.display().to_string(), false)
+                .await?;
+            out!("watching {} again", output::one_line(&folder.path));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -529,6 +529,57 @@ pub fn config_note(entry: &storyteller_engine::config::ConfigEntry) -> Option<St
     ))
 }
 
+/// A watched folder's choices, status and counts, indented under its path.
+pub fn print_watched_folder(folder: &storyteller_engine::wire::WatchedFolderView) {
+    out!("  status:      {}", one_line(&folder.status.describe()));
+    let mut choices = Vec::new();
+    choices.push(if folder.recursive {
+        "with its subfolders".to_owned()
+    } else {
+        "this folder only".to_owned()
+    });
+    choices.push(format!(
+        "told by {}",
+        folder
+            .storyteller
+            .as_deref()
+            .unwrap_or("the settings' storyteller")
+    ));
+    if let Some(preset) = &folder.preset {
+        choices.push(format!("as {preset}"));
+    }
+    if let Some(priority) = folder.priority {
+        choices.push(format!("{priority} priority"));
+    }
+    if !folder.extensions.is_empty() {
+        choices.push(format!("only {}", folder.extensions.join(", ")));
+    }
+    out!("  choices:     {}", choices.join(", "));
+    let formats: Vec<&str> = folder.formats.iter().map(|f| f.extension()).collect();
+    let after = match (folder.output.as_str(), &folder.output_folder) {
+        ("beside", _) => format!("story beside the video ({})", formats.join(", ")),
+        ("folder", Some(dir)) => format!("story into {} ({})", one_line(dir), formats.join(", ")),
+        _ => "story kept in the history".to_owned(),
+    };
+    let moved = if folder.move_done {
+        ", video moved into done/"
+    } else {
+        ""
+    };
+    out!("  once told:   {after}{moved}");
+    if folder.poll {
+        out!("  polled:      every 2 s (for network shares)");
+    }
+    out!(
+        "  videos:      {} found, {} queued, {} being told, {} told, {} failed",
+        folder.found,
+        folder.queued,
+        folder.running,
+        folder.succeeded,
+        folder.failed
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::one_line;

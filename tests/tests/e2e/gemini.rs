@@ -69,7 +69,7 @@ async fn gemini_tells_a_video_and_its_key_is_found_nowhere_but_in_the_requests_h
 
     let out = tokio::task::block_in_place(|| {
         // A second process following the events as the window would.
-        let watcher = sandbox.spawn_with_env(&traced, &["watch", "--json"]);
+        let watcher = sandbox.spawn_with_env(&traced, &["events", "--json"]);
         std::thread::sleep(Duration::from_millis(500));
         let told = sandbox
             .spawn_with_env(

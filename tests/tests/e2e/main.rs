@@ -11,3 +11,4 @@ mod cli;
 mod crash;
 mod gemini;
 mod support;
+mod watch;

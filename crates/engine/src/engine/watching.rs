@@ -202,10 +202,14 @@ impl Engine {
             .collect())
     }
 
-    /// Watches every watched folder until `stop` fires, following the folders added, removed
-    /// and changed meanwhile (here or in another process). Each folder first catches up with
-    /// what arrived while nothing watched it.
-    pub async fn watch_folders(&self, stop: CancellationToken) -> Result<()> {
+    /// Watches every watched folder until `shutdown` resolves, following the folders added,
+    /// removed and changed meanwhile (here or in another process). Each folder first catches
+    /// up with what arrived while nothing watched it.
+    pub async fn watch_folders(
+        &self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<()> {
+        let stop = CancellationToken::new();
         {
             let mut watching = self.inner.watching.lock().map_err(|_| poisoned())?;
             if watching.active.is_some() {
@@ -215,12 +219,13 @@ impl Engine {
             }
             watching.active = Some(stop.child_token());
         }
+        tokio::pin!(shutdown);
         loop {
             if let Err(error) = self.start_and_stop_watchers().await {
                 tracing::warn!(%error, "the watched folders cannot be read; trying again");
             }
             tokio::select! {
-                _ = stop.cancelled() => break,
+                _ = &mut shutdown => break,
                 _ = self.inner.folders_changed.notified() => {}
                 // Missed changes (a log trimmed) are caught up now and then.
                 _ = tokio::time::sleep(STATUS_REFRESH) => {}

@@ -56,7 +56,10 @@ impl Running {
                     .unwrap();
             }),
             tokio::spawn(async move {
-                watcher.watch_folders(watch_stop).await.unwrap();
+                watcher
+                    .watch_folders(watch_stop.cancelled_owned())
+                    .await
+                    .unwrap();
             }),
         ];
         Running {
