@@ -34,6 +34,10 @@ const COMMANDS: &[&str] = &[
     "estimate_paths",
     "config_list",
     "config_set",
+    "watched_folders",
+    "watch_add",
+    "watch_remove",
+    "watch_pause",
 ];
 
 fn main() {

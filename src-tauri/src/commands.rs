@@ -13,7 +13,7 @@ use storyteller_engine::secrets::KeyStatusView;
 use storyteller_engine::settings::Settings;
 use storyteller_engine::wire::{
     AddOptions, AddReport, DoctorCheck, EstimateReport, ExportQuery, JobPage, JobView, ListQuery,
-    QueueStats, SearchHit, SearchQuery, StorytellerInfo,
+    QueueStats, SearchHit, SearchQuery, StorytellerInfo, WatchRequest, WatchedFolderView,
 };
 use storyteller_engine::ErrorPayload;
 use storyteller_engine::{JobId, Priority};
@@ -317,4 +317,39 @@ pub async fn config_set(
     value: Option<String>,
 ) -> Answer<ConfigEntry> {
     wire(shell.engine()?.config_set(&key, value.as_deref()).await)
+}
+
+/// The watched folders, each with its status and what came of its videos.
+#[tauri::command]
+#[specta::specta]
+pub async fn watched_folders(shell: State<'_, Shell>) -> Answer<Vec<WatchedFolderView>> {
+    wire(shell.engine()?.watched_folders().await)
+}
+
+/// Watches a folder (or changes how one is watched), checked as an add is.
+#[tauri::command]
+#[specta::specta]
+pub async fn watch_add(
+    shell: State<'_, Shell>,
+    request: WatchRequest,
+) -> Answer<WatchedFolderView> {
+    wire(shell.engine()?.watch_add(request).await)
+}
+
+/// Stops watching a folder; its jobs stay.
+#[tauri::command]
+#[specta::specta]
+pub async fn watch_remove(shell: State<'_, Shell>, path: String) -> Answer<WatchedFolderView> {
+    wire(shell.engine()?.watch_remove(&path).await)
+}
+
+/// Pauses a watched folder, or (with `paused` false) goes on watching it.
+#[tauri::command]
+#[specta::specta]
+pub async fn watch_pause(
+    shell: State<'_, Shell>,
+    path: String,
+    paused: bool,
+) -> Answer<WatchedFolderView> {
+    wire(shell.engine()?.watch_pause(&path, paused).await)
 }

@@ -76,6 +76,10 @@ pub fn specta_builder<R: tauri::Runtime>() -> Builder<R> {
             commands::estimate_paths,
             commands::config_list,
             commands::config_set,
+            commands::watched_folders,
+            commands::watch_add,
+            commands::watch_remove,
+            commands::watch_pause,
         ])
         .events(collect_events![bridge::EngineEvent])
         // One shape per type, the one the engine writes: the window sends back what it got.

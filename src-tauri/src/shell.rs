@@ -235,6 +235,16 @@ pub fn open<R: tauri::Runtime>(app: &tauri::App<R>, launch: Launch, services: Se
                 problem: Mutex::new(None),
                 runner: Mutex::new(None),
             };
+            // The watched folders, for as long as the window is open (the queue's runner is
+            // put back on the way out; a watcher holds nothing that needs putting back).
+            let watcher = engine.clone();
+            let watcher_handle = app.handle().clone();
+            tauri::async_runtime::spawn(async move {
+                if let Err(error) = watcher.watch_folders(std::future::pending()).await {
+                    tracing::error!(%error, "the watched folders are not watched");
+                    note_problem(&watcher_handle, &error);
+                }
+            });
             let handle = app.handle().clone();
             let runner = tauri::async_runtime::spawn(async move {
                 let result = engine.run(RunUntil::Shutdown, std::future::pending()).await;

@@ -82,6 +82,14 @@ export const commands = {
 	configList: () => typedError<ConfigEntry[], ErrorPayload>(__TAURI_INVOKE("config_list")),
 	/**  Sets one setting by key (`None`: back to its default); in force at once. */
 	configSet: (key: string, value: string | null) => typedError<ConfigEntry, ErrorPayload>(__TAURI_INVOKE("config_set", { key, value })),
+	/**  The watched folders, each with its status and what came of its videos. */
+	watchedFolders: () => typedError<WatchedFolderView[], ErrorPayload>(__TAURI_INVOKE("watched_folders")),
+	/**  Watches a folder (or changes how one is watched), checked as an add is. */
+	watchAdd: (request: WatchRequest) => typedError<WatchedFolderView, ErrorPayload>(__TAURI_INVOKE("watch_add", { request })),
+	/**  Stops watching a folder; its jobs stay. */
+	watchRemove: (path: string) => typedError<WatchedFolderView, ErrorPayload>(__TAURI_INVOKE("watch_remove", { path })),
+	/**  Pauses a watched folder, or (with `paused` false) goes on watching it. */
+	watchPause: (path: string, paused: boolean) => typedError<WatchedFolderView, ErrorPayload>(__TAURI_INVOKE("watch_pause", { path, paused })),
 };
 
 /** Events */
@@ -453,6 +461,26 @@ concurrency: number } |
  *  They are in force already; a front end showing them reads them again.
  */
 { type: "settingsChanged" } | 
+/**  A finished job's video was moved (into its watched folder's done folder). */
+{ type: "jobMoved"; 
+/**  The job. */
+jobId: JobId; 
+/**  Where its video is now. */
+source: string } | 
+/**
+ *  Watched folders were added, removed, paused or changed, here or in another process: a
+ *  front end showing them reads them again.
+ */
+{ type: "watchedFoldersChanged" } | 
+/**
+ *  A watched folder's status changed (watching, missing, error, …). The folder's path is
+ *  what the event is about.
+ */
+{ type: "watchedFolderStatus"; 
+/**  The folder. */
+folder: string; 
+/**  Its status now. */
+status: WatchStatus } | 
 /**  This subscriber fell behind and missed events: re-read the state it shows. */
 { type: "resync"; 
 /**  How many events it missed. */
@@ -573,6 +601,8 @@ export type JobView = {
 	startedAt: string | null,
 	/**  Finished. */
 	finishedAt: string | null,
+	/**  The watched folder it came from, if it came from one. */
+	folder: string | null,
 };
 
 /**  Where a storyteller's key came from. */
@@ -913,6 +943,101 @@ export type VideoView = {
 	fps: number | null,
 	/**  Degrees the picture is turned for display. */
 	rotation: number,
+};
+
+/**  A folder to watch, as a front end asks for it (`watch add`, the Settings dialog). */
+export type WatchRequest = {
+	/**  The folder (made absolute). */
+	path?: string,
+	/**  Watch its subfolders too. */
+	recursive?: boolean,
+	/**  The storyteller its videos get (`None`: the settings'). */
+	storyteller?: string | null,
+	/**  The preset (`None`: the storyteller's default). */
+	preset?: string | null,
+	/**  The priority (`None`: the settings'). */
+	priority?: Priority | null,
+	/**  The file extensions it takes, with or without the dot (empty: every video). */
+	extensions?: string[],
+	/**  Write each story beside its video. */
+	beside?: boolean,
+	/**  Write each story into this folder instead. */
+	outputFolder?: string | null,
+	/**  The formats written (Markdown when none is named). */
+	formats?: ExportFormat[],
+	/**  Move each told video into a `done` subfolder. */
+	moveDone?: boolean,
+	/**  Poll the folder rather than follow the system's events (network shares). */
+	poll?: boolean,
+};
+
+/**  What a watched folder is doing, for people. */
+export type WatchStatus = 
+/**  Being armed: the catch-up scan is under way. */
+{ state: "starting" } | 
+/**  Watched: new videos become jobs. */
+{ state: "watching"; 
+/**  Whether it is polled rather than followed through the system's events. */
+polling: boolean; 
+/**
+ *  Something to know about how it is watched (polled because the system's events ran
+ *  out), if anything.
+ */
+note: string | null } | 
+/**
+ *  Not there: deleted, renamed, or on a drive that is not mounted. Watching resumes when
+ *  it is back.
+ */
+{ state: "missing"; 
+/**  What is missing, in words. */
+reason: string } | 
+/**  There but not watchable now (not a folder, unreadable, not answering); tried again. */
+{ state: "error"; 
+/**  Why, in words. */
+reason: string } | 
+/**  Paused by the person. */
+{ state: "paused" } | 
+/**  Not watched now: no window is open and no `storyteller run` is going on this home. */
+{ state: "idle" };
+
+/**  A watched folder, its choices, its status and what came of its files. */
+export type WatchedFolderView = {
+	/**  The folder. */
+	path: string,
+	/**  Whether videos in its subfolders count too. */
+	recursive: boolean,
+	/**  The storyteller its videos get (`None`: the settings'). */
+	storyteller: string | null,
+	/**  The preset (`None`: the storyteller's default). */
+	preset: string | null,
+	/**  The priority (`None`: the settings'). */
+	priority: Priority | null,
+	/**  The file extensions it takes (empty: every video). */
+	extensions: string[],
+	/**  Where its stories are written once told: `none`, `beside` or `folder`. */
+	output: string,
+	/**  The folder the stories are written to, for `folder`. */
+	outputFolder: string | null,
+	/**  The formats written, for `beside` and `folder`. */
+	formats: ExportFormat[],
+	/**  Whether told videos are moved into its `done` folder. */
+	moveDone: boolean,
+	/**  Whether it is polled (network shares). */
+	poll: boolean,
+	/**  Whether the person paused it. */
+	paused: boolean,
+	/**  What it is doing. */
+	status: WatchStatus,
+	/**  Videos it has found (each content once). */
+	found: number,
+	/**  Its jobs waiting. */
+	queued: number,
+	/**  Its jobs being told. */
+	running: number,
+	/**  Its jobs told. */
+	succeeded: number,
+	/**  Its jobs failed or cancelled. */
+	failed: number,
 };
 
 /* Tauri Specta runtime */
