@@ -465,8 +465,7 @@ fn status_of(
     if let Some(status) = here {
         return status.clone();
     }
-    let fresh_ms = i64::try_from((STATUS_REFRESH * 2 + Duration::from_secs(10)).as_millis())
-        .unwrap_or(i64::MAX);
+    let fresh_ms = crate::clock::duration_ms(STATUS_REFRESH * 2 + Duration::from_secs(10));
     match (&report.status, report.status_at_ms) {
         (Some(text), Some(at)) if now_ms.saturating_sub(at) <= fresh_ms => {
             serde_json::from_str(text).unwrap_or(WatchStatus::Idle)

@@ -27,7 +27,7 @@
 use super::folder::WatchedFolder;
 use super::scan::{self, ScanError};
 use super::settle::{Look, Settler};
-use crate::clock::Clock;
+use crate::clock::{duration_ms, Clock};
 use crate::intake::{self, IntakeOptions};
 use crate::job::NewJob;
 use crate::store::{Enqueued, JobStore};
@@ -267,8 +267,7 @@ impl FolderWatch {
 
     fn say(&mut self, status: WatchStatus) {
         let now = self.now_ms();
-        let stale = now.saturating_sub(self.status_said_ms)
-            >= i64::try_from(STATUS_REFRESH.as_millis()).unwrap_or(i64::MAX);
+        let stale = now.saturating_sub(self.status_said_ms) >= duration_ms(STATUS_REFRESH);
         if self.status.as_ref() != Some(&status) || stale {
             if self.status.as_ref() != Some(&status) {
                 tracing::info!(folder = %self.folder.path.display(), status = status.word(), "watched folder");
@@ -771,10 +770,6 @@ fn hash_settled(
         });
     }
     (ready, changed)
-}
-
-fn duration_ms(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Runs `work` on a blocking thread within [`DISK_TIME_LIMIT`]; the words for a disk that
