@@ -490,11 +490,25 @@ fn a_damaged_database_is_caught_at_open_copied_aside_and_never_written() {
     let sandbox = Sandbox::new();
     queue_many_files(&sandbox);
     let database = sandbox.database();
-    // Garbage over 8 KB in the middle of the file.
+    // Garbage over 8 KB from the middle of each page that holds a job's source path: the
+    // middle of the file may be free pages (some with stale copies of rows), which hold nothing
+    // live and are not checked, so each page the path is found in is damaged.
     let mut bytes = std::fs::read(&database).expect("the database");
-    let middle = bytes.len() / 2;
-    for (i, byte) in bytes[middle..middle + 8192].iter_mut().enumerate() {
-        *byte = (i * 7 + 13) as u8;
+    let page_size = usize::from(u16::from_be_bytes([bytes[16], bytes[17]]));
+    let needle = b"clip-100.mp4";
+    let pages: Vec<usize> = bytes
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(at, _)| at / page_size)
+        .collect();
+    assert!(!pages.is_empty(), "no job's source in the database file");
+    for page in pages {
+        let middle = page * page_size + page_size / 2;
+        let end = (middle + 8192).min(bytes.len());
+        for (i, byte) in bytes[middle..end].iter_mut().enumerate() {
+            *byte = (i * 7 + 13) as u8;
+        }
     }
     std::fs::write(&database, &bytes).expect("damaging the database");
 
