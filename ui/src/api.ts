@@ -9,6 +9,7 @@ import {
   type JobPage,
   type JobView,
   type Priority,
+  type WatchRequest,
 } from "./bindings";
 
 /** An engine error, with its code to branch on and its message for people. */
@@ -90,6 +91,10 @@ export const api = {
   forgetApiKey: (storyteller: string) => unwrap(commands.forgetApiKey(storyteller)),
   checkStoryteller: (storyteller: string) => unwrap(commands.checkStoryteller(storyteller)),
   resumeStoryteller: (storyteller: string) => unwrap(commands.resumeStoryteller(storyteller)),
+  watchedFolders: () => unwrap(commands.watchedFolders()),
+  watchAdd: (request: WatchRequest) => unwrap(commands.watchAdd(request)),
+  watchRemove: (path: string) => unwrap(commands.watchRemove(path)),
+  watchPause: (path: string, paused: boolean) => unwrap(commands.watchPause(path, paused)),
 };
 
 /** A sentence for any failure, engine or not. */

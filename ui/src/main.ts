@@ -12,6 +12,7 @@ import { emptyChange, mergeChange, QueueModel, type Change } from "./model";
 import { QueueList } from "./view/queue";
 import { ConfigRows } from "./view/config";
 import { asksFirst, DropSheet } from "./view/drop";
+import { FolderSettings } from "./view/folders";
 import { AiSettings, providerName } from "./view/keys";
 import { SettingsDialog } from "./view/settings";
 import { StoryPanel } from "./view/story";
@@ -146,6 +147,33 @@ const aiSettings = new AiSettings(
   () => byId<HTMLSelectElement>("setting-storyteller").value,
 );
 
+const folderSettings = new FolderSettings({
+  list: () => api.watchedFolders(),
+  add: (request) => api.watchAdd(request),
+  remove: (path) => api.watchRemove(path),
+  pause: (path, paused) => api.watchPause(path, paused),
+  chooseFolder: async () => {
+    const chosen = await open({ directory: true, multiple: false, title: "Watch a folder" });
+    return typeof chosen === "string" ? chosen : null;
+  },
+  describe,
+});
+byId<HTMLDialogElement>("settings").addEventListener("close", () => folderSettings.hide());
+/** When the watched folders' counts were last read for jobs that changed (at most twice a second). */
+let foldersReadAt = 0;
+let foldersTimer: number | undefined;
+
+/** Reads the watched folders again soon: their jobs moved on, so their counts did. */
+function refreshFolderCounts(): void {
+  if (foldersTimer !== undefined) return;
+  const wait = Math.max(0, foldersReadAt + 500 - performance.now());
+  foldersTimer = window.setTimeout(() => {
+    foldersTimer = undefined;
+    foldersReadAt = performance.now();
+    void folderSettings.refresh();
+  }, wait);
+}
+
 function select(id: string | null): void {
   list.setSelected(id);
   const job = id ? model.job(id) : undefined;
@@ -215,6 +243,12 @@ function paint(): void {
   }
   if (change.stats || change.structure) paintStatus();
   if (change.settings) void refreshStorytellers();
+  for (const [folder, status] of change.folderStatuses) folderSettings.statusChanged(folder, status);
+  if (change.folders) void folderSettings.refresh();
+  else if (folderSettings.isShown) {
+    const ids = [...change.rows, ...change.reread];
+    if (change.structure || ids.some((id) => model.job(id)?.folder)) refreshFolderCounts();
+  }
   dropZone.hidden = model.size > 0;
   for (const id of change.reread) void reread(id);
   if (pendingSince !== null) {
@@ -459,6 +493,7 @@ function wireButtons(): void {
       const [current, storytellers] = await Promise.all([api.settings(), api.storytellers()]);
       settings.open(current, storytellers);
       void aiSettings.show();
+      void folderSettings.show(storytellers);
       void configRows.show();
     } catch (error) {
       fail(error);

@@ -187,3 +187,39 @@ describe("QueueModel", () => {
     expect(model.job(id)?.usage).toEqual(usage);
   });
 });
+
+describe("watched folders in the model", () => {
+  it("follows a told video moved into its folder's done folder", () => {
+    const model = new QueueModel();
+    model.load([job(1, { source: "/watched/clip-1.mp4", folder: "/watched" })]);
+    const change = model.apply(
+      envelope({ type: "jobMoved", jobId: job(1).id, source: "/watched/done/clip-1 (2).mp4" }),
+    );
+    expect(change.rows.has(job(1).id)).toBe(true);
+    expect(model.job(job(1).id)?.source).toBe("/watched/done/clip-1 (2).mp4");
+    expect(model.job(job(1).id)?.file).toBe("clip-1 (2).mp4");
+  });
+
+  it("passes statuses on, the last of a frame winning, and asks for the list when folders change", () => {
+    const model = new QueueModel();
+    const first = model.apply(
+      envelope({ type: "watchedFolderStatus", folder: "/a", status: { state: "starting" } }),
+    );
+    const second = model.apply(
+      envelope({
+        type: "watchedFolderStatus",
+        folder: "/a",
+        status: { state: "missing", reason: "the folder /a is not there" },
+      }),
+    );
+    const merged = mergeChange(first, second);
+    expect(merged.folderStatuses.get("/a")).toEqual({
+      state: "missing",
+      reason: "the folder /a is not there",
+    });
+    expect(merged.folders).toBe(false);
+    const changed = model.apply(envelope({ type: "watchedFoldersChanged" }));
+    expect(changed.folders).toBe(true);
+    expect(changed.resync).toBe(false);
+  });
+});

@@ -1,7 +1,14 @@
 // The window's picture of the queue, kept up to date by the engine's events alone (the window
 // never polls). Pure: no DOM here, so it is unit-tested directly.
 
-import type { Envelope, JobState, JobView, QueueStats, StorytellerPauseView } from "./bindings";
+import type {
+  Envelope,
+  JobState,
+  JobView,
+  QueueStats,
+  StorytellerPauseView,
+  WatchStatus,
+} from "./bindings";
 import { StoryBuffer } from "./story";
 
 /** What one event changed, for the views to repaint just that. */
@@ -18,6 +25,10 @@ export interface Change {
   stats: boolean;
   /** The settings changed (here or in another process): what drops get must be read again. */
   settings: boolean;
+  /** Watched folders were added, removed or changed: the list of them must be read again. */
+  folders: boolean;
+  /** Watched folders whose watcher reported a new status, with it (the last one wins). */
+  folderStatuses: Map<string, WatchStatus>;
   /** Events were missed: everything must be read again. */
   resync: boolean;
 }
@@ -30,6 +41,8 @@ export function emptyChange(): Change {
     reread: new Set(),
     stats: false,
     settings: false,
+    folders: false,
+    folderStatuses: new Map(),
     resync: false,
   };
 }
@@ -42,6 +55,8 @@ export function mergeChange(into: Change, more: Change): Change {
   into.structure ||= more.structure;
   into.stats ||= more.stats;
   into.settings ||= more.settings;
+  into.folders ||= more.folders;
+  for (const [folder, status] of more.folderStatuses) into.folderStatuses.set(folder, status);
   into.resync ||= more.resync;
   return into;
 }
@@ -244,6 +259,22 @@ export class QueueModel {
         break;
       case "settingsChanged":
         change.settings = true;
+        break;
+      case "jobMoved": {
+        // A told video moved into its watched folder's done folder: the row follows it.
+        const job = this.jobs.get(envelope.jobId);
+        if (job) {
+          const name = envelope.source.split(/[\\/]/).pop() || job.file;
+          this.jobs.set(job.id, { ...job, source: envelope.source, file: name });
+          change.rows.add(job.id);
+        }
+        break;
+      }
+      case "watchedFoldersChanged":
+        change.folders = true;
+        break;
+      case "watchedFolderStatus":
+        change.folderStatuses.set(envelope.folder, envelope.status);
         break;
       case "resync":
         change.resync = true;

@@ -961,3 +961,151 @@ async fn a_drop_for_gemini_says_what_it_will_cost_before_anything_is_sent() {
     assert!(status.contains(" this month"), "{status}");
     window.close().await;
 }
+
+/// The text of every `selector` in the watched folder at `folder`'s row, once `ready` (a JS
+/// expression over `row`) holds.
+async fn wait_for_folder(window: &Window<'_>, what: &str, folder: &Path, ready: &str) -> Value {
+    let script = format!(
+        "const row = [...document.querySelectorAll('.watched-folder')]
+             .find((r) => r.dataset.folder === {folder:?});
+         if (!row) return null;
+         const text = (s) => row.querySelector(s)?.textContent ?? '';
+         const seen = {{
+             status: text('.folder-status'),
+             state: row.querySelector('.folder-status')?.dataset.state,
+             choices: text('.folder-choices'),
+             outcome: text('.folder-outcome'),
+             pause: text('.folder-pause'),
+         }};
+         return ({ready}) ? seen : null;",
+        folder = folder.to_string_lossy(),
+    );
+    window.wait_for_script(what, STORY_DEADLINE, &script).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_watched_from_the_settings_tells_what_lands_in_it_and_shows_where_it_came_from() {
+    let Some(desktop) = Desktop::new(
+        "a_folder_watched_from_the_settings_tells_what_lands_in_it_and_shows_where_it_came_from",
+    ) else {
+        return;
+    };
+    let camera = desktop.scratch().join("Camera");
+    std::fs::create_dir_all(&camera).unwrap();
+    let window = desktop.open().await;
+    window.wait_until_ready().await;
+    window.click("#open-settings").await;
+    window
+        .wait_for_script(
+            "the settings to say no folder is watched",
+            UI_DEADLINE,
+            "return document.querySelector('#watched-folders-none')?.textContent;",
+        )
+        .await;
+
+    // A path that is not a folder is refused in words, and nothing is watched.
+    window.type_into("#watch-path", "/no/such/folder").await;
+    window.click("#watch-add").await;
+    let refused = text_of(&window, "the refusal", "#watch-error").await;
+    assert!(refused.contains("/no/such/folder"), "{refused}");
+    window
+        .script(
+            "document.querySelector('#watch-path').value = ''; return true;",
+            Vec::new(),
+        )
+        .await;
+
+    // Watched with its story beside each video and told videos moved into done/.
+    window
+        .type_into("#watch-path", &camera.to_string_lossy())
+        .await;
+    window.click("#watch-beside").await;
+    window.click("#watch-move-done").await;
+    window.click("#watch-add").await;
+    let watching = wait_for_folder(
+        &window,
+        "the folder watched",
+        &camera,
+        "seen.state === 'watching'",
+    )
+    .await;
+    assert_eq!(watching["status"], "Watching", "{watching:#}");
+    assert_eq!(
+        watching["choices"],
+        "this folder only · the settings' storyteller · stories beside the videos · told videos \
+         moved into done",
+        "{watching:#}"
+    );
+
+    // A video lands in it (made elsewhere, then moved in whole, as a download finishes).
+    let made = desktop.video("harbour.mp4", Clip::short("testsrc2", 440));
+    std::fs::rename(&made, camera.join("harbour.mp4")).unwrap();
+    let told = wait_for_folder(
+        &window,
+        "the folder's video told",
+        &camera,
+        "seen.outcome === '1 video found · 1 told'",
+    )
+    .await;
+    assert_eq!(told["state"], "watching", "{told:#}");
+    let rows = window
+        .wait_for_rows("the watched video told", STORY_DEADLINE, |rows| {
+            Ok(rows.iter().any(|r| r.state == "succeeded"))
+        })
+        .await;
+    assert_eq!(rows.len(), 1, "{}", describe(&rows));
+    let done = camera.join("done").join("harbour.mp4");
+    let shown = window
+        .wait_for_script(
+            "the row to follow its video into done/ and say where it came from",
+            UI_DEADLINE,
+            &format!(
+                "const row = document.querySelector('.row');
+                 const title = row?.querySelector('.file')?.title ?? '';
+                 const detail = row?.querySelector('.detail')?.textContent ?? '';
+                 return title.startsWith({done:?}) ? {{ title, detail }} : null;",
+                done = done.to_string_lossy()
+            ),
+        )
+        .await;
+    assert!(
+        shown["detail"].as_str().unwrap().ends_with("· from Camera"),
+        "{shown:#}"
+    );
+    assert!(done.exists(), "the video was not moved into done/");
+    assert!(camera.join("done").join("harbour.story.md").exists());
+
+    // Paused: said so, and a video landing now waits.
+    window
+        .click(&format!(
+            ".watched-folder[data-folder={:?}] .folder-pause",
+            camera.to_string_lossy()
+        ))
+        .await;
+    let paused = wait_for_folder(
+        &window,
+        "the folder paused",
+        &camera,
+        "seen.state === 'paused'",
+    )
+    .await;
+    assert_eq!(paused["pause"], "Resume", "{paused:#}");
+    window.save_screenshot("window-watched-folders.png").await;
+
+    // Removed: the list is empty again; the job stays in the history.
+    window
+        .click(&format!(
+            ".watched-folder[data-folder={:?}] .folder-remove",
+            camera.to_string_lossy()
+        ))
+        .await;
+    window
+        .wait_for_script(
+            "the folder no longer watched",
+            UI_DEADLINE,
+            "return document.querySelector('#watched-folders-none')?.textContent;",
+        )
+        .await;
+    assert_eq!(jobs(&window).await.len(), 1);
+    window.close().await;
+}

@@ -4,6 +4,7 @@
 
 import type { JobView } from "../bindings";
 import { activity, duration, thumbnailUrl } from "../format";
+import { folderName } from "./folders";
 
 export const ROW_HEIGHT = 64;
 /** Rows painted beyond each edge of the view, so a quick scroll shows no blank. */
@@ -186,6 +187,7 @@ export function rowDetail(job: JobView): string {
   if (job.media) parts.push(duration(job.media.durationSecs));
   parts.push(job.storyteller === "offline" ? job.preset : `${job.storyteller} · ${job.preset}`);
   if (job.style.language) parts.push(job.style.language);
+  if (job.folder) parts.push(`from ${folderName(job.folder)}`);
   return parts.join(" · ");
 }
 
@@ -213,7 +215,7 @@ export function fillRow(element: HTMLElement, job: JobView, selected: boolean, s
   const file = document.createElement("div");
   file.className = "file";
   file.textContent = job.file;
-  file.title = job.source;
+  file.title = job.folder ? `${job.source}\nfrom the watched folder ${job.folder}` : job.source;
   const detail = document.createElement("div");
   detail.className = snippet ? "detail snippet" : "detail";
   detail.textContent = snippet ?? rowDetail(job);
