@@ -5,7 +5,8 @@
 #   ./run.sh demo    no window: build the command, turn the sample videos into stories
 #   ./run.sh test    install what is missing, then fmt, clippy, docs, the UI's checks and every
 #                    test, the window's under Xvfb
-#   ./run.sh bench   the engine and offline-storyteller benchmarks (prints figures)
+#   ./run.sh bench   the engine, offline-storyteller, Gemini, watched-folder and window
+#                    benchmarks (prints figures)
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
@@ -150,6 +151,7 @@ case "${1:-app}" in
     log "benchmark smoke runs (figures are not checked here; ./run.sh bench prints the real ones)"
     BENCH_QUICK=1 cargo bench --locked -p storyteller-engine --profile dev --bench engine
     BENCH_QUICK=1 cargo bench --locked -p storyteller-engine --profile dev --bench gemini
+    BENCH_QUICK=1 cargo bench --locked -p storyteller-engine --profile dev --bench watch
     BENCH_QUICK=1 xvfb-run -a -s "-screen 0 1280x800x24" \
       cargo bench --locked -p storyteller-e2e --profile dev --bench window
     ;;
@@ -161,6 +163,7 @@ case "${1:-app}" in
     cargo bench --locked -p storyteller-engine --bench engine
     cargo bench --locked -p storyteller-engine --bench offline
     cargo bench --locked -p storyteller-engine --bench gemini
+    cargo bench --locked -p storyteller-engine --bench watch
     log "the window's figures (release build, in a virtual display)"
     STORYTELLER_APP_PROFILE=release xvfb-run -a -s "-screen 0 1280x800x24" \
       cargo bench --locked -p storyteller-e2e --bench window

@@ -458,6 +458,9 @@ impl FolderWatch {
             match event {
                 Ok(event) => {
                     needs_scan |= event.need_rescan();
+                    if !is_change(&event.kind) {
+                        continue;
+                    }
                     for path in event.paths {
                         if path == self.folder.path {
                             continue;
@@ -680,6 +683,19 @@ fn look_at_files(files: Vec<PathBuf>) -> Vec<(PathBuf, Option<Look>)> {
         .collect()
 }
 
+/// Whether an event of `kind` can mean a file or folder changed. Reading is not a change:
+/// the watcher's own reads (a subfolder listed, a file hashed) and anyone else's (a backup, an
+/// indexer, a player) report opens and closes, and following those would read the folder
+/// again for each, for ever. A file closed after writing is a change (a copy finishing).
+fn is_change(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
 /// Each path an event named, as it is now.
 fn look_after_events(folder: &WatchedFolder, paths: Vec<PathBuf>) -> Vec<Seen> {
     let mut seen = Vec::new();
@@ -784,5 +800,37 @@ async fn off_thread<T: Send + 'static>(
             "the folder did not answer within {} s (a network share or drive that is gone?)",
             DISK_TIME_LIMIT.as_secs()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_change;
+    use notify::event::{
+        AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RemoveKind, RenameMode,
+    };
+
+    #[test]
+    fn reading_is_not_a_change_and_a_write_finishing_is() {
+        for read in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Access(AccessKind::Any),
+        ] {
+            assert!(!is_change(&read), "{read:?}");
+        }
+        for change in [
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Create(CreateKind::File),
+            EventKind::Create(CreateKind::Folder),
+            EventKind::Modify(ModifyKind::Any),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Remove(RemoveKind::File),
+            EventKind::Any,
+            EventKind::Other,
+        ] {
+            assert!(is_change(&change), "{change:?}");
+        }
     }
 }
