@@ -557,6 +557,120 @@ async fn jobs_of_a_folder_whose_storyteller_is_not_set_up_wait_with_the_reason_t
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_told_by_an_ollama_not_running_yet_waits_then_starts_by_itself() {
+    use storyteller_engine::storyteller::ollama::OllamaStoryteller;
+    let home = tempfile::tempdir().unwrap();
+    let watched = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(watched.path()).unwrap();
+    // Nothing listens where Ollama is looked for: it is not started yet.
+    let base = crate::support::nobody_listening();
+    let teller = Arc::new(OllamaStoryteller::with_media(
+        &base,
+        "llava",
+        crate::support::media(),
+    ));
+    let engine = Engine::open(EngineOptions {
+        home: Some(home.path().to_path_buf()),
+        pool: fast_config(2),
+        storytellers: Some(registry_of(teller)),
+        settle_window: Some(WINDOW),
+        ..EngineOptions::default()
+    })
+    .await
+    .unwrap();
+    let running = Running::start(engine);
+    let mut watch = request(&root, false);
+    watch.storyteller = Some("ollama".into());
+    running.engine.watch_add(watch).await.unwrap();
+    folder_until(
+        &running.engine,
+        &root,
+        "armed though Ollama is not running",
+        |f| matches!(f.status, WatchStatus::Watching { .. }),
+    )
+    .await;
+    let video = crate::support::two_shots(
+        elsewhere.path(),
+        "harbour.mp4",
+        crate::support::Look::Colour("navy"),
+    );
+    std::fs::rename(&video, root.join("harbour.mp4")).unwrap();
+
+    // The job waits, and why is there to see: Ollama is not running.
+    let deadline = Instant::now() + soon() + Duration::from_secs(20);
+    let pause = loop {
+        let stats = running.engine.stats().await.unwrap();
+        if let Some(pause) = stats
+            .paused_storytellers
+            .iter()
+            .find(|p| p.storyteller == "ollama")
+        {
+            break pause.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reason is not shown: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(pause.reason.contains("Ollama is not running"), "{pause:?}");
+    let jobs = jobs_until(&running.engine, soon(), "the job waiting", |jobs| {
+        jobs.len() == 1 && jobs[0].state == JobState::Queued
+    })
+    .await;
+    assert_eq!(jobs[0].folder.as_deref(), Some(root.to_str().unwrap()));
+
+    // Ollama starts where it was looked for; nobody touches the queue, and the job is told.
+    let address = base.trim_start_matches("http://").to_owned();
+    let listener = std::net::TcpListener::bind(&address).unwrap();
+    let server = wiremock::MockServer::builder()
+        .listener(listener)
+        .start()
+        .await;
+    let body = [
+        serde_json::json!({"model": "llava:13b", "message": {"role": "assistant", "content": "A navy screen "}, "done": false}),
+        serde_json::json!({"model": "llava:13b", "message": {"role": "assistant", "content": "gives way to bars."}, "done": false}),
+        serde_json::json!({"model": "llava:13b", "message": {"role": "assistant", "content": ""}, "done": true, "done_reason": "stop", "prompt_eval_count": 900, "eval_count": 12}),
+    ]
+    .iter()
+    .map(|line| format!("{line}\n"))
+    .collect::<String>();
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path("/api/chat"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200).set_body_raw(body, "application/x-ndjson"),
+        )
+        .mount(&server)
+        .await;
+    // Ollama is looked at again within half a minute of being found not running.
+    let jobs = jobs_until(
+        &running.engine,
+        Duration::from_secs(60),
+        "the job told once Ollama runs",
+        |jobs| told(jobs) == 1,
+    )
+    .await;
+    let told_job = running.engine.get(&jobs[0].id.to_string()).await.unwrap();
+    assert!(
+        told_job
+            .story
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("A navy screen gives way to bars."),
+        "{told_job:?}"
+    );
+    assert!(running
+        .engine
+        .stats()
+        .await
+        .unwrap()
+        .paused_storytellers
+        .is_empty());
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watching_is_checked_like_an_add_and_folders_follow_their_changes() {
     let home = tempfile::tempdir().unwrap();
     let watched = tempfile::tempdir().unwrap();
