@@ -17,8 +17,8 @@
 //!   keyframe: encoders put one every 1–10 s and most (x264, phones, editors) put one at each
 //!   scene change anyway, which is as precise as a story told in seconds needs.
 //!
-//! Either way frames are scaled to 64×36 with the cheap `fast_bilinear` scaler before scoring
-//! (the score needs no detail), the loop filter is skipped (`-skip_loop_filter all`: the
+//! Either way frames are scaled to 64×36 with the cheap `fast_bilinear` scaler and scored in
+//! RGB (the score needs no detail, but it needs colour: on YUV it reads brightness alone), the loop filter is skipped (`-skip_loop_filter all`: the
 //! artefacts it would remove do not change a scene score), autorotation is off (a turned
 //! picture scores the same) and audio is not read (`-an`).
 //!
@@ -43,6 +43,13 @@ pub const HARD_CUT: f64 = 0.4;
 pub const SOFT_CUT: f64 = 0.2;
 /// How far above both neighbours a soft cut must stand.
 pub const SOFT_RATIO: f64 = 2.5;
+/// A score at or above this is a cut between two still pictures (both neighbours at most
+/// [`QUIET_NEIGHBOUR`]): a navy shot cut to a dark blue one, grey to a darker grey, scores
+/// low but is as plain a cut as any to a person.
+pub const QUIET_CUT: f64 = 0.03;
+/// The most a neighbour of a quiet cut may score: a still picture's frames (encoder noise
+/// aside) hardly differ, while motion and fades score on every frame.
+pub const QUIET_NEIGHBOUR: f64 = 0.003;
 /// Cuts closer than this are one event (a flash, a glitch): the stronger one is kept.
 const MIN_SCENE_SECS: f64 = 0.5;
 
@@ -122,8 +129,11 @@ fn arguments(path: &Path, info: &MediaInfo, strategy: SceneStrategy) -> Vec<std:
             "-map".to_owned(),
             format!("0:{}", info.video.index),
             "-vf".to_owned(),
-            // `file=-` sends the per-frame scores to stdout, away from the error log.
-            "scale=64:36:flags=fast_bilinear,select='gte(scene\\,0)',metadata=mode=print:file=-"
+            // Scored in RGB: on YUV the score reads the luma plane alone, and a cut between
+            // two colours of one brightness (red to green) would go unseen. `file=-` sends the
+            // per-frame scores to stdout, away from the error log.
+            "scale=64:36:flags=fast_bilinear,format=rgb24,select='gte(scene\\,0)',\
+             metadata=mode=print:file=-"
                 .to_owned(),
             "-f".to_owned(),
             "null".to_owned(),
@@ -257,8 +267,10 @@ pub fn detect_cuts(samples: &[(f64, f64)]) -> Vec<(f64, f64)> {
         }
         let before = samples[i - 1].1;
         let after = samples.get(i + 1).map_or(0.0, |s| s.1);
-        let is_cut =
-            score >= HARD_CUT || (score >= SOFT_CUT && score >= SOFT_RATIO * before.max(after));
+        let neighbours = before.max(after);
+        let is_cut = score >= HARD_CUT
+            || (score >= SOFT_CUT && score >= SOFT_RATIO * neighbours)
+            || (score >= QUIET_CUT && neighbours <= QUIET_NEIGHBOUR);
         if !is_cut {
             continue;
         }

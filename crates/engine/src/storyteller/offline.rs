@@ -20,7 +20,7 @@ use crate::media::{
 };
 
 /// The model name: part of the result-cache key, so bump it whenever the writing changes.
-pub const OFFLINE_MODEL: &str = "offline-analyser-2";
+pub const OFFLINE_MODEL: &str = "offline-analyser-3";
 
 /// The presets, the default first.
 pub const PRESETS: [&str; 5] = ["narrative", "summary", "social", "bedtime", "documentary"];
@@ -519,22 +519,84 @@ fn narrative(facts: &Facts, voice: &mut Voice) -> Vec<Vec<String>> {
         ]);
         journey.push(shot_sentence(template, opening, voice));
     }
+    let scenes = &facts.analysis.scenes;
+    let cut_time = |keyframe: &Keyframe| {
+        scenes
+            .get(keyframe.scene)
+            .map_or(keyframe.time, |s| s.start)
+    };
     let mut previous = facts.opening;
+    // The clock time of the last moment told: no two sentences tell one second as two events.
+    let mut last_told: Option<String> = None;
+    let closing_clock = facts.closing.map(|closing| clock(closing.time));
     for keyframe in &facts.middles {
         // A keyframe that looks like the last one told adds nothing but a repeated sentence.
         if previous.is_some_and(|told| looks_the_same(told, keyframe)) {
             continue;
         }
-        journey.push(middle_sentence(keyframe, previous, voice));
+        // A new scene is told at its cut, not at the moment looked at inside it.
+        let new_scene = previous.is_none_or(|told| told.scene != keyframe.scene);
+        let at = if new_scene {
+            cut_time(keyframe)
+        } else {
+            keyframe.time
+        };
+        let at_clock = clock(at);
+        let closing_in_scene = facts.closing.is_some_and(|c| c.scene == keyframe.scene);
+        if last_told.as_ref() == Some(&at_clock)
+            || (!new_scene && closing_in_scene && closing_clock.as_ref() == Some(&at_clock))
+        {
+            continue;
+        }
+        journey.push(middle_sentence(keyframe, previous, at, new_scene, voice));
         previous = Some(keyframe);
+        last_told = Some(at_clock);
     }
     if let Some(closing) = facts.closing {
-        let template = voice.pick(&[
-            "It closes at {time} on {a_light} frame {colour}{motion}.",
-            "The final shot, at {time}, is {light} and {colour}{motion}.",
-            "By the end, at {time}, the picture is {light} and {colour}{motion}.",
-        ]);
-        journey.push(shot_sentence(template, closing, voice));
+        let new_scene = previous.is_none_or(|told| told.scene != closing.scene);
+        let sentence = if new_scene && facts.scenes > 1 {
+            // The last scene was not told yet: its cut is.
+            let template = voice.pick(&[
+                "At {cut}, the film cuts to its final shot: {a_light} frame {colour}{motion}.",
+                "The final shot comes at {cut}: {a_light} picture {colour}{motion}.",
+            ]);
+            shot_sentence(
+                &template.replace("{cut}", &clock(cut_time(closing))),
+                closing,
+                voice,
+            )
+        } else if last_told.as_ref() == closing_clock.as_ref() {
+            // That second is told already: the end, without its time.
+            shot_sentence(
+                voice.pick(&[
+                    "It closes on {a_light} frame {colour}{motion}.",
+                    "By the end the picture is {light} and {colour}{motion}.",
+                ]),
+                closing,
+                voice,
+            )
+        } else if facts.scenes > 1 {
+            shot_sentence(
+                voice.pick(&[
+                    "It closes at {time} on {a_light} frame {colour}{motion}.",
+                    "The final shot, at {time}, is {light} and {colour}{motion}.",
+                    "By the end, at {time}, the picture is {light} and {colour}{motion}.",
+                ]),
+                closing,
+                voice,
+            )
+        } else {
+            // One shot: its end is not another shot.
+            shot_sentence(
+                voice.pick(&[
+                    "It closes at {time} on {a_light} frame {colour}{motion}.",
+                    "By the end, at {time}, the picture is {light} and {colour}{motion}.",
+                ]),
+                closing,
+                voice,
+            )
+        };
+        journey.push(sentence);
     }
     if let Some(motion) = facts.motion {
         let busiest = facts
@@ -591,18 +653,45 @@ fn looks_the_same(told: &Keyframe, keyframe: &Keyframe) -> bool {
         && moving(told) == moving(keyframe)
 }
 
-/// One sentence for a keyframe from the body of the video, aware of the one before it.
-fn middle_sentence(keyframe: &Keyframe, previous: Option<&Keyframe>, voice: &mut Voice) -> String {
-    let time = clock(keyframe.time);
-    let lead = voice
-        .pick(&["At {t}", "By {t}", "Around {t}", "Later, at {t}"])
-        .replace("{t}", &time);
+/// One sentence for a keyframe from the body of the video, aware of the one before it: at
+/// `at`, its scene's cut when `new_scene`, else the moment looked at.
+fn middle_sentence(
+    keyframe: &Keyframe,
+    previous: Option<&Keyframe>,
+    at: f64,
+    new_scene: bool,
+    voice: &mut Voice,
+) -> String {
+    let time = clock(at);
+    let lead = if new_scene {
+        voice.pick(&["At {t}", "Then, at {t}", "Later, at {t}"])
+    } else {
+        voice.pick(&["At {t}", "By {t}", "Around {t}", "Later, at {t}"])
+    }
+    .replace("{t}", &time);
     let colour = &keyframe.colour.colour_name;
-    let same_scene = previous.is_some_and(|p| p.scene == keyframe.scene);
     let same_colour = previous.is_some_and(|p| &p.colour.colour_name == colour);
     let light = light_words(keyframe.colour.brightness, keyframe.colour.contrast);
     let change = previous.map(|p| keyframe.colour.brightness - p.colour.brightness);
-    let body = if same_colour {
+    let body = if new_scene && same_colour {
+        // A cut between two shots of one colour is still a cut.
+        voice
+            .pick(&[
+                "the film cuts to another {c} shot",
+                "a new scene brings more {c}",
+            ])
+            .replace("{c}", colour)
+    } else if new_scene {
+        voice
+            .pick(&[
+                "a new scene brings {a_light} frame {colour}",
+                "the film cuts to {a_light} picture {colour}",
+                "the scene changes to something {light}, {colour}",
+            ])
+            .replace("{a_light}", &with_article(&light))
+            .replace("{light}", &light)
+            .replace("{colour}", &colour_phrase(colour, voice))
+    } else if same_colour {
         let shift = match change {
             Some(d) if d > 0.12 => ", now brighter",
             Some(d) if d < -0.12 => ", now darker",
@@ -616,22 +705,11 @@ fn middle_sentence(keyframe: &Keyframe, previous: Option<&Keyframe>, voice: &mut
             ])
             .replace("{c}", colour)
             .replace("{shift}", shift)
-    } else if same_scene {
+    } else {
         voice
             .pick(&[
                 "still in the same shot, the picture turns {light} and {colour}",
                 "the shot drifts to {a_light} frame {colour}",
-            ])
-            .replace("{a_light}", &with_article(&light))
-            .replace("{light}", &light)
-            .replace("{colour}", &colour_phrase(colour, voice))
-    } else {
-        voice
-            .pick(&[
-                "a new scene brings {a_light} frame {colour}",
-                "the film cuts to {a_light} picture {colour}",
-                "we are somewhere {light} and {colour}",
-                "the scene changes to something {light}, {colour}",
             ])
             .replace("{a_light}", &with_article(&light))
             .replace("{light}", &light)
@@ -1353,14 +1431,23 @@ pub fn duration_words(secs: f64) -> String {
     }
 }
 
-/// A picture size in words: "1080p", "4K", or "320×180" for small ones.
+/// A picture size by the name people know it by: "8K", "4K UHD", "1440p", "Full HD", "HD",
+/// or "320×180" for small ones. Either side reaching a class counts (a 3840×1600 cinema crop
+/// is 4K UHD footage), so portrait and landscape of one size are named alike.
 fn resolution_words(width: u32, height: u32) -> String {
-    match width.min(height) {
-        s if s >= 2160 => "4K".into(),
-        s if s >= 1440 => "1440p".into(),
-        s if s >= 1080 => "1080p".into(),
-        s if s >= 720 => "720p".into(),
-        _ => format!("{width}×{height}"),
+    let (short, long) = (width.min(height), width.max(height));
+    if short >= 4320 || long >= 7680 {
+        "8K".into()
+    } else if short >= 2160 || long >= 3840 {
+        "4K UHD".into()
+    } else if short >= 1440 {
+        "1440p".into()
+    } else if short >= 1080 {
+        "Full HD".into()
+    } else if short >= 720 {
+        "HD".into()
+    } else {
+        format!("{width}×{height}")
     }
 }
 
@@ -1592,11 +1679,12 @@ mod tests {
             keyframe(599.0, 2, ShotRole::Closing, "multicoloured", 0.5),
         ];
         let story = text(&same, Preset::Narrative, "abc");
-        // 20 s and 40 s add nothing; 60 s is brighter, 90 s is another scene.
-        for absent in ["0:20", "0:40"] {
+        // 20 s and 40 s add nothing; 60 s is brighter; 90 s is another scene, told at its cut
+        // (1:10), as the closing shot's scene is (1:50).
+        for absent in ["0:20", "0:40", "1:30"] {
             assert!(!story.contains(absent), "{absent} retold in:\n{story}");
         }
-        for present in ["1:00", "1:30", "9:59"] {
+        for present in ["1:00", "1:10", "1:50"] {
             assert!(story.contains(present), "{present} missing from:\n{story}");
         }
     }
@@ -1607,7 +1695,7 @@ mod tests {
         for needle in [
             "his video",
             "10 minutes",
-            "1080p",
+            "Full HD",
             "hree scenes",
             "1 May 2024",
             "-15.7 LUFS",
@@ -1800,7 +1888,13 @@ mod tests {
         assert_eq!(duration_words(125.0), "2 minutes 5 seconds");
         assert_eq!(duration_words(61.0), "1 minute 1 second");
         assert_eq!(duration_words(3720.0), "1 hour 2 minutes");
-        assert_eq!(resolution_words(1920, 1080), "1080p");
+        assert_eq!(resolution_words(1920, 1080), "Full HD");
+        assert_eq!(resolution_words(1080, 1920), "Full HD");
+        assert_eq!(resolution_words(1280, 720), "HD");
+        assert_eq!(resolution_words(2560, 1440), "1440p");
+        assert_eq!(resolution_words(3840, 2160), "4K UHD");
+        assert_eq!(resolution_words(3840, 1600), "4K UHD");
+        assert_eq!(resolution_words(7680, 4320), "8K");
         assert_eq!(resolution_words(320, 180), "320×180");
         assert_eq!(orientation(1080, 1920), "portrait");
         assert_eq!(number_words(29.97), "29.97");

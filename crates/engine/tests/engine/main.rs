@@ -12,4 +12,5 @@ mod openai;
 mod pool;
 mod store;
 mod support;
+mod truth;
 mod watched;

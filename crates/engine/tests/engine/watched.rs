@@ -785,7 +785,10 @@ async fn a_folder_added_in_another_process_is_watched_here_and_a_paused_one_wait
     write(&root.join("a.mp4"), "a");
     jobs_until(&running.engine, soon(), "told", |jobs| told(jobs) == 1).await;
 
-    // Paused elsewhere: new files wait, and are found when it goes on.
+    // Paused elsewhere: new files wait, and are found when it goes on. The folder shows as
+    // paused at once; its watcher here stops once this process hears of it, which is when it
+    // says so.
+    let mut events = running.engine.subscribe();
     other
         .watch_pause(root.to_str().unwrap(), true)
         .await
@@ -794,6 +797,23 @@ async fn a_folder_added_in_another_process_is_watched_here_and_a_paused_one_wait
         f.status == WatchStatus::Paused
     })
     .await;
+    let folder = root.to_string_lossy().into_owned();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let envelope = events.recv().await.unwrap();
+            if let storyteller_engine::Event::WatchedFolderStatus {
+                folder: about,
+                status,
+            } = &envelope.event
+            {
+                if *about == folder && *status == WatchStatus::Paused {
+                    break;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the watcher here did not stop for the pause");
     write(&root.join("b.mp4"), "b");
     tokio::time::sleep(WINDOW * 4).await;
     assert_eq!(all_jobs(&running.engine).await.len(), 1, "paused");

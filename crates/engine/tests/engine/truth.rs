@@ -1,0 +1,597 @@
+//! The offline storyteller's truth harness: videos made with ffmpeg whose facts are known by
+//! construction (segments of known looks joined at known times, known sizes and rotations,
+//! sound or none), each told in every preset, and a checker that reads the stories' claims
+//! back and compares them with the truth. It prints the precision of each kind of claim and
+//! holds the kinds the writer has been made truthful about to every claim being right.
+//!
+//! Kinds of claim read back:
+//! - cut: a moment told as a cut ("the film cuts", "a new scene", "cuts once, at 0:05") must be
+//!   within half a second (the clock's rounding) and one frame of a real cut;
+//! - hold: a moment told as the same shot continuing ("the same … palette holds", "still in
+//!   the same shot") must have no cut since the moment told before it;
+//! - moment: no two sentences tell the same clock time as different events;
+//! - shots: "one take", "never cuts", "N scenes", "the final shot" must match the cuts;
+//! - size: resolution names (HD, Full HD, 4K UHD, 8K …) and landscape / portrait / square;
+//! - sound: "no soundtrack" / "carrying sound" against the streams made.
+
+use crate::support::{self, Look, VideoOptions};
+use std::collections::BTreeMap;
+use std::path::Path;
+use storyteller_engine::media::Analysis;
+use storyteller_engine::storyteller::offline::{compose, Preset, PRESETS};
+
+/// A video made for the harness, and what is true of it.
+#[derive(Clone)]
+struct Case {
+    name: String,
+    segments: Vec<(Look, f64)>,
+    size: (u32, u32),
+    fps: u32,
+    /// Display rotation written into the file (degrees clockwise).
+    rotation: u32,
+    audio: bool,
+}
+
+impl Case {
+    fn new(name: &str, segments: &[(Look, f64)]) -> Case {
+        Case {
+            name: name.into(),
+            segments: segments.to_vec(),
+            size: (160, 90),
+            fps: 25,
+            rotation: 0,
+            audio: true,
+        }
+    }
+
+    fn sized(mut self, width: u32, height: u32) -> Case {
+        self.size = (width, height);
+        self
+    }
+
+    fn rotated(mut self, degrees: u32) -> Case {
+        self.rotation = degrees;
+        self
+    }
+
+    fn silent(mut self) -> Case {
+        self.audio = false;
+        self
+    }
+
+    fn duration(&self) -> f64 {
+        self.segments.iter().map(|s| s.1).sum()
+    }
+
+    /// The times of the cuts: where two segments that look different meet.
+    fn cuts(&self) -> Vec<f64> {
+        let mut cuts = Vec::new();
+        let mut at = 0.0;
+        for pair in self.segments.windows(2) {
+            at += pair[0].1;
+            if pair[0].0 != pair[1].0 {
+                cuts.push(at);
+            }
+        }
+        cuts
+    }
+
+    /// Width and height as shown.
+    fn shown_size(&self) -> (u32, u32) {
+        if self.rotation % 180 == 90 {
+            (self.size.1, self.size.0)
+        } else {
+            self.size
+        }
+    }
+
+    fn make(&self, dir: &Path) -> std::path::PathBuf {
+        let made = support::make_scenes_with(
+            dir,
+            &format!("made-{}", self.name),
+            &self.segments,
+            self.audio,
+            &VideoOptions {
+                size: self.size,
+                fps: self.fps,
+                ..VideoOptions::default()
+            },
+        );
+        let path = dir.join(&self.name);
+        let rotate = self.rotation.to_string();
+        support::ffmpeg(&[
+            "-i",
+            made.to_str().unwrap(),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            &format!("rotate={rotate}"),
+            path.to_str().unwrap(),
+        ]);
+        path
+    }
+}
+
+/// The cases: cuts at known times, one-shot videos, sizes and rotations, sound or none.
+fn cases() -> Vec<Case> {
+    use Look::{Bars, Colour, Mandelbrot, TestSrc};
+    let mut cases = vec![
+        Case::new(
+            "one-cut-4.6.mp4",
+            &[(Colour("navy"), 4.6), (Colour("orange"), 4.4)],
+        ),
+        Case::new(
+            "five-cuts.mp4",
+            &[
+                (Colour("gray"), 1.2),
+                (Colour("dimgray"), 1.8),
+                (Colour("darkgray"), 2.5),
+                (Colour("gray"), 2.0),
+                (Colour("slategray"), 2.2),
+                (Colour("dimgray"), 1.3),
+            ],
+        ),
+        Case::new("one-shot-still.mp4", &[(Colour("navy"), 10.0)]),
+        Case::new("one-shot-moving.mp4", &[(TestSrc, 9.0)]),
+        Case::new("one-shot-fractal.mp4", &[(Mandelbrot, 6.0)]),
+        Case::new("bars-then-pattern.mp4", &[(Bars, 3.0), (TestSrc, 4.0)]),
+        Case::new(
+            "three-colours.mp4",
+            &[
+                (Colour("red"), 2.0),
+                (Colour("green"), 3.0),
+                (Colour("blue"), 2.5),
+            ],
+        ),
+        Case::new(
+            "quick-cuts.mp4",
+            &[
+                (Colour("orange"), 0.8),
+                (Colour("purple"), 0.8),
+                (Colour("orange"), 0.8),
+                (Colour("purple"), 0.8),
+                (Colour("orange"), 0.8),
+                (Colour("purple"), 0.8),
+            ],
+        ),
+        Case::new(
+            "long-hold.mp4",
+            &[(TestSrc, 1.5), (Colour("black"), 6.0), (Bars, 1.5)],
+        ),
+        Case::new(
+            "silent-two-shots.mp4",
+            &[(Colour("white"), 3.0), (Bars, 3.0)],
+        )
+        .silent(),
+        Case::new("silent-one-shot.mp4", &[(TestSrc, 4.0)]).silent(),
+    ];
+    // Cuts at odd times, across the second's boundaries.
+    for (i, first) in [1.4, 2.5, 3.6, 4.5, 5.4, 6.6, 7.5].iter().enumerate() {
+        cases.push(Case::new(
+            &format!("cut-at-{first}.mp4"),
+            &[(Colour("teal"), *first), (Colour("maroon"), 9.0 - first)],
+        ));
+        if i % 2 == 0 {
+            cases.push(Case::new(
+                &format!("two-cuts-from-{first}.mp4"),
+                &[
+                    (TestSrc, *first),
+                    (Colour("olive"), 2.3),
+                    (Colour("navy"), 8.0 - first),
+                ],
+            ));
+        }
+    }
+    // Sizes, orientations and rotations (short: big frames are slow to make).
+    for (width, height, rotation) in [
+        (1280, 720, 0),
+        (1920, 1080, 0),
+        (1920, 1080, 90),
+        (1080, 1920, 0),
+        (2560, 1440, 0),
+        (3840, 2160, 0),
+        (7680, 4320, 0),
+        (720, 720, 0),
+        (1000, 562, 0),
+        (640, 480, 270),
+        (854, 480, 0),
+        (2048, 1080, 0),
+    ] {
+        cases.push(
+            Case::new(
+                &format!("size-{width}x{height}-r{rotation}.mp4"),
+                &[(Colour("darkgreen"), 0.6), (Colour("gold"), 0.6)],
+            )
+            .sized(width, height)
+            .rotated(rotation),
+        );
+    }
+    // Other frame rates: a frame is another length.
+    for fps in [24, 30, 50] {
+        let mut case = Case::new(
+            &format!("cut-at-2.7-{fps}fps.mp4"),
+            &[(Colour("indigo"), 2.7), (TestSrc, 3.3)],
+        );
+        case.fps = fps;
+        cases.push(case);
+    }
+    // Moving pictures, and shots whose colour has the same name on both sides of the cut.
+    cases.push(Case::new(
+        "life-then-fractal.mp4",
+        &[(Look::Life, 3.0), (Mandelbrot, 3.0)],
+    ));
+    cases.push(Case::new(
+        "fractal-then-black.mp4",
+        &[(Mandelbrot, 2.5), (Colour("black"), 2.5)],
+    ));
+    cases.push(Case::new(
+        "blue-on-blue.mp4",
+        &[
+            (Colour("navy"), 2.0),
+            (Colour("midnightblue"), 2.0),
+            (Colour("darkblue"), 2.0),
+        ],
+    ));
+    cases.push(Case::new(
+        "reds.mp4",
+        &[
+            (Colour("red"), 1.6),
+            (Colour("firebrick"), 2.9),
+            (Colour("darkred"), 1.5),
+        ],
+    ));
+    cases.push(Case::new("bars-alone.mp4", &[(Bars, 5.0)]).silent());
+    // Many cuts, more than any preset lists one by one.
+    let mut many = Vec::new();
+    for i in 0..12 {
+        many.push((
+            if i % 2 == 0 {
+                Colour("crimson")
+            } else {
+                Colour("steelblue")
+            },
+            0.9 + 0.1 * f64::from(i % 3),
+        ));
+    }
+    cases.push(Case::new("twelve-cuts.mp4", &many));
+    cases
+}
+
+/// How a person names a size: 8K, 4K UHD, 1440p, Full HD, HD, or width × height.
+fn size_name(width: u32, height: u32) -> String {
+    let short = width.min(height);
+    let long = width.max(height);
+    if short >= 4320 || long >= 7680 {
+        "8K".into()
+    } else if short >= 2160 || long >= 3840 {
+        "4K UHD".into()
+    } else if short >= 1440 {
+        "1440p".into()
+    } else if short >= 1080 {
+        "Full HD".into()
+    } else if short >= 720 {
+        "HD".into()
+    } else {
+        format!("{width}×{height}")
+    }
+}
+
+fn orientation_name(width: u32, height: u32) -> &'static str {
+    if width * 100 > height * 105 {
+        "landscape"
+    } else if height * 100 > width * 105 {
+        "portrait"
+    } else {
+        "square"
+    }
+}
+
+/// The clock times ("0:05", "1:02:03") in a sentence, in seconds, in order.
+fn times_in(sentence: &str) -> Vec<f64> {
+    let mut times = Vec::new();
+    for word in sentence.split(|c: char| !(c.is_ascii_digit() || c == ':')) {
+        let parts: Vec<&str> = word.split(':').collect();
+        if parts.len() < 2 || parts.iter().any(|p| p.is_empty()) {
+            continue;
+        }
+        if parts[1..].iter().any(|p| p.len() != 2) {
+            continue;
+        }
+        let secs = parts
+            .iter()
+            .filter_map(|p| p.parse::<f64>().ok())
+            .fold(0.0, |total, part| total * 60.0 + part);
+        times.push(secs);
+    }
+    times
+}
+
+/// The sentences of a story (Markdown list marks and the signature left out).
+fn sentences(story: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in story.lines() {
+        let line = line.trim().trim_start_matches("- ");
+        if line.is_empty() || line.starts_with('—') || line.contains("written offline") {
+            continue;
+        }
+        let mut current = String::new();
+        let chars: Vec<char> = line.chars().collect();
+        for (i, c) in chars.iter().enumerate() {
+            current.push(*c);
+            let ends = matches!(c, '.' | '!' | '?')
+                && chars.get(i + 1).is_none_or(|next| next.is_whitespace());
+            if ends {
+                out.push(current.trim().to_owned());
+                current.clear();
+            }
+        }
+        if !current.trim().is_empty() {
+            out.push(current.trim().to_owned());
+        }
+    }
+    out
+}
+
+const CUT_WORDS: [&str; 6] = [
+    "cuts to",
+    "cuts once",
+    "cuts twice",
+    "new scene",
+    "scene changes",
+    "cut at",
+];
+const HOLD_WORDS: [&str; 5] = [
+    "palette holds",
+    "picture stays",
+    "still dominates",
+    "same shot",
+    "shot drifts",
+];
+
+/// Right and wrong claims of each kind.
+#[derive(Default)]
+struct Tally {
+    kinds: BTreeMap<&'static str, (usize, usize)>,
+    wrong: Vec<String>,
+}
+
+impl Tally {
+    fn claim(&mut self, kind: &'static str, right: bool, why: impl FnOnce() -> String) {
+        let entry = self.kinds.entry(kind).or_default();
+        if right {
+            entry.0 += 1;
+        } else {
+            entry.1 += 1;
+            self.wrong.push(format!("[{kind}] {}", why()));
+        }
+    }
+
+    fn precision(&self, kind: &str) -> f64 {
+        let (right, wrong) = self.kinds.get(kind).copied().unwrap_or_default();
+        if right + wrong == 0 {
+            1.0
+        } else {
+            right as f64 / (right + wrong) as f64
+        }
+    }
+}
+
+/// Reads one story's claims back against the case's truth.
+fn check(case: &Case, preset: &str, story: &str, tally: &mut Tally) {
+    let cuts = case.cuts();
+    let tolerance = 0.5 + 1.0 / f64::from(case.fps);
+    let near_cut = |t: f64| cuts.iter().any(|c| (c - t).abs() <= tolerance);
+    let label = |sentence: &str| format!("{} ({preset}): {sentence}", case.name);
+    let mut previous_time: Option<f64> = None;
+    let mut times_told: BTreeMap<u64, (&str, String)> = BTreeMap::new();
+    let lower_story = story.to_lowercase();
+    for sentence in sentences(story) {
+        let lower = sentence.to_lowercase();
+        let times = times_in(&sentence);
+        let is_cut = CUT_WORDS.iter().any(|w| lower.contains(w));
+        if is_cut {
+            for &t in &times {
+                tally.claim("cut", near_cut(t), || label(&sentence));
+            }
+        }
+        if HOLD_WORDS.iter().any(|w| lower.contains(w)) {
+            if let (Some(&t), Some(before)) = (times.first(), previous_time) {
+                let crossed = cuts
+                    .iter()
+                    .any(|c| *c > before + tolerance && *c < t - tolerance);
+                tally.claim("hold", !crossed, || label(&sentence));
+            }
+        }
+        // "The longest holds for 6 seconds, from 0:02 to 0:08": both ends are cuts or the
+        // video's ends, and no cut between.
+        if lower.contains("longest") && times.len() == 2 {
+            let (from, to) = (times[0], times[1]);
+            let end_ok =
+                |t: f64| near_cut(t) || t <= tolerance || (case.duration() - t).abs() <= tolerance;
+            let inside = cuts
+                .iter()
+                .any(|c| *c > from + tolerance && *c < to - tolerance);
+            tally.claim("cut", end_ok(from) && end_ok(to) && !inside, || {
+                label(&sentence)
+            });
+        }
+        // One moment, one event: a time told again in another sentence as something else
+        // (ranges, and the busiest moment, which is a measure rather than an event, aside). A
+        // cut told as a cut and as where the next shot begins is one event.
+        if times.len() == 1 && !lower.contains("longest") && !lower.contains("busiest") {
+            let key = times[0] as u64;
+            let event = if is_cut || lower.contains("begins at") {
+                "cut"
+            } else {
+                "shot"
+            };
+            let again = times_told.insert(key, (event, sentence.clone()));
+            let right = match &again {
+                None => true,
+                Some((before, _)) => *before == "cut" && event == "cut",
+            };
+            tally.claim("moment", right, || {
+                format!(
+                    "{} and {}",
+                    label(&sentence),
+                    again.map(|a| a.1).unwrap_or_default()
+                )
+            });
+        }
+        if let Some(&last) = times.last() {
+            previous_time = Some(last);
+        }
+        let one_take = [
+            "one take",
+            "single unbroken shot",
+            "never cuts",
+            "no cuts",
+            "one continuous shot",
+            "single, uninterrupted take",
+        ];
+        if one_take.iter().any(|w| lower.contains(w)) {
+            tally.claim("scenes", cuts.is_empty(), || label(&sentence));
+        }
+        if lower.contains("final shot") || lower.contains("closing shot") {
+            tally.claim("shots", !cuts.is_empty(), || label(&sentence));
+        }
+        if let Some(n) = scene_count(&lower) {
+            tally.claim("scenes", n == cuts.len() + 1, || label(&sentence));
+        }
+        let (width, height) = case.shown_size();
+        for name in [
+            "8K", "4K UHD", "4K", "1440p", "Full HD", "1080p", "720p", " HD",
+        ] {
+            if sentence.contains(name) {
+                let right = size_name(width, height);
+                let told = name.trim();
+                tally.claim("size", told == right, || {
+                    format!("{} — it is {right}", label(&sentence))
+                });
+                break;
+            }
+        }
+        for name in ["landscape", "portrait", "square"] {
+            if lower.contains(name) {
+                let right = orientation_name(width, height);
+                tally.claim("size", name == right, || {
+                    format!("{} — it is {right}", label(&sentence))
+                });
+            }
+        }
+        if lower.contains("no soundtrack") || lower.contains("carrying no sound") {
+            tally.claim("sound", !case.audio, || label(&sentence));
+        }
+        if lower.contains("with a soundtrack") || lower.contains("carrying sound") {
+            tally.claim("sound", case.audio, || label(&sentence));
+        }
+    }
+    // The whole story said something about the picture's size in every long preset.
+    if matches!(preset, "narrative" | "documentary" | "summary") {
+        tally.claim(
+            "size",
+            ["landscape", "portrait", "square"]
+                .iter()
+                .any(|w| lower_story.contains(w)),
+            || format!("{} ({preset}): no orientation told", case.name),
+        );
+    }
+}
+
+/// "three scenes", "12 scenes", "- Scenes: 4 (": the number told.
+fn scene_count(lower: &str) -> Option<usize> {
+    const WORDS: [&str; 13] = [
+        "no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+        "eleven", "twelve",
+    ];
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    for (i, word) in words.iter().enumerate() {
+        if *word == "scenes" && i > 0 {
+            let before = words[i - 1];
+            if let Ok(n) = before.parse() {
+                return Some(n);
+            }
+            if let Some(n) = WORDS.iter().position(|w| *w == before) {
+                return Some(n);
+            }
+        }
+        if *word == "scenes"
+            && words
+                .get(i + 1)
+                .and_then(|n| n.parse::<usize>().ok())
+                .is_some()
+        {
+            return words[i + 1].parse().ok();
+        }
+    }
+    None
+}
+
+/// The story of `analysis` in `preset`, as the storyteller streams it.
+fn story_of(analysis: &Analysis, preset: &str, seed: &str) -> String {
+    compose(analysis, Preset::parse(preset).unwrap(), seed).concat()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_claim_the_offline_storyteller_makes_is_checked_against_how_the_video_was_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let media = support::media();
+    let cases = cases();
+    assert!(cases.len() >= 40, "{} cases", cases.len());
+    let mut tally = Tally::default();
+    // Two at a time: making and analysing a video each keep a core busy.
+    let made: Vec<_> = {
+        let mut made = Vec::new();
+        for pair in cases.chunks(2) {
+            let jobs: Vec<_> = pair
+                .iter()
+                .map(|case| {
+                    let dir = dir.path().to_owned();
+                    let case = case.clone();
+                    tokio::task::spawn_blocking(move || case.make(&dir))
+                })
+                .collect();
+            for job in jobs {
+                made.push(job.await.unwrap());
+            }
+        }
+        made
+    };
+    for (case, path) in cases.iter().zip(&made) {
+        let seed = storyteller_engine::intake::hash_file(path).unwrap();
+        let analysis = media.analyse(path, &seed, &mut |_| {}).await.unwrap();
+        for preset in PRESETS {
+            let story = story_of(&analysis, preset, &seed);
+            check(case, preset, &story, &mut tally);
+        }
+    }
+    println!(
+        "precision of the offline storyteller's claims over {} videos:",
+        cases.len()
+    );
+    for (kind, (right, wrong)) in &tally.kinds {
+        println!(
+            "  {kind:<7} {:>5.1}%  ({right} right, {wrong} wrong)",
+            tally.precision(kind) * 100.0
+        );
+    }
+    for wrong in &tally.wrong {
+        println!("  wrong: {wrong}");
+    }
+    for kind in ["cut", "hold", "moment", "shots", "size", "sound"] {
+        assert!(
+            tally.precision(kind) == 1.0,
+            "{kind} claims are not all true:\n{}",
+            tally
+                .wrong
+                .iter()
+                .filter(|w| w.starts_with(&format!("[{kind}]")))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
