@@ -725,6 +725,9 @@ fn middle_sentence(
     }
 }
 
+/// The shortest sound whose loudness range is told (see [`sound_sentences`]).
+const MIN_SECS_FOR_RANGE: f64 = 10.0;
+
 /// The sound paragraph.
 fn sound_sentences(facts: &Facts, voice: &mut Voice) -> Vec<String> {
     let info = &facts.analysis.info;
@@ -750,8 +753,14 @@ fn sound_sentences(facts: &Facts, voice: &mut Voice) -> Vec<String> {
             return sentences;
         }
         Some(lufs) => {
+            // The loudness range is measured over 3-second windows: a clip of a few seconds
+            // has too few for it to mean anything, and a window half in a silence reads as a
+            // quieter passage. Said only where it tells of real changes of level.
+            let range_means_something =
+                info.duration_secs >= MIN_SECS_FOR_RANGE && audio.silences.is_empty();
             let range = audio
                 .loudness_range_lu
+                .filter(|_| range_means_something)
                 .map(|lra| {
                     if lra < 3.0 {
                         ", holding a steady level"

@@ -30,6 +30,8 @@ struct Case {
     /// Display rotation written into the file (degrees clockwise).
     rotation: u32,
     audio: bool,
+    /// A silence in the sound, from and to (seconds); the rest is a steady tone.
+    silence: Option<(f64, f64)>,
 }
 
 impl Case {
@@ -41,7 +43,15 @@ impl Case {
             fps: 25,
             rotation: 0,
             audio: true,
+            silence: None,
         }
+    }
+
+    /// A test pattern of `seconds` whose steady tone stops from `from` to `to`.
+    fn with_silence(name: &str, seconds: f64, from: f64, to: f64) -> Case {
+        let mut case = Case::new(name, &[(Look::TestSrc, seconds)]);
+        case.silence = Some((from, to));
+        case
     }
 
     fn sized(mut self, width: u32, height: u32) -> Case {
@@ -86,6 +96,9 @@ impl Case {
     }
 
     fn make(&self, dir: &Path) -> std::path::PathBuf {
+        if let Some(silence) = self.silence {
+            return support::make_video_with_silence(dir, &self.name, self.duration(), silence);
+        }
         let made = support::make_scenes_with(
             dir,
             &format!("made-{}", self.name),
@@ -241,6 +254,26 @@ fn cases() -> Vec<Case> {
         ],
     ));
     cases.push(Case::new("bars-alone.mp4", &[(Bars, 5.0)]).silent());
+    // Silences at known times in a steady tone, and steady tones of several lengths.
+    for (seconds, from, to) in [
+        (8.0, 2.0, 3.5),
+        (10.0, 4.0, 7.0),
+        (6.0, 1.0, 2.0),
+        (12.0, 3.0, 9.0),
+    ] {
+        cases.push(Case::with_silence(
+            &format!("silence-{from}-{to}-of-{seconds}.mp4"),
+            seconds,
+            from,
+            to,
+        ));
+    }
+    for seconds in [3.0, 15.0] {
+        cases.push(Case::new(
+            &format!("steady-tone-{seconds}.mp4"),
+            &[(TestSrc, seconds)],
+        ));
+    }
     // Many cuts, more than any preset lists one by one.
     let mut many = Vec::new();
     for i in 0..12 {
@@ -479,6 +512,48 @@ fn check(case: &Case, preset: &str, story: &str, tally: &mut Tally) {
                 });
             }
         }
+        // The sound's level: every tone made here is steady.
+        for changing in ["swinging between", "rising and falling"] {
+            if lower.contains(changing) {
+                tally.claim("sound", false, || {
+                    format!("{} — the tone is steady", label(&sentence))
+                });
+            }
+        }
+        if lower.contains("steady level") {
+            tally.claim("sound", case.audio, || label(&sentence));
+        }
+        // Silences: told with their times, as made (half a second either way: the clock's
+        // rounding), and none told where there is none.
+        let tells_silence = lower.contains("falls silent") || lower.contains("silence");
+        let denies_silence = [
+            "never falls silent",
+            "no silent stretch",
+            "never drops away",
+            "no silences",
+        ]
+        .iter()
+        .any(|w| lower.contains(w));
+        if denies_silence {
+            tally.claim("silence", case.audio && case.silence.is_none(), || {
+                label(&sentence)
+            });
+        } else if tells_silence && case.audio {
+            match case.silence {
+                None => tally.claim("silence", false, || {
+                    format!("{} — there is none", label(&sentence))
+                }),
+                Some((from, to)) if times.len() >= 2 => {
+                    let near = |a: f64, b: f64| (a - b).abs() <= 0.5 + 0.25;
+                    tally.claim(
+                        "silence",
+                        near(times[0], from) && near(times[1], to),
+                        || format!("{} — it is from {from} to {to}", label(&sentence)),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
         if lower.contains("no soundtrack") || lower.contains("carrying no sound") {
             tally.claim("sound", !case.audio, || label(&sentence));
         }
@@ -581,7 +656,9 @@ async fn every_claim_the_offline_storyteller_makes_is_checked_against_how_the_vi
     for wrong in &tally.wrong {
         println!("  wrong: {wrong}");
     }
-    for kind in ["cut", "hold", "moment", "shots", "size", "sound"] {
+    for kind in [
+        "cut", "hold", "moment", "scenes", "shots", "size", "sound", "silence",
+    ] {
         assert!(
             tally.precision(kind) == 1.0,
             "{kind} claims are not all true:\n{}",
