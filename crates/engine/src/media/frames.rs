@@ -402,6 +402,8 @@ pub fn colour_facts(rgb: &[u8]) -> ColourFacts {
     // 12 hue bins of 30° centred on red, orange, yellow, …; weighted by how colourful a pixel is.
     let mut bins = [(0.0f64, 0.0f64, 0.0f64); 12]; // (weight, saturation·weight, value·weight)
     let mut colourful = 0usize;
+    // The brightness of the pixels that are not colourful, to name the grey they make.
+    let mut neutral_luma = 0.0;
     for px in rgb.chunks_exact(3) {
         for (sum, &c) in sums.iter_mut().zip(px) {
             *sum += f64::from(c);
@@ -418,6 +420,8 @@ pub fn colour_facts(rgb: &[u8]) -> ColourFacts {
             bins[bin].0 += w;
             bins[bin].1 += s * w;
             bins[bin].2 += v * w;
+        } else {
+            neutral_luma += y;
         }
     }
     let brightness = luma_sum / n;
@@ -436,10 +440,24 @@ pub fn colour_facts(rgb: &[u8]) -> ColourFacts {
         // Neighbouring bins count with the winner: a gradient from orange to yellow is still
         // one colour; only a real spread round the wheel is "multicoloured".
         let near = weight + bins[(best + 1) % 12].0 + bins[(best + 11) % 12].0;
-        if near < 0.45 * total_weight {
-            (Some(hue), "multicoloured".to_owned())
+        let colour = if near < 0.45 * total_weight {
+            "multicoloured".to_owned()
         } else {
-            (Some(hue), colour_name(hue, sat_w / weight, val_w / weight))
+            colour_name(hue, sat_w / weight, val_w / weight)
+        };
+        let neutral = n - colourful as f64;
+        if neutral >= 0.5 * n {
+            // Mostly grey with some colour: a person names the grey first, then the colour
+            // (a grey wall with a blue door is not "bathed in blue").
+            let grey = neutral_name(neutral_luma / neutral);
+            let with = if colour == "multicoloured" {
+                "touches of colour".to_owned()
+            } else {
+                colour
+            };
+            (Some(hue), format!("{grey} and {with}"))
+        } else {
+            (Some(hue), colour)
         }
     };
     ColourFacts {
@@ -581,6 +599,39 @@ mod tests {
         assert_eq!(facts.colour_name, "multicoloured");
         assert!(facts.contrast > 0.15, "{facts:?}");
         assert!(colour_facts(&[]).colour_name == "black");
+    }
+
+    #[test]
+    fn a_mostly_grey_picture_is_named_by_its_grey_first() {
+        // Three fifths grey, two fifths blue.
+        let mut rgb = Vec::new();
+        for _row in 0..TINY_HEIGHT {
+            for x in 0..TINY_WIDTH {
+                let px = if x * 5 < TINY_WIDTH * 2 {
+                    [0, 0, 255]
+                } else {
+                    [128, 128, 128]
+                };
+                rgb.extend_from_slice(&px);
+            }
+        }
+        let facts = colour_facts(&rgb);
+        assert!(facts.colour_name.starts_with("grey and "), "{facts:?}");
+        assert!(facts.colour_name.ends_with("blue"), "{facts:?}");
+        // Mostly blue, it is blue.
+        let mut rgb = Vec::new();
+        for _row in 0..TINY_HEIGHT {
+            for x in 0..TINY_WIDTH {
+                let px = if x * 5 < TINY_WIDTH * 3 {
+                    [0, 0, 255]
+                } else {
+                    [128, 128, 128]
+                };
+                rgb.extend_from_slice(&px);
+            }
+        }
+        assert!(colour_facts(&rgb).colour_name.ends_with("blue"));
+        assert!(!colour_facts(&rgb).colour_name.contains("grey"));
     }
 
     #[test]

@@ -1270,6 +1270,8 @@ fn documentary(facts: &Facts, voice: &mut Voice) -> Vec<Vec<String>> {
 
 /// `#deepblue` from "deep blue".
 fn hashtag(words: &str) -> String {
+    // "grey and cool blue" is tagged by what it mostly is.
+    let words = words.split(" and ").next().unwrap_or(words);
     let tag: String = words
         .split_whitespace()
         .take(3)
@@ -1916,6 +1918,7 @@ mod tests {
         assert_eq!(date_words("junk"), None);
         assert_eq!(with_article("evenly lit"), "an evenly lit");
         assert_eq!(hashtag("deep blue"), "#deepblue");
+        assert_eq!(hashtag("pale grey and cool blue"), "#palegrey");
         assert_eq!(
             join_words(&["a".into(), "b".into(), "c".into()]),
             "a, b and c"

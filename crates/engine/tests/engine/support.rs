@@ -26,6 +26,9 @@ pub enum Look {
     Life,
     /// One flat colour, by ffmpeg colour name (`navy`, `orange`, `black`).
     Colour(&'static str),
+    /// A flat colour (the first) with a band of another down its left side, covering the
+    /// given share of the picture.
+    Split(&'static str, &'static str, f64),
 }
 
 impl Look {
@@ -43,6 +46,10 @@ impl Look {
                  trim=duration={seconds}"
             ),
             Look::Colour(name) => format!("color=c={name}:s={size}:r={fps}:d={seconds}"),
+            Look::Split(base, band, share) => format!(
+                "color=c={base}:s={size}:r={fps}:d={seconds},\
+                 drawbox=x=0:y=0:w=iw*{share}:h=ih:color={band}:t=fill"
+            ),
         }
     }
 }

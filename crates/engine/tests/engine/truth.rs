@@ -274,6 +274,37 @@ fn cases() -> Vec<Case> {
             &[(TestSrc, seconds)],
         ));
     }
+    // Greens as grass is green, and pictures mostly grey with a band of colour.
+    for (i, green) in [
+        "yellowgreen",
+        "olivedrab",
+        "0x4f7a28",
+        "forestgreen",
+        "darkolivegreen",
+        "seagreen",
+    ]
+    .iter()
+    .enumerate()
+    {
+        cases.push(Case::new(
+            &format!("green-{i}.mp4"),
+            &[(Colour(green), 2.0), (Colour("navy"), 2.0)],
+        ));
+    }
+    for (i, (base, band)) in [
+        ("gray", "blue"),
+        ("silver", "deepskyblue"),
+        ("dimgray", "red"),
+        ("gainsboro", "orange"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        cases.push(Case::new(
+            &format!("mostly-grey-{i}.mp4"),
+            &[(Look::Split(base, band, 0.4), 2.0), (Colour("black"), 2.0)],
+        ));
+    }
     // Many cuts, more than any preset lists one by one.
     let mut many = Vec::new();
     for i in 0..12 {
@@ -288,6 +319,75 @@ fn cases() -> Vec<Case> {
     }
     cases.push(Case::new("twelve-cuts.mp4", &many));
     cases
+}
+
+/// The colour families a person would name a flat ffmpeg colour by (none: not a flat colour,
+/// or not one the harness knows).
+fn families_of(look: Look) -> Option<&'static [&'static str]> {
+    let name = match look {
+        Look::Colour(name) => name,
+        // Mostly one colour, with a band of another: named by what most of it is.
+        Look::Split(base, _, share) if share <= 0.4 => base,
+        _ => return None,
+    };
+    Some(match name {
+        "navy" | "blue" | "midnightblue" | "darkblue" | "steelblue" => &["blue"],
+        "orange" => &["orange"],
+        "gray" | "dimgray" | "darkgray" | "black" | "white" => &["neutral"],
+        "slategray" => &["neutral", "blue"],
+        "red" | "crimson" | "firebrick" | "darkred" => &["red"],
+        "maroon" => &["red", "brown"],
+        "green" | "darkgreen" => &["green"],
+        "purple" => &["violet", "magenta"],
+        "indigo" => &["violet", "blue"],
+        "teal" => &["cyan"],
+        "olive" => &["olive", "yellow"],
+        "gold" => &["yellow", "orange"],
+        "yellowgreen" | "olivedrab" | "0x4f7a28" | "forestgreen" | "seagreen" => &["green"],
+        "darkolivegreen" => &["green", "olive"],
+        "gainsboro" | "silver" => &["neutral"],
+        _ => return None,
+    })
+}
+
+/// The colour family a sentence names first, if it names one.
+fn family_told(lower: &str) -> Option<&'static str> {
+    const WORDS: [(&str, &str); 24] = [
+        ("multicoloured", "multi"),
+        ("mixed colours", "multi"),
+        ("patchwork of colours", "multi"),
+        ("bursting with colour", "multi"),
+        ("yellow-green", "green"),
+        ("sea green", "green"),
+        ("sky blue", "blue"),
+        ("olive", "olive"),
+        ("brown", "brown"),
+        ("teal", "cyan"),
+        ("cyan", "cyan"),
+        ("grey", "neutral"),
+        ("black", "neutral"),
+        ("white", "neutral"),
+        ("red", "red"),
+        ("orange", "orange"),
+        ("yellow", "yellow"),
+        ("green", "green"),
+        ("blue", "blue"),
+        ("violet", "violet"),
+        ("purple", "violet"),
+        ("magenta", "magenta"),
+        ("pink", "magenta"),
+        ("navy", "blue"),
+    ];
+    // The colour named first; of words starting at one place, the longest ("sky blue").
+    WORDS
+        .iter()
+        .filter_map(|(word, family)| {
+            lower
+                .find(word)
+                .map(|at| (at, usize::MAX - word.len(), *family))
+        })
+        .min()
+        .map(|(_, _, family)| family)
 }
 
 /// How a person names a size: 8K, 4K UHD, 1440p, Full HD, HD, or width × height.
@@ -510,6 +610,52 @@ fn check(case: &Case, preset: &str, story: &str, tally: &mut Tally) {
                 tally.claim("size", name == right, || {
                     format!("{} — it is {right}", label(&sentence))
                 });
+            }
+        }
+        // Colours of flat shots, told of a moment: the opening, a time, or the end.
+        if matches!(preset, "narrative" | "documentary") {
+            if let Some(told) = family_told(&lower) {
+                let segment_at = |t: f64| {
+                    let mut end = 0.0;
+                    for (look, secs) in &case.segments {
+                        end += secs;
+                        if t < end {
+                            return Some(*look);
+                        }
+                    }
+                    case.segments.last().map(|s| s.0)
+                };
+                let moment = if lower.contains("opens")
+                    || lower.contains("first shot")
+                    || lower.contains("we begin")
+                    || lower.contains("open on")
+                {
+                    Some(0.0)
+                } else if lower.contains("closes")
+                    || lower.contains("final shot")
+                    || lower.contains("by the end")
+                    || lower.contains("last shot")
+                {
+                    None.or(Some(case.duration() - 0.05))
+                } else if times.len() == 1 {
+                    // A cut's time is where the new shot begins (rounded to the second): the
+                    // shot after the nearest cut.
+                    let t = times[0];
+                    if is_cut {
+                        cuts.iter()
+                            .min_by(|a, b| (*a - t).abs().total_cmp(&(*b - t).abs()))
+                            .map(|c| c + 0.01)
+                    } else {
+                        Some(t)
+                    }
+                } else {
+                    None
+                };
+                if let Some(families) = moment.and_then(segment_at).and_then(families_of) {
+                    tally.claim("colour", families.contains(&told), || {
+                        format!("{} — it is {}", label(&sentence), families.join(" or "))
+                    });
+                }
             }
         }
         // The sound's level: every tone made here is steady.
