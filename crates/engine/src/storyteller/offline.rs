@@ -405,7 +405,17 @@ impl<'a> Facts<'a> {
             opening,
             closing,
             middles,
-            motion: analysis.motion.map(motion_words),
+            motion: analysis.motion.map(|mean| {
+                // Still on average, but a shot that moves is not nothing moving.
+                let some_shot_moves = keyframes
+                    .iter()
+                    .any(|k| k.motion.is_some_and(|m| Movement::of(m) != Movement::Still));
+                if Movement::of(mean) == Movement::Still && some_shot_moves {
+                    "mostly still"
+                } else {
+                    motion_words(mean)
+                }
+            }),
             palette: palette(keyframes),
         }
     }

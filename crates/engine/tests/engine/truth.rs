@@ -10,9 +10,16 @@
 //! - hold: a moment told as the same shot continuing ("the same … palette holds", "still in
 //!   the same shot") must have no cut since the moment told before it;
 //! - moment: no two sentences tell the same clock time as different events;
-//! - shots: "one take", "never cuts", "N scenes", "the final shot" must match the cuts;
+//! - scenes: "one take", "never cuts", "N scenes" against the cuts made;
+//! - shots: "the final shot" only where there is more than one;
 //! - size: resolution names (HD, Full HD, 4K UHD, 8K …) and landscape / portrait / square;
-//! - sound: "no soundtrack" / "carrying sound" against the streams made.
+//! - colour: the colour told of a flat shot (the opening, a moment, the end) is the family a
+//!   person names it by (navy is blue, olive drab is green, a mostly grey picture is grey);
+//! - motion: "perfectly still" / "full of movement" of a shot, "calm and still" / "lively" of
+//!   the whole, against which shots move;
+//! - sound: "no soundtrack" / "carrying sound" against the streams made, and level changes
+//!   told only where the level changes (every tone made is steady);
+//! - silence: silences told with their times, and none told where there is none.
 
 use crate::support::{self, Look, VideoOptions};
 use std::collections::BTreeMap;
@@ -465,13 +472,15 @@ fn sentences(story: &str) -> Vec<String> {
     out
 }
 
-const CUT_WORDS: [&str; 6] = [
+const CUT_WORDS: [&str; 8] = [
     "cuts to",
     "cuts once",
     "cuts twice",
     "new scene",
     "scene changes",
     "cut at",
+    "comes a",
+    "begins at",
 ];
 const HOLD_WORDS: [&str; 5] = [
     "palette holds",
@@ -612,51 +621,82 @@ fn check(case: &Case, preset: &str, story: &str, tally: &mut Tally) {
                 });
             }
         }
-        // Colours of flat shots, told of a moment: the opening, a time, or the end.
-        if matches!(preset, "narrative" | "documentary") {
-            if let Some(told) = family_told(&lower) {
-                let segment_at = |t: f64| {
-                    let mut end = 0.0;
-                    for (look, secs) in &case.segments {
-                        end += secs;
-                        if t < end {
-                            return Some(*look);
-                        }
-                    }
-                    case.segments.last().map(|s| s.0)
-                };
-                let moment = if lower.contains("opens")
-                    || lower.contains("first shot")
-                    || lower.contains("we begin")
-                    || lower.contains("open on")
-                {
-                    Some(0.0)
-                } else if lower.contains("closes")
-                    || lower.contains("final shot")
-                    || lower.contains("by the end")
-                    || lower.contains("last shot")
-                {
-                    None.or(Some(case.duration() - 0.05))
-                } else if times.len() == 1 {
-                    // A cut's time is where the new shot begins (rounded to the second): the
-                    // shot after the nearest cut.
-                    let t = times[0];
-                    if is_cut {
-                        cuts.iter()
-                            .min_by(|a, b| (*a - t).abs().total_cmp(&(*b - t).abs()))
-                            .map(|c| c + 0.01)
-                    } else {
-                        Some(t)
-                    }
-                } else {
-                    None
-                };
-                if let Some(families) = moment.and_then(segment_at).and_then(families_of) {
-                    tally.claim("colour", families.contains(&told), || {
-                        format!("{} — it is {}", label(&sentence), families.join(" or "))
-                    });
+        // The shot a sentence tells of: the opening, one at a time, or the end.
+        let segment_at = |t: f64| {
+            let mut end = 0.0;
+            for (look, secs) in &case.segments {
+                end += secs;
+                if t < end {
+                    return Some(*look);
                 }
             }
+            case.segments.last().map(|s| s.0)
+        };
+        let opening = ["opens", "first shot", "we begin", "open on"];
+        let ending = ["closes", "final shot", "by the end", "last shot"];
+        let moment = if opening.iter().any(|w| lower.contains(w)) {
+            Some(0.0)
+        } else if ending.iter().any(|w| lower.contains(w)) {
+            Some(case.duration() - 0.05)
+        } else if times.len() == 1 && !lower.contains("busiest") {
+            // A cut's time is where the new shot begins (rounded to the second): the shot
+            // after the nearest cut.
+            let t = times[0];
+            if is_cut {
+                cuts.iter()
+                    .min_by(|a, b| (*a - t).abs().total_cmp(&(*b - t).abs()))
+                    .map(|c| c + 0.01)
+            } else {
+                Some(t)
+            }
+        } else {
+            None
+        };
+        let shot = moment.and_then(segment_at);
+        let long_form = matches!(preset, "narrative" | "documentary");
+        // Colours of flat shots.
+        if let (true, Some(told), Some(families)) =
+            (long_form, family_told(&lower), shot.and_then(families_of))
+        {
+            tally.claim("colour", families.contains(&told), || {
+                format!("{} — it is {}", label(&sentence), families.join(" or "))
+            });
+        }
+        // Motion, of a shot and of the whole.
+        let moving = |look: Look| matches!(look, Look::TestSrc | Look::Mandelbrot | Look::Life);
+        if let (true, Some(look)) = (long_form, shot) {
+            if lower.contains("perfectly still") {
+                tally.claim("motion", !moving(look), || {
+                    format!("{} — it moves", label(&sentence))
+                });
+            }
+            let moves = [
+                "full of movement",
+                "restless motion",
+                "a little movement",
+                "moving a little",
+            ];
+            if moves.iter().any(|w| lower.contains(w)) {
+                tally.claim("motion", moving(look), || {
+                    format!("{} — it is still", label(&sentence))
+                });
+            }
+        }
+        let any_moving = case.segments.iter().any(|s| moving(s.0));
+        if lower.contains("calm and still") {
+            tally.claim("motion", !any_moving, || {
+                format!("{} — it moves", label(&sentence))
+            });
+        }
+        let of_the_whole = ["overall", "as a whole", "on balance", "motion:"];
+        if of_the_whole.iter().any(|w| lower.contains(w))
+            && ["gently moving", "lively", "restless"]
+                .iter()
+                .any(|w| lower.contains(w))
+        {
+            tally.claim("motion", any_moving, || {
+                format!("{} — nothing moves", label(&sentence))
+            });
         }
         // The sound's level: every tone made here is steady.
         for changing in ["swinging between", "rising and falling"] {
@@ -803,8 +843,14 @@ async fn every_claim_the_offline_storyteller_makes_is_checked_against_how_the_vi
         println!("  wrong: {wrong}");
     }
     for kind in [
-        "cut", "hold", "moment", "scenes", "shots", "size", "sound", "silence",
+        "colour", "cut", "hold", "moment", "motion", "scenes", "shots", "size", "sound", "silence",
     ] {
+        let (right, wrong) = tally.kinds.get(kind).copied().unwrap_or_default();
+        assert!(
+            right + wrong >= 4,
+            "only {} {kind} claims were read back: the checker has lost them",
+            right + wrong
+        );
         assert!(
             tally.precision(kind) == 1.0,
             "{kind} claims are not all true:\n{}",
