@@ -707,14 +707,24 @@ fn middle_sentence(
             Some(d) if d < -0.12 => ", now darker",
             _ => "",
         };
-        voice
-            .pick(&[
-                "the same {c} palette holds{shift}",
-                "the picture stays {c}{shift}",
-                "{c} still dominates{shift}",
-            ])
-            .replace("{c}", colour)
-            .replace("{shift}", shift)
+        if colour == "multicoloured" {
+            // "multicoloured still dominates" is not how anyone says it.
+            voice
+                .pick(&[
+                    "the picture stays full of colour{shift}",
+                    "the colours keep on mixing{shift}",
+                ])
+                .replace("{shift}", shift)
+        } else {
+            voice
+                .pick(&[
+                    "the same {c} palette holds{shift}",
+                    "the picture stays {c}{shift}",
+                    "{c} still dominates{shift}",
+                ])
+                .replace("{c}", colour)
+                .replace("{shift}", shift)
+        }
     } else {
         voice
             .pick(&[

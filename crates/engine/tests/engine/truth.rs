@@ -15,6 +15,7 @@
 //! - size: resolution names (HD, Full HD, 4K UHD, 8K …) and landscape / portrait / square;
 //! - colour: the colour told of a flat shot (the opening, a moment, the end) is the family a
 //!   person names it by (navy is blue, olive drab is green, a mostly grey picture is grey);
+//! - light: no flat colour is called high-contrast;
 //! - motion: "perfectly still" / "full of movement" of a shot, "calm and still" / "lively" of
 //!   the whole, against which shots move;
 //! - sound: "no soundtrack" / "carrying sound" against the streams made, and level changes
@@ -275,6 +276,15 @@ fn cases() -> Vec<Case> {
             to,
         ));
     }
+    // Long shots whose look changes inside them, then a cut.
+    cases.push(Case::new(
+        "fractal-zoom-then-navy.mp4",
+        &[(Mandelbrot, 14.0), (Colour("navy"), 3.0)],
+    ));
+    cases.push(Case::new(
+        "orange-then-pattern.mp4",
+        &[(Colour("orange"), 3.0), (TestSrc, 14.0)],
+    ));
     for seconds in [3.0, 15.0] {
         cases.push(Case::new(
             &format!("steady-tone-{seconds}.mp4"),
@@ -482,12 +492,13 @@ const CUT_WORDS: [&str; 8] = [
     "comes a",
     "begins at",
 ];
-const HOLD_WORDS: [&str; 5] = [
+const HOLD_WORDS: [&str; 6] = [
     "palette holds",
     "picture stays",
     "still dominates",
     "same shot",
     "shot drifts",
+    "colours keep on mixing",
 ];
 
 /// Right and wrong claims of each kind.
@@ -661,6 +672,17 @@ fn check(case: &Case, preset: &str, story: &str, tally: &mut Tally) {
             tally.claim("colour", families.contains(&told), || {
                 format!("{} — it is {}", label(&sentence), families.join(" or "))
             });
+        }
+        // Contrast: a flat colour has none.
+        if let (true, Some(Look::Colour(_))) = (long_form, shot) {
+            if lower.contains("high-contrast") {
+                tally.claim("light", false, || {
+                    format!("{} — it is one flat colour", label(&sentence))
+                });
+            }
+            if lower.contains("flat,") || lower.contains("flat ") {
+                tally.claim("light", true, String::new);
+            }
         }
         // Motion, of a shot and of the whole.
         let moving = |look: Look| matches!(look, Look::TestSrc | Look::Mandelbrot | Look::Life);
@@ -843,7 +865,8 @@ async fn every_claim_the_offline_storyteller_makes_is_checked_against_how_the_vi
         println!("  wrong: {wrong}");
     }
     for kind in [
-        "colour", "cut", "hold", "moment", "motion", "scenes", "shots", "size", "sound", "silence",
+        "colour", "cut", "hold", "light", "moment", "motion", "scenes", "shots", "size", "sound",
+        "silence",
     ] {
         let (right, wrong) = tally.kinds.get(kind).copied().unwrap_or_default();
         assert!(
