@@ -23,6 +23,10 @@ pub struct AudioFacts {
     pub loudness_range_lu: Option<f64>,
     /// Stretches of silence, in time order.
     pub silences: Vec<Silence>,
+    /// Which of the file's audio streams was measured (0: the first). A silent stream is
+    /// passed over for the next one that is not: the streams before this one are silent.
+    #[serde(default)]
+    pub stream: usize,
 }
 
 impl AudioFacts {
@@ -107,6 +111,7 @@ impl AudioLogParser {
             integrated_lufs: self.integrated,
             loudness_range_lu: self.range,
             silences: self.silences,
+            stream: 0,
         }
     }
 }
@@ -139,16 +144,58 @@ fn progress_secs(line: &str) -> Option<f64> {
 ///
 /// A sound track that cannot be decoded is not worth failing the story for: it is logged and
 /// reported as no sound facts.
+///
+/// The first audio stream is measured; when it is silent and there are others, the next, and
+/// so on until one is not: a camera that records a dead first track and the sound on the
+/// second is told by its sound. Only the first stream's pass reports progress (the others are
+/// rare, and short work next to the picture's).
 pub(crate) async fn run(
     ffmpeg: &Path,
     path: &Path,
     info: &MediaInfo,
     mut progress: impl FnMut(f64) + Send,
 ) -> Result<Option<AudioFacts>, MediaError> {
-    let Some(stream) = &info.audio else {
+    let Some(first) = &info.audio else {
         progress(1.0);
         return Ok(None);
     };
+    let mut facts = match run_stream(ffmpeg, path, first, info.duration_secs, &mut progress).await?
+    {
+        Some(facts) => facts,
+        None => return Ok(None),
+    };
+    for (position, stream) in info.audio_streams.iter().enumerate().skip(1) {
+        if !facts.is_silent() {
+            break;
+        }
+        if let Some(mut next) =
+            run_stream(ffmpeg, path, stream, info.duration_secs, &mut |_| {}).await?
+        {
+            next.stream = position;
+            facts = next;
+        }
+    }
+    Ok(Some(facts))
+}
+
+impl AudioFacts {
+    /// Whether the stream measured is silent throughout.
+    pub fn is_silent(&self) -> bool {
+        self.integrated_lufs.is_some_and(|lufs| lufs <= SILENT_LUFS)
+    }
+}
+
+/// Integrated loudness at or below this is silence.
+pub const SILENT_LUFS: f64 = -60.0;
+
+/// The loudness and silences of one audio stream.
+async fn run_stream(
+    ffmpeg: &Path,
+    path: &Path,
+    stream: &super::probe::AudioStream,
+    duration: f64,
+    progress: &mut (dyn FnMut(f64) + Send),
+) -> Result<Option<AudioFacts>, MediaError> {
     let mut cmd = process::command(ffmpeg);
     cmd.args(["-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"])
         .args(["-vn", "-sn", "-dn", "-i"])
@@ -163,7 +210,6 @@ pub(crate) async fn run(
         ])
         .args(["-progress", "pipe:1", "-f", "null", "-"]);
     let mut parser = AudioLogParser::default();
-    let duration = info.duration_secs;
     let finished = process::run_lines(
         "ffmpeg",
         cmd,

@@ -20,7 +20,7 @@ mod process;
 mod remux;
 pub mod scenes;
 
-pub use audio::{AudioFacts, AudioLogParser, Silence, LUFS_FLOOR};
+pub use audio::{AudioFacts, AudioLogParser, Silence, LUFS_FLOOR, SILENT_LUFS};
 pub use frames::{
     colour_facts, colour_name, hsv, motion, neutral_name, pick_keyframes, ColourFacts, Keyframe,
     KeyframePick, ShotRole,

@@ -33,6 +33,10 @@ pub struct MediaInfo {
     pub video: VideoStream,
     /// The first audio stream, if there is one.
     pub audio: Option<AudioStream>,
+    /// Every audio stream, in the file's order (the first is [`MediaInfo::audio`]): a
+    /// recording can carry several (a camera's two microphones, languages, commentary).
+    #[serde(default)]
+    pub audio_streams: Vec<AudioStream>,
 }
 
 /// Facts about the video stream.
@@ -344,13 +348,20 @@ pub fn parse_probe(path: &Path, json: &[u8]) -> Result<MediaInfo, MediaError> {
         rotation: rotation(video_raw),
         pixel_format: video_raw.pix_fmt.clone(),
     };
-    let audio = audio_raw.map(|a| AudioStream {
+    let audio_stream = |a: &RawStream| AudioStream {
         index: a.index.unwrap_or(0),
         codec: a.codec_name.clone().unwrap_or_else(|| "unknown".into()),
         sample_rate: a.sample_rate.as_deref().and_then(|r| r.trim().parse().ok()),
         channels: a.channels.filter(|c| *c > 0),
         channel_layout: a.channel_layout.clone(),
-    });
+    };
+    let audio = audio_raw.map(audio_stream);
+    let audio_streams = raw
+        .streams
+        .iter()
+        .filter(|s| s.codec_type.as_deref() == Some("audio"))
+        .map(audio_stream)
+        .collect();
     Ok(MediaInfo {
         duration_secs,
         format_name,
@@ -362,6 +373,7 @@ pub fn parse_probe(path: &Path, json: &[u8]) -> Result<MediaInfo, MediaError> {
         title: tag(&format.tags, "title").filter(|t| !t.trim().is_empty()),
         video,
         audio,
+        audio_streams,
     })
 }
 

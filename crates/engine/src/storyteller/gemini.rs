@@ -1495,6 +1495,7 @@ mod tests {
                 pixel_format: None,
             },
             audio: None,
+            audio_streams: Vec::new(),
         };
         let plain = prompt("a summary", &crate::job::Style::default(), "a.mp4", &info);
         assert!(

@@ -767,8 +767,33 @@ fn sound_sentences(facts: &Facts, voice: &mut Voice) -> Vec<String> {
         }];
     };
     let mut sentences = Vec::new();
+    // Several streams: how many, and which one is told (the first that is not silent).
+    let streams = info.audio_streams.len();
+    if streams > 1 {
+        let count = count_words(streams);
+        sentences.push(if audio.is_silent() {
+            format!("It carries {count} audio streams, and all of them are silent.")
+        } else if audio.stream == 0 {
+            format!("It carries {count} audio streams; what follows is the first.")
+        } else if audio.stream == 1 {
+            format!(
+                "It carries {count} audio streams; the first is silent, and the second carries \
+                 the sound."
+            )
+        } else {
+            format!(
+                "It carries {count} audio streams; the first {} are silent, and the {} carries \
+                 the sound.",
+                count_words(audio.stream),
+                ordinal_words(audio.stream + 1)
+            )
+        });
+        if audio.is_silent() {
+            return sentences;
+        }
+    }
     match audio.integrated_lufs {
-        Some(lufs) if lufs <= -60.0 => {
+        Some(lufs) if lufs <= media::SILENT_LUFS => {
             sentences.push("The soundtrack is there but silent throughout.".to_owned());
             return sentences;
         }
@@ -1500,6 +1525,18 @@ fn number_words(value: f64) -> String {
     text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
+/// "second", "third" … for small positions, "13th" beyond.
+fn ordinal_words(n: usize) -> String {
+    const WORDS: [&str; 13] = [
+        "", "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth",
+        "tenth", "eleventh", "twelfth",
+    ];
+    WORDS
+        .get(n)
+        .filter(|w| !w.is_empty())
+        .map_or_else(|| format!("{n}th"), |w| (*w).to_owned())
+}
+
 /// Small counts as words ("three"), larger ones as digits.
 fn count_words(n: usize) -> String {
     const WORDS: [&str; 13] = [
@@ -1621,6 +1658,13 @@ mod tests {
     }
 
     fn analysis(audio: bool) -> Analysis {
+        let stream = || AudioStream {
+            index: 1,
+            codec: "aac".into(),
+            sample_rate: Some(48000),
+            channels: Some(1),
+            channel_layout: Some("mono".into()),
+        };
         let scenes = vec![
             Scene {
                 start: 0.0,
@@ -1659,13 +1703,8 @@ mod tests {
                     rotation: 0,
                     pixel_format: Some("yuv420p".into()),
                 },
-                audio: audio.then(|| AudioStream {
-                    index: 1,
-                    codec: "aac".into(),
-                    sample_rate: Some(48000),
-                    channels: Some(1),
-                    channel_layout: Some("mono".into()),
-                }),
+                audio: audio.then(stream),
+                audio_streams: if audio { vec![stream()] } else { Vec::new() },
             },
             strategy: SceneStrategy::KeyframesOnly,
             scenes,
@@ -1689,6 +1728,7 @@ mod tests {
                         end: 290.0,
                     },
                 ],
+                stream: 0,
             }),
             thumbnails_dir: PathBuf::from("/t"),
         }

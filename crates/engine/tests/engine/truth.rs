@@ -18,8 +18,9 @@
 //! - light: no flat colour is called high-contrast;
 //! - motion: "perfectly still" / "full of movement" of a shot, "calm and still" / "lively" of
 //!   the whole, against which shots move;
-//! - sound: "no soundtrack" / "carrying sound" against the streams made, and level changes
-//!   told only where the level changes (every tone made is steady);
+//! - sound: "no soundtrack" / "carrying sound" against the streams made, how many audio
+//!   streams and which one carries the sound (a dead first track, four tracks, all silent),
+//!   and level changes told only where the level changes (every tone made is steady);
 //! - silence: silences told with their times, and none told where there is none.
 
 use crate::support::{self, Look, VideoOptions};
@@ -40,6 +41,8 @@ struct Case {
     audio: bool,
     /// A silence in the sound, from and to (seconds); the rest is a steady tone.
     silence: Option<(f64, f64)>,
+    /// Several audio streams, each a steady tone (true) or silent (false); empty: one.
+    streams: Vec<bool>,
 }
 
 impl Case {
@@ -52,7 +55,15 @@ impl Case {
             rotation: 0,
             audio: true,
             silence: None,
+            streams: Vec::new(),
         }
+    }
+
+    /// A test pattern of `seconds` with these audio streams (a tone, or silence).
+    fn with_streams(name: &str, seconds: f64, streams: &[bool]) -> Case {
+        let mut case = Case::new(name, &[(Look::TestSrc, seconds)]);
+        case.streams = streams.to_vec();
+        case
     }
 
     /// A test pattern of `seconds` whose steady tone stops from `from` to `to`.
@@ -104,6 +115,48 @@ impl Case {
     }
 
     fn make(&self, dir: &Path) -> std::path::PathBuf {
+        if !self.streams.is_empty() {
+            let path = dir.join(&self.name);
+            let seconds = self.duration();
+            let (w, h) = self.size;
+            let mut args: Vec<String> = vec![
+                "-f".into(),
+                "lavfi".into(),
+                "-i".into(),
+                Look::TestSrc.source(w, h, self.fps, seconds),
+            ];
+            for (i, tone) in self.streams.iter().enumerate() {
+                let source = if *tone {
+                    format!(
+                        "sine=frequency={}:sample_rate=48000:duration={seconds}",
+                        300 + 110 * i
+                    )
+                } else {
+                    format!("anullsrc=r=48000:cl=mono,atrim=duration={seconds}")
+                };
+                args.extend(["-f".into(), "lavfi".into(), "-i".into(), source]);
+            }
+            args.extend(["-map".into(), "0:v".into()]);
+            for i in 0..self.streams.len() {
+                args.extend(["-map".into(), format!("{}:a", i + 1)]);
+            }
+            args.extend(
+                [
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "ultrafast",
+                    "-pix_fmt",
+                    "yuv420p",
+                    "-c:a",
+                    "aac",
+                ]
+                .map(String::from),
+            );
+            args.push(path.display().to_string());
+            support::ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            return path;
+        }
         if let Some(silence) = self.silence {
             return support::make_video_with_silence(dir, &self.name, self.duration(), silence);
         }
@@ -274,6 +327,23 @@ fn cases() -> Vec<Case> {
             seconds,
             from,
             to,
+        ));
+    }
+    // Several audio streams: a dead first track, four tracks, all silent.
+    for (i, streams) in [
+        &[false, true][..],
+        &[true, true, true, true],
+        &[false, false, true],
+        &[false, false],
+        &[true, false],
+    ]
+    .iter()
+    .enumerate()
+    {
+        cases.push(Case::with_streams(
+            &format!("streams-{i}.mp4"),
+            4.0,
+            streams,
         ));
     }
     // Long shots whose look changes inside them, then a cut.
@@ -747,7 +817,9 @@ fn check(case: &Case, preset: &str, story: &str, tally: &mut Tally) {
                 label(&sentence)
             });
         } else if tells_silence && case.audio {
+            let all_silent = !case.streams.is_empty() && case.streams.iter().all(|s| !s);
             match case.silence {
+                None if all_silent => tally.claim("silence", true, String::new),
                 None => tally.claim("silence", false, || {
                     format!("{} — there is none", label(&sentence))
                 }),
@@ -760,6 +832,34 @@ fn check(case: &Case, preset: &str, story: &str, tally: &mut Tally) {
                     );
                 }
                 Some(_) => {}
+            }
+        }
+        // Several audio streams: how many, and which carries the sound.
+        let streams: Vec<bool> = match (case.streams.is_empty(), case.audio) {
+            (false, _) => case.streams.clone(),
+            (true, true) => vec![true],
+            (true, false) => Vec::new(),
+        };
+        if let Some(rest) = lower.split("carries ").nth(1) {
+            if let Some(n) = scene_count(&rest.replace("audio streams", "scenes")) {
+                tally.claim("sound", n == streams.len(), || {
+                    format!("{} — it has {}", label(&sentence), streams.len())
+                });
+            }
+        }
+        if lower.contains("all of them are silent") || lower.contains("silent throughout") {
+            tally.claim("sound", !streams.iter().any(|s| *s), || {
+                format!("{} — a stream has sound", label(&sentence))
+            });
+        }
+        if lower.contains("what follows is the first") {
+            tally.claim("sound", streams.first() == Some(&true), || label(&sentence));
+        }
+        for (k, ordinal) in ["second", "third", "fourth"].iter().enumerate() {
+            if lower.contains(&format!("the {ordinal} carries the sound")) {
+                let at = k + 1;
+                let right = streams.get(at) == Some(&true) && streams[..at].iter().all(|s| !s);
+                tally.claim("sound", right, || label(&sentence));
             }
         }
         if lower.contains("no soundtrack") || lower.contains("carrying no sound") {
