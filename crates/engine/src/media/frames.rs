@@ -501,6 +501,12 @@ pub fn colour_name(hue: f64, saturation: f64, value: f64) -> String {
     ][bin];
     let warm = matches!(bin, 0 | 1 | 2 | 11);
     let cool = matches!(bin, 6..=8);
+    // Skin and sand: a light, moderately saturated orange is what a face or a beach looks
+    // like, and nobody calls a face orange.
+    let hue_in = |from: f64, to: f64| (from..=to).contains(&hue.rem_euclid(360.0));
+    if hue_in(15.0, 45.0) && (0.2..0.72).contains(&saturation) && value >= 0.6 {
+        return if value >= 0.82 { "warm beige" } else { "tan" }.into();
+    }
     if saturation < 0.3 {
         return if value > 0.7 {
             format!("pale {base}")
@@ -551,6 +557,10 @@ mod tests {
         assert_eq!(colour_name(200.0, 0.9, 0.9), "cool sky blue");
         assert_eq!(colour_name(120.0, 0.8, 0.9), "bright green");
         assert_eq!(colour_name(30.0, 0.8, 0.4), "brown");
+        // Skin and sand.
+        assert_eq!(colour_name(34.0, 0.53, 0.88), "warm beige");
+        assert_eq!(colour_name(30.0, 0.69, 0.8), "tan");
+        assert_eq!(colour_name(28.0, 0.74, 0.55), "brown");
         assert_eq!(colour_name(60.0, 0.9, 0.2), "dark olive");
         assert_eq!(colour_name(300.0, 0.2, 0.9), "pale magenta");
         assert_eq!(colour_name(270.0, 0.4, 0.8), "soft violet");

@@ -361,6 +361,23 @@ fn cases() -> Vec<Case> {
             &[(TestSrc, seconds)],
         ));
     }
+    // Skin and sand, and browns.
+    for (i, skin) in [
+        "0xe0ac69",
+        "0xf1c27d",
+        "burlywood",
+        "peru",
+        "0x8d5524",
+        "saddlebrown",
+    ]
+    .iter()
+    .enumerate()
+    {
+        cases.push(Case::new(
+            &format!("skin-{i}.mp4"),
+            &[(Colour(skin), 2.0), (Colour("black"), 2.0)],
+        ));
+    }
     // Greens as grass is green, and pictures mostly grey with a band of colour.
     for (i, green) in [
         "yellowgreen",
@@ -433,13 +450,18 @@ fn families_of(look: Look) -> Option<&'static [&'static str]> {
         "yellowgreen" | "olivedrab" | "0x4f7a28" | "forestgreen" | "seagreen" => &["green"],
         "darkolivegreen" => &["green", "olive"],
         "gainsboro" | "silver" => &["neutral"],
+        "0xe0ac69" | "0xf1c27d" | "burlywood" => &["skin"],
+        "peru" => &["skin", "brown", "orange"],
+        "0x8d5524" | "saddlebrown" => &["brown"],
         _ => return None,
     })
 }
 
 /// The colour family a sentence names first, if it names one.
 fn family_told(lower: &str) -> Option<&'static str> {
-    const WORDS: [(&str, &str); 24] = [
+    const WORDS: [(&str, &str); 26] = [
+        ("beige", "skin"),
+        ("tan", "skin"),
         ("multicoloured", "multi"),
         ("mixed colours", "multi"),
         ("patchwork of colours", "multi"),
@@ -469,12 +491,19 @@ fn family_told(lower: &str) -> Option<&'static str> {
     WORDS
         .iter()
         .filter_map(|(word, family)| {
-            lower
-                .find(word)
-                .map(|at| (at, usize::MAX - word.len(), *family))
+            find_word(lower, word).map(|at| (at, usize::MAX - word.len(), *family))
         })
         .min()
         .map(|(_, _, family)| family)
+}
+
+/// Where `word` first stands as a word of its own in `text` ("tan", not "constant").
+fn find_word(text: &str, word: &str) -> Option<usize> {
+    text.match_indices(word).map(|(at, _)| at).find(|&at| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + word.len()..].chars().next();
+        !before.is_some_and(char::is_alphabetic) && !after.is_some_and(char::is_alphabetic)
+    })
 }
 
 /// How a person names a size: 8K, 4K UHD, 1440p, Full HD, HD, or width × height.
