@@ -155,6 +155,10 @@ async fn a_process_killed_mid_upload_goes_on_from_what_the_service_has_without_a
             std::thread::sleep(Duration::from_millis(10));
         }
         runner.kill_hard();
+        // The chunk the killed process had in flight lands on the service after a delay of
+        // its own: a restart seconds later, as a person makes it, finds it there. (Started at
+        // once, it would find the service still taking it and rightly ask again.)
+        std::thread::sleep(Duration::from_millis(500));
         let sent_before = server.commands("upload");
         let out = sandbox
             .spawn_with_env(&env, &["run", "--until-empty"])

@@ -154,7 +154,7 @@ pub fn make_scenes_with(
 }
 
 /// The video encoder arguments every fixture shares.
-fn encode_args(args: &mut Vec<String>, options: &VideoOptions) {
+pub fn encode_args(args: &mut Vec<String>, options: &VideoOptions) {
     args.extend(
         [
             "-c:v",

@@ -140,19 +140,8 @@ impl Case {
             for i in 0..self.streams.len() {
                 args.extend(["-map".into(), format!("{}:a", i + 1)]);
             }
-            args.extend(
-                [
-                    "-c:v",
-                    "libx264",
-                    "-preset",
-                    "ultrafast",
-                    "-pix_fmt",
-                    "yuv420p",
-                    "-c:a",
-                    "aac",
-                ]
-                .map(String::from),
-            );
+            args.extend(["-c:a".into(), "aac".into()]);
+            support::encode_args(&mut args, &VideoOptions::default());
             args.push(path.display().to_string());
             support::ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
             return path;
