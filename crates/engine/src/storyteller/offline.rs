@@ -349,6 +349,9 @@ impl Voice {
     }
 }
 
+/// How much longer than every other scene the longest must be to be told as the longest.
+const LONGEST_STANDS_OUT: f64 = 1.2;
+
 /// The facts the writers draw on, already in words where that is shared.
 struct Facts<'a> {
     analysis: &'a Analysis,
@@ -420,11 +423,18 @@ impl<'a> Facts<'a> {
         }
     }
 
-    /// The longest scene, when there is more than one.
+    /// The longest scene, when there is more than one and it stands out: at least a fifth
+    /// longer than any other (of three 6-second scenes none is "the longest").
     fn longest(&self) -> Option<&media::Scene> {
-        (self.scenes > 1)
-            .then(|| first_longest(self.analysis.scenes.iter(), media::Scene::length))
-            .flatten()
+        let scenes = &self.analysis.scenes;
+        let longest =
+            first_longest(scenes.iter(), media::Scene::length).filter(|_| self.scenes > 1)?;
+        let runner_up = scenes
+            .iter()
+            .filter(|s| !std::ptr::eq(*s, longest))
+            .map(media::Scene::length)
+            .fold(0.0, f64::max);
+        (longest.length() >= LONGEST_STANDS_OUT * runner_up).then_some(longest)
     }
 
     /// The sound in a few words, for summaries: "loud (−15.7 LUFS)", "none".

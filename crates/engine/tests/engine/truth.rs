@@ -335,6 +335,15 @@ fn cases() -> Vec<Case> {
             streams,
         ));
     }
+    // Shots of one length: none is the longest.
+    cases.push(Case::new(
+        "three-equal-shots.mp4",
+        &[
+            (Colour("navy"), 3.0),
+            (Colour("orange"), 3.0),
+            (Colour("darkgreen"), 3.0),
+        ],
+    ));
     // Long shots whose look changes inside them, then a cut.
     cases.push(Case::new(
         "fractal-zoom-then-navy.mp4",
@@ -654,6 +663,24 @@ fn check(case: &Case, preset: &str, story: &str, tally: &mut Tally) {
                 .any(|c| *c > from + tolerance && *c < to - tolerance);
             tally.claim("cut", end_ok(from) && end_ok(to) && !inside, || {
                 label(&sentence)
+            });
+            // And it is the longest: the shot it names is longer than every other.
+            let mut bounds = vec![0.0];
+            bounds.extend(cuts.iter().copied());
+            bounds.push(case.duration());
+            let shots: Vec<(f64, f64)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
+            let named = shots
+                .iter()
+                .position(|(a, b)| (a - from).abs() <= tolerance && (b - to).abs() <= tolerance);
+            let others_shorter = named.is_some_and(|n| {
+                let length = shots[n].1 - shots[n].0;
+                shots
+                    .iter()
+                    .enumerate()
+                    .all(|(i, (a, b))| i == n || b - a < length - 2.0 / f64::from(case.fps))
+            });
+            tally.claim("scenes", others_shorter, || {
+                format!("{} — it is not clearly the longest", label(&sentence))
             });
         }
         // One moment, one event: a time told again in another sentence as something else
