@@ -298,10 +298,7 @@ pub fn parse_probe(path: &Path, json: &[u8]) -> Result<MediaInfo, MediaError> {
             .and_then(serde_json::Value::as_i64)
             == Some(1)
     };
-    let audio_raw = raw
-        .streams
-        .iter()
-        .find(|s| s.codec_type.as_deref() == Some("audio"));
+    let is_audio = |s: &&RawStream| s.codec_type.as_deref() == Some("audio");
     let Some(video_raw) = raw
         .streams
         .iter()
@@ -309,7 +306,7 @@ pub fn parse_probe(path: &Path, json: &[u8]) -> Result<MediaInfo, MediaError> {
     else {
         return Err(MediaError::NoVideoStream {
             path: path.to_owned(),
-            has_audio: audio_raw.is_some(),
+            has_audio: raw.streams.iter().any(|s| is_audio(&s)),
         });
     };
     // Single pictures (JPEG, PNG, …) probe as a one-frame "video" through the image demuxers.
@@ -355,13 +352,13 @@ pub fn parse_probe(path: &Path, json: &[u8]) -> Result<MediaInfo, MediaError> {
         channels: a.channels.filter(|c| *c > 0),
         channel_layout: a.channel_layout.clone(),
     };
-    let audio = audio_raw.map(audio_stream);
-    let audio_streams = raw
+    let audio_streams: Vec<AudioStream> = raw
         .streams
         .iter()
-        .filter(|s| s.codec_type.as_deref() == Some("audio"))
+        .filter(is_audio)
         .map(audio_stream)
         .collect();
+    let audio = audio_streams.first().cloned();
     Ok(MediaInfo {
         duration_secs,
         format_name,

@@ -984,7 +984,7 @@ fn social(facts: &Facts, voice: &mut Voice) -> Vec<Vec<String>> {
         .replace("{journey}", &journey);
     let sound = match &facts.analysis.audio {
         Some(audio) => match audio.integrated_lufs {
-            Some(lufs) if lufs <= -60.0 => "silent soundtrack",
+            Some(lufs) if lufs <= media::SILENT_LUFS => "silent soundtrack",
             Some(lufs) if lufs < -40.0 => "near-silent sound",
             Some(lufs) if lufs < -28.0 => "quiet sound",
             Some(lufs) if lufs < -20.0 => "easy sound",
@@ -1101,7 +1101,7 @@ fn bedtime(facts: &Facts, voice: &mut Voice) -> Vec<Vec<String>> {
         None => middle.push("It had a soundtrack, though nobody could tell how it sounded.".into()),
         Some(audio) => {
             let silent = match audio.integrated_lufs {
-                Some(lufs) if lufs <= -60.0 => {
+                Some(lufs) if lufs <= media::SILENT_LUFS => {
                     middle.push("It had a soundtrack, but it made no sound at all.".into());
                     true
                 }
@@ -1452,7 +1452,7 @@ fn colour_phrase(colour: &str, voice: &mut Voice) -> String {
 /// Loudness (integrated LUFS) in words.
 fn loudness_words(lufs: f64) -> &'static str {
     match lufs {
-        l if l <= -60.0 => "silent",
+        l if l <= media::SILENT_LUFS => "silent",
         l if l < -40.0 => "barely audible",
         l if l < -28.0 => "quiet",
         l if l < -20.0 => "at a moderate level",
