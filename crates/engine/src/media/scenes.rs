@@ -18,9 +18,10 @@
 //!   scene change anyway, which is as precise as a story told in seconds needs.
 //!
 //! Either way frames are scaled to 64×36 with the cheap `fast_bilinear` scaler and scored in
-//! RGB (the score needs no detail, but it needs colour: on YUV it reads brightness alone), the loop filter is skipped (`-skip_loop_filter all`: the
-//! artefacts it would remove do not change a scene score), autorotation is off (a turned
-//! picture scores the same) and audio is not read (`-an`).
+//! RGB (the score needs no detail, but it needs colour: on YUV it reads brightness alone), the
+//! loop filter is skipped (`-skip_loop_filter all`: the artefacts it would remove do not change
+//! a scene score), autorotation is off (a turned picture scores the same) and audio is not
+//! read (`-an`).
 //!
 //! The `select` filter computes the score; we let every frame through and print its
 //! `lavfi.scene_score` with the `metadata` filter rather than filtering with

@@ -595,26 +595,17 @@ fn narrative(facts: &Facts, voice: &mut Voice) -> Vec<Vec<String>> {
                 closing,
                 voice,
             )
-        } else if facts.scenes > 1 {
-            shot_sentence(
-                voice.pick(&[
-                    "It closes at {time} on {a_light} frame {colour}{motion}.",
-                    "The final shot, at {time}, is {light} and {colour}{motion}.",
-                    "By the end, at {time}, the picture is {light} and {colour}{motion}.",
-                ]),
-                closing,
-                voice,
-            )
         } else {
-            // One shot: its end is not another shot.
-            shot_sentence(
-                voice.pick(&[
-                    "It closes at {time} on {a_light} frame {colour}{motion}.",
-                    "By the end, at {time}, the picture is {light} and {colour}{motion}.",
-                ]),
-                closing,
-                voice,
-            )
+            let closes = "It closes at {time} on {a_light} frame {colour}{motion}.";
+            let by_the_end = "By the end, at {time}, the picture is {light} and {colour}{motion}.";
+            let final_shot = "The final shot, at {time}, is {light} and {colour}{motion}.";
+            let template = if facts.scenes > 1 {
+                voice.pick(&[closes, final_shot, by_the_end])
+            } else {
+                // One shot: its end is not another shot.
+                voice.pick(&[closes, by_the_end])
+            };
+            shot_sentence(template, closing, voice)
         };
         journey.push(sentence);
     }
