@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { exportFormatOf } from "./format";
+import { exportFormatOf, lastPathPart } from "./format";
 import { rowDetail } from "./view/queue";
 import { mediaFacts } from "./view/story";
 import { job } from "./test-jobs";
@@ -48,5 +48,15 @@ describe("words for people", () => {
     expect(facts["Asked"]).toBe("in French, about 120 words");
     expect(facts["Instructions"]).toBe("Call the dog Rex.");
     expect(Object.keys(Object.fromEntries(mediaFacts(job(2)))).includes("Asked")).toBe(false);
+  });
+});
+
+describe("lastPathPart", () => {
+  it("names a file or folder by the last part of its path", () => {
+    expect(lastPathPart("/home/ana/Videos/Camera")).toBe("Camera");
+    expect(lastPathPart("/home/ana/Videos/Camera/")).toBe("Camera");
+    expect(lastPathPart("C:\\Users\\ana\\Videos")).toBe("Videos");
+    expect(lastPathPart("/watched/done/clip-1 (2).mp4")).toBe("clip-1 (2).mp4");
+    expect(lastPathPart("/")).toBe("/");
   });
 });

@@ -114,3 +114,11 @@ export function pauseWords(pause: {
     : "";
   return `${pause.storyteller} paused${until}: ${pause.reason}`;
 }
+
+/** The last part of a path (a file's or a folder's name), with `/` or `\\` between parts. */
+export function lastPathPart(path: string): string {
+  const trimmed = path.replace(/[\\/]+$/, "");
+  if (!trimmed) return path;
+  const cut = Math.max(trimmed.lastIndexOf("/"), trimmed.lastIndexOf("\\"));
+  return cut >= 0 ? trimmed.slice(cut + 1) : trimmed;
+}

@@ -9,6 +9,7 @@ import type {
   StorytellerPauseView,
   WatchStatus,
 } from "./bindings";
+import { lastPathPart } from "./format";
 import { StoryBuffer } from "./story";
 
 /** What one event changed, for the views to repaint just that. */
@@ -264,8 +265,7 @@ export class QueueModel {
         // A told video moved into its watched folder's done folder: the row follows it.
         const job = this.jobs.get(envelope.jobId);
         if (job) {
-          const name = envelope.source.split(/[\\/]/).pop() || job.file;
-          this.jobs.set(job.id, { ...job, source: envelope.source, file: name });
+          this.jobs.set(job.id, { ...job, source: envelope.source, file: lastPathPart(envelope.source) });
           change.rows.add(job.id);
         }
         break;

@@ -5,7 +5,7 @@
 // person pick the preset, choose another storyteller, or think again.
 
 import type { AddOptions, EstimateReport, StorytellerInfo } from "../bindings";
-import { count, dollars, styleWords } from "../format";
+import { count, dollars, lastPathPart, styleWords } from "../format";
 import { providerName } from "./keys";
 
 /** Whether drops for `storyteller` are asked about first (it may cost money or hours). */
@@ -43,7 +43,7 @@ export function estimateWords(report: EstimateReport): string {
 export function estimateNotes(report: EstimateReport): string[] {
   const notes: string[] = [];
   for (const video of report.videos) {
-    const name = video.path.split(/[\\/]/).pop() ?? video.path;
+    const name = lastPathPart(video.path);
     if (video.error) notes.push(`${name}: ${video.error}`);
     else if (video.note) notes.push(`${name}: ${video.note}`);
   }

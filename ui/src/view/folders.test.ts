@@ -1,5 +1,5 @@
 import type { WatchedFolderView } from "../bindings";
-import { choiceWords, folderName, outcomeWords, requestFromForm, statusTone, statusWords } from "./folders";
+import { choiceWords, outcomeWords, requestFromForm, statusTone, statusWords } from "./folders";
 
 function folder(overrides: Partial<WatchedFolderView> = {}): WatchedFolderView {
   return {
@@ -84,12 +84,6 @@ describe("what a watched folder shows", () => {
     );
   });
 
-  it("names a folder by its last part", () => {
-    expect(folderName("/home/ana/Videos/Camera")).toBe("Camera");
-    expect(folderName("/home/ana/Videos/Camera/")).toBe("Camera");
-    expect(folderName("C:\\Users\\ana\\Videos")).toBe("Videos");
-    expect(folderName("/")).toBe("/");
-  });
 });
 
 describe("the add form", () => {

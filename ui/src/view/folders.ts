@@ -66,14 +66,6 @@ export function choiceWords(folder: WatchedFolderView): string {
   return parts.join(" · ");
 }
 
-/** The last part of a path, for a short label (a job's "from" line). */
-export function folderName(path: string): string {
-  const trimmed = path.replace(/[\\/]+$/, "");
-  if (!trimmed) return path;
-  const cut = Math.max(trimmed.lastIndexOf("/"), trimmed.lastIndexOf("\\"));
-  return cut >= 0 ? trimmed.slice(cut + 1) : trimmed;
-}
-
 /** What the add form holds, as the engine is asked. */
 export interface AddForm {
   path: string;

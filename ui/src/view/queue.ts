@@ -3,8 +3,7 @@
 // changes.
 
 import type { JobView } from "../bindings";
-import { activity, duration, thumbnailUrl } from "../format";
-import { folderName } from "./folders";
+import { activity, duration, lastPathPart, thumbnailUrl } from "../format";
 
 export const ROW_HEIGHT = 64;
 /** Rows painted beyond each edge of the view, so a quick scroll shows no blank. */
@@ -187,7 +186,7 @@ export function rowDetail(job: JobView): string {
   if (job.media) parts.push(duration(job.media.durationSecs));
   parts.push(job.storyteller === "offline" ? job.preset : `${job.storyteller} · ${job.preset}`);
   if (job.style.language) parts.push(job.style.language);
-  if (job.folder) parts.push(`from ${folderName(job.folder)}`);
+  if (job.folder) parts.push(`from ${lastPathPart(job.folder)}`);
   return parts.join(" · ");
 }
 
