@@ -20,6 +20,9 @@
 //! callgrind, which these noisy machines need).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::wanted;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -597,12 +600,6 @@ async fn search(dir: &Path, stories: usize, rounds: usize) {
         slowest.0,
         slowest.1
     );
-}
-
-fn wanted(name: &str) -> bool {
-    std::env::var("BENCH_ONLY")
-        .map(|only| only.split(',').any(|part| part.trim() == name))
-        .unwrap_or(true)
 }
 
 fn main() {

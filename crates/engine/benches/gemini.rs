@@ -13,6 +13,9 @@
 //! `BENCH_ONLY=upload` or `pace` runs one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::wanted;
+
 #[path = "../tests/engine/gemini_server.rs"]
 mod gemini_server;
 
@@ -35,10 +38,6 @@ const KEY: &str = "AIzaSy-bench-key";
 
 fn quick() -> bool {
     std::env::var_os("BENCH_QUICK").is_some_and(|v| !v.is_empty())
-}
-
-fn wanted(part: &str) -> bool {
-    std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|p| p.trim() == part))
 }
 
 fn ffmpeg(args: &[&str]) {

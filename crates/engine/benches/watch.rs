@@ -16,6 +16,9 @@
 //! `BENCH_QUICK=1` shrinks the runs for a smoke test; `BENCH_ONLY=latency,scan,idle` picks parts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::wanted;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -51,46 +54,55 @@ fn watch(engine: &Engine) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     (stop, task)
 }
 
+/// Waits for the first event `heard` holds for, `limit` at most in all.
+async fn until_event(
+    events: &mut Subscription,
+    limit: Duration,
+    what: &str,
+    mut heard: impl FnMut(&Event) -> bool,
+) {
+    let waited = tokio::time::timeout(limit, async {
+        loop {
+            let envelope = events.recv().await.expect("the engine's events ended");
+            if heard(&envelope.event) {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "{what} not within {limit:?}");
+}
+
 /// Waits for `folder`'s watcher to say it is watching.
 async fn until_watching(events: &mut Subscription, folder: &Path) {
     let folder = folder.to_string_lossy();
-    loop {
-        let envelope = tokio::time::timeout(Duration::from_secs(120), events.recv())
-            .await
-            .expect("the folder was not watched within 2 minutes")
-            .unwrap();
-        if let Event::WatchedFolderStatus {
+    let limit = Duration::from_secs(120);
+    until_event(events, limit, "the folder watched", |event| match event {
+        Event::WatchedFolderStatus {
             folder: about,
             status,
-        } = &envelope.event
-        {
-            if about == folder.as_ref() {
-                match status {
-                    WatchStatus::Watching { .. } => return,
-                    WatchStatus::Missing { reason } | WatchStatus::Error { reason } => {
-                        panic!("the folder cannot be watched: {reason}")
-                    }
-                    _ => {}
-                }
+        } if about == folder.as_ref() => match status {
+            WatchStatus::Watching { .. } => true,
+            WatchStatus::Missing { reason } | WatchStatus::Error { reason } => {
+                panic!("the folder cannot be watched: {reason}")
             }
-        }
-    }
+            _ => false,
+        },
+        _ => false,
+    })
+    .await;
 }
 
 /// Waits for the job of `source` to be queued; when.
 async fn until_queued(events: &mut Subscription, source: &Path) -> Instant {
     let source = source.to_string_lossy();
-    loop {
-        let envelope = tokio::time::timeout(Duration::from_secs(30), events.recv())
-            .await
-            .expect("a complete file was not queued within 30 s")
-            .unwrap();
-        if let Event::JobsAdded { jobs, .. } = &envelope.event {
-            if jobs.iter().any(|job| job.source == source.as_ref()) {
-                return Instant::now();
-            }
-        }
-    }
+    let limit = Duration::from_secs(30);
+    until_event(events, limit, "a complete file queued", |event| {
+        matches!(event, Event::JobsAdded { jobs, .. }
+            if jobs.iter().any(|job| job.source == source.as_ref()))
+    })
+    .await;
+    Instant::now()
 }
 
 fn folder_request(path: &Path, recursive: bool, poll: bool) -> WatchRequest {
@@ -299,12 +311,6 @@ async fn idle(dir: &Path, home: &Path, tree: &Path, files: usize, seconds: u64) 
         used.as_secs_f64(),
         used.as_secs_f64() / elapsed.as_secs_f64() * 100.0
     );
-}
-
-fn wanted(name: &str) -> bool {
-    std::env::var("BENCH_ONLY")
-        .map(|only| only.split(',').any(|part| part.trim() == name))
-        .unwrap_or(true)
 }
 
 fn main() {
