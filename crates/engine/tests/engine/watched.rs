@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use storyteller_engine::pool::RunUntil;
-use storyteller_engine::storyteller::StoryError;
+use storyteller_engine::storyteller::{StoryError, Storyteller};
 use storyteller_engine::watcher::watch::WatchStatus;
 use storyteller_engine::wire::{ListQuery, WatchRequest, WatchedFolderView};
 use storyteller_engine::{Engine, EngineOptions, JobState, JobView};
@@ -20,19 +20,30 @@ const WINDOW: Duration = Duration::from_millis(400);
 /// An engine on `home` telling with `teller`, whose watched files settle in `window`, working
 /// the queue and watching its folders until the returned token fires.
 async fn watching_engine(home: &Path, teller: Arc<Scripted>, window: Duration) -> Running {
-    let engine = Engine::open(EngineOptions {
+    let engine = engine_with(home, teller, 4, window).await;
+    let mut settings = engine.settings();
+    settings.storyteller = "scripted".into();
+    engine.update_settings(settings).await.unwrap();
+    Running::start(engine)
+}
+
+/// An engine on `home` with `teller` alone, `concurrency` jobs at once, whose watched files
+/// settle in `window`.
+async fn engine_with(
+    home: &Path,
+    teller: Arc<dyn Storyteller>,
+    concurrency: usize,
+    window: Duration,
+) -> Engine {
+    Engine::open(EngineOptions {
         home: Some(home.to_path_buf()),
-        pool: fast_config(4),
+        pool: fast_config(concurrency),
         storytellers: Some(registry_of(teller)),
         settle_window: Some(window),
         ..EngineOptions::default()
     })
     .await
-    .unwrap();
-    let mut settings = engine.settings();
-    settings.storyteller = "scripted".into();
-    engine.update_settings(settings).await.unwrap();
-    Running::start(engine)
+    .unwrap()
 }
 
 struct Running {
@@ -570,15 +581,7 @@ async fn a_folder_told_by_an_ollama_not_running_yet_waits_then_starts_by_itself(
         "llava",
         crate::support::media(),
     ));
-    let engine = Engine::open(EngineOptions {
-        home: Some(home.path().to_path_buf()),
-        pool: fast_config(2),
-        storytellers: Some(registry_of(teller)),
-        settle_window: Some(WINDOW),
-        ..EngineOptions::default()
-    })
-    .await
-    .unwrap();
+    let engine = engine_with(home.path(), teller, 2, WINDOW).await;
     let running = Running::start(engine);
     let mut watch = request(&root, false);
     watch.storyteller = Some("ollama".into());
@@ -677,15 +680,7 @@ async fn watching_is_checked_like_an_add_and_folders_follow_their_changes() {
     let root = std::fs::canonicalize(watched.path()).unwrap();
     std::fs::create_dir_all(root.join("sub")).unwrap();
     let teller = Scripted::telling(|name| format!("A story of {name}."));
-    let engine = Engine::open(EngineOptions {
-        home: Some(home.path().to_path_buf()),
-        pool: fast_config(2),
-        storytellers: Some(registry_of(teller)),
-        settle_window: Some(WINDOW),
-        ..EngineOptions::default()
-    })
-    .await
-    .unwrap();
+    let engine = engine_with(home.path(), teller, 2, WINDOW).await;
     let mut settings = engine.settings();
     settings.storyteller = "scripted".into();
     engine.update_settings(settings).await.unwrap();
