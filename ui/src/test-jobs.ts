@@ -15,7 +15,7 @@ export function job(n: number, overrides: Partial<JobView> = {}): JobView {
     priority: "normal",
     batchId: "00000000-0000-7000-8000-0000000000b1",
     storyteller: "offline",
-    model: "offline-analyser-3",
+    model: "offline-analyser-4",
     preset: "narrative",
     style: { prompt: null, words: null, language: null },
     cached: false,

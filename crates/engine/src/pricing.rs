@@ -208,7 +208,7 @@ mod tests {
             table.price("ollama", "llava").map(|p| p.output_per_million),
             Some(0.0)
         );
-        assert!(table.price("offline", "offline-analyser-3").is_none());
+        assert!(table.price("offline", "offline-analyser-4").is_none());
         assert_eq!(
             table
                 .price("openai", "gpt-4o-mini-2024")

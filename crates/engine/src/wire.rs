@@ -16,7 +16,7 @@
 //!   "file": "clip.mp4", "source": "/videos/clip.mp4",
 //!   "state": "succeeded", "stage": "done", "progress": 1.0, "attempts": 1,
 //!   "priority": "normal", "batchId": "019ad3f2-8c1d-7e00-8a00-0b1c2d3e4f50",
-//!   "storyteller": "offline", "model": "offline-analyser-3", "preset": "narrative",
+//!   "storyteller": "offline", "model": "offline-analyser-4", "preset": "narrative",
 //!   "style": { "prompt": null, "words": null, "language": null },
 //!   "cached": false, "noCache": false, "story": "This video runs for …",
 //!   "error": null, "sizeBytes": 183264.0, "contentHash": "9f2c…",
@@ -814,7 +814,7 @@ mod tests {
             content_hash: "9f2c".into(),
             media: Some(media),
             storyteller: "offline".into(),
-            model: "offline-analyser-3".into(),
+            model: "offline-analyser-4".into(),
             preset: "narrative".into(),
             style: Style::default(),
             priority: Priority::Normal,
@@ -851,7 +851,7 @@ mod tests {
             "file": "clip.mp4", "source": "/videos/clip.mp4",
             "state": "succeeded", "stage": "done", "progress": 1.0, "attempts": 1,
             "priority": "normal", "batchId": "00000000-0000-0000-0000-000000000007",
-            "storyteller": "offline", "model": "offline-analyser-3", "preset": "narrative",
+            "storyteller": "offline", "model": "offline-analyser-4", "preset": "narrative",
             "style": { "prompt": null, "words": null, "language": null },
             "cached": false, "noCache": false, "story": "This video runs for 3 seconds.",
             "error": null, "sizeBytes": 183264.0, "contentHash": "9f2c",
@@ -1093,12 +1093,12 @@ mod tests {
         round_trip(
             &StorytellerInfo {
                 name: "offline".into(),
-                default_model: "offline-analyser-3".into(),
-                models: vec!["offline-analyser-3".into()],
+                default_model: "offline-analyser-4".into(),
+                models: vec!["offline-analyser-4".into()],
                 presets: vec!["narrative".into()],
             },
-            json!({ "name": "offline", "defaultModel": "offline-analyser-3",
-                    "models": ["offline-analyser-3"], "presets": ["narrative"] }),
+            json!({ "name": "offline", "defaultModel": "offline-analyser-4",
+                    "models": ["offline-analyser-4"], "presets": ["narrative"] }),
         );
         round_trip(
             &ExportQuery {

@@ -611,7 +611,7 @@ fn an_unknown_preset_model_or_storyteller_is_refused_with_the_choices_there_are(
     let out = sandbox.run(&["add", arg(&video), "--model", "gpt-9"]);
     assert_eq!(out.code, Some(2), "{out}");
     assert!(out.stderr.contains("no model 'gpt-9'"), "{out}");
-    assert!(out.stderr.contains("offline-analyser-3"), "{out}");
+    assert!(out.stderr.contains("offline-analyser-4"), "{out}");
 
     let out = sandbox.run(&["process", arg(&video), "--storyteller", "gpt-99"]);
     assert_eq!(out.code, Some(2), "{out}");

@@ -12,7 +12,7 @@ const current: Settings = {
 } as Settings;
 
 const storytellers: StorytellerInfo[] = [
-  { name: "offline", defaultModel: "offline-analyser-3", models: ["offline-analyser-3"], presets: ["narrative", "summary", "social"] },
+  { name: "offline", defaultModel: "offline-analyser-4", models: ["offline-analyser-4"], presets: ["narrative", "summary", "social"] },
 ];
 
 describe("settingsFromForm", () => {

@@ -5,7 +5,8 @@
 //! stretch from the nearest earlier keyframe is decoded, never the whole file), reads half a
 //! second, and writes two outputs: the 320-pixel thumbnail of the first frame and 64×36 RGB
 //! copies of every frame in that half second on stdout. Colour facts come from the first copy,
-//! motion from how much the copies differ from one another.
+//! read in the perceptual OKLab space (lightness, and the hue where the picture's chroma lies,
+//! greys apart), motion from how much the copies differ from one another.
 
 use super::probe::input_arg;
 use super::process;
@@ -66,18 +67,19 @@ pub struct Keyframe {
     pub motion: Option<f64>,
 }
 
-/// Light and colour of one picture.
+/// Light and colour of one picture, measured in OKLab (see [`oklab`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ColourFacts {
-    /// Mean brightness (luma), 0 (black) ..1 (white).
+    /// Mean perceived lightness (OKLab L), 0 (black) ..1 (white).
     pub brightness: f64,
-    /// Mean saturation, 0 (grey) ..1 (pure colour).
+    /// Mean chroma (OKLCh C), 0 (grey) .. about 0.32 (the most vivid sRGB colours).
     pub saturation: f64,
-    /// Spread of brightness (standard deviation of luma), 0 (flat) ..0.5.
+    /// Spread of lightness (its standard deviation), 0 (flat) ..0.5 (half black, half white).
     pub contrast: f64,
-    /// The dominant hue in degrees (0 red, 120 green, 240 blue), if the picture has colour.
+    /// The dominant hue in OKLCh degrees (red about 29, green 142, blue 264), if the picture
+    /// has colour.
     pub hue_degrees: Option<f64>,
-    /// The dominant colour in words: "deep blue", "warm orange", "grey", "multicoloured".
+    /// The dominant colour in words: "dark blue", "warm orange", "grey", "multicoloured".
     pub colour_name: String,
     /// The mean colour.
     pub mean_rgb: [u8; 3],
@@ -212,19 +214,26 @@ pub(crate) struct Extracted {
     pub motion: Option<f64>,
 }
 
-/// Extracts the thumbnail (to `thumbnail`) and colour/motion facts at `time`; `None` when no
-/// frame could be decoded there (past the real end of a file, a damaged stretch).
+/// Where a keyframe's thumbnail goes, and how wide it may be.
+pub(crate) struct Thumbnail<'a> {
+    pub path: &'a Path,
+    pub width: u32,
+}
+
+/// Extracts colour/motion facts at `time`, and the thumbnail when one is asked for (none: a
+/// motion sample, which only needs the tiny frames); `None` when no frame could be decoded
+/// there (past the real end of a file, a damaged stretch).
 pub(crate) async fn extract(
     ffmpeg: &Path,
     path: &Path,
     info: &MediaInfo,
     time: f64,
-    thumbnail: &Path,
-    thumbnail_width: u32,
+    thumbnail: Option<Thumbnail<'_>>,
 ) -> Result<Option<Extracted>, MediaError> {
-    let partial = thumbnail.with_extension("jpg.part");
+    let partial = thumbnail
+        .as_ref()
+        .map(|t| t.path.with_extension("jpg.part"));
     let mut cmd = process::command(ffmpeg);
-    let width = thumbnail_width.max(16);
     cmd.args(["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"])
         .args([
             "-ss",
@@ -233,32 +242,45 @@ pub(crate) async fn extract(
             &format!("{MOTION_WINDOW_SECS}"),
         ])
         .args(["-an", "-sn", "-dn", "-i"])
-        .arg(input_arg(path))
-        .args([
-            "-filter_complex",
-            &format!(
-                // Square pixels, at most `width` wide (never upscaled), even sizes for the
-                // encoder; and the tiny RGB copies from the same decoded frames.
-                "[0:{index}]split=2[a][b];\
-                 [a]scale=w=trunc(min({width}\\,iw*sar)/2)*2:h=trunc(ow/dar/2)*2:flags=bicubic,\
-                 setsar=1[thumb];\
-                 [b]scale={TINY_WIDTH}:{TINY_HEIGHT}:flags=area,format=rgb24[tiny]",
-                index = info.video.index
-            ),
-        ])
-        .args([
-            "-map",
-            "[thumb]",
-            "-frames:v",
-            "1",
-            "-q:v",
-            "4",
-            "-f",
-            "mjpeg",
-            "-y",
-        ])
-        .arg(&partial)
-        .args(["-map", "[tiny]", "-f", "rawvideo", "pipe:1"]);
+        .arg(input_arg(path));
+    let index = info.video.index;
+    let tiny = format!("scale={TINY_WIDTH}:{TINY_HEIGHT}:flags=area,format=rgb24");
+    match (&thumbnail, &partial) {
+        (Some(thumbnail), Some(partial)) => {
+            let width = thumbnail.width.max(16);
+            cmd.args([
+                "-filter_complex",
+                &format!(
+                    // Square pixels, at most `width` wide (never upscaled), even sizes for the
+                    // encoder; and the tiny RGB copies from the same decoded frames.
+                    "[0:{index}]split=2[a][b];\
+                     [a]scale=w=trunc(min({width}\\,iw*sar)/2)*2:h=trunc(ow/dar/2)*2:\
+                     flags=bicubic,setsar=1[thumb];[b]{tiny}[tiny]"
+                ),
+            ])
+            .args([
+                "-map",
+                "[thumb]",
+                "-frames:v",
+                "1",
+                "-q:v",
+                "4",
+                "-f",
+                "mjpeg",
+                "-y",
+            ])
+            .arg(partial);
+        }
+        _ => {
+            cmd.args(["-filter_complex", &format!("[0:{index}]{tiny}[tiny]")]);
+        }
+    }
+    cmd.args(["-map", "[tiny]", "-f", "rawvideo", "pipe:1"]);
+    let discard = || async {
+        if let Some(partial) = &partial {
+            remove_quietly(partial).await;
+        }
+    };
     // At 240 fps half a second is 120 tiny frames; more is never needed.
     let cap = TINY_BYTES * 128;
     let run = process::run_collect("ffmpeg", cmd, cap);
@@ -266,12 +288,12 @@ pub(crate) async fn extract(
         Ok(result) => result?,
         Err(_) => {
             tracing::warn!(path = %path.display(), time, "a keyframe took too long; skipped");
-            remove_quietly(&partial).await;
+            discard().await;
             return Ok(None);
         }
     };
     if process::killed_by_signal(&collected.finished.status) {
-        remove_quietly(&partial).await;
+        discard().await;
         return Err(MediaError::Interrupted {
             tool: "ffmpeg",
             path: path.to_owned(),
@@ -279,46 +301,55 @@ pub(crate) async fn extract(
     }
     // Checked whatever the exit status: ffmpeg exits 0 after failing to write the picture
     // ("Error writing trailer …: No space left on device"), leaving an empty file.
-    let folder = thumbnail.parent().unwrap_or(thumbnail);
-    if let Some(fault) = process::machine_fault("ffmpeg", &collected.finished, Some(folder)) {
-        remove_quietly(&partial).await;
+    let folder = thumbnail.as_ref().and_then(|t| t.path.parent());
+    if let Some(fault) = process::machine_fault("ffmpeg", &collected.finished, folder) {
+        discard().await;
         return Err(fault);
     }
     if !collected.finished.status.success() {
-        remove_quietly(&partial).await;
-        let partial_text = partial.display().to_string();
+        discard().await;
         // Failing to write our own file is our problem (disk full, permissions), not the video's.
-        if let Some(line) = collected
-            .finished
-            .stderr_tail
-            .iter()
-            .find(|l| l.contains(&partial_text))
-        {
-            return Err(MediaError::Thumbnails {
-                path: thumbnail.to_owned(),
-                message: line
-                    .replace(&partial_text, "")
-                    .trim_matches([':', ' '])
-                    .to_owned(),
-            });
+        if let (Some(thumbnail), Some(partial)) = (&thumbnail, &partial) {
+            let partial_text = partial.display().to_string();
+            if let Some(line) = collected
+                .finished
+                .stderr_tail
+                .iter()
+                .find(|l| l.contains(&partial_text))
+            {
+                return Err(MediaError::Thumbnails {
+                    path: thumbnail.path.to_owned(),
+                    message: line
+                        .replace(&partial_text, "")
+                        .trim_matches([':', ' '])
+                        .to_owned(),
+                });
+            }
         }
         return Ok(None);
     }
     let frames: Vec<&[u8]> = collected.stdout.chunks_exact(TINY_BYTES).collect();
-    let thumb_ok = tokio::fs::metadata(&partial)
-        .await
-        .map(|m| m.len() > 0)
-        .unwrap_or(false);
+    let thumb_ok = match &partial {
+        Some(partial) => tokio::fs::metadata(partial)
+            .await
+            .map(|m| m.len() > 0)
+            .unwrap_or(false),
+        None => true,
+    };
     let Some(first) = frames.first().filter(|_| thumb_ok) else {
-        remove_quietly(&partial).await;
+        discard().await;
         return Ok(None);
     };
-    tokio::fs::rename(&partial, thumbnail).await.map_err(|e| {
-        process::disk_full(&e, thumbnail).unwrap_or_else(|| MediaError::Thumbnails {
-            path: thumbnail.to_owned(),
-            message: e.to_string(),
-        })
-    })?;
+    if let (Some(thumbnail), Some(partial)) = (&thumbnail, &partial) {
+        tokio::fs::rename(partial, thumbnail.path)
+            .await
+            .map_err(|e| {
+                process::disk_full(&e, thumbnail.path).unwrap_or_else(|| MediaError::Thumbnails {
+                    path: thumbnail.path.to_owned(),
+                    message: e.to_string(),
+                })
+            })?;
+    }
     Ok(Some(Extracted {
         colour: colour_facts(first),
         motion: motion(&frames),
@@ -349,39 +380,59 @@ pub fn motion(frames: &[&[u8]]) -> Option<f64> {
     Some(diffs[diffs.len() / 2])
 }
 
-/// Rec. 709 luma of one RGB pixel, 0..1.
+/// Rec. 709 luma of one RGB pixel, 0..1 (what motion is measured on).
 fn luma(px: &[u8]) -> f64 {
     (0.2126 * f64::from(px[0]) + 0.7152 * f64::from(px[1]) + 0.0722 * f64::from(px[2])) / 255.0
 }
 
-/// Hue (degrees), saturation and value (0..1) of one RGB pixel.
-pub fn hsv(r: u8, g: u8, b: u8) -> (f64, f64, f64) {
-    let (r, g, b) = (
-        f64::from(r) / 255.0,
-        f64::from(g) / 255.0,
-        f64::from(b) / 255.0,
-    );
-    let max = r.max(g).max(b);
-    let min = r.min(g).min(b);
-    let delta = max - min;
-    let hue = if delta <= f64::EPSILON {
-        0.0
-    } else if max == r {
-        60.0 * ((g - b) / delta).rem_euclid(6.0)
-    } else if max == g {
-        60.0 * ((b - r) / delta + 2.0)
-    } else {
-        60.0 * ((r - g) / delta + 4.0)
-    };
-    let saturation = if max <= f64::EPSILON {
-        0.0
-    } else {
-        delta / max
-    };
-    (hue, saturation, max)
+/// An sRGB channel (0..255) as linear light (0..1), from a table made once.
+fn linear(channel: u8) -> f64 {
+    static TABLE: std::sync::OnceLock<[f64; 256]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        std::array::from_fn(|i| {
+            let c = i as f64 / 255.0;
+            if c <= 0.04045 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        })
+    })[usize::from(channel)]
 }
 
-/// Light and colour facts of one tiny RGB frame.
+/// One sRGB pixel in OKLab: `[L, a, b]`, L the perceived lightness from 0 (black) to 1
+/// (white), a and b the green–red and blue–yellow axes. Equal steps in OKLab are roughly equal
+/// steps to the eye, which is why colour and light words are read from it rather than from RGB
+/// or HSV (where pure blue is "dark" and pure yellow "bright" by the numbers alone).
+pub fn oklab(r: u8, g: u8, b: u8) -> [f64; 3] {
+    let (r, g, b) = (linear(r), linear(g), linear(b));
+    let l = (0.412_221_470_8 * r + 0.536_332_536_3 * g + 0.051_445_992_9 * b).cbrt();
+    let m = (0.211_903_498_2 * r + 0.680_699_545_1 * g + 0.107_396_956_6 * b).cbrt();
+    let s = (0.088_302_461_9 * r + 0.281_718_837_6 * g + 0.629_978_700_5 * b).cbrt();
+    [
+        0.210_454_255_3 * l + 0.793_617_785_0 * m - 0.004_072_046_8 * s,
+        1.977_998_495_1 * l - 2.428_592_205_0 * m + 0.450_593_709_9 * s,
+        0.025_904_037_1 * l + 0.782_771_766_2 * m - 0.808_675_766_0 * s,
+    ]
+}
+
+/// Lightness (0..1), chroma (0 for a grey, about 0.32 for the most vivid sRGB colours) and hue
+/// (degrees: red about 29, yellow 110, green 142, blue 264) of one sRGB pixel, in OKLCh.
+pub fn oklch(r: u8, g: u8, b: u8) -> (f64, f64, f64) {
+    let [l, a, b] = oklab(r, g, b);
+    (l, a.hypot(b), b.atan2(a).to_degrees().rem_euclid(360.0))
+}
+
+/// Chroma below which a pixel is a grey (slate grey, 0.031, is just over).
+pub const NEUTRAL_CHROMA: f64 = 0.03;
+/// Lightness below which a pixel is too dark to have a colour a person would name.
+const DARKEST_COLOURED: f64 = 0.15;
+/// Hue bins the dominant colour is found in.
+const HUE_BINS: usize = 12;
+
+/// Light and colour facts of one tiny RGB frame, measured in OKLab: the brightness is the mean
+/// perceived lightness, the contrast its spread, and the colour the hue where most of the
+/// picture's chroma lies (greys are counted apart and named by their lightness).
 pub fn colour_facts(rgb: &[u8]) -> ColourFacts {
     let pixels = rgb.len() / 3;
     if pixels == 0 {
@@ -396,60 +447,77 @@ pub fn colour_facts(rgb: &[u8]) -> ColourFacts {
     }
     let n = pixels as f64;
     let mut sums = [0.0f64; 3];
-    let mut luma_sum = 0.0;
-    let mut luma_sq = 0.0;
-    let mut sat_sum = 0.0;
-    // 12 hue bins of 30° centred on red, orange, yellow, …; weighted by how colourful a pixel is.
-    let mut bins = [(0.0f64, 0.0f64, 0.0f64); 12]; // (weight, saturation·weight, value·weight)
+    let mut light_sum = 0.0;
+    let mut light_sq = 0.0;
+    let mut chroma_sum = 0.0;
+    /// What the coloured pixels of one hue bin add up to, each weighted by its chroma.
+    #[derive(Clone, Copy, Default)]
+    struct Bin {
+        weight: f64,
+        lightness: f64,
+        chroma: f64,
+        /// The hue as a vector, so hues either side of 0° average to red, not cyan.
+        hue_x: f64,
+        hue_y: f64,
+    }
+    let mut bins = [Bin::default(); HUE_BINS];
     let mut colourful = 0usize;
-    // The brightness of the pixels that are not colourful, to name the grey they make.
-    let mut neutral_luma = 0.0;
+    // The lightness of the pixels that are grey, to name the grey they make.
+    let mut neutral_light = 0.0;
     for px in rgb.chunks_exact(3) {
         for (sum, &c) in sums.iter_mut().zip(px) {
             *sum += f64::from(c);
         }
-        let y = luma(px);
-        luma_sum += y;
-        luma_sq += y * y;
-        let (h, s, v) = hsv(px[0], px[1], px[2]);
-        sat_sum += s;
-        if s >= 0.2 && v >= 0.12 {
+        let (l, c, h) = oklch(px[0], px[1], px[2]);
+        light_sum += l;
+        light_sq += l * l;
+        chroma_sum += c;
+        if c >= NEUTRAL_CHROMA && l >= DARKEST_COLOURED {
             colourful += 1;
-            let bin = ((h / 30.0).round() as usize) % 12;
-            let w = s * v;
-            bins[bin].0 += w;
-            bins[bin].1 += s * w;
-            bins[bin].2 += v * w;
+            let width = 360.0 / HUE_BINS as f64;
+            let bin = &mut bins[((h / width) as usize).min(HUE_BINS - 1)];
+            bin.weight += c;
+            bin.lightness += l * c;
+            bin.chroma += c * c;
+            let (sin, cos) = h.to_radians().sin_cos();
+            bin.hue_x += cos * c;
+            bin.hue_y += sin * c;
         } else {
-            neutral_luma += y;
+            neutral_light += l;
         }
     }
-    let brightness = luma_sum / n;
-    let contrast = (luma_sq / n - brightness * brightness).max(0.0).sqrt();
+    let brightness = light_sum / n;
+    let contrast = (light_sq / n - brightness * brightness).max(0.0).sqrt();
     let mean_rgb = sums.map(|s| (s / n).round().clamp(0.0, 255.0) as u8);
-    let total_weight: f64 = bins.iter().map(|b| b.0).sum();
-    let (best, &(weight, sat_w, val_w)) = bins
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
-        .unwrap_or((0, &(0.0, 0.0, 0.0)));
-    let (hue_degrees, colour_name) = if (colourful as f64) < 0.15 * n || weight <= 0.0 {
+    let total_weight: f64 = bins.iter().map(|b| b.weight).sum();
+    let best = (0..HUE_BINS)
+        .max_by(|a, b| bins[*a].weight.total_cmp(&bins[*b].weight))
+        .unwrap_or(0);
+    let (hue_degrees, colour_name) = if (colourful as f64) < 0.15 * n || total_weight <= 0.0 {
         (None, neutral_name(brightness).to_owned())
     } else {
-        let hue = best as f64 * 30.0;
         // Neighbouring bins count with the winner: a gradient from orange to yellow is still
         // one colour; only a real spread round the wheel is "multicoloured".
-        let near = weight + bins[(best + 1) % 12].0 + bins[(best + 11) % 12].0;
-        let colour = if near < 0.45 * total_weight {
+        let mut near = Bin::default();
+        for i in [best + HUE_BINS - 1, best, best + 1] {
+            let bin = bins[i % HUE_BINS];
+            near.weight += bin.weight;
+            near.lightness += bin.lightness;
+            near.chroma += bin.chroma;
+            near.hue_x += bin.hue_x;
+            near.hue_y += bin.hue_y;
+        }
+        let hue = near.hue_y.atan2(near.hue_x).to_degrees().rem_euclid(360.0);
+        let colour = if near.weight < 0.45 * total_weight {
             "multicoloured".to_owned()
         } else {
-            colour_name(hue, sat_w / weight, val_w / weight)
+            colour_name(near.lightness / near.weight, near.chroma / near.weight, hue)
         };
         let neutral = n - colourful as f64;
         if neutral >= 0.5 * n {
             // Mostly grey with some colour: a person names the grey first, then the colour
             // (a grey wall with a blue door is not "bathed in blue").
-            let grey = neutral_name(neutral_luma / neutral);
+            let grey = neutral_name(neutral_light / neutral);
             let with = if colour == "multicoloured" {
                 "touches of colour".to_owned()
             } else {
@@ -462,7 +530,7 @@ pub fn colour_facts(rgb: &[u8]) -> ColourFacts {
     };
     ColourFacts {
         brightness,
-        saturation: sat_sum / n,
+        saturation: chroma_sum / n,
         contrast,
         hue_degrees,
         colour_name,
@@ -470,74 +538,114 @@ pub fn colour_facts(rgb: &[u8]) -> ColourFacts {
     }
 }
 
-/// The name of a grey of this brightness.
-pub fn neutral_name(brightness: f64) -> &'static str {
-    match brightness {
-        b if b < 0.08 => "black",
-        b if b < 0.3 => "dark grey",
-        b if b < 0.65 => "grey",
-        b if b < 0.88 => "pale grey",
+/// The name of a grey of this perceived lightness (OKLab L).
+pub fn neutral_name(lightness: f64) -> &'static str {
+    match lightness {
+        l if l < 0.2 => "black",
+        l if l < 0.45 => "dark grey",
+        l if l < 0.72 => "grey",
+        l if l < 0.9 => "pale grey",
         _ => "white",
     }
 }
 
-/// A colour in words from its hue (degrees), saturation and value (0..1):
-/// `(240°, 1.0, 0.5)` is "deep blue", `(30°, 1.0, 1.0)` is "warm orange".
-pub fn colour_name(hue: f64, saturation: f64, value: f64) -> String {
-    let bin = ((hue.rem_euclid(360.0) / 30.0).round() as usize) % 12;
-    let base = [
-        "red",
-        "orange",
-        "yellow",
-        "yellow-green",
-        "green",
-        "sea green",
-        "cyan",
-        "sky blue",
-        "blue",
-        "violet",
-        "magenta",
-        "pink",
-    ][bin];
-    let warm = matches!(bin, 0 | 1 | 2 | 11);
-    let cool = matches!(bin, 6..=8);
-    // Skin and sand: a light, moderately saturated orange is what a face or a beach looks
-    // like, and nobody calls a face orange.
-    let hue_in = |from: f64, to: f64| (from..=to).contains(&hue.rem_euclid(360.0));
-    if hue_in(15.0, 45.0) && (0.2..0.72).contains(&saturation) && value >= 0.6 {
-        return if value >= 0.82 { "warm beige" } else { "tan" }.into();
+/// The family of hues a colour belongs to, by its OKLCh hue in degrees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hue {
+    /// Reds, and light reds and magentas (pink).
+    Red,
+    Orange,
+    Yellow,
+    YellowGreen,
+    Green,
+    SeaGreen,
+    Cyan,
+    SkyBlue,
+    Blue,
+    Violet,
+    Purple,
+}
+
+impl Hue {
+    fn of(degrees: f64) -> Hue {
+        match degrees.rem_euclid(360.0) {
+            h if h < 42.0 => Hue::Red,
+            h if h < 85.0 => Hue::Orange,
+            h if h < 118.0 => Hue::Yellow,
+            h if h < 135.0 => Hue::YellowGreen,
+            h if h < 160.0 => Hue::Green,
+            h if h < 172.0 => Hue::SeaGreen,
+            h if h < 215.0 => Hue::Cyan,
+            h if h < 242.0 => Hue::SkyBlue,
+            h if h < 290.0 => Hue::Blue,
+            h if h < 318.0 => Hue::Violet,
+            h if h < 345.0 => Hue::Purple,
+            _ => Hue::Red,
+        }
     }
-    if saturation < 0.3 {
-        return if value > 0.7 {
+}
+
+/// A colour in words from its OKLCh lightness (0..1), chroma and hue (degrees), as a person
+/// names it: navy is "dark blue", grass "green" (never yellow), a face "warm beige" or "tan",
+/// a dark orange "brown", a dark yellow "olive", a light red "pink".
+pub fn colour_name(lightness: f64, chroma: f64, hue: f64) -> String {
+    let (l, c) = (lightness, chroma);
+    let family = Hue::of(hue);
+    let degrees = hue.rem_euclid(360.0);
+    let pinkish = !(15.0..345.0).contains(&degrees) || (318.0..345.0).contains(&degrees);
+    // Names that stand on their own, before lightness and strength are added to a hue.
+    let special = match family {
+        Hue::Red if pinkish && l >= 0.72 => Some("pink"),
+        Hue::Red | Hue::Orange if l >= 0.6 && c < 0.13 && degrees >= 42.0 => {
+            // Skin and sand: a light, muted orange is what a face or a beach looks like.
+            return if l >= 0.8 { "warm beige" } else { "tan" }.into();
+        }
+        Hue::Yellow if (0.6..0.9).contains(&l) && c < 0.09 => return "tan".into(),
+        Hue::Yellow if l >= 0.9 && c < 0.06 => return "cream".into(),
+        Hue::Orange if l < 0.4 => return "dark brown".into(),
+        Hue::Orange if l < 0.58 => return "brown".into(),
+        Hue::Yellow if l < 0.45 => return "dark olive".into(),
+        Hue::Yellow if l < 0.65 => return "olive".into(),
+        Hue::Cyan if l < 0.65 => Some("teal"),
+        Hue::Purple if l < 0.6 => Some("purple"),
+        _ => None,
+    };
+    let base = special.unwrap_or(match family {
+        Hue::Red => "red",
+        Hue::Orange => "orange",
+        Hue::Yellow => "yellow",
+        Hue::YellowGreen if l >= 0.75 && c >= 0.15 => "yellow-green",
+        Hue::YellowGreen | Hue::Green => "green",
+        Hue::SeaGreen => "sea green",
+        Hue::Cyan => "cyan",
+        Hue::SkyBlue => "sky blue",
+        Hue::Blue => "blue",
+        Hue::Violet => "violet",
+        Hue::Purple => "magenta",
+    });
+    if l < 0.35 {
+        return format!("dark {base}");
+    }
+    if l < 0.5 {
+        return format!("deep {base}");
+    }
+    if c < 0.06 {
+        return if l > 0.75 {
             format!("pale {base}")
         } else {
             format!("muted {base}")
         };
     }
-    if value < 0.3 {
-        return match bin {
-            1 => "dark brown".into(),
-            2 | 3 => "dark olive".into(),
-            _ => format!("dark {base}"),
-        };
-    }
-    if value < 0.6 {
-        return match bin {
-            1 => "brown".into(),
-            2 => "olive".into(),
-            6 => "teal".into(),
-            _ => format!("deep {base}"),
-        };
-    }
-    if (0.3..0.5).contains(&saturation) {
+    if c < 0.11 {
         return format!("soft {base}");
     }
-    if warm {
-        format!("warm {base}")
-    } else if cool {
-        format!("cool {base}")
-    } else {
-        format!("bright {base}")
+    if c < 0.15 || l < 0.6 {
+        return base.to_owned();
+    }
+    match family {
+        Hue::Red | Hue::Orange | Hue::Yellow => format!("warm {base}"),
+        Hue::Cyan | Hue::SkyBlue | Hue::Blue => format!("cool {base}"),
+        _ => format!("bright {base}"),
     }
 }
 
@@ -549,44 +657,98 @@ mod tests {
         [r, g, b].repeat(TINY_WIDTH * TINY_HEIGHT)
     }
 
+    /// The name of a flat sRGB colour.
+    fn named(r: u8, g: u8, b: u8) -> String {
+        colour_facts(&solid(r, g, b)).colour_name
+    }
+
     #[test]
-    fn names_colours() {
-        assert_eq!(colour_name(240.0, 1.0, 0.5), "deep blue");
-        assert_eq!(colour_name(39.0, 1.0, 1.0), "warm orange");
-        assert_eq!(colour_name(0.0, 0.9, 0.9), "warm red");
-        assert_eq!(colour_name(200.0, 0.9, 0.9), "cool sky blue");
-        assert_eq!(colour_name(120.0, 0.8, 0.9), "bright green");
-        assert_eq!(colour_name(30.0, 0.8, 0.4), "brown");
-        // Skin and sand.
-        assert_eq!(colour_name(34.0, 0.53, 0.88), "warm beige");
-        assert_eq!(colour_name(30.0, 0.69, 0.8), "tan");
-        assert_eq!(colour_name(28.0, 0.74, 0.55), "brown");
-        assert_eq!(colour_name(60.0, 0.9, 0.2), "dark olive");
-        assert_eq!(colour_name(300.0, 0.2, 0.9), "pale magenta");
-        assert_eq!(colour_name(270.0, 0.4, 0.8), "soft violet");
-        assert_eq!(colour_name(359.0, 0.9, 0.9), "warm red");
-        assert_eq!(neutral_name(0.02), "black");
-        assert_eq!(neutral_name(0.5), "grey");
+    fn names_colours_as_a_person_does() {
+        // Hues, by what they are called.
+        assert_eq!(named(255, 0, 0), "warm red");
+        assert_eq!(named(255, 165, 0), "warm orange");
+        assert_eq!(named(255, 215, 0), "warm yellow");
+        assert_eq!(named(0, 128, 0), "green");
+        assert_eq!(named(0, 0, 255), "deep blue");
+        assert_eq!(named(0, 0, 128), "dark blue");
+        assert_eq!(named(0, 191, 255), "cool sky blue");
+        assert_eq!(named(0, 128, 128), "soft teal");
+        assert_eq!(named(128, 0, 128), "deep purple");
+        assert_eq!(named(75, 0, 130), "dark violet");
+        assert_eq!(named(255, 105, 180), "warm pink");
+        assert_eq!(named(255, 192, 203), "soft pink");
+        // Greens as grass is green: never yellow.
+        for (r, g, b) in [
+            (107, 142, 35),
+            (0x4f, 0x7a, 0x28),
+            (34, 139, 34),
+            (85, 107, 47),
+        ] {
+            let name = named(r, g, b);
+            assert!(name.ends_with("green"), "({r}, {g}, {b}) is {name}");
+        }
+        assert_eq!(named(154, 205, 50), "bright yellow-green");
+        // Skin and sand, browns and olives.
+        assert_eq!(named(0xf1, 0xc2, 0x7d), "warm beige");
+        assert_eq!(named(0xe0, 0xac, 0x69), "tan");
+        assert_eq!(named(205, 133, 63), "tan");
+        assert_eq!(named(194, 178, 128), "tan");
+        assert_eq!(named(139, 69, 19), "brown");
+        assert_eq!(named(0x8d, 0x55, 0x24), "brown");
+        assert_eq!(named(90, 50, 20), "dark brown");
+        assert_eq!(named(128, 128, 0), "olive");
+        // Reds stay red however dark; a slate grey leans blue.
+        assert_eq!(named(178, 34, 34), "deep red");
+        assert_eq!(named(128, 0, 0), "deep red");
+        assert_eq!(named(112, 128, 144), "muted blue");
+        // Greys by their lightness.
+        assert_eq!(named(10, 10, 10), "black");
+        assert_eq!(named(64, 64, 64), "dark grey");
+        assert_eq!(named(128, 128, 128), "grey");
+        assert_eq!(named(200, 200, 200), "pale grey");
+        assert_eq!(named(250, 250, 250), "white");
+        assert_eq!(neutral_name(0.1), "black");
+        assert_eq!(neutral_name(0.6), "grey");
         assert_eq!(neutral_name(0.95), "white");
+    }
+
+    #[test]
+    fn oklab_matches_its_reference_values() {
+        // Reference values from the OKLab definition's own examples for sRGB white and primaries.
+        let close = |a: [f64; 3], b: [f64; 3]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 2e-3);
+        assert!(close(oklab(255, 255, 255), [1.0, 0.0, 0.0]));
+        assert!(close(oklab(255, 0, 0), [0.628, 0.225, 0.126]));
+        assert!(close(oklab(0, 255, 0), [0.866, -0.234, 0.179]));
+        assert!(close(oklab(0, 0, 255), [0.452, -0.032, -0.312]));
+        let (l, c, h) = oklch(0, 0, 255);
+        assert!((l - 0.452).abs() < 2e-3 && (c - 0.313).abs() < 2e-3 && (h - 264.1).abs() < 0.5);
     }
 
     #[test]
     fn facts_of_solid_frames() {
         let navy = colour_facts(&solid(0, 0, 128));
-        assert_eq!(navy.colour_name, "deep blue");
-        assert_eq!(navy.hue_degrees, Some(240.0));
-        assert!(navy.brightness < 0.05, "{navy:?}");
+        assert_eq!(navy.colour_name, "dark blue");
+        assert!((navy.hue_degrees.unwrap() - 264.1).abs() < 0.5, "{navy:?}");
+        // Perceived lightness: navy is dark, pure blue is not black.
+        assert!((navy.brightness - 0.271).abs() < 0.01, "{navy:?}");
+        assert!(colour_facts(&solid(0, 0, 255)).brightness > 0.4);
         assert!(navy.contrast < 1e-6);
-        assert!((navy.saturation - 1.0).abs() < 1e-9);
+        assert!((navy.saturation - 0.188).abs() < 0.01, "{navy:?}");
         assert_eq!(navy.mean_rgb, [0, 0, 128]);
-
-        let orange = colour_facts(&solid(255, 165, 0));
-        assert_eq!(orange.colour_name, "warm orange");
 
         let grey = colour_facts(&solid(128, 128, 128));
         assert_eq!(grey.colour_name, "grey");
         assert_eq!(grey.hue_degrees, None);
-        assert!((grey.brightness - 0.502).abs() < 0.01);
+        assert!((grey.brightness - 0.600).abs() < 0.01, "{grey:?}");
+    }
+
+    #[test]
+    fn half_black_half_white_is_all_contrast() {
+        let mut rgb = solid(0, 0, 0);
+        rgb[TINY_BYTES / 2..].fill(255);
+        let facts = colour_facts(&rgb);
+        assert!((facts.contrast - 0.5).abs() < 1e-6, "{facts:?}");
+        assert!((facts.brightness - 0.5).abs() < 1e-6, "{facts:?}");
     }
 
     #[test]
@@ -607,7 +769,7 @@ mod tests {
         }
         let facts = colour_facts(&rgb);
         assert_eq!(facts.colour_name, "multicoloured");
-        assert!(facts.contrast > 0.15, "{facts:?}");
+        assert!(facts.contrast > 0.1, "{facts:?}");
         assert!(colour_facts(&[]).colour_name == "black");
     }
 

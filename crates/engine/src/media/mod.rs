@@ -22,8 +22,8 @@ pub mod scenes;
 
 pub use audio::{AudioFacts, AudioLogParser, Silence, LUFS_FLOOR, SILENT_LUFS};
 pub use frames::{
-    colour_facts, colour_name, hsv, motion, neutral_name, pick_keyframes, ColourFacts, Keyframe,
-    KeyframePick, ShotRole,
+    colour_facts, colour_name, motion, neutral_name, oklab, oklch, pick_keyframes, ColourFacts,
+    Keyframe, KeyframePick, ShotRole,
 };
 pub use locate::{locate_tools, FFMPEG_ENV, FFPROBE_ENV, INSTALL_HINT};
 pub use probe::{describe_format, parse_probe, AudioStream, MediaInfo, VideoStream};
@@ -180,7 +180,8 @@ pub struct Analysis {
     pub scenes: Vec<Scene>,
     /// The keyframes looked at, in time order.
     pub keyframes: Vec<Keyframe>,
-    /// Overall motion, 0..1 (mean over the keyframes), when measured.
+    /// Overall motion, 0..1 (mean over the keyframes and, on a long video, motion samples
+    /// spread over its whole length), when measured.
     pub motion: Option<f64>,
     /// The sound, if the video has any.
     pub audio: Option<AudioFacts>,
@@ -354,7 +355,10 @@ impl Media {
             self.options.keyframes,
             keyframe_times.as_deref(),
         );
-        let keyframes = self.keyframes(path, info, &dir, picks, progress).await?;
+        let samples = motion_sample_times(info.duration_secs, keyframe_times.as_deref());
+        let (keyframes, sampled) = self
+            .look(path, info, &dir, picks, samples, progress)
+            .await?;
         if keyframes.is_empty() {
             return Err(MediaError::Corrupt {
                 path: path.to_owned(),
@@ -363,15 +367,29 @@ impl Media {
         }
         remove_stale_thumbnails(&dir, &keyframes).await;
 
+        // Each scene's motion and the whole video's from every moment measured: the keyframes,
+        // and on a long video the samples spread over all of it.
         for (index, scene) in scenes.iter_mut().enumerate() {
+            let (start, end) = (scene.start, scene.end);
             scene.motion = mean(
                 keyframes
                     .iter()
                     .filter(|k| k.scene == index)
-                    .filter_map(|k| k.motion),
+                    .filter_map(|k| k.motion)
+                    .chain(
+                        sampled
+                            .iter()
+                            .filter(|(t, _)| *t >= start && *t < end)
+                            .map(|(_, m)| *m),
+                    ),
             );
         }
-        let motion = mean(keyframes.iter().filter_map(|k| k.motion));
+        let motion = mean(
+            keyframes
+                .iter()
+                .filter_map(|k| k.motion)
+                .chain(sampled.iter().map(|(_, m)| *m)),
+        );
         progress(1.0);
         Ok(Analysis {
             info: info.clone(),
@@ -426,68 +444,123 @@ impl Media {
         }
     }
 
-    /// Extracts the picked keyframes, a bounded number at a time, in time order.
-    async fn keyframes(
+    /// Extracts the picked keyframes and the motion samples (see [`motion_sample_times`]), a
+    /// bounded number at a time: the keyframes in time order, and `(time, motion)` of each
+    /// sample that could be read.
+    async fn look(
         &self,
         path: &Path,
         info: &MediaInfo,
         dir: &Path,
         picks: Vec<KeyframePick>,
+        samples: Vec<f64>,
         progress: &mut (dyn FnMut(f64) + Send),
-    ) -> Result<Vec<Keyframe>, MediaError> {
-        let total = picks.len();
-        let mut results: Vec<Option<Keyframe>> = vec![None; total];
+    ) -> Result<(Vec<Keyframe>, Vec<(f64, f64)>), MediaError> {
+        /// One moment looked at: a keyframe (with its slot), or a motion sample.
+        enum Looked {
+            Keyframe(usize, Option<Keyframe>),
+            Sample(Option<(f64, f64)>),
+        }
+        let total = picks.len() + samples.len();
+        let mut keyframes: Vec<Option<Keyframe>> = vec![None; picks.len()];
+        let mut motions = Vec::with_capacity(samples.len());
         // A JoinSet aborts its tasks when dropped, and each task's ffmpeg dies with it.
         let mut tasks = tokio::task::JoinSet::new();
-        let mut pending = picks.into_iter().enumerate();
+        let mut pending_picks = picks.into_iter().enumerate();
+        let mut pending_samples = samples.into_iter();
         let mut done = 0usize;
         let parallel = self.options.parallel_frames.max(1);
         loop {
             while tasks.len() < parallel {
-                let Some((slot, pick)) = pending.next() else {
-                    break;
-                };
                 let ffmpeg = self.ffmpeg.clone();
                 let path = path.to_owned();
                 let info = info.clone();
-                let thumbnail = dir.join(format!("{:02}.jpg", slot + 1));
-                let width = self.options.thumbnail_width;
-                tasks.spawn(async move {
-                    let mut time = pick.time;
-                    let mut extracted =
-                        frames::extract(&ffmpeg, &path, &info, time, &thumbnail, width).await?;
-                    // Near the end, a stated duration can exceed the last real frame: step back.
-                    if extracted.is_none() && time >= 1.0 {
-                        time = (time - 1.0).max(0.0);
-                        extracted =
-                            frames::extract(&ffmpeg, &path, &info, time, &thumbnail, width).await?;
-                    }
-                    Ok::<_, MediaError>((
-                        slot,
-                        extracted.map(|e| Keyframe {
+                if let Some((slot, pick)) = pending_picks.next() {
+                    let thumbnail = dir.join(format!("{:02}.jpg", slot + 1));
+                    let width = self.options.thumbnail_width;
+                    tasks.spawn(async move {
+                        let mut time = pick.time;
+                        let shot = || frames::Thumbnail {
+                            path: &thumbnail,
+                            width,
+                        };
+                        let mut extracted =
+                            frames::extract(&ffmpeg, &path, &info, time, Some(shot())).await?;
+                        // Near the end, a stated duration can exceed the last real frame: step
+                        // back.
+                        if extracted.is_none() && time >= 1.0 {
+                            time = (time - 1.0).max(0.0);
+                            extracted =
+                                frames::extract(&ffmpeg, &path, &info, time, Some(shot())).await?;
+                        }
+                        let keyframe = extracted.map(|e| Keyframe {
                             time,
                             scene: pick.scene,
                             role: pick.role,
-                            thumbnail,
+                            thumbnail: thumbnail.clone(),
                             colour: e.colour,
                             motion: e.motion,
-                        }),
-                    ))
-                });
+                        });
+                        Ok::<_, MediaError>(Looked::Keyframe(slot, keyframe))
+                    });
+                } else if let Some(time) = pending_samples.next() {
+                    tasks.spawn(async move {
+                        let extracted = frames::extract(&ffmpeg, &path, &info, time, None).await?;
+                        let sample = extracted.and_then(|e| e.motion).map(|m| (time, m));
+                        Ok::<_, MediaError>(Looked::Sample(sample))
+                    });
+                } else {
+                    break;
+                }
             }
             let Some(joined) = tasks.join_next().await else {
                 break;
             };
-            let (slot, keyframe) = joined.map_err(|e| MediaError::ToolFailed {
+            let looked = joined.map_err(|e| MediaError::ToolFailed {
                 tool: "ffmpeg",
                 message: format!("a keyframe task stopped: {e}"),
             })??;
-            results[slot] = keyframe;
+            match looked {
+                Looked::Keyframe(slot, keyframe) => keyframes[slot] = keyframe,
+                Looked::Sample(sample) => motions.extend(sample),
+            }
             done += 1;
             progress(PASSES_SHARE + (1.0 - PASSES_SHARE) * done as f64 / total.max(1) as f64);
         }
-        Ok(results.into_iter().flatten().collect())
+        motions.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Ok((keyframes.into_iter().flatten().collect(), motions))
     }
+}
+
+/// Videos at least this long have their motion sampled across the whole length, not only at
+/// the keyframes (which sit in the longest scenes and at the ends).
+pub const MOTION_SAMPLED_FROM_SECS: f64 = 60.0;
+/// How many motion samples a long video gets.
+pub const MOTION_SAMPLES: usize = 12;
+
+/// When to sample motion in a video of `duration` seconds: [`MOTION_SAMPLES`] moments evenly
+/// spread over the whole of a long video (each moved to the nearest keyframe when
+/// `keyframe_times` are known, where seeking is cheap), none for a short one, whose keyframes
+/// already cover it.
+pub fn motion_sample_times(duration: f64, keyframe_times: Option<&[f64]>) -> Vec<f64> {
+    if duration.is_nan() || duration < MOTION_SAMPLED_FROM_SECS {
+        return Vec::new();
+    }
+    let mut times: Vec<f64> = (0..MOTION_SAMPLES)
+        .map(|i| duration * (i as f64 + 0.5) / MOTION_SAMPLES as f64)
+        .map(|t| {
+            keyframe_times
+                .and_then(|times| {
+                    times
+                        .iter()
+                        .copied()
+                        .min_by(|a, b| (a - t).abs().total_cmp(&(b - t).abs()))
+                })
+                .unwrap_or(t)
+        })
+        .collect();
+    times.dedup_by(|a, b| (*a - *b).abs() < 0.25);
+    times
 }
 
 /// Removes thumbnails from an earlier analysis that this one did not write (and stray parts).
@@ -567,6 +640,18 @@ pub async fn remove_thumbnails(root: PathBuf, content_hashes: Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_videos_have_motion_sampled_over_their_whole_length() {
+        assert!(motion_sample_times(59.0, None).is_empty());
+        let times = motion_sample_times(7200.0, None);
+        assert_eq!(times.len(), MOTION_SAMPLES);
+        assert!((times[0] - 300.0).abs() < 1e-9 && (times[11] - 6900.0).abs() < 1e-9);
+        // Moved to the nearest keyframe; two on one keyframe are one sample.
+        let keyframes: Vec<f64> = (0..=4).map(|i| f64::from(i) * 30.0).collect();
+        let times = motion_sample_times(120.0, Some(&keyframes));
+        assert_eq!(times, [0.0, 30.0, 60.0, 90.0, 120.0]);
+    }
 
     #[test]
     fn clocks() {

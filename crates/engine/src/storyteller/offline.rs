@@ -20,7 +20,7 @@ use crate::media::{
 };
 
 /// The model name: part of the result-cache key, so bump it whenever the writing changes.
-pub const OFFLINE_MODEL: &str = "offline-analyser-3";
+pub const OFFLINE_MODEL: &str = "offline-analyser-4";
 
 /// The presets, the default first.
 pub const PRESETS: [&str; 5] = ["narrative", "summary", "social", "bedtime", "documentary"];
@@ -642,10 +642,8 @@ fn narrative(facts: &Facts, voice: &mut Voice) -> Vec<Vec<String>> {
 
 /// Fills a shot template with one keyframe's light, colour and motion.
 fn shot_sentence(template: &str, keyframe: &Keyframe, voice: &mut Voice) -> String {
-    let light = light_words(keyframe.colour.brightness, keyframe.colour.contrast);
-    let sentence = template
-        .replace("{a_light}", &with_article(&light))
-        .replace("{light}", &light)
+    let light = shot_light(keyframe);
+    let sentence = fill_light(template, light.as_deref())
         .replace(
             "{colour}",
             &colour_phrase(&keyframe.colour.colour_name, voice),
@@ -682,7 +680,7 @@ fn middle_sentence(
     .replace("{t}", &time);
     let colour = &keyframe.colour.colour_name;
     let same_colour = previous.is_some_and(|p| &p.colour.colour_name == colour);
-    let light = light_words(keyframe.colour.brightness, keyframe.colour.contrast);
+    let light = shot_light(keyframe);
     let change = previous.map(|p| keyframe.colour.brightness - p.colour.brightness);
     let body = if new_scene && same_colour {
         // A cut between two shots of one colour is still a cut.
@@ -693,15 +691,12 @@ fn middle_sentence(
             ])
             .replace("{c}", colour)
     } else if new_scene {
-        voice
-            .pick(&[
-                "a new scene brings {a_light} frame {colour}",
-                "the film cuts to {a_light} picture {colour}",
-                "the scene changes to something {light}, {colour}",
-            ])
-            .replace("{a_light}", &with_article(&light))
-            .replace("{light}", &light)
-            .replace("{colour}", &colour_phrase(colour, voice))
+        let template = voice.pick(&[
+            "a new scene brings {a_light} frame {colour}",
+            "the film cuts to {a_light} picture {colour}",
+            "the scene changes to something {light}, {colour}",
+        ]);
+        fill_light(template, light.as_deref()).replace("{colour}", &colour_phrase(colour, voice))
     } else if same_colour {
         let shift = match change {
             Some(d) if d > 0.12 => ", now brighter",
@@ -727,14 +722,11 @@ fn middle_sentence(
                 .replace("{shift}", shift)
         }
     } else {
-        voice
-            .pick(&[
-                "still in the same shot, the picture turns {light} and {colour}",
-                "the shot drifts to {a_light} frame {colour}",
-            ])
-            .replace("{a_light}", &with_article(&light))
-            .replace("{light}", &light)
-            .replace("{colour}", &colour_phrase(colour, voice))
+        let template = voice.pick(&[
+            "still in the same shot, the picture turns {light} and {colour}",
+            "the shot drifts to {a_light} frame {colour}",
+        ]);
+        fill_light(template, light.as_deref()).replace("{colour}", &colour_phrase(colour, voice))
     };
     let motion = voice.motion_clause(keyframe.motion);
     // "now darker, now still" reads as a stutter: "now darker and still".
@@ -906,24 +898,24 @@ fn summary(facts: &Facts) -> Vec<Vec<String>> {
     if !facts.palette.is_empty() {
         let brightness = mean(facts.analysis.keyframes.iter().map(|k| k.colour.brightness));
         lines.push(format!(
-            "- Look: mostly {}; {} overall.",
+            "- Look: mostly {}{}.",
             join_words(&facts.palette),
             light_words(brightness, 0.15)
+                .map(|light| format!("; {light} overall"))
+                .unwrap_or_default()
         ));
     }
     if let Some(opening) = facts.opening {
         let mut line = format!(
-            "- Opening ({}): {}, {}",
+            "- Opening ({}): {}",
             clock(opening.time),
-            light_words(opening.colour.brightness, opening.colour.contrast),
-            opening.colour.colour_name
+            look_line(opening)
         );
         if let Some(closing) = facts.closing {
             line.push_str(&format!(
-                "; closing ({}): {}, {}",
+                "; closing ({}): {}",
                 clock(closing.time),
-                light_words(closing.colour.brightness, closing.colour.contrast),
-                closing.colour.colour_name
+                look_line(closing)
             ));
         }
         line.push('.');
@@ -1034,8 +1026,10 @@ fn bedtime(facts: &Facts, voice: &mut Voice) -> Vec<Vec<String>> {
         .replace("{duration}", &facts.duration)];
     if let Some(opening) = facts.opening {
         beginning.push(format!(
-            "It began somewhere {}, {}.",
-            gentle_light(opening.colour.brightness),
+            "It began somewhere {}{}.",
+            gentle_light(opening)
+                .map(|light| format!("{light}, "))
+                .unwrap_or_default(),
             colour_phrase(&opening.colour.colour_name, voice)
         ));
     }
@@ -1131,8 +1125,10 @@ fn bedtime(facts: &Facts, voice: &mut Voice) -> Vec<Vec<String>> {
     let mut ending = Vec::new();
     match facts.closing {
         Some(closing) => ending.push(format!(
-            "And at the very end, the picture was {}, {}.",
-            gentle_light(closing.colour.brightness),
+            "And at the very end, the picture was {}{}.",
+            gentle_light(closing)
+                .map(|light| format!("{light}, "))
+                .unwrap_or_default(),
             colour_phrase(&closing.colour.colour_name, voice)
         )),
         None => ending.push("And then it was over.".into()),
@@ -1150,8 +1146,9 @@ fn bedtime(facts: &Facts, voice: &mut Voice) -> Vec<Vec<String>> {
 }
 
 /// Light in the plain words of a story read aloud.
-fn gentle_light(brightness: f64) -> &'static str {
-    brightness_words(brightness, "very bright")
+fn gentle_light(keyframe: &Keyframe) -> Option<&'static str> {
+    brightness_words(keyframe.colour.brightness, "very bright")
+        .filter(|light| !already_says(&keyframe.colour.colour_name, light))
 }
 
 /// "once", "twice", "three times", "13 times".
@@ -1394,26 +1391,81 @@ fn motion_clause(motion: Option<f64>) -> &'static str {
     }
 }
 
-/// Brightness (0..1) in a word, `brightest` for the brightest band.
-fn brightness_words(brightness: f64, brightest: &'static str) -> &'static str {
+/// Brightness (perceived lightness, 0..1) in a word, `brightest` for the brightest band; none
+/// in the wide middle, where any word would be a guess (a person says "dark" or "bright" of
+/// a picture only when it plainly is).
+fn brightness_words(brightness: f64, brightest: &'static str) -> Option<&'static str> {
     match brightness {
-        b if b < 0.12 => "dark",
-        b if b < 0.3 => "dim",
-        b if b < 0.55 => "softly lit",
-        b if b < 0.8 => "bright",
-        _ => brightest,
+        b if b < 0.3 => Some("dark"),
+        b if b < 0.38 => Some("dim"),
+        b if b < 0.75 => None,
+        b if b < 0.9 => Some("bright"),
+        _ => Some(brightest),
     }
 }
 
-/// Light in words from brightness and contrast (both 0..1).
-fn light_words(brightness: f64, contrast: f64) -> String {
-    let light = brightness_words(brightness, "glaringly bright");
+/// A shot's light and colour for a summary line: "flat, dark, dark blue", or just the colour.
+fn look_line(keyframe: &Keyframe) -> String {
+    match shot_light(keyframe) {
+        Some(light) => format!("{light}, {}", keyframe.colour.colour_name),
+        None => keyframe.colour.colour_name.clone(),
+    }
+}
+
+/// Light in words from brightness and contrast (both perceptual, 0..1): "flat, dark",
+/// "high-contrast", "bright"; none when neither is clearly high or low.
+fn light_words(brightness: f64, contrast: f64) -> Option<String> {
+    light_words_beside(brightness, contrast, "")
+}
+
+/// A keyframe's light in words, leaving out the brightness its colour's name already says
+/// ("a flat frame in dark blue", not "a flat, dark frame in dark blue").
+fn shot_light(keyframe: &Keyframe) -> Option<String> {
+    let colour = &keyframe.colour;
+    light_words_beside(colour.brightness, colour.contrast, &colour.colour_name)
+}
+
+/// [`light_words`], without a brightness word that `colour` already says.
+fn light_words_beside(brightness: f64, contrast: f64, colour: &str) -> Option<String> {
+    let light = brightness_words(brightness, "glaringly bright")
+        .filter(|light| !already_says(colour, light));
     let contrast = match contrast {
-        c if c < 0.04 => "flat, ",
-        c if c > 0.25 => "high-contrast, ",
-        _ => "",
+        c if c < 0.02 => Some("flat"),
+        c if c > 0.28 => Some("high-contrast"),
+        _ => None,
     };
-    format!("{contrast}{light}")
+    match (contrast, light) {
+        (Some(contrast), Some(light)) => Some(format!("{contrast}, {light}")),
+        (Some(only), None) | (None, Some(only)) => Some(only.to_owned()),
+        (None, None) => None,
+    }
+}
+
+/// Whether a colour's name already tells its brightness: "dark blue" is dark, "pale grey" bright.
+fn already_says(colour: &str, brightness: &str) -> bool {
+    let words: &[&str] = if matches!(brightness, "dark" | "dim") {
+        &["dark", "deep", "black"]
+    } else {
+        &["bright", "pale", "white"]
+    };
+    words.iter().any(|w| colour.starts_with(w))
+}
+
+/// Puts light words into a template's `{a_light}` ("a dark") and `{light}` places, or, with
+/// none to say, leaves them out so the sentence still reads: "{a_light} frame" becomes "a
+/// frame", "{light} and {colour}" just the colour.
+fn fill_light(template: &str, light: Option<&str>) -> String {
+    match light {
+        Some(light) => template
+            .replace("{a_light}", &with_article(light))
+            .replace("{light}", light),
+        None => template
+            .replace("{a_light}", "a")
+            .replace("{light} and ", "")
+            .replace("{light}, ", "")
+            .replace("something {light}", "something")
+            .replace(" {light}", ""),
+    }
 }
 
 /// A colour as a phrase after a noun: "washed in deep blue", "bursting with colour".

@@ -15,13 +15,19 @@
 //! - size: resolution names (HD, Full HD, 4K UHD, 8K …) and landscape / portrait / square;
 //! - colour: the colour told of a flat shot (the opening, a moment, the end) is the family a
 //!   person names it by (navy is blue, olive drab is green, a mostly grey picture is grey);
-//! - light: no flat colour is called high-contrast;
+//! - light: no flat colour is called high-contrast, and a shot is called dark or bright only
+//!   when its colour plainly is (navy is dark, orange bright; red, green or grey neither);
 //! - motion: "perfectly still" / "full of movement" of a shot, "calm and still" / "lively" of
 //!   the whole, against which shots move;
 //! - sound: "no soundtrack" / "carrying sound" against the streams made, how many audio
 //!   streams and which one carries the sound (a dead first track, four tracks, all silent),
 //!   and level changes told only where the level changes (every tone made is steady);
-//! - silence: silences told with their times, and none told where there is none.
+//! - silence: silences told with their times, and none told where there is none;
+//! - prose: every sentence of every preset starts with a capital and ends with its stop, with
+//!   no placeholder left in, no doubled word or space, no stray comma, no "a" before a vowel.
+//!
+//! Colours, light and motion are read from the narrative, documentary and bedtime presets
+//! (the ones that tell shots one by one); `TRUTH_STORIES=1` prints every story.
 
 use crate::support::{self, Look, VideoOptions};
 use std::collections::BTreeMap;
@@ -455,6 +461,94 @@ fn families_of(look: Look) -> Option<&'static [&'static str]> {
     })
 }
 
+/// How light a flat ffmpeg colour looks to a person: dark, middling or bright (none: not a
+/// flat colour the harness knows, or between two of these).
+fn lightness_of(look: Look) -> Option<&'static str> {
+    let Look::Colour(name) = look else {
+        return None;
+    };
+    Some(match name {
+        "black" | "navy" | "midnightblue" | "darkblue" | "indigo" | "darkred" | "maroon" => "dark",
+        "red" | "green" | "gray" | "teal" | "olive" | "steelblue" | "crimson" | "dimgray"
+        | "firebrick" | "forestgreen" | "seagreen" | "slategray" | "0x4f7a28" | "olivedrab"
+        | "peru" | "purple" => "middling",
+        "white" | "orange" | "gold" | "yellowgreen" | "0xf1c27d" | "burlywood" | "gainsboro"
+        | "silver" => "bright",
+        _ => return None,
+    })
+}
+
+/// The brightness word a sentence gives a shot ("a dark frame", "is bright and", "somewhere
+/// dim,"), told apart from colour names ("dark blue") by what follows it.
+fn brightness_told(lower: &str) -> Option<&'static str> {
+    for (word, told) in [
+        ("glaringly bright", "bright"),
+        ("very bright", "bright"),
+        ("bright", "bright"),
+        ("dark", "dark"),
+        ("dim", "dark"),
+    ] {
+        for (at, _) in lower.match_indices(word) {
+            let before = lower[..at].chars().next_back();
+            let rest = &lower[at + word.len()..];
+            let as_light = [" frame", " picture", " shot", " and ", ", "]
+                .iter()
+                .any(|follows| rest.starts_with(follows));
+            if !before.is_some_and(char::is_alphabetic) && as_light {
+                return Some(told);
+            }
+        }
+    }
+    None
+}
+
+/// What is wrong with a sentence's writing, if anything: a placeholder left in, a sentence that
+/// does not start with a capital or end with its stop, doubled words or spaces, stray commas,
+/// "a" before a vowel or "an" before a consonant.
+fn prose_fault(sentence: &str) -> Option<String> {
+    if sentence.contains('{') || sentence.contains('}') {
+        return Some("a placeholder is left in".into());
+    }
+    let first = sentence.chars().next()?;
+    if !(first.is_uppercase() || first.is_ascii_digit() || "#\"“(".contains(first)) {
+        return Some("it does not start with a capital".into());
+    }
+    let last = sentence
+        .trim_end_matches(['"', '”', ')'])
+        .chars()
+        .next_back()?;
+    if !".!?:".contains(last) {
+        return Some("it does not end with a stop".into());
+    }
+    for fault in ["  ", " ,", ",,", "..", " .", ", .", ";;", " ;"] {
+        if sentence.contains(fault) {
+            return Some(format!("it has {fault:?}"));
+        }
+    }
+    let words: Vec<String> = sentence
+        .split(|c: char| c.is_whitespace() || ",;:.!?()".contains(c))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    for pair in words.windows(2) {
+        if pair[0] == pair[1] && pair[0].chars().all(char::is_alphabetic) {
+            return Some(format!("{:?} twice", pair[0]));
+        }
+        let vowel = pair[1].starts_with(['a', 'e', 'i', 'o', 'u']);
+        // "a one-shot", "a unique": sounds, not letters, decide; these start with a consonant.
+        let sounds_consonant = ["one", "uni", "use", "eu"]
+            .iter()
+            .any(|p| pair[1].starts_with(p));
+        if pair[0] == "a" && vowel && !sounds_consonant {
+            return Some(format!("\"a {}\"", pair[1]));
+        }
+        if pair[0] == "an" && !vowel && pair[1].chars().all(char::is_alphabetic) {
+            return Some(format!("\"an {}\"", pair[1]));
+        }
+    }
+    None
+}
+
 /// The colour family a sentence names first, if it names one.
 fn family_told(lower: &str) -> Option<&'static str> {
     const WORDS: [(&str, &str); 26] = [
@@ -638,6 +732,10 @@ fn check(case: &Case, preset: &str, story: &str, tally: &mut Tally) {
     for sentence in sentences(story) {
         let lower = sentence.to_lowercase();
         let times = times_in(&sentence);
+        let fault = prose_fault(&sentence);
+        tally.claim("prose", fault.is_none(), || {
+            format!("{} — {}", label(&sentence), fault.unwrap_or_default())
+        });
         let is_cut = CUT_WORDS.iter().any(|w| lower.contains(w));
         if is_cut {
             for &t in &times {
@@ -758,8 +856,14 @@ fn check(case: &Case, preset: &str, story: &str, tally: &mut Tally) {
             }
             case.segments.last().map(|s| s.0)
         };
-        let opening = ["opens", "first shot", "we begin", "open on"];
-        let ending = ["closes", "final shot", "by the end", "last shot"];
+        let opening = ["opens", "first shot", "we begin", "open on", "it began"];
+        let ending = [
+            "closes",
+            "final shot",
+            "by the end",
+            "last shot",
+            "at the very end",
+        ];
         let moment = if opening.iter().any(|w| lower.contains(w)) {
             Some(0.0)
         } else if ending.iter().any(|w| lower.contains(w)) {
@@ -779,7 +883,7 @@ fn check(case: &Case, preset: &str, story: &str, tally: &mut Tally) {
             None
         };
         let shot = moment.and_then(segment_at);
-        let long_form = matches!(preset, "narrative" | "documentary");
+        let long_form = matches!(preset, "narrative" | "documentary" | "bedtime");
         // Colours of flat shots.
         if let (true, Some(told), Some(families)) =
             (long_form, family_told(&lower), shot.and_then(families_of))
@@ -787,6 +891,14 @@ fn check(case: &Case, preset: &str, story: &str, tally: &mut Tally) {
             tally.claim("colour", families.contains(&told), || {
                 format!("{} — it is {}", label(&sentence), families.join(" or "))
             });
+        }
+        // Brightness: told only of a shot that is plainly dark or bright, and rightly.
+        if let (true, Some(look)) = (long_form, shot) {
+            if let (Some(told), Some(truth)) = (brightness_told(&lower), lightness_of(look)) {
+                tally.claim("light", told == truth, || {
+                    format!("{} — it looks {truth}", label(&sentence))
+                });
+            }
         }
         // Contrast: a flat colour has none.
         if let (true, Some(Look::Colour(_))) = (long_form, shot) {
@@ -993,6 +1105,10 @@ async fn every_claim_the_offline_storyteller_makes_is_checked_against_how_the_vi
         let analysis = media.analyse(path, &seed, &mut |_| {}).await.unwrap();
         for preset in PRESETS {
             let story = story_of(&analysis, preset, &seed);
+            // TRUTH_STORIES=1 prints every story, to read them as a person would.
+            if std::env::var_os("TRUTH_STORIES").is_some() {
+                println!("=== {} ({preset})\n{story}", case.name);
+            }
             check(case, preset, &story, &mut tally);
         }
     }
@@ -1010,8 +1126,8 @@ async fn every_claim_the_offline_storyteller_makes_is_checked_against_how_the_vi
         println!("  wrong: {wrong}");
     }
     for kind in [
-        "colour", "cut", "hold", "light", "moment", "motion", "scenes", "shots", "size", "sound",
-        "silence",
+        "colour", "cut", "hold", "light", "moment", "motion", "prose", "scenes", "shots", "size",
+        "sound", "silence",
     ] {
         let (right, wrong) = tally.kinds.get(kind).copied().unwrap_or_default();
         assert!(
