@@ -723,7 +723,7 @@ fn middle_sentence(
         }
     } else {
         let template = voice.pick(&[
-            "still in the same shot, the picture turns {light} and {colour}",
+            "still in the same shot, the picture is now {light} and {colour}",
             "the shot drifts to {a_light} frame {colour}",
         ]);
         fill_light(template, light.as_deref()).replace("{colour}", &colour_phrase(colour, voice))
