@@ -263,14 +263,23 @@ function paint(): void {
 
 async function reread(id: string): Promise<void> {
   try {
-    const job = await api.getJob(id);
-    const isNew = !model.job(id);
-    model.put(job);
-    const change = emptyChange();
-    change.rows.add(id);
-    change.stories.add(id);
-    change.structure = isNew;
-    schedule(change);
+    // An event about the job while it was read makes the read stale: read it again (a few times
+    // at most; a job that busy is read again by its next event anyway).
+    for (let tries = 1; ; tries++) {
+      const mark = model.markFor(id);
+      const job = await api.getJob(id);
+      const isNew = !model.job(id);
+      if (!model.putRead(job, mark)) {
+        if (tries < 5) continue;
+        model.put(job);
+      }
+      const change = emptyChange();
+      change.rows.add(id);
+      change.stories.add(id);
+      change.structure = isNew;
+      schedule(change);
+      return;
+    }
   } catch {
     // Removed meanwhile: its `jobsRemoved` event follows.
   }

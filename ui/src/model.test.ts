@@ -200,6 +200,22 @@ describe("watched folders in the model", () => {
     expect(model.job(job(1).id)?.file).toBe("clip-1 (2).mp4");
   });
 
+  it("refuses a read of the finished job begun before its video moved into done/", () => {
+    const model = new QueueModel();
+    const id = job(1).id;
+    model.load([job(1, { source: "/watched/clip-1.mp4", folder: "/watched", state: "running" })]);
+    const mark = model.markFor(id);
+    // The finished record is asked for; before it comes back, the video is moved.
+    model.apply(envelope({ type: "jobMoved", jobId: id, source: "/watched/done/clip-1.mp4" }));
+    const staleRead = job(1, { source: "/watched/clip-1.mp4", folder: "/watched", state: "succeeded" });
+    expect(model.putRead(staleRead, mark)).toBe(false);
+    expect(model.job(id)?.source).toBe("/watched/done/clip-1.mp4");
+    // Read again after the move: taken.
+    const freshRead = { ...staleRead, source: "/watched/done/clip-1.mp4", file: "clip-1.mp4" };
+    expect(model.putRead(freshRead, model.markFor(id))).toBe(true);
+    expect(model.job(id)?.state).toBe("succeeded");
+  });
+
   it("passes statuses on, the last of a frame winning, and asks for the list when folders change", () => {
     const model = new QueueModel();
     const first = model.apply(

@@ -76,6 +76,8 @@ export class QueueModel {
   concurrency: number | null = null;
   /** The last event's sequence number. */
   lastSeq = 0;
+  /** Each job's last event's sequence number: a read begun before it is stale. */
+  private readonly lastEventAbout = new Map<string, number>();
 
   get size(): number {
     return this.order.length;
@@ -131,6 +133,22 @@ export class QueueModel {
     }
   }
 
+  /** A mark to pass to `putRead` for a read of job `id` begun now. */
+  markFor(id: string): number {
+    return this.lastEventAbout.get(id) ?? 0;
+  }
+
+  /**
+   * Puts a job read from the engine unless an event about it arrived after the read began
+   * (`mark`): the read may predate what that event changed (a told video moved into done/ just
+   * after the finished record was asked for), so the caller reads again.
+   */
+  putRead(job: JobView, mark: number): boolean {
+    if (this.markFor(job.id) !== mark) return false;
+    this.put(job);
+    return true;
+  }
+
   /** Applies one event from the engine. */
   apply(envelope: Envelope): Change {
     const change = emptyChange();
@@ -139,6 +157,7 @@ export class QueueModel {
       change.resync = true;
     }
     this.lastSeq = envelope.seq;
+    if ("jobId" in envelope) this.lastEventAbout.set(envelope.jobId, envelope.seq);
     switch (envelope.type) {
       case "jobsAdded":
         for (const job of envelope.jobs) {
@@ -208,6 +227,7 @@ export class QueueModel {
         for (const id of envelope.jobIds) {
           if (this.jobs.delete(id)) change.structure = true;
           this.stories.delete(id);
+          this.lastEventAbout.delete(id);
         }
         if (change.structure) {
           const gone = new Set(envelope.jobIds);

@@ -30,7 +30,12 @@ pub fn binary() -> PathBuf {
         );
         return bin;
     }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Cargo's run-time value first: a test binary built from another checkout sharing this
+    // target folder keeps that checkout's path in the compile-time one.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let workspace = manifest_dir
         .parent()
         .expect("the e2e package lives inside the workspace")
         .to_path_buf();

@@ -37,7 +37,12 @@ const SKIP_VARIABLE: &str = "STORYTELLER_SKIP_WINDOW_TESTS";
 static ONE_WINDOW_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Cargo's run-time value first: a test binary built from another checkout sharing this
+    // target folder keeps that checkout's path in the compile-time one.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
         .expect("the e2e package lives inside the workspace")
         .to_path_buf()
