@@ -950,6 +950,7 @@ impl Engine {
     }
 
     async fn resolve(&self, id: &str) -> Result<Job> {
+        let id = self.inner.store.resolve(id).await?;
         self.inner.store.get(id).await
     }
 

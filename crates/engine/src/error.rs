@@ -9,9 +9,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
-    /// SQLite said no.
-    #[error("database error: {}", sqlite_words(.0))]
-    Database(#[from] rusqlite::Error),
+    /// The store's database said no: which backend, what kind of fault, and its own words.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     /// The database file is damaged, or was deleted or replaced while in use: nothing more is
     /// written to it. Says what happened and what to do.
     #[error("{0}")]
@@ -116,7 +116,7 @@ impl EngineError {
     /// A stable, machine-readable code; UIs branch on this, never on the message.
     pub fn code(&self) -> ErrorCode {
         match self {
-            EngineError::Database(_) => ErrorCode::Database,
+            EngineError::Storage(_) => ErrorCode::Database,
             EngineError::DatabaseDamaged(_) => ErrorCode::DatabaseDamaged,
             EngineError::IllegalTransition(_) => ErrorCode::IllegalTransition,
             EngineError::JobNotFound(_) => ErrorCode::JobNotFound,
@@ -155,25 +155,17 @@ impl EngineError {
     /// fault, which passes once space is freed.
     pub fn is_disk_full(&self) -> bool {
         match self {
-            // SQLITE_FULL, or the shared-memory index that could not grow (SQLITE_IOERR_SHMSIZE:
-            // what a full disk gives a connection opening the database).
-            EngineError::Database(rusqlite::Error::SqliteFailure(failure, _)) => {
-                failure.code == rusqlite::ErrorCode::DiskFull
-                    || failure.extended_code == rusqlite::ffi::SQLITE_IOERR_SHMSIZE
-            }
+            EngineError::Storage(error) => error.fault == StorageFault::DiskFull,
             // The writer reports a failed group commit in words: SQLite's own for SQLITE_FULL.
             EngineError::CommitFailed(message) => message.contains("database or disk is full"),
             _ => false,
         }
     }
 
-    /// Whether SQLite found the database file damaged ("malformed", "not a database").
+    /// Whether the database found its own file damaged ("malformed", "not a database").
     pub fn is_corruption(&self) -> bool {
         match self {
-            EngineError::Database(e) => matches!(
-                e.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
-            ),
+            EngineError::Storage(error) => error.fault == StorageFault::Corrupt,
             EngineError::CommitFailed(message) => {
                 message.contains("malformed") || message.contains("not a database")
             }
@@ -300,14 +292,51 @@ impl From<&EngineError> for ErrorPayload {
     }
 }
 
-/// SQLite's words for an error, once: rusqlite's own display repeats the message and adds the
-/// numeric code ("malformed: malformed: Error code 11").
-pub(crate) fn sqlite_words(error: &rusqlite::Error) -> String {
-    match error {
-        rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
-        rusqlite::Error::SqliteFailure(failure, None) => failure.to_string(),
-        other => other.to_string(),
+/// Which kind of database a store keeps its jobs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StoreBackend {
+    /// One local SQLite file.
+    Sqlite,
+    /// A PostgreSQL server shared by a team.
+    Postgres,
+}
+
+impl std::fmt::Display for StoreBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StoreBackend::Sqlite => "SQLite",
+            StoreBackend::Postgres => "PostgreSQL",
+        })
     }
+}
+
+/// What kind of fault a database had, whichever backend it is: what the engine decides on
+/// (wait for room, stop writing, try again).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StorageFault {
+    /// Its disk is full: the machine's fault, which passes once space is freed.
+    DiskFull,
+    /// Its files are damaged.
+    Corrupt,
+    /// Another writer holds it for now.
+    Busy,
+    /// It cannot be reached (a server down, a connection lost).
+    Unreachable,
+    /// Anything else (a constraint, a statement it refused).
+    Other,
+}
+
+/// A failure of the store's database, without the driver's own types: the backend, the kind of
+/// fault and the database's own words.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{} error: {message}", match backend { StoreBackend::Sqlite => "database", StoreBackend::Postgres => "queue database (PostgreSQL)" })]
+pub struct StorageError {
+    /// The kind of database.
+    pub backend: StoreBackend,
+    /// The kind of fault.
+    pub fault: StorageFault,
+    /// What the database said, for people.
+    pub message: String,
 }
 
 /// Whether this process has said that the database's disk is full (and not yet that there is

@@ -48,7 +48,7 @@ pub mod watcher;
 pub mod wire;
 
 pub use engine::{Engine, EngineOptions};
-pub use error::{EngineError, ErrorPayload, Result};
+pub use error::{EngineError, ErrorPayload, Result, StorageError, StorageFault, StoreBackend};
 pub use event::{Envelope, Event, EventBus, Subscription};
 pub use job::{BatchId, Job, JobId, JobState, Priority, Stage};
 pub use wire::{JobView, QueueStats};

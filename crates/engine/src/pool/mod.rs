@@ -684,7 +684,11 @@ impl PoolInner {
         if !idle {
             return Ok(Next::WaitUntil(None));
         }
-        let next_ready_at = self.store.next_ready_at().await?;
+        let next_ready_at = self
+            .store
+            .next_ready_in()
+            .await?
+            .map(|wait| self.clock.now_ms().saturating_add(duration_ms(wait)));
         let opening = self
             .limiter
             .next_opening(&self.capacities(), self.clock.now_ms());

@@ -83,7 +83,7 @@ pub fn after_failure(
             let delay = retry.delay(attempts, *retry_after);
             FailureDecision::only(Outcome::Retry {
                 error: job_error,
-                run_after_ms: now_ms.saturating_add(duration_ms(delay)),
+                wait: delay,
             })
         }
         StoryError::Transient { .. } => FailureDecision::only(Outcome::Dead {
@@ -97,12 +97,11 @@ pub fn after_failure(
             let wait = retry_after
                 .unwrap_or(RATE_LIMIT_WAIT)
                 .min(crate::storyteller::http::MAX_RETRY_AFTER);
-            let until = now_ms.saturating_add(duration_ms(wait));
             FailureDecision {
-                slow_down_until: Some(until),
+                slow_down_until: Some(now_ms.saturating_add(duration_ms(wait))),
                 ..FailureDecision::only(Outcome::Deferred {
                     error: job_error,
-                    run_after_ms: until,
+                    wait,
                 })
             }
         }
@@ -173,13 +172,16 @@ mod tests {
         let error = StoryError::transient("timed out");
         let decision = after_failure(&error, 2, &policy(), 10_000);
         let Outcome::Retry {
-            run_after_ms,
+            wait,
             error: stored,
         } = decision.outcome
         else {
             panic!("expected a retry: {decision:?}");
         };
-        assert!((10_000..=12_000).contains(&run_after_ms), "{run_after_ms}");
+        assert!(
+            (Duration::ZERO..=Duration::from_secs(2)).contains(&wait),
+            "{wait:?}"
+        );
         assert_eq!(stored.kind, ErrorKind::Transient);
         assert_eq!(decision.pause, None);
 
@@ -199,7 +201,7 @@ mod tests {
         let decision = after_failure(&error, 1, &policy(), 0);
         assert!(matches!(
             decision.outcome,
-            Outcome::Retry { run_after_ms, .. } if run_after_ms >= 30_000
+            Outcome::Retry { wait, .. } if wait >= Duration::from_secs(30)
         ));
     }
 
@@ -291,7 +293,7 @@ mod tests {
             decision.outcome,
             Outcome::Deferred {
                 error: error.to_job_error(),
-                run_after_ms: 38_300
+                wait: Duration::from_millis(28_300)
             }
         );
         let unsaid = StoryError::RateLimited {

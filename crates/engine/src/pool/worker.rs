@@ -105,7 +105,7 @@ impl PoolInner {
     /// that process's events do not reach this one's subscribers, who would otherwise wait on a
     /// job that has long been cancelled.
     async fn announce_changed_elsewhere(&self, id: JobId) {
-        let job = match self.store.get(&id.to_string()).await {
+        let job = match self.store.get(id).await {
             Ok(job) => job,
             Err(EngineError::JobNotFound(_)) => {
                 self.bus.publish(Event::JobsRemoved { job_ids: vec![id] });

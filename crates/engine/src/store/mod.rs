@@ -46,12 +46,13 @@ pub enum Outcome {
         /// Tokens and cost.
         usage: Usage,
     },
-    /// Failed transiently: queue it again, not before `run_after_ms`.
+    /// Failed transiently: queue it again, claimable once `wait` has passed by the store's
+    /// clock.
     Retry {
         /// What went wrong.
         error: JobError,
-        /// Earliest next claim (ms since the Unix epoch).
-        run_after_ms: i64,
+        /// How long it waits before it may be claimed again.
+        wait: Duration,
     },
     /// Failed for good.
     Dead {
@@ -63,13 +64,13 @@ pub enum Outcome {
         /// Why, if it was an error.
         error: Option<JobError>,
     },
-    /// Put back to wait until `run_after_ms`, its attempt refunded: the service asked us to
-    /// slow down, which is no fault of the video.
+    /// Put back to wait for `wait` (by the store's clock), its attempt refunded: the service
+    /// asked us to slow down, which is no fault of the video.
     Deferred {
         /// What the service said.
         error: JobError,
-        /// Earliest next claim (ms since the Unix epoch).
-        run_after_ms: i64,
+        /// How long it waits before it may be claimed again.
+        wait: Duration,
     },
 }
 
@@ -381,8 +382,13 @@ pub trait JobStore: Send + Sync + 'static {
     /// done folder).
     fn move_source(&self, id: JobId, source: PathBuf) -> StoreFuture<'_, Job>;
 
-    /// One job, by id or unique id prefix.
-    fn get(&self, id_or_prefix: &str) -> StoreFuture<'_, Job>;
+    /// One job, by its id.
+    fn get(&self, id: JobId) -> StoreFuture<'_, Job>;
+
+    /// The id of the one job a person named by a whole id, a unique prefix or a unique suffix
+    /// of one: [`EngineError::JobNotFound`](crate::error::EngineError::JobNotFound) if none,
+    /// [`EngineError::AmbiguousJobId`](crate::error::EngineError::AmbiguousJobId) if several.
+    fn resolve(&self, id_or_prefix: &str) -> StoreFuture<'_, JobId>;
 
     /// Jobs matching `filter`, in its order.
     fn list(&self, filter: JobFilter) -> StoreFuture<'_, Vec<Job>>;
@@ -394,9 +400,10 @@ pub trait JobStore: Send + Sync + 'static {
     /// Counts per state, cache figures, pause reason.
     fn stats(&self) -> StoreFuture<'_, QueueStats>;
 
-    /// When the next queued job becomes ready, if one is waiting for its `run_after`, or a
-    /// storyteller's pause ends.
-    fn next_ready_at(&self) -> StoreFuture<'_, Option<i64>>;
+    /// How long until the next queued job becomes ready, if one is waiting for its
+    /// `run_after`, or a storyteller's pause ends: measured by the store's clock, so a worker
+    /// whose own clock is off still wakes on time.
+    fn next_ready_in(&self) -> StoreFuture<'_, Option<Duration>>;
 
     /// The owners holding running jobs (to check which of them are still alive).
     fn lease_owners(&self) -> StoreFuture<'_, Vec<String>>;

@@ -466,16 +466,18 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
                     conn.query_row("PRAGMA quick_check(1)", [], |row| row.get(0))?;
                 if verdict != "ok" {
                     tracing::debug!(%verdict, "the database failed its check");
-                    return Err(EngineError::Database(rusqlite::Error::SqliteFailure(
-                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-                        Some("SQLite's own check found broken pages in it".into()),
-                    )));
+                    return Err(EngineError::Storage(crate::error::StorageError {
+                        backend: crate::error::StoreBackend::Sqlite,
+                        fault: crate::error::StorageFault::Corrupt,
+                        message: "SQLite's own check found broken pages in it".into(),
+                    }));
                 }
                 Ok(conn)
             });
         match attempt {
-            Err(EngineError::Database(e))
-                if is_busy(&e) && std::time::Instant::now() < deadline =>
+            Err(EngineError::Storage(e))
+                if e.fault == crate::error::StorageFault::Busy
+                    && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(std::time::Duration::from_millis(200));
@@ -497,13 +499,6 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
             other => return other,
         }
     }
-}
-
-fn is_busy(error: &rusqlite::Error) -> bool {
-    matches!(
-        error.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
 }
 
 /// Brings the database at `path` (open on `conn`) up to [`SCHEMA_VERSION`], or checks that a

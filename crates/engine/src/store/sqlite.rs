@@ -30,7 +30,7 @@ use super::{
     SourceKey, StoreFuture, StorySearch, StorytellerPause, WatchedFolderReport,
 };
 use crate::clock::{duration_ms, Clock, SystemClock};
-use crate::error::{EngineError, Result};
+use crate::error::{EngineError, Result, StorageError, StorageFault, StoreBackend};
 use crate::event::{Event, EventBus};
 use crate::job::iso8601;
 use crate::job::{
@@ -318,8 +318,51 @@ impl Inner {
 /// What SQLite said about the damage, without the "database error:" wrapping.
 fn damage_cause(error: &EngineError) -> String {
     match error {
-        EngineError::Database(e) => crate::error::sqlite_words(e),
+        EngineError::Storage(e) => e.message.clone(),
         other => other.to_string(),
+    }
+}
+
+/// SQLite's words for an error, once: rusqlite's own display repeats the message and adds the
+/// numeric code ("malformed: malformed: Error code 11").
+pub(crate) fn sqlite_words(error: &rusqlite::Error) -> String {
+    match error {
+        rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
+        rusqlite::Error::SqliteFailure(failure, None) => failure.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// The kind of fault a SQLite error is.
+fn sqlite_fault(error: &rusqlite::Error) -> StorageFault {
+    use rusqlite::ErrorCode as Code;
+    let rusqlite::Error::SqliteFailure(failure, _) = error else {
+        return StorageFault::Other;
+    };
+    // SQLITE_IOERR_SHMSIZE is what a full disk gives a connection opening the database: the
+    // shared-memory index could not grow.
+    if failure.code == Code::DiskFull
+        || failure.extended_code == rusqlite::ffi::SQLITE_IOERR_SHMSIZE
+    {
+        return StorageFault::DiskFull;
+    }
+    match failure.code {
+        Code::DatabaseCorrupt | Code::NotADatabase => StorageFault::Corrupt,
+        Code::DatabaseBusy | Code::DatabaseLocked => StorageFault::Busy,
+        Code::CannotOpen => StorageFault::Unreachable,
+        _ => StorageFault::Other,
+    }
+}
+
+/// SQLite's errors become the engine's, without rusqlite's types: the backend, the kind of
+/// fault and SQLite's words.
+impl From<rusqlite::Error> for EngineError {
+    fn from(error: rusqlite::Error) -> Self {
+        EngineError::Storage(StorageError {
+            backend: StoreBackend::Sqlite,
+            fault: sqlite_fault(&error),
+            message: sqlite_words(&error),
+        })
     }
 }
 
@@ -1014,14 +1057,8 @@ fn finish_job(
             (JobState::Succeeded, updated)
         }
         // Back to the queue until `run_after_ms`; a deferral (a rate limit) refunds the attempt.
-        Outcome::Retry {
-            error,
-            run_after_ms,
-        }
-        | Outcome::Deferred {
-            error,
-            run_after_ms,
-        } => {
+        Outcome::Retry { error, wait } | Outcome::Deferred { error, wait } => {
+            let run_after_ms = now.saturating_add(duration_ms(wait));
             let updated = conn
                 .prepare_cached(concat!(
                     "UPDATE jobs SET state = 'queued', stage = 'waiting', progress = 0, \
@@ -1282,7 +1319,14 @@ fn orphans(conn: &Connection, hashes: impl IntoIterator<Item = String>) -> Resul
 fn resolve_id(conn: &Connection, id_or_prefix: &str) -> Result<JobId> {
     let needle = id_or_prefix.trim().to_ascii_lowercase();
     if let Ok(id) = needle.parse::<JobId>() {
-        return Ok(id);
+        let known = conn
+            .prepare_cached("SELECT 1 FROM jobs WHERE id = ?1")?
+            .exists([id.to_string()])?;
+        return if known {
+            Ok(id)
+        } else {
+            Err(EngineError::JobNotFound(id_or_prefix.to_owned()))
+        };
     }
     if needle.is_empty() || !needle.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
         return Err(EngineError::JobNotFound(id_or_prefix.to_owned()));
@@ -2132,15 +2176,18 @@ impl JobStore for SqliteStore {
         })
     }
 
-    fn get(&self, id_or_prefix: &str) -> StoreFuture<'_, Job> {
-        let needle = id_or_prefix.to_owned();
+    fn get(&self, id: JobId) -> StoreFuture<'_, Job> {
         Box::pin(async move {
             self.read(move |conn| {
-                let id = resolve_id(conn, &needle)?;
-                load_job(conn, id)?.ok_or(EngineError::JobNotFound(needle))
+                load_job(conn, id)?.ok_or_else(|| EngineError::JobNotFound(id.to_string()))
             })
             .await
         })
+    }
+
+    fn resolve(&self, id_or_prefix: &str) -> StoreFuture<'_, JobId> {
+        let needle = id_or_prefix.to_owned();
+        Box::pin(async move { self.read(move |conn| resolve_id(conn, &needle)).await })
     }
 
     fn list(&self, filter: JobFilter) -> StoreFuture<'_, Vec<Job>> {
@@ -2234,7 +2281,7 @@ impl JobStore for SqliteStore {
         Box::pin(async move { self.read(read_stats).await })
     }
 
-    fn next_ready_at(&self) -> StoreFuture<'_, Option<i64>> {
+    fn next_ready_in(&self) -> StoreFuture<'_, Option<Duration>> {
         let now = self.inner.clock.now_ms();
         Box::pin(async move {
             self.read(move |conn| {
@@ -2249,10 +2296,11 @@ impl JobStore for SqliteStore {
                         "SELECT min(until_ms) FROM storyteller_pauses WHERE until_ms IS NOT NULL",
                     )?
                     .query_row([], |r| r.get::<_, Option<i64>>(0))?;
-                Ok(match (retry, pause_ends) {
+                let at = match (retry, pause_ends) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
-                })
+                };
+                Ok(at.map(|at| Duration::from_millis(u64::try_from(at - now).unwrap_or(0))))
             })
             .await
         })

@@ -196,7 +196,7 @@ enum Applied {
 fn is_sqlite(error: &EngineError) -> bool {
     matches!(
         error,
-        EngineError::Database(_) | EngineError::CommitFailed(_)
+        EngineError::Storage(_) | EngineError::CommitFailed(_)
     )
 }
 
@@ -372,7 +372,7 @@ fn commit_group(
     upkeep: bool,
 ) {
     let committed = (|| -> std::result::Result<Option<Event>, String> {
-        let tx = GroupTransaction::begin(conn).map_err(|e| crate::error::sqlite_words(&e))?;
+        let tx = GroupTransaction::begin(conn).map_err(|e| super::sqlite::sqlite_words(&e))?;
         let before = (hooks.change_mark)(&tx).map_err(|e| e.to_string())?;
         let mut counts_changed = false;
         let mut deltas = [0i64; COUNTERS];
@@ -409,7 +409,7 @@ fn commit_group(
         // Held across the commit: the feed reads the log under it, so it sees this group's rows
         // only once they are known to be ours.
         let mut own = hooks.own_changes.lock();
-        tx.commit().map_err(|e| crate::error::sqlite_words(&e))?;
+        tx.commit().map_err(|e| super::sqlite::sqlite_words(&e))?;
         own.record(before, after);
         Ok(stats)
     })();

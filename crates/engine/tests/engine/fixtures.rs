@@ -418,8 +418,12 @@ impl JobStore for FlakyStore {
     fn move_source(&self, id: JobId, source: PathBuf) -> StoreFuture<'_, Job> {
         self.inner.move_source(id, source)
     }
-    fn get(&self, id_or_prefix: &str) -> StoreFuture<'_, Job> {
-        self.inner.get(id_or_prefix)
+    fn get(&self, id: JobId) -> StoreFuture<'_, Job> {
+        self.inner.get(id)
+    }
+
+    fn resolve(&self, id_or_prefix: &str) -> StoreFuture<'_, JobId> {
+        self.inner.resolve(id_or_prefix)
     }
     fn list(&self, filter: JobFilter) -> StoreFuture<'_, Vec<Job>> {
         self.inner.list(filter)
@@ -437,8 +441,8 @@ impl JobStore for FlakyStore {
     fn stats(&self) -> StoreFuture<'_, QueueStats> {
         self.inner.stats()
     }
-    fn next_ready_at(&self) -> StoreFuture<'_, Option<i64>> {
-        self.inner.next_ready_at()
+    fn next_ready_in(&self) -> StoreFuture<'_, Option<Duration>> {
+        self.inner.next_ready_in()
     }
     fn lease_owners(&self) -> StoreFuture<'_, Vec<String>> {
         self.inner.lease_owners()

@@ -141,7 +141,7 @@ async fn rate_limit_retry_after_is_honoured() {
         waited >= Duration::from_millis(1000),
         "retried after {waited:?}"
     );
-    let done = store.get(&added.id.to_string()).await.unwrap();
+    let done = store.get(added.id).await.unwrap();
     // A rate limit is no fault of the job: its attempt was refunded.
     assert_eq!((done.state, done.attempts), (JobState::Succeeded, 1));
     assert_eq!(done.story.as_deref(), Some("Told after waiting."));
@@ -166,7 +166,7 @@ async fn transient_failures_retry_then_succeed_and_eventually_give_up() {
     let added = store.enqueue(vec![job("a.mp4", "a")]).await.unwrap().only();
     let pool = pool_with(&store, http_storyteller(server.uri()), fast_config(1), None);
     run_until_empty(&pool).await;
-    let done = store.get(&added.id.to_string()).await.unwrap();
+    let done = store.get(added.id).await.unwrap();
     assert_eq!((done.state, done.attempts), (JobState::Succeeded, 3));
 
     // A server that never recovers: dead after max attempts, with the reason.
@@ -184,7 +184,7 @@ async fn transient_failures_retry_then_succeed_and_eventually_give_up() {
     };
     let pool = pool_with(&store, http_storyteller(broken.uri()), config, None);
     run_until_empty(&pool).await;
-    let dead = store.get(&doomed.id.to_string()).await.unwrap();
+    let dead = store.get(doomed.id).await.unwrap();
     assert_eq!((dead.state, dead.attempts), (JobState::Dead, 3));
     let error = dead.error.unwrap();
     assert_eq!(error.kind, ErrorKind::Transient);
@@ -437,7 +437,7 @@ async fn cancelling_a_running_job_stops_it_promptly_and_kills_its_child_process(
         let _ = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
     }
     runner.abort();
-    let job = store.get(&target.id.to_string()).await.unwrap();
+    let job = store.get(target.id).await.unwrap();
     assert_eq!((job.state, job.story), (JobState::Cancelled, None));
 }
 
@@ -623,7 +623,7 @@ async fn a_cancel_from_another_process_stops_the_job_at_once() {
         cancelled_at.elapsed()
     );
     assert_eq!(teller.running.load(Ordering::SeqCst), 0);
-    let job = here.get(&target.id.to_string()).await.unwrap();
+    let job = here.get(target.id).await.unwrap();
     assert_eq!(job.state, JobState::Cancelled);
     // This process's subscribers hear of it, though another process made the change.
     let mut heard = false;
@@ -703,7 +703,7 @@ async fn under_paused_time_retry_after_is_waited_out_exactly() {
         real.elapsed() < Duration::from_secs(10),
         "it slept for real"
     );
-    let done = store.get(&added.id.to_string()).await.unwrap();
+    let done = store.get(added.id).await.unwrap();
     assert_eq!((done.state, done.attempts), (JobState::Succeeded, 2));
 }
 
@@ -821,7 +821,7 @@ async fn what_a_failed_attempt_spent_is_priced_and_booked_with_its_job_and_day()
     let pool = pool_of(&store, vec![Arc::new(SpendsThenFails)], fast_config(1));
     run_until_empty(&pool).await;
 
-    let job = store.get(&added.id.to_string()).await.unwrap();
+    let job = store.get(added.id).await.unwrap();
     assert_eq!(job.state, JobState::Dead);
     // Priced as a Flash model: 8,160 × $0.30 + 960 sound × $1.00 + 412 × $2.50 per million.
     assert_eq!(

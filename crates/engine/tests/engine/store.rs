@@ -92,7 +92,7 @@ async fn every_transition_through_the_store_follows_the_state_machine() {
             owner,
             Outcome::Retry {
                 error: error(ErrorKind::Transient),
-                run_after_ms: 0,
+                wait: Duration::ZERO,
             },
         )
         .await
@@ -144,7 +144,7 @@ async fn every_transition_through_the_store_follows_the_state_machine() {
     // Deleting a finished job works; unknown ids are reported.
     store.delete(a.id).await.unwrap();
     assert!(matches!(
-        store.get(&a.id.to_string()).await.unwrap_err(),
+        store.get(a.id).await.unwrap_err(),
         EngineError::JobNotFound(_)
     ));
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
@@ -220,7 +220,7 @@ async fn retry_waits_for_run_after_and_leases_expire_back_to_the_queue() {
             "w",
             Outcome::Retry {
                 error: error(ErrorKind::Transient),
-                run_after_ms: 1_005_000,
+                wait: Duration::from_secs(5),
             },
         )
         .await
@@ -229,7 +229,10 @@ async fn retry_waits_for_run_after_and_leases_expire_back_to_the_queue() {
         store.claim("w", 1, LEASE).await.unwrap().is_empty(),
         "claimed before run_after"
     );
-    assert_eq!(store.next_ready_at().await.unwrap(), Some(1_005_000));
+    assert_eq!(
+        store.next_ready_in().await.unwrap(),
+        Some(Duration::from_secs(5))
+    );
     clock.advance(Duration::from_secs(5));
     assert_eq!(store.claim("w", 1, LEASE).await.unwrap().len(), 1);
 
@@ -241,7 +244,7 @@ async fn retry_waits_for_run_after_and_leases_expire_back_to_the_queue() {
     assert!(store.reclaim(vec![], 5).await.unwrap().is_empty());
     clock.advance(Duration::from_secs(2));
     assert_eq!(store.reclaim(vec![], 5).await.unwrap(), vec![a.id]);
-    let back = store.get(&a.id.to_string()).await.unwrap();
+    let back = store.get(a.id).await.unwrap();
     assert_eq!((back.state, back.attempts), (JobState::Queued, 2));
     // The old owner's heartbeat no longer holds it.
     assert!(store.heartbeat("w", LEASE).await.unwrap().is_empty());
@@ -263,7 +266,7 @@ async fn a_job_that_kills_its_worker_every_time_ends_dead() {
         // The worker dies; a sibling notices its lock is free and reclaims.
         assert_eq!(store.reclaim(vec![owner], 3).await.unwrap(), vec![a.id]);
     }
-    let dead = store.get(&a.id.to_string()).await.unwrap();
+    let dead = store.get(a.id).await.unwrap();
     assert_eq!(dead.state, JobState::Dead);
     assert_eq!(dead.error.as_ref().unwrap().kind, ErrorKind::Crashed);
     assert!(dead.error.unwrap().message.contains("3 times"));
@@ -302,7 +305,7 @@ async fn interrupt_at(
         .await
         .unwrap();
     store.reclaim(vec![owner], 3).await.unwrap();
-    store.get(&id.to_string()).await.unwrap().state
+    store.get(id).await.unwrap().state
 }
 
 #[tokio::test]
@@ -320,14 +323,14 @@ async fn interruptions_after_which_the_job_got_further_are_not_held_against_it()
     for n in 1..=10u32 {
         interrupt_at(&store, &clock, a.id, n, f64::from(n) / 20.0, 0).await;
     }
-    let job = store.get(&a.id.to_string()).await.unwrap();
+    let job = store.get(a.id).await.unwrap();
     assert_eq!(job.state, JobState::Queued, "{job:?}");
     assert_eq!(job.attempts, 10);
     // Killed again without getting further: those count; a few of them set it aside.
     for n in 11..=13u32 {
         interrupt_at(&store, &clock, a.id, n, 0.5, 0).await;
     }
-    let job = store.get(&a.id.to_string()).await.unwrap();
+    let job = store.get(a.id).await.unwrap();
     assert_eq!(job.state, JobState::Dead, "{job:?}");
     let error = job.error.unwrap();
     assert_eq!(error.kind, ErrorKind::Crashed);
@@ -341,10 +344,7 @@ async fn interruptions_after_which_the_job_got_further_are_not_held_against_it()
     // Retried by hand, it starts with a clean slate.
     store.retry(a.id).await.unwrap();
     interrupt_at(&store, &clock, a.id, 14, 0.1, 0).await;
-    assert_eq!(
-        store.get(&a.id.to_string()).await.unwrap().state,
-        JobState::Queued
-    );
+    assert_eq!(store.get(a.id).await.unwrap().state, JobState::Queued);
 }
 
 #[tokio::test]
@@ -397,12 +397,7 @@ async fn a_checkpoint_comes_back_with_the_next_claim_until_the_job_succeeds() {
     let claimed = store.claim("w2", 1, LEASE).await.unwrap();
     assert_eq!(claimed[0].checkpoint.as_ref(), Some(&saved));
     // Listing jobs never carries it.
-    assert!(store
-        .get(&a.id.to_string())
-        .await
-        .unwrap()
-        .checkpoint
-        .is_none());
+    assert!(store.get(a.id).await.unwrap().checkpoint.is_none());
     store.finish(a.id, "w2", succeeded("told")).await.unwrap();
     let conn = rusqlite::Connection::open(dir.path().join("jobs.db")).unwrap();
     let left: Option<String> = conn
@@ -471,7 +466,7 @@ async fn result_cache_serves_identical_videos_and_counts_hits_and_misses() {
         .await
         .unwrap();
     assert!(store.claim("w", 10, LEASE).await.unwrap().is_empty());
-    let second = store.get(&twins[1].id.to_string()).await.unwrap();
+    let second = store.get(twins[1].id).await.unwrap();
     assert_eq!((second.state, second.cached), (JobState::Succeeded, true));
     assert_eq!(second.story.as_deref(), Some("twin story"));
     assert_eq!(second.attempts, 0);
@@ -565,8 +560,8 @@ async fn ids_resolve_by_unique_prefix_or_suffix() {
     let store = store_in(dir.path()).await;
     let added = store.enqueue(jobs("p", 2)).await.unwrap().jobs();
     let full = added[0].id.to_string();
-    assert_eq!(store.get(&full).await.unwrap().id, added[0].id);
-    assert_eq!(store.get(&full[..34]).await.unwrap().id, added[0].id);
+    assert_eq!(store.resolve(&full).await.unwrap(), added[0].id);
+    assert_eq!(store.resolve(&full[..34]).await.unwrap(), added[0].id);
     // Both share their first 8 digits (same millisecond): ambiguous.
     let common: String = full
         .chars()
@@ -576,12 +571,12 @@ async fn ids_resolve_by_unique_prefix_or_suffix() {
         .collect();
     if !common.is_empty() {
         assert!(matches!(
-            store.get(&common).await.unwrap_err(),
+            store.resolve(&common).await.unwrap_err(),
             EngineError::AmbiguousJobId(_)
         ));
     }
     assert!(matches!(
-        store.get("zzz").await.unwrap_err(),
+        store.resolve("zzz").await.unwrap_err(),
         EngineError::JobNotFound(_)
     ));
 }
@@ -746,7 +741,7 @@ async fn counts_kept_by_the_writer_equal_a_full_count_through_every_kind_of_chan
             "w",
             Outcome::Retry {
                 error: error(ErrorKind::Transient),
-                run_after_ms: 0,
+                wait: Duration::ZERO,
             },
         )
         .await
@@ -863,7 +858,7 @@ async fn a_name_that_is_not_text_is_kept_byte_for_byte_and_found_again() {
     assert!(matches!(added[0], Enqueued::Added(_)));
     assert!(matches!(added[1], Enqueued::Added(_)), "{:?}", added[1]);
     assert!(matches!(added[2], Enqueued::Existing(_)), "{:?}", added[2]);
-    let stored = store.get(&added[0].job().id.to_string()).await.unwrap();
+    let stored = store.get(added[0].job().id).await.unwrap();
     assert_eq!(stored.source, odd);
     // A later batch, and the check before hashing, find it too.
     let (_, again) = store.enqueue(vec![with_source(&odd, "a")]).await.unwrap();
