@@ -185,6 +185,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The workers alive on the queue (on this machine, or every machine of a shared queue)
+    /// and what each is telling.
+    Workers {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write every story, with its source file name, to one file or stdout.
     Export {
         /// md, json, txt, docx or pdf.
@@ -780,6 +787,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 output::print_json(&stats)?;
             } else {
                 output::print_stats(&stats, engine.left_by_stopped_runners().await?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Workers { json } => {
+            let engine = open(home, None).await?;
+            let workers = engine.workers().await?;
+            if json {
+                output::print_json(&workers)?;
+            } else {
+                output::print_workers(&workers);
             }
             Ok(ExitCode::SUCCESS)
         }

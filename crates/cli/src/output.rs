@@ -212,6 +212,39 @@ pub fn print_stats(stats: &QueueStats, left: u32) {
     }
 }
 
+/// The live workers, a paragraph each: who and where, since when, what it tells.
+pub fn print_workers(workers: &[storyteller_engine::wire::WorkerView]) {
+    if workers.is_empty() {
+        eprintln!("no worker is running; `storyteller run` starts one");
+        return;
+    }
+    for worker in workers {
+        let mut about = vec![worker.owner.clone()];
+        if let Some(machine) = &worker.machine {
+            about.push(format!("on {}", one_line(machine)));
+        }
+        if let Some(pid) = worker.pid {
+            about.push(format!("process {pid}"));
+        }
+        if let Some(since) = &worker.started_at {
+            about.push(format!("since {since}"));
+        }
+        out!("{}", about.join(", "));
+        if worker.running.is_empty() {
+            out!("  idle");
+        }
+        for job in &worker.running {
+            out!(
+                "  {}  {}  {} {:.0}%",
+                job.short_id,
+                one_line(&job.file),
+                job.stage.as_str(),
+                job.progress * 100.0
+            );
+        }
+    }
+}
+
 /// A paused storyteller in a line: who, why, how many wait, until when.
 pub fn pause_words(pause: &storyteller_engine::wire::StorytellerPauseView) -> String {
     let until = pause

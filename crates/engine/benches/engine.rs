@@ -105,7 +105,6 @@ fn pool(store: &SqliteStore, delay: Duration, concurrency: usize) -> Pool {
             concurrency,
             ..PoolConfig::default()
         },
-        None,
     )
     .unwrap()
 }
@@ -253,7 +252,7 @@ async fn restart(dir: &Path, finished: usize) {
     }
     let started = Instant::now();
     let store = SqliteStore::open(&path, EventBus::new()).await.unwrap();
-    store.reclaim(Vec::new(), 5).await.unwrap();
+    store.reclaim(5).await.unwrap();
     let stats = store.stats().await.unwrap();
     let claimed = store
         .claim("bench", 1, Duration::from_secs(30))

@@ -190,7 +190,6 @@ impl Engine {
                 concurrency: concurrency as usize,
                 ..options.pool.clone()
             },
-            Some(&home.runners()),
         )?;
         pool.set_prices(PriceTable::default().with(&settings.prices));
         pool.set_spending_caps(spending_caps(&storytellers, &settings))
@@ -1127,6 +1126,44 @@ impl Engine {
     /// cut): nobody is telling them, and they go back to the queue when a runner starts.
     pub async fn left_by_stopped_runners(&self) -> Result<u32> {
         self.inner.pool.left_by_stopped_runners().await
+    }
+
+    /// The workers alive on this queue (this process's and every other's), each with the jobs
+    /// it is telling, in owner order.
+    pub async fn workers(&self) -> Result<Vec<crate::wire::WorkerView>> {
+        let live = self.inner.store.workers().await?;
+        let ids: Vec<JobId> = live.iter().flat_map(|w| w.running.clone()).collect();
+        let mut jobs: std::collections::HashMap<JobId, Job> = if ids.is_empty() {
+            Default::default()
+        } else {
+            self.inner
+                .store
+                .list(crate::store::JobFilter {
+                    ids: Some(ids),
+                    ..Default::default()
+                })
+                .await?
+                .into_iter()
+                .map(|job| (job.id, job))
+                .collect()
+        };
+        let here = self.inner.pool.owner().to_owned();
+        Ok(live
+            .into_iter()
+            .map(|worker| crate::wire::WorkerView {
+                here: worker.owner == here,
+                running: worker
+                    .running
+                    .iter()
+                    .filter_map(|id| jobs.remove(id))
+                    .map(JobView::from)
+                    .collect(),
+                machine: worker.machine,
+                pid: worker.pid,
+                started_at: worker.started_at_ms.map(crate::job::iso8601),
+                owner: worker.owner,
+            })
+            .collect())
     }
 
     /// Waits until every job in `ids` has finished (or is gone), the queue pauses (nothing more

@@ -40,7 +40,7 @@ impl Home {
                 home.root.display()
             )));
         }
-        for dir in [home.root.clone(), home.thumbnails(), home.runners()] {
+        for dir in [home.root.clone(), home.thumbnails()] {
             std::fs::create_dir_all(&dir).map_err(|e| EngineError::io(&dir, &e))?;
         }
         Ok(home)
@@ -64,10 +64,5 @@ impl Home {
     /// Keyframe thumbnails, one folder per content hash.
     pub fn thumbnails(&self) -> PathBuf {
         self.root.join("thumbnails")
-    }
-
-    /// Lock files of running pools, used to spot the leases of processes that died.
-    pub fn runners(&self) -> PathBuf {
-        self.root.join("runners")
     }
 }

@@ -1126,6 +1126,25 @@ mod tests {
     }
 }
 
+/// A worker alive on the queue, and what it is telling.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerView {
+    /// The name its jobs' leases carry.
+    pub owner: String,
+    /// The machine it runs on, if it said.
+    pub machine: Option<String>,
+    /// Its process id, if it said.
+    pub pid: Option<u32>,
+    /// When it started, if it said.
+    pub started_at: Option<String>,
+    /// Whether it is a worker of this process.
+    pub here: bool,
+    /// The jobs it is telling, oldest first.
+    pub running: Vec<JobView>,
+}
+
 /// A watched folder, its choices, its status and what came of its files.
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,6 +1,6 @@
 //! Stopping a runner: `kill -9` in the middle of the work, then a restart that reclaims the
 //! interrupted jobs at once (the runner lock files, not the 30 s lease) and tells every video
-//! exactly once; and a clean SIGTERM that puts running jobs back without counting the attempt.
+//! exactly once, with `storyteller workers` knowing the runner alive and then gone; and a clean SIGTERM that puts running jobs back without counting the attempt.
 
 use crate::support::{count_in, summary, text, Look, Sandbox, RUN_DEADLINE};
 use serde_json::Value;
@@ -43,11 +43,27 @@ fn a_restart_after_kill_9_reclaims_at_once_and_tells_every_video_exactly_once() 
         sandbox.wait_for_jobs(RUN_DEADLINE, "two succeeded jobs and one running", |jobs| {
             count_in(jobs, "succeeded") >= 2 && count_in(jobs, "running") >= 1
         });
+    // The queue knows its worker: this runner, on this machine, and what it holds.
+    let workers = sandbox.ok(&["workers", "--json"]).json();
+    let workers = workers.as_array().expect("a list of workers");
+    assert_eq!(workers.len(), 1, "{workers:#?}");
+    assert_eq!(workers[0]["pid"], runner.pid(), "{workers:#?}");
+    assert!(!text(&workers[0], "machine").is_empty());
+    let held = workers[0]["running"].as_array().expect("its jobs");
+    assert!(
+        !held.is_empty() && held.iter().all(|job| job["state"] == "running"),
+        "{workers:#?}"
+    );
     let killed = runner.kill_hard();
     assert_eq!(
         killed.code, None,
         "the runner was not killed by a signal:\n{killed}"
     );
+    // Killed: no longer a live worker, whatever its leases say.
+    let workers = sandbox.ok(&["workers", "--json"]).json();
+    assert_eq!(workers, serde_json::json!([]), "{workers:#?}");
+    let listed = sandbox.ok(&["workers"]);
+    assert!(listed.stderr.contains("no worker is running"), "{listed}");
 
     // The dead runner's claims are still in the database, and `stats` says they wait for a
     // runner rather than pretend they are being told.
@@ -130,7 +146,7 @@ fn a_restart_after_kill_9_reclaims_at_once_and_tells_every_video_exactly_once() 
     assert_eq!(stats["succeeded"], videos.len(), "{stats:#}");
     assert_eq!(stats["running"], 0, "{stats:#}");
     // The dead runner's lock file was taken over and removed; the restart's own is released.
-    let runners: Vec<_> = std::fs::read_dir(sandbox.home().join("runners"))
+    let runners: Vec<_> = std::fs::read_dir(sandbox.home().join("storyteller.db-runners"))
         .expect("runners folder")
         .collect();
     assert!(runners.len() <= 1, "stale runner lock files: {runners:?}");

@@ -13,9 +13,11 @@
 //! Whatever an attempt spent is priced from the pool's [`PriceTable`] and booked with the job,
 //! succeeded, failed or cancelled; [`spending`] pauses a storyteller whose books reach its cap.
 //!
-//! While a pool runs it holds an exclusive lock on `runners/<owner>.lock`. Another pool that can
-//! take that lock knows the owner is gone and reclaims its jobs at once instead of waiting for
-//! their leases to run out, which is how a restart after `kill -9` resumes without delay.
+//! While a pool runs, its worker is registered with the store
+//! ([`JobStore::register_worker`]): every other pool on the store knows it alive, and once it
+//! dies (however it dies) reclaims its jobs at once instead of waiting for their leases to run
+//! out, which is how a restart after `kill -9` resumes without delay. How the store knows is
+//! the store's business (a lock file beside a SQLite database).
 
 pub mod limits;
 pub mod policy;
@@ -137,7 +139,6 @@ struct PoolInner {
     stopping: AtomicBool,
     // Set while a run is under way: one run at a time.
     in_run: AtomicBool,
-    runners_dir: Option<PathBuf>,
     // The pause a full disk caused and the folder that was full: the run loop looks for room
     // there and starts the queue again once there is. std Mutex: never held across an await.
     waiting_for_room: Mutex<Option<(String, PathBuf)>>,
@@ -171,15 +172,14 @@ impl Pool {
         self.inner.left_by_stopped_runners().await
     }
 
-    /// A pool over `store`. With `runners_dir`, each run takes a liveness lock there so other
-    /// pools can tell when it has died (and it can tell when they have).
+    /// A pool over `store`. Each run registers its worker with the store, so other pools can
+    /// tell when it has died (and it can tell when they have).
     pub fn new(
         store: Arc<dyn JobStore>,
         storytellers: StorytellerRegistry,
         bus: EventBus,
         clock: Arc<dyn Clock>,
         config: PoolConfig,
-        runners_dir: Option<&Path>,
     ) -> Result<Self> {
         let owner = format!(
             "pid{}-{}",
@@ -199,7 +199,6 @@ impl Pool {
                 running: Mutex::new(HashMap::new()),
                 stopping: AtomicBool::new(false),
                 in_run: AtomicBool::new(false),
-                runners_dir: runners_dir.map(Path::to_path_buf),
                 waiting_for_room: Mutex::new(None),
                 on_told: OnceLock::new(),
                 limiter: limits::Limiter::default(),
@@ -337,18 +336,8 @@ impl Pool {
     async fn run_once(&self, until: RunUntil, shutdown: impl Future<Output = ()>) -> Result<()> {
         let inner = &self.inner;
         inner.stopping.store(false, Ordering::SeqCst);
-        // Held for this run; see the module docs. Lock files are file I/O: off the async workers.
-        let _lock = match inner.runners_dir.clone() {
-            Some(dir) => {
-                let owner = inner.owner.clone();
-                Some(
-                    tokio::task::spawn_blocking(move || take_runner_lock(&dir, &owner))
-                        .await
-                        .map_err(|_| EngineError::StoreClosed)??,
-                )
-            }
-            None => None,
-        };
+        // Held for this run: while it is, every process on the store knows this worker alive.
+        let registration = inner.store.register_worker(&inner.owner).await?;
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut task_jobs: HashMap<tokio::task::Id, Arc<Mutex<Job>>> = HashMap::new();
         let mut heartbeat = tokio::time::interval(inner.config.heartbeat);
@@ -469,11 +458,8 @@ impl Pool {
         while let Some(joined) = tasks.join_next_with_id().await {
             inner.worker_ended(&mut task_jobs, joined).await;
         }
-        if let (Some(dir), Some(lock)) = (inner.runners_dir.as_ref(), _lock) {
-            // A clean end: the lock file has no one left to tell anything.
-            drop(lock);
-            let _ = std::fs::remove_file(runner_lock_path(dir, &inner.owner));
-        }
+        // A clean end: nothing is left for anyone to reclaim.
+        registration.stop();
         result
     }
 }
@@ -491,58 +477,6 @@ async fn sleep_or_never(duration: Option<Duration>) {
         Some(duration) => tokio::time::sleep(duration).await,
         None => std::future::pending().await,
     }
-}
-
-fn runner_lock_path(dir: &Path, owner: &str) -> PathBuf {
-    dir.join(format!("{owner}.lock"))
-}
-
-fn take_runner_lock(dir: &Path, owner: &str) -> Result<std::fs::File> {
-    std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, &e))?;
-    let path = runner_lock_path(dir, owner);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| EngineError::io(&path, &e))?;
-    file.try_lock().map_err(|e| EngineError::Io {
-        path: path.clone(),
-        message: format!("could not lock the runner file: {e}"),
-    })?;
-    Ok(file)
-}
-
-/// Whether the pool that took `owner`'s lock file has gone (its lock can be taken).
-/// Unknown owners (no lock file) are left to lease expiry.
-/// Whether the runner `owner` has stopped, looked at without taking its lock file over (that is
-/// for the runner that will reclaim its jobs): the lock is tried and let go at once.
-fn owner_has_stopped(dir: &Path, owner: &str) -> bool {
-    let path = runner_lock_path(dir, owner);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .is_ok_and(|file| file.try_lock().is_ok())
-}
-
-fn owner_is_gone(dir: &Path, owner: &str) -> bool {
-    let path = runner_lock_path(dir, owner);
-    let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) else {
-        return false;
-    };
-    // Between `fork` and `exec` a child holds a copy of every descriptor of the process that
-    // starts it, so a lock a pool of this process has just let go (pools in one process: an
-    // engine reopened, tests) stays held for the few milliseconds an ffmpeg takes to start.
-    // A lock still held a moment later is a runner that is alive.
-    for wait_ms in [0, 10, 40] {
-        std::thread::sleep(std::time::Duration::from_millis(wait_ms));
-        if file.try_lock().is_ok() {
-            // It is ours now and nobody else will want it.
-            let _ = std::fs::remove_file(&path);
-            return true;
-        }
-    }
-    false
 }
 
 impl PoolInner {
@@ -623,50 +557,13 @@ impl PoolInner {
     /// Running jobs whose runner has stopped (killed, or its machine lost power): they are not
     /// being told, and go back to the queue as soon as a runner starts.
     pub(super) async fn left_by_stopped_runners(&self) -> Result<u32> {
-        let Some(dir) = self.runners_dir.clone() else {
-            return Ok(0);
-        };
-        let running = self
-            .store
-            .list(crate::store::JobFilter {
-                state: Some(crate::job::JobState::Running),
-                ..crate::store::JobFilter::default()
-            })
-            .await?;
-        let owners: Vec<Option<String>> = running.into_iter().map(|job| job.lease_owner).collect();
-        let own = self.owner.clone();
-        Ok(tokio::task::spawn_blocking(move || {
-            owners
-                .iter()
-                .filter(|owner| match owner {
-                    Some(owner) => *owner != own && owner_has_stopped(&dir, owner),
-                    None => true,
-                })
-                .count()
-        })
-        .await
-        .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-        .unwrap_or(0))
+        self.store.stranded_jobs().await
     }
 
     async fn reclaim_dead(&self) -> Result<()> {
-        let mut dead = Vec::new();
-        if let Some(dir) = self.runners_dir.clone() {
-            let mut owners = self.store.lease_owners().await?;
-            owners.retain(|owner| *owner != self.owner);
-            if !owners.is_empty() {
-                // Lock files are file I/O: off the async workers.
-                dead = tokio::task::spawn_blocking(move || {
-                    owners.retain(|owner| owner_is_gone(&dir, owner));
-                    owners
-                })
-                .await
-                .unwrap_or_default();
-            }
-        }
         let touched = self
             .store
-            .reclaim(dead, interruptions_allowed(&self.config.retry))
+            .reclaim(interruptions_allowed(&self.config.retry))
             .await?;
         if !touched.is_empty() {
             tracing::info!(

@@ -1,17 +1,45 @@
 //! The job store: where jobs live, behind the narrow [`JobStore`] interface.
 //!
 //! The interface is the whole contract the engine needs: enqueue, claim, heartbeat, report,
-//! finish, reclaim, a few person-driven controls, queries, the watched folders and the
-//! content each has seen, and following the changes other processes make; state changes are published on the [`EventBus`](crate::event::EventBus) as
-//! they commit. [`SqliteStore`] keeps jobs in one local SQLite file; a server-backed store
-//! (PostgreSQL) for teams sits behind the same trait.
+//! finish, reclaim, worker liveness, a few person-driven controls, queries, the watched folders
+//! and the content each has seen, and following the changes other processes make; state changes
+//! are published on the [`EventBus`](crate::event::EventBus) as they commit. [`SqliteStore`]
+//! keeps jobs in one local SQLite file; a server-backed store (PostgreSQL) for teams sits behind
+//! the same trait, and one contract test suite runs against every backend.
+//!
+//! # The contract, whatever the backend
+//! - **Workers are known alive by the store.** A pool registers its worker
+//!   ([`JobStore::register_worker`]) for as long as it runs; however its process ends, the store
+//!   notices, and [`JobStore::reclaim`] returns the jobs it held at once (a lapsed lease returns
+//!   them anyway). Nothing outside the store tracks owners.
+//! - **Time is the store's.** Leases, retry waits and deferrals go in as durations and are
+//!   measured by the store's clock (SQLite: this machine's; a server: its own), so clocks that
+//!   disagree between machines cannot break a lease; [`JobStore::next_ready_in`] answers in a
+//!   duration too. Only calendar instants (a storyteller paused until midnight) are absolute.
+//! - **Claims are atomic and fair**: a job is held by one worker at a time, in priority order,
+//!   batches served round-robin within a priority, first in first out within a batch. A
+//!   backend keeps fairness and counts without a row every claim must write when claimers on
+//!   many machines race (SQLite has one writer, so its virtual clock and counters cost nothing;
+//!   a server derives fair keys at enqueue and counts from its indexes).
+//! - **Never paid twice**: while a job is running, a queued twin (same content, storyteller,
+//!   model and preset) is not claimed, and once it succeeds the twin is served from the result
+//!   cache; this holds under claimers racing in different processes and machines.
+//! - **Only the holder finishes.** Reports, checkpoints and finishes name the worker; a worker
+//!   whose job was reclaimed meanwhile changes nothing.
+//! - **Errors name no driver**: a storage failure is a
+//!   [`StorageError`](crate::error::StorageError) (backend, kind of fault, the database's words).
+//! - [`JobStore::get`] takes an id; [`JobStore::resolve`] turns what a person typed into one.
+//!   [`JobStore::list`] pages by key (`after`), never by offset. Pauses are of the whole queue or
+//!   of one storyteller.
 //!
 //! - [`schema`]: tables and migrations.
 //! - [`sqlite`]: the SQLite implementation.
 //! - [`feed`]: how a SQLite store hears of other processes' changes.
+//! - `liveness`: how a SQLite store knows its workers alive (lock files).
 //! - `writer`: the one writing connection and its group commit.
 
 pub mod feed;
+mod liveness;
 pub mod schema;
 pub mod sqlite;
 mod writer;
@@ -219,6 +247,68 @@ impl Enqueued {
     }
 }
 
+/// A worker the store knows alive while this is held; see [`JobStore::register_worker`].
+///
+/// [`WorkerRegistration::stop`] is a clean end. Dropped without it, the worker is as good as
+/// killed: the store sees it gone and its jobs are reclaimed at once (which is also how tests
+/// make a worker vanish).
+pub struct WorkerRegistration {
+    owner: String,
+    alive: Option<Box<dyn KeptAlive>>,
+}
+
+/// What keeps a registered worker known alive (a held lock file, a server session).
+pub trait KeptAlive: Send + Sync {
+    /// Says the worker stopped cleanly. Dropping it without this lets go as a killed
+    /// process would.
+    fn stop(self: Box<Self>);
+}
+
+impl WorkerRegistration {
+    /// A registration of `owner`, alive while `alive` is held.
+    pub fn new(owner: impl Into<String>, alive: impl KeptAlive + 'static) -> Self {
+        WorkerRegistration {
+            owner: owner.into(),
+            alive: Some(Box::new(alive)),
+        }
+    }
+
+    /// The worker registered.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// A clean end: the worker stopped, with nothing left for anyone to reclaim.
+    pub fn stop(mut self) {
+        if let Some(alive) = self.alive.take() {
+            alive.stop();
+        }
+    }
+}
+
+impl std::fmt::Debug for WorkerRegistration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerRegistration")
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A worker the store knows alive, and what it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveWorker {
+    /// Its owner name (what its jobs' leases name).
+    pub owner: String,
+    /// The machine it runs on, if it said.
+    pub machine: Option<String>,
+    /// Its process, if it said.
+    pub pid: Option<u32>,
+    /// When it started (ms since the Unix epoch), if it said.
+    pub started_at_ms: Option<i64>,
+    /// The jobs it is telling.
+    pub running: Vec<JobId>,
+}
+
 /// The narrow interface between the task pool (or a UI) and wherever jobs are kept.
 pub trait JobStore: Send + Sync + 'static {
     /// Adds `jobs` as one batch, one result per job in order. A job whose story is already in
@@ -313,10 +403,24 @@ pub trait JobStore: Send + Sync + 'static {
         pause: Option<StorytellerPause>,
     ) -> StoreFuture<'_, ()>;
 
-    /// Returns running jobs whose lease expired, or whose owner is in `dead_owners`, to the
-    /// queue; a job already claimed `max_attempts` times is marked dead instead, so a video that
-    /// kills its process cannot loop forever. Returns the ids touched.
-    fn reclaim(&self, dead_owners: Vec<String>, max_attempts: u32) -> StoreFuture<'_, Vec<JobId>>;
+    /// Makes worker `owner` known alive to every process on this store for as long as the
+    /// registration is held and its process lives (however that process ends, its death is
+    /// noticed: a SQLite store by a lock file the system lets go of, a server by the session
+    /// that held it). Dropping the registration says the worker stopped cleanly.
+    fn register_worker(&self, owner: &str) -> StoreFuture<'_, WorkerRegistration>;
+
+    /// The workers alive now, each with the jobs it holds, in owner order.
+    fn workers(&self) -> StoreFuture<'_, Vec<LiveWorker>>;
+
+    /// Returns to the queue running jobs whose lease expired, or whose worker the store knows
+    /// has gone (no need to wait out its lease); a job already claimed `max_attempts` times is
+    /// marked dead instead, so a video that kills its process cannot loop forever. Returns the
+    /// ids touched.
+    fn reclaim(&self, max_attempts: u32) -> StoreFuture<'_, Vec<JobId>>;
+
+    /// How many running jobs nobody is telling: their worker is known to have stopped (killed,
+    /// its machine lost power). They go back to the queue as soon as any worker reclaims.
+    fn stranded_jobs(&self) -> StoreFuture<'_, u32>;
 
     /// Cancels a queued or running job.
     fn cancel(&self, id: JobId) -> StoreFuture<'_, Job>;
@@ -404,9 +508,6 @@ pub trait JobStore: Send + Sync + 'static {
     /// `run_after`, or a storyteller's pause ends: measured by the store's clock, so a worker
     /// whose own clock is off still wakes on time.
     fn next_ready_in(&self) -> StoreFuture<'_, Option<Duration>>;
-
-    /// The owners holding running jobs (to check which of them are still alive).
-    fn lease_owners(&self) -> StoreFuture<'_, Vec<String>>;
 
     /// Starts following the changes other processes commit: the store publishes what they mean
     /// on its bus, then hands them to `sink`. Following stops when the [`Follower`] is dropped.

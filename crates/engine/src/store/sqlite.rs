@@ -24,10 +24,12 @@
 //! retry attempts: 10 by default). A clean stop is not an interruption: it refunds the attempt.
 
 use super::feed::{self, Follower, ForeignSink, OwnChanges};
+use super::liveness::{self, RunnerFacts};
 use super::writer::{Outbox, Writer, WriterHooks, CACHE_HITS, CACHE_MISSES, COUNTERS};
 use super::{
-    schema, ClaimRoom, DaySpending, Enqueued, FileKey, JobFilter, JobStore, Outcome, Removed,
-    SourceKey, StoreFuture, StorySearch, StorytellerPause, WatchedFolderReport,
+    schema, ClaimRoom, DaySpending, Enqueued, FileKey, JobFilter, JobStore, LiveWorker, Outcome,
+    Removed, SourceKey, StoreFuture, StorySearch, StorytellerPause, WatchedFolderReport,
+    WorkerRegistration,
 };
 use crate::clock::{duration_ms, Clock, SystemClock};
 use crate::error::{EngineError, Result, StorageError, StorageFault, StoreBackend};
@@ -98,6 +100,10 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
+    // Where the workers' lock files are: how this store knows which workers are alive.
+    runners: PathBuf,
+    // The workers registered through this store, alive while they are.
+    live_here: Arc<liveness::LiveHere>,
     // The file as it was opened (device, inode): a file deleted or replaced under a running
     // process is noticed instead of written into the void.
     identity: Option<(u64, u64)>,
@@ -164,6 +170,8 @@ impl SqliteStore {
         let identity = file_identity(&path);
         Ok(Self {
             inner: Arc::new(Inner {
+                runners: liveness::runners_dir(&path),
+                live_here: Arc::default(),
                 path,
                 identity,
                 damage: OnceLock::new(),
@@ -176,6 +184,27 @@ impl SqliteStore {
                 own_changes,
             }),
         })
+    }
+
+    /// Each running job with the worker holding it.
+    async fn running_by_owner(&self) -> Result<Vec<(Option<String>, JobId)>> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT lease_owner, id FROM jobs INDEXED BY jobs_leases WHERE state = 'running'",
+            )?
+            .query_map([], |r| {
+                Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?))
+            })?
+            .map(|row| {
+                let (owner, id) = row?;
+                let id = id
+                    .parse()
+                    .map_err(|_| EngineError::CorruptRecord(format!("job id '{id}'")))?;
+                Ok((owner, id))
+            })
+            .collect()
+        })
+        .await
     }
 
     /// The database file.
@@ -1713,12 +1742,94 @@ impl JobStore for SqliteStore {
         })
     }
 
-    fn reclaim(&self, dead_owners: Vec<String>, max_attempts: u32) -> StoreFuture<'_, Vec<JobId>> {
+    fn register_worker(&self, owner: &str) -> StoreFuture<'_, WorkerRegistration> {
+        let owner = owner.to_owned();
+        let dir = self.inner.runners.clone();
+        let facts = RunnerFacts {
+            machine: liveness::machine_name(),
+            pid: std::process::id(),
+            started_at_ms: self.inner.clock.now_ms(),
+        };
+        let here = self.inner.live_here.clone();
         Box::pin(async move {
+            let held = owner.clone();
+            let lock =
+                tokio::task::spawn_blocking(move || liveness::take(&dir, &held, &facts, &here))
+                    .await
+                    .map_err(|_| EngineError::StoreClosed)??;
+            Ok(WorkerRegistration::new(owner, lock))
+        })
+    }
+
+    fn workers(&self) -> StoreFuture<'_, Vec<LiveWorker>> {
+        let dir = self.inner.runners.clone();
+        Box::pin(async move {
+            let alive = tokio::task::spawn_blocking(move || liveness::alive(&dir))
+                .await
+                .map_err(|_| EngineError::StoreClosed)?;
+            let held = self.running_by_owner().await?;
+            Ok(alive
+                .into_iter()
+                .map(|(owner, facts)| LiveWorker {
+                    running: held
+                        .iter()
+                        .filter(|(holder, _)| holder.as_deref() == Some(owner.as_str()))
+                        .map(|(_, id)| *id)
+                        .collect(),
+                    machine: facts.as_ref().map(|f| f.machine.clone()),
+                    pid: facts.as_ref().map(|f| f.pid),
+                    started_at_ms: facts.as_ref().map(|f| f.started_at_ms),
+                    owner,
+                })
+                .collect())
+        })
+    }
+
+    fn reclaim(&self, max_attempts: u32) -> StoreFuture<'_, Vec<JobId>> {
+        let dir = self.inner.runners.clone();
+        Box::pin(async move {
+            let mut owners: Vec<String> = self
+                .running_by_owner()
+                .await?
+                .into_iter()
+                .filter_map(|(owner, _)| owner)
+                // Registered here: alive, and its lock need not be tried.
+                .filter(|owner| !self.inner.live_here.contains(owner))
+                .collect();
+            owners.sort();
+            owners.dedup();
+            let dead_owners = if owners.is_empty() {
+                owners
+            } else {
+                tokio::task::spawn_blocking(move || {
+                    owners.retain(|owner| liveness::is_gone(&dir, owner));
+                    owners
+                })
+                .await
+                .map_err(|_| EngineError::StoreClosed)?
+            };
             self.write(move |conn, outbox, now| {
                 reclaim_jobs(conn, outbox, now, &dead_owners, max_attempts)
             })
             .await
+        })
+    }
+
+    fn stranded_jobs(&self) -> StoreFuture<'_, u32> {
+        let dir = self.inner.runners.clone();
+        Box::pin(async move {
+            let held = self.running_by_owner().await?;
+            let stranded = tokio::task::spawn_blocking(move || {
+                held.iter()
+                    .filter(|(owner, _)| match owner {
+                        Some(owner) => liveness::has_stopped(&dir, owner),
+                        None => true,
+                    })
+                    .count()
+            })
+            .await
+            .map_err(|_| EngineError::StoreClosed)?;
+            Ok(u32::try_from(stranded).unwrap_or(u32::MAX))
         })
     }
 
@@ -2301,21 +2412,6 @@ impl JobStore for SqliteStore {
                     (a, b) => a.or(b),
                 };
                 Ok(at.map(|at| Duration::from_millis(u64::try_from(at - now).unwrap_or(0))))
-            })
-            .await
-        })
-    }
-
-    fn lease_owners(&self) -> StoreFuture<'_, Vec<String>> {
-        Box::pin(async move {
-            self.read(|conn| {
-                Ok(conn
-                    .prepare_cached(
-                        "SELECT DISTINCT lease_owner FROM jobs \
-                         WHERE state = 'running' AND lease_owner IS NOT NULL",
-                    )?
-                    .query_map([], |r| r.get(0))?
-                    .collect::<rusqlite::Result<Vec<String>>>()?)
             })
             .await
         })

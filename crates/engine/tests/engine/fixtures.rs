@@ -9,8 +9,8 @@ use storyteller_engine::job::{NewJob, Priority, StorySpec, Usage};
 use storyteller_engine::pool::{Pool, PoolConfig};
 use storyteller_engine::retry::RetryPolicy;
 use storyteller_engine::store::{
-    Enqueued, FileKey, Follower, ForeignSink, JobFilter, JobStore, Outcome, Removed, SourceKey,
-    SqliteStore, StoreFuture, StorySearch,
+    Enqueued, FileKey, Follower, ForeignSink, JobFilter, JobStore, LiveWorker, Outcome, Removed,
+    SourceKey, SqliteStore, StoreFuture, StorySearch, WorkerRegistration,
 };
 use storyteller_engine::storyteller::{
     http, BoxFuture, StoryError, StoryRequest, StorySink, Storyteller, StorytellerRegistry,
@@ -98,9 +98,8 @@ pub fn pool_with(
     store: &SqliteStore,
     storyteller: Arc<dyn Storyteller>,
     config: PoolConfig,
-    runners: Option<&Path>,
 ) -> Pool {
-    pool_over(store, registry_of(storyteller), config, runners)
+    pool_over(store, registry_of(storyteller), config)
 }
 
 /// A store on a fresh database file in `dir` that reads tokio's clock, for tests under
@@ -367,8 +366,20 @@ impl JobStore for FlakyStore {
     ) -> StoreFuture<'_, ()> {
         self.inner.set_storyteller_paused(storyteller, pause)
     }
-    fn reclaim(&self, dead_owners: Vec<String>, max_attempts: u32) -> StoreFuture<'_, Vec<JobId>> {
-        self.inner.reclaim(dead_owners, max_attempts)
+    fn register_worker(&self, owner: &str) -> StoreFuture<'_, WorkerRegistration> {
+        self.inner.register_worker(owner)
+    }
+
+    fn workers(&self) -> StoreFuture<'_, Vec<LiveWorker>> {
+        self.inner.workers()
+    }
+
+    fn stranded_jobs(&self) -> StoreFuture<'_, u32> {
+        self.inner.stranded_jobs()
+    }
+
+    fn reclaim(&self, max_attempts: u32) -> StoreFuture<'_, Vec<JobId>> {
+        self.inner.reclaim(max_attempts)
     }
     fn cancel(&self, id: JobId) -> StoreFuture<'_, Job> {
         self.inner.cancel(id)
@@ -444,9 +455,6 @@ impl JobStore for FlakyStore {
     fn next_ready_in(&self) -> StoreFuture<'_, Option<Duration>> {
         self.inner.next_ready_in()
     }
-    fn lease_owners(&self) -> StoreFuture<'_, Vec<String>> {
-        self.inner.lease_owners()
-    }
 }
 
 /// A [`Scripted`] storyteller under another name, with the capacity its service takes: for
@@ -503,23 +511,17 @@ pub fn pool_of(
     for storyteller in storytellers {
         registry.register(storyteller);
     }
-    pool_over(store, registry, config, None)
+    pool_over(store, registry, config)
 }
 
 /// A pool over `store` with `registry`, reading the store's clock.
-fn pool_over(
-    store: &SqliteStore,
-    registry: StorytellerRegistry,
-    config: PoolConfig,
-    runners: Option<&Path>,
-) -> Pool {
+fn pool_over(store: &SqliteStore, registry: StorytellerRegistry, config: PoolConfig) -> Pool {
     Pool::new(
         Arc::new(store.clone()),
         registry,
         store.bus().clone(),
         store.clock(),
         config,
-        runners,
     )
     .unwrap()
 }

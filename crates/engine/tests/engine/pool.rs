@@ -40,7 +40,7 @@ async fn never_more_than_the_concurrency_limit_and_it_can_change_while_running()
     let store = store_in(dir.path()).await;
     store.enqueue(jobs("j", 12)).await.unwrap().jobs();
     let teller = Scripted::sleeping(Duration::from_millis(80));
-    let pool = pool_with(&store, teller.clone(), fast_config(3), None);
+    let pool = pool_with(&store, teller.clone(), fast_config(3));
     run_until_empty(&pool).await;
     assert_eq!(teller.max_running.load(Ordering::SeqCst), 3);
     assert!(all(&store)
@@ -51,7 +51,7 @@ async fn never_more_than_the_concurrency_limit_and_it_can_change_while_running()
     // Raise the limit mid-run: it takes effect, and is never exceeded.
     store.enqueue(jobs("k", 20)).await.unwrap().jobs();
     let teller = Scripted::sleeping(Duration::from_millis(80));
-    let pool = pool_with(&store, teller.clone(), fast_config(1), None);
+    let pool = pool_with(&store, teller.clone(), fast_config(1));
     let resizer = {
         let pool = pool.clone();
         tokio::spawn(async move {
@@ -75,7 +75,7 @@ async fn priority_first_then_batches_take_turns() {
     urgent[0].priority = Priority::High;
     store.enqueue(urgent).await.unwrap().jobs();
     let teller = Scripted::sleeping(Duration::from_millis(1));
-    let pool = pool_with(&store, teller.clone(), fast_config(1), None);
+    let pool = pool_with(&store, teller.clone(), fast_config(1));
     run_until_empty(&pool).await;
     assert_eq!(
         teller.order(),
@@ -98,8 +98,8 @@ async fn two_pools_on_one_database_run_each_of_1000_jobs_exactly_once() {
             .jobs();
     }
     let teller = Scripted::sleeping(Duration::ZERO);
-    let pool_a = pool_with(&first, teller.clone(), fast_config(4), None);
-    let pool_b = pool_with(&second, teller.clone(), fast_config(4), None);
+    let pool_a = pool_with(&first, teller.clone(), fast_config(4));
+    let pool_b = pool_with(&second, teller.clone(), fast_config(4));
     tokio::join!(run_until_empty(&pool_a), run_until_empty(&pool_b));
 
     let per_job = teller.per_job.lock().unwrap().clone();
@@ -130,7 +130,7 @@ async fn rate_limit_retry_after_is_honoured() {
     let store = store_in(dir.path()).await;
     let added = store.enqueue(vec![job("a.mp4", "a")]).await.unwrap().only();
     let teller = http_storyteller(server.uri());
-    let pool = pool_with(&store, teller.clone(), fast_config(1), None);
+    let pool = pool_with(&store, teller.clone(), fast_config(1));
     run_until_empty(&pool).await;
 
     let calls = teller.calls.lock().unwrap().clone();
@@ -164,7 +164,7 @@ async fn transient_failures_retry_then_succeed_and_eventually_give_up() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path()).await;
     let added = store.enqueue(vec![job("a.mp4", "a")]).await.unwrap().only();
-    let pool = pool_with(&store, http_storyteller(server.uri()), fast_config(1), None);
+    let pool = pool_with(&store, http_storyteller(server.uri()), fast_config(1));
     run_until_empty(&pool).await;
     let done = store.get(added.id).await.unwrap();
     assert_eq!((done.state, done.attempts), (JobState::Succeeded, 3));
@@ -182,7 +182,7 @@ async fn transient_failures_retry_then_succeed_and_eventually_give_up() {
         cap: Duration::from_millis(40),
         max_attempts: 3,
     };
-    let pool = pool_with(&store, http_storyteller(broken.uri()), config, None);
+    let pool = pool_with(&store, http_storyteller(broken.uri()), config);
     run_until_empty(&pool).await;
     let dead = store.get(doomed.id).await.unwrap();
     assert_eq!((dead.state, dead.attempts), (JobState::Dead, 3));
@@ -218,7 +218,7 @@ async fn a_permanent_error_is_dead_at_once_and_the_queue_keeps_going() {
         .await
         .unwrap()
         .jobs();
-    let pool = pool_with(&store, http_storyteller(server.uri()), fast_config(2), None);
+    let pool = pool_with(&store, http_storyteller(server.uri()), fast_config(2));
     run_until_empty(&pool).await;
     let jobs = all(&store).await;
     let bad = &jobs[0];
@@ -398,7 +398,7 @@ async fn cancelling_a_running_job_stops_it_promptly_and_kills_its_child_process(
         .unwrap()
         .only();
     store.enqueue(jobs("after", 2)).await.unwrap().jobs();
-    let pool = pool_with(&store, teller.clone(), fast_config(1), None);
+    let pool = pool_with(&store, teller.clone(), fast_config(1));
     let runner = {
         let pool = pool.clone();
         tokio::spawn(async move { pool.run(RunUntil::Shutdown, std::future::pending()).await })
@@ -451,7 +451,7 @@ async fn a_cache_hit_skips_the_storyteller() {
         .unwrap()
         .jobs();
     let teller = Scripted::sleeping(Duration::from_millis(5));
-    let pool = pool_with(&store, teller.clone(), fast_config(2), None);
+    let pool = pool_with(&store, teller.clone(), fast_config(2));
     run_until_empty(&pool).await;
     let copy = store
         .enqueue(vec![job("copy.mp4", "same")])
@@ -479,7 +479,7 @@ async fn clean_shutdown_puts_running_jobs_back_without_losing_an_attempt() {
     let store = store_in(dir.path()).await;
     store.enqueue(jobs("j", 5)).await.unwrap().jobs();
     let teller = Scripted::sleeping(Duration::from_secs(60));
-    let pool = pool_with(&store, teller.clone(), fast_config(3), None);
+    let pool = pool_with(&store, teller.clone(), fast_config(3));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let runner = {
         let pool = pool.clone();
@@ -509,13 +509,12 @@ async fn clean_shutdown_puts_running_jobs_back_without_losing_an_attempt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_pool_takes_over_a_dead_pools_jobs_without_waiting_for_the_lease() {
     let dir = tempfile::tempdir().unwrap();
-    let runners = dir.path().join("runners");
     let store = store_in(dir.path()).await;
     store.enqueue(jobs("j", 4)).await.unwrap().jobs();
     let mut config = fast_config(2);
     config.lease = Duration::from_secs(120);
     let stuck = Scripted::sleeping(Duration::from_secs(600));
-    let doomed = pool_with(&store, stuck.clone(), config.clone(), Some(&runners));
+    let doomed = pool_with(&store, stuck.clone(), config.clone());
     let runner = {
         let doomed = doomed.clone();
         tokio::spawn(async move { doomed.run(RunUntil::Shutdown, std::future::pending()).await })
@@ -530,7 +529,7 @@ async fn a_new_pool_takes_over_a_dead_pools_jobs_without_waiting_for_the_lease()
     assert_eq!(store.stats().await.unwrap().running, 2);
 
     let teller = Scripted::sleeping(Duration::from_millis(5));
-    let heir = pool_with(&store, teller.clone(), config, Some(&runners));
+    let heir = pool_with(&store, teller.clone(), config);
     let started = Instant::now();
     run_until_empty(&heir).await;
     assert!(
@@ -558,12 +557,7 @@ async fn an_unknown_storyteller_fails_its_job_clearly() {
         .await
         .unwrap()
         .jobs();
-    let pool = pool_with(
-        &store,
-        Scripted::sleeping(Duration::ZERO),
-        fast_config(1),
-        None,
-    );
+    let pool = pool_with(&store, Scripted::sleeping(Duration::ZERO), fast_config(1));
     run_until_empty(&pool).await;
     let job = &all(&store).await[0];
     assert_eq!(job.state, JobState::Dead);
@@ -593,7 +587,7 @@ async fn a_cancel_from_another_process_stops_the_job_at_once() {
     config.heartbeat = Duration::from_secs(60);
     config.reclaim_every = Duration::from_secs(60);
     config.lease = Duration::from_secs(120);
-    let pool = pool_with(&here, teller.clone(), config, None);
+    let pool = pool_with(&here, teller.clone(), config);
     let follower = {
         let pool = pool.clone();
         here.follow_others(Arc::new(
@@ -651,7 +645,6 @@ async fn a_failing_store_does_not_stop_the_pool() {
         store.bus().clone(),
         Arc::new(storyteller_engine::clock::SystemClock),
         fast_config(2),
-        None,
     )
     .unwrap();
     let started = Instant::now();
@@ -689,7 +682,7 @@ async fn under_paused_time_retry_after_is_waited_out_exactly() {
             }
         })
     });
-    let pool = pool_with(&store, teller.clone(), fast_config(1), None);
+    let pool = pool_with(&store, teller.clone(), fast_config(1));
     let real = Instant::now();
     run_until_empty_within(&pool, Duration::from_secs(3600)).await;
     let calls = teller.calls.lock().unwrap().clone();
@@ -719,7 +712,7 @@ async fn under_paused_time_a_lease_left_by_a_vanished_worker_expires_and_the_job
     let teller = Scripted::sleeping(Duration::from_secs(3));
     let mut config = fast_config(1);
     config.reclaim_every = Duration::from_secs(1);
-    let pool = pool_with(&store, teller.clone(), config, None);
+    let pool = pool_with(&store, teller.clone(), config);
     let started = tokio::time::Instant::now();
     let real = Instant::now();
     // Nothing is queued (the job runs "elsewhere"): run until the job has finished here.
@@ -761,7 +754,7 @@ async fn under_paused_time_three_workers_tell_thirty_one_minute_videos_in_ten_mi
     let store = crate::fixtures::paused_store_in(dir.path()).await;
     store.enqueue(jobs("m", 30)).await.unwrap();
     let teller = Scripted::sleeping(Duration::from_secs(60));
-    let pool = pool_with(&store, teller.clone(), fast_config(3), None);
+    let pool = pool_with(&store, teller.clone(), fast_config(3));
     let started = tokio::time::Instant::now();
     run_until_empty_within(&pool, Duration::from_secs(3600)).await;
     let took = started.elapsed();

@@ -237,13 +237,13 @@ async fn retry_waits_for_run_after_and_leases_expire_back_to_the_queue() {
     assert_eq!(store.claim("w", 1, LEASE).await.unwrap().len(), 1);
 
     // The worker stops heartbeating: nothing happens until the lease runs out.
-    assert!(store.reclaim(vec![], 5).await.unwrap().is_empty());
+    assert!(store.reclaim(5).await.unwrap().is_empty());
     clock.advance(Duration::from_secs(20));
     assert_eq!(store.heartbeat("w", LEASE).await.unwrap(), vec![a.id]);
     clock.advance(Duration::from_secs(29));
-    assert!(store.reclaim(vec![], 5).await.unwrap().is_empty());
+    assert!(store.reclaim(5).await.unwrap().is_empty());
     clock.advance(Duration::from_secs(2));
-    assert_eq!(store.reclaim(vec![], 5).await.unwrap(), vec![a.id]);
+    assert_eq!(store.reclaim(5).await.unwrap(), vec![a.id]);
     let back = store.get(a.id).await.unwrap();
     assert_eq!((back.state, back.attempts), (JobState::Queued, 2));
     // The old owner's heartbeat no longer holds it.
@@ -261,10 +261,12 @@ async fn a_job_that_kills_its_worker_every_time_ends_dead() {
         .only();
     for attempt in 1..=3 {
         let owner = format!("worker-{attempt}");
+        let worker = store.register_worker(&owner).await.unwrap();
         let claimed = store.claim(&owner, 1, LEASE).await.unwrap();
         assert_eq!(claimed.len(), 1, "attempt {attempt}");
-        // The worker dies; a sibling notices its lock is free and reclaims.
-        assert_eq!(store.reclaim(vec![owner], 3).await.unwrap(), vec![a.id]);
+        // The worker dies; a sibling's reclaim finds it gone.
+        drop(worker);
+        assert_eq!(store.reclaim(3).await.unwrap(), vec![a.id]);
     }
     let dead = store.get(a.id).await.unwrap();
     assert_eq!(dead.state, JobState::Dead);
@@ -291,6 +293,7 @@ async fn interrupt_at(
     ran_ms: u64,
 ) -> JobState {
     let owner = format!("worker-{n}");
+    let worker = store.register_worker(&owner).await.unwrap();
     let claimed = store.claim(&owner, 1, LEASE).await.unwrap();
     assert_eq!(claimed.len(), 1, "interruption {n}: nothing to claim");
     assert_eq!(claimed[0].id, id);
@@ -304,7 +307,9 @@ async fn interrupt_at(
         )
         .await
         .unwrap();
-    store.reclaim(vec![owner], 3).await.unwrap();
+    // Killed: gone without a clean stop.
+    drop(worker);
+    store.reclaim(3).await.unwrap();
     store.get(id).await.unwrap().state
 }
 
@@ -381,6 +386,7 @@ async fn a_checkpoint_comes_back_with_the_next_claim_until_the_job_succeeds() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path()).await;
     let a = store.enqueue(vec![job("a.mp4", "a")]).await.unwrap().only();
+    let worker = store.register_worker("w1").await.unwrap();
     let claimed = store.claim("w1", 1, LEASE).await.unwrap();
     assert_eq!(claimed[0].checkpoint, None);
     let saved = serde_json::json!({ "probe": { "durationSecs": 12.5 } });
@@ -393,7 +399,8 @@ async fn a_checkpoint_comes_back_with_the_next_claim_until_the_job_succeeds() {
         .save_checkpoint(a.id, "intruder", serde_json::json!({ "bad": true }))
         .await
         .unwrap();
-    store.reclaim(vec!["w1".into()], 3).await.unwrap();
+    drop(worker);
+    store.reclaim(3).await.unwrap();
     let claimed = store.claim("w2", 1, LEASE).await.unwrap();
     assert_eq!(claimed[0].checkpoint.as_ref(), Some(&saved));
     // Listing jobs never carries it.
@@ -720,6 +727,7 @@ async fn counts_kept_by_the_writer_equal_a_full_count_through_every_kind_of_chan
     store.enqueue(vec![copy]).await.unwrap();
     check(store.stats().await.unwrap(), real_counts());
 
+    let worker = store.register_worker("w").await.unwrap();
     let running = store.claim("w", 6, LEASE).await.unwrap();
     store
         .finish(running[0].id, "w", succeeded("a"))
@@ -760,7 +768,8 @@ async fn counts_kept_by_the_writer_equal_a_full_count_through_every_kind_of_chan
 
     store.retry(running[4].id).await.unwrap();
     store.retry_failed().await.unwrap();
-    store.reclaim(vec!["w".into()], 5).await.unwrap();
+    drop(worker);
+    store.reclaim(5).await.unwrap();
     let queued = store
         .list(JobFilter {
             state: Some(JobState::Queued),
