@@ -1,6 +1,7 @@
 //! The engine's integration tests: one binary, a module per area, shared fixtures.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod contract;
 mod engine;
 mod fixtures;
 mod gemini;
