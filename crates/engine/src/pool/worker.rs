@@ -138,8 +138,21 @@ impl PoolInner {
             };
             let recorded = self
                 .store
-                .finish_and_claim(job.id, &self.owner, outcome, self.config.lease, room)
+                .finish_and_claim(
+                    job.id,
+                    &self.owner,
+                    outcome.clone(),
+                    self.config.lease,
+                    room,
+                )
                 .await;
+            let recorded = match recorded {
+                Err(e) if is_passing(&e) => self
+                    .finish_again(job, outcome, e)
+                    .await
+                    .map(|done| (done, None)),
+                other => other,
+            };
             let taken = match &recorded {
                 Ok((_, Some(next))) => Some(next.storyteller.as_str()),
                 _ => None,
@@ -147,10 +160,15 @@ impl PoolInner {
             self.limiter.settle(reservation, taken);
             recorded
         } else {
-            self.store
-                .finish(job.id, &self.owner, outcome)
+            match self
+                .store
+                .finish(job.id, &self.owner, outcome.clone())
                 .await
-                .map(|done| (done, None))
+            {
+                Err(e) if is_passing(&e) => self.finish_again(job, outcome, e).await,
+                other => other,
+            }
+            .map(|done| (done, None))
         };
         if capped {
             if let Err(e) = self
@@ -180,6 +198,34 @@ impl PoolInner {
                 None
             }
         }
+    }
+
+    /// Records `outcome` again after `first` (a store that could not be reached, or was busy):
+    /// the story is written and paid for, so it is kept trying for while the lease would still
+    /// hold, rather than left for the job to be told a second time.
+    async fn finish_again(
+        &self,
+        job: &Job,
+        outcome: Outcome,
+        first: EngineError,
+    ) -> crate::error::Result<Job> {
+        let until = std::time::Instant::now() + self.config.lease / 2;
+        let mut pause = Duration::from_millis(200);
+        let mut last = first;
+        tracing::warn!(error = %last, "could not record the job's outcome; trying again");
+        while std::time::Instant::now() + pause < until {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+            match self
+                .store
+                .finish(job.id, &self.owner, outcome.clone())
+                .await
+            {
+                Err(e) if is_passing(&e) => last = e,
+                done => return done,
+            }
+        }
+        Err(last)
     }
 
     /// The content hash to tell `job` under. A file edited or replaced since it was added is
@@ -432,4 +478,15 @@ pub(super) struct Registered {
     cancelled: CancellationToken,
     /// Why the token fired.
     reason: Arc<OnceLock<StopReason>>,
+}
+
+/// Whether a store error passes by itself (its server unreachable for a moment, or busy).
+fn is_passing(error: &EngineError) -> bool {
+    matches!(
+        error,
+        EngineError::Storage(crate::error::StorageError {
+            fault: crate::error::StorageFault::Unreachable | crate::error::StorageFault::Busy,
+            ..
+        })
+    )
 }
