@@ -19,7 +19,7 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # System packages, installed only when missing. The command and the engine need a C toolchain,
 # ffmpeg and D-Bus's headers (for the keychain); the window needs WebKitGTK, and its tests a
 # virtual display, the WebDriver for WebKit, a clipboard reader, a notification server and a
-# keyring.
+# keyring; the team queue's tests, a PostgreSQL server.
 apt_install() {
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -51,6 +51,8 @@ ensure_system_packages() {
     command -v dbus-run-session >/dev/null 2>&1 || missing+=(dbus-daemon)
     command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
     command -v gnome-keyring-daemon >/dev/null 2>&1 || missing+=(gnome-keyring)
+    # The team queue's tests start a PostgreSQL server of their own.
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
   fi
   if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}"

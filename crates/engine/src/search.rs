@@ -17,6 +17,17 @@ pub fn words(text: &str) -> Vec<String> {
     words
 }
 
+/// `text` lower-cased with its accents taken off ("Crème" → "creme"), as the history is
+/// searched: what a person types without accents finds what was written with them.
+pub fn fold(text: &str) -> String {
+    use unicode_normalization::char::is_combining_mark;
+    use unicode_normalization::UnicodeNormalization;
+    text.nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
 /// Characters of story shown before the first word found.
 const BEFORE: usize = 40;
 /// Characters of story shown in all.

@@ -459,7 +459,7 @@ impl Pool {
             inner.worker_ended(&mut task_jobs, joined).await;
         }
         // A clean end: nothing is left for anyone to reclaim.
-        registration.stop();
+        registration.stop().await;
         result
     }
 }

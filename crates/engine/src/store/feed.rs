@@ -138,7 +138,7 @@ pub struct ForeignChanges {
 }
 
 impl ForeignChanges {
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.added.is_empty()
             && self.changed.is_empty()
             && self.removed.is_empty()

@@ -78,11 +78,12 @@ impl Drop for RunnerLock {
 }
 
 impl super::KeptAlive for RunnerLock {
-    fn stop(self: Box<Self>) {
+    fn stop(self: Box<Self>) -> crate::storyteller::BoxFuture<'static, ()> {
         let path = self.path.clone();
         // Let go first; then the file has no one left to tell anything.
         drop(self);
         let _ = std::fs::remove_file(path);
+        Box::pin(async {})
     }
 }
 
@@ -228,7 +229,7 @@ mod tests {
         // A clean stop removes the file: not known to have stopped; left to the lease.
         let lock: Box<dyn super::super::KeptAlive> =
             Box::new(take(dir.path(), "w2", &facts, &here).unwrap());
-        lock.stop();
+        drop(lock.stop());
         assert!(!lock_path(dir.path(), "w2").exists());
         assert!(!has_stopped(dir.path(), "w2"));
         assert!(!is_gone(dir.path(), "w2"));

@@ -40,11 +40,13 @@
 
 pub mod feed;
 mod liveness;
+pub mod postgres;
 pub mod schema;
 pub mod sqlite;
 mod writer;
 
 pub use feed::{Follower, ForeignChanges, ForeignSink};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::error::Result;
@@ -57,7 +59,89 @@ use crate::wire::PauseKind;
 use crate::wire::{ListOrder, QueueStats};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The environment variable naming a team's shared queue (a `postgres://` URL).
+pub const QUEUE_URL_VAR: &str = "STORYTELLER_QUEUE_URL";
+
+/// Opens the shared queue at `url`: a PostgreSQL server (`postgres://` or `postgresql://`),
+/// its schema brought up to date. `listen=off` among its parameters reads other processes'
+/// changes by polling alone (behind a pooler in transaction mode, which passes no notices).
+pub async fn open_queue(url: &str, bus: crate::event::EventBus) -> Result<Arc<dyn JobStore>> {
+    let url = url.trim();
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(crate::error::EngineError::InvalidArgument(format!(
+            "the queue '{}' is not a PostgreSQL address: give postgres://user:password@host/database",
+            redact(url)
+        )));
+    }
+    let (url, listen) = without_listen_parameter(url);
+    Ok(Arc::new(
+        PostgresStore::connect_with(&url, bus, listen).await?,
+    ))
+}
+
+/// What [`migrate_queue`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueSchema {
+    /// Where the queue is (server and database; never the password).
+    pub place: String,
+    /// Its schema version now.
+    pub version: i32,
+    /// Migrations that ran.
+    pub ran: u32,
+}
+
+/// Brings the shared queue at `url` up to this build's schema, and nothing else.
+pub async fn migrate_queue(url: &str) -> Result<QueueSchema> {
+    let (url, _) = without_listen_parameter(url.trim());
+    let store = PostgresStore::connect_with(&url, crate::event::EventBus::new(), false).await?;
+    let ran = store.migrate_ran();
+    Ok(QueueSchema {
+        place: store.place().to_owned(),
+        version: postgres::schema::SCHEMA_VERSION,
+        ran,
+    })
+}
+
+/// `url` without its `listen=…` parameter (ours, not the driver's), and whether it asks to
+/// listen for notices (anything but `off`, `false` or `0`).
+fn without_listen_parameter(url: &str) -> (String, bool) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), true);
+    };
+    let mut listen = true;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.split_once('=') {
+            Some(("listen", value)) => {
+                listen = !matches!(value, "off" | "false" | "0" | "no");
+                false
+            }
+            _ => !pair.is_empty(),
+        })
+        .collect();
+    if kept.is_empty() {
+        (base.to_owned(), listen)
+    } else {
+        (format!("{base}?{}", kept.join("&")), listen)
+    }
+}
+
+/// `url` with any password taken out, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:…{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
 
 /// What every store method returns: a boxed future, so stores can live behind `dyn JobStore`.
 pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T>>;
@@ -261,7 +345,7 @@ pub struct WorkerRegistration {
 pub trait KeptAlive: Send + Sync {
     /// Says the worker stopped cleanly. Dropping it without this lets go as a killed
     /// process would.
-    fn stop(self: Box<Self>);
+    fn stop(self: Box<Self>) -> BoxFuture<'static, ()>;
 }
 
 impl WorkerRegistration {
@@ -279,9 +363,9 @@ impl WorkerRegistration {
     }
 
     /// A clean end: the worker stopped, with nothing left for anyone to reclaim.
-    pub fn stop(mut self) {
+    pub async fn stop(mut self) {
         if let Some(alive) = self.alive.take() {
-            alive.stop();
+            alive.stop().await;
         }
     }
 }
@@ -512,4 +596,30 @@ pub trait JobStore: Send + Sync + 'static {
     /// Starts following the changes other processes commit: the store publishes what they mean
     /// on its bus, then hands them to `sink`. Following stops when the [`Follower`] is dropped.
     fn follow_others(&self, sink: ForeignSink) -> StoreFuture<'_, Follower>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listen_parameter_is_ours_and_passwords_stay_out_of_messages() {
+        assert_eq!(
+            without_listen_parameter("postgres://a@h/q?listen=off"),
+            ("postgres://a@h/q".to_owned(), false)
+        );
+        assert_eq!(
+            without_listen_parameter("postgres://a@h/q?sslmode=disable&listen=on"),
+            ("postgres://a@h/q?sslmode=disable".to_owned(), true)
+        );
+        assert_eq!(
+            without_listen_parameter("postgres://a@h/q"),
+            ("postgres://a@h/q".to_owned(), true)
+        );
+        assert_eq!(
+            redact("postgres://team:s3cret@db.example/queue"),
+            "postgres://team:…@db.example/queue"
+        );
+        assert_eq!(redact("postgres://db/queue"), "postgres://db/queue");
+    }
 }

@@ -11,6 +11,8 @@ mod offline_storyteller;
 mod ollama;
 mod openai;
 mod pool;
+mod postgres;
+mod postgres_server;
 mod store;
 mod support;
 mod truth;
