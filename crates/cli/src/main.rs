@@ -38,8 +38,21 @@ struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     home: Option<PathBuf>,
 
+    /// Work a queue shared by a team on PostgreSQL (`postgres://user:password@host/database`;
+    /// add `?listen=off` behind a pooler that passes no notices) instead of this machine's
+    /// own (default: $STORYTELLER_QUEUE_URL, else the home's database).
+    #[arg(long, global = true, value_name = "URL")]
+    queue: Option<String>,
+
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum QueueCommand {
+    /// Bring the shared queue's tables up to this build's version (every command does it
+    /// too; this does only that, for an administrator before a team upgrades).
+    Migrate,
 }
 
 #[derive(Subcommand, Debug)]
@@ -184,6 +197,11 @@ enum Command {
         /// Print as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// The shared queue itself (`storyteller queue migrate`).
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
     },
     /// The workers alive on the queue (on this machine, or every machine of a shared queue)
     /// and what each is telling.
@@ -512,9 +530,17 @@ fn seconds(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("'{text}' is not a number of seconds ≥ 0"))
 }
 
-async fn open(home: Option<PathBuf>, run: Option<&RunOptions>) -> anyhow::Result<Engine> {
+/// Where the engine keeps its things: the home folder, and the queue if it is not the home's.
+#[derive(Clone, Debug)]
+struct Place {
+    home: Option<PathBuf>,
+    queue: Option<String>,
+}
+
+async fn open(place: Place, run: Option<&RunOptions>) -> anyhow::Result<Engine> {
     let mut options = EngineOptions {
-        home,
+        home: place.home,
+        queue: place.queue,
         ..EngineOptions::default()
     };
     if let Some(run) = run {
@@ -537,7 +563,10 @@ async fn say_if_paused(engine: &Engine) -> anyhow::Result<bool> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let home = cli.home;
+    let home = Place {
+        home: cli.home,
+        queue: cli.queue,
+    };
     match cli.command {
         Command::Add { paths, story, json } => {
             let engine = open(home, None).await?;
@@ -790,6 +819,38 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Queue {
+            command: QueueCommand::Migrate,
+        } => {
+            let url = home
+                .queue
+                .clone()
+                .or_else(|| std::env::var(storyteller_engine::store::QUEUE_URL_VAR).ok())
+                .filter(|url| !url.trim().is_empty())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no shared queue is named: give --queue postgres://… or set {}",
+                        storyteller_engine::store::QUEUE_URL_VAR
+                    )
+                })?;
+            let schema = storyteller_engine::store::migrate_queue(&url).await?;
+            if schema.ran == 0 {
+                out!(
+                    "the queue at {} is up to date (schema version {})",
+                    schema.place,
+                    schema.version
+                );
+            } else {
+                out!(
+                    "the queue at {} is now at schema version {} ({} migration{} ran)",
+                    schema.place,
+                    schema.version,
+                    schema.ran,
+                    if schema.ran == 1 { "" } else { "s" }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Workers { json } => {
             let engine = open(home, None).await?;
             let workers = engine.workers().await?;
@@ -963,7 +1024,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// `storyteller config …`.
-async fn config(home: Option<PathBuf>, command: ConfigCommand) -> anyhow::Result<ExitCode> {
+async fn config(home: Place, command: ConfigCommand) -> anyhow::Result<ExitCode> {
     let engine = open(home, None).await?;
     match command {
         ConfigCommand::List { json } => {
@@ -1132,7 +1193,7 @@ async fn interrupt() {
     }
 }
 
-async fn watch(home: Option<PathBuf>, command: WatchCommand) -> anyhow::Result<ExitCode> {
+async fn watch(home: Place, command: WatchCommand) -> anyhow::Result<ExitCode> {
     let engine = open(home, None).await?;
     match command {
         WatchCommand::Add {

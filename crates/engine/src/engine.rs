@@ -70,6 +70,9 @@ pub use watching::SETTLE_KEY;
 pub struct EngineOptions {
     /// The home folder (else `$STORYTELLER_HOME`, else the OS data folder).
     pub home: Option<PathBuf>,
+    /// A queue shared by a team on PostgreSQL (`postgres://…`), instead of the home's own
+    /// database (else `$STORYTELLER_QUEUE_URL`; see [`crate::store::open_queue`]).
+    pub queue: Option<String>,
     /// Pool timings and retries; the concurrency comes from the settings unless
     /// [`EngineOptions::concurrency`] is given.
     pub pool: PoolConfig,
@@ -145,9 +148,17 @@ impl Engine {
             .clone()
             .unwrap_or_else(|| Arc::new(SystemClock));
         let bus = EventBus::new();
-        let sqlite =
-            SqliteStore::open_with_clock(home.database(), bus.clone(), clock.clone()).await?;
-        let store: Arc<dyn JobStore> = Arc::new(sqlite);
+        let queue = options.queue.clone().or_else(|| {
+            std::env::var(crate::store::QUEUE_URL_VAR)
+                .ok()
+                .filter(|url| !url.trim().is_empty())
+        });
+        let store: Arc<dyn JobStore> = match queue {
+            Some(url) => crate::store::open_queue(&url, bus.clone()).await?,
+            None => Arc::new(
+                SqliteStore::open_with_clock(home.database(), bus.clone(), clock.clone()).await?,
+            ),
+        };
         let settings_path = home.settings();
         let settings = tokio::task::spawn_blocking(move || Settings::load(&settings_path))
             .await

@@ -10,5 +10,8 @@ mod bad_inputs;
 mod cli;
 mod crash;
 mod gemini;
+#[path = "../../../crates/engine/tests/engine/postgres_server.rs"]
+mod postgres_server;
 mod support;
+mod team;
 mod watch;

@@ -171,6 +171,8 @@ fn wait_with_deadline(child: &mut Child, deadline: Duration, what: &str) -> Exit
 pub struct Sandbox {
     root: tempfile::TempDir,
     runs: AtomicUsize,
+    // Set for every command run in it (a shared queue's address).
+    env: Vec<(String, String)>,
 }
 
 impl Default for Sandbox {
@@ -192,7 +194,18 @@ impl Sandbox {
         Self {
             root,
             runs: AtomicUsize::new(0),
+            env: Vec::new(),
         }
+    }
+
+    /// A fresh sandbox — another machine, with a home of its own — whose every command works
+    /// the shared queue at `url` (`STORYTELLER_QUEUE_URL`).
+    pub fn on_queue(url: &str) -> Self {
+        let mut sandbox = Self::new();
+        sandbox
+            .env
+            .push(("STORYTELLER_QUEUE_URL".into(), url.into()));
+        sandbox
     }
 
     /// Storyteller's home (`--home`).
@@ -223,6 +236,8 @@ impl Sandbox {
             .env_remove("STORYTELLER_HOME")
             .env_remove("RUST_LOG")
             .env("NO_COLOR", "1")
+            .env_remove("STORYTELLER_QUEUE_URL")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(File::create(&stdout).expect("creating the stdout file"))
             .stderr(File::create(&stderr).expect("creating the stderr file"));
