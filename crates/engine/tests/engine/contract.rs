@@ -74,8 +74,7 @@ macro_rules! store_contract {
 }
 
 /// Reclaims once a worker just dropped is seen gone (a server notices a closed session a
-/// moment later, and gives every worker a few seconds to come back just after it started);
-/// the ids reclaimed.
+/// moment later, not at once); the ids reclaimed.
 async fn reclaim_once_gone(store: &dyn JobStore, max_attempts: u32) -> Vec<JobId> {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {

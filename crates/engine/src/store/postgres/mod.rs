@@ -18,6 +18,7 @@
 
 pub mod feed;
 mod queue;
+#[macro_use]
 pub mod schema;
 
 use super::{
@@ -139,7 +140,7 @@ fn storage(error: &tokio_postgres::Error) -> EngineError {
             StorageFault::Unreachable
         }
         Some(_) => StorageFault::Other,
-        None if error.is_closed() => StorageFault::Unreachable,
+        // No answer from the server at all: the connection failed or closed.
         None => StorageFault::Unreachable,
     };
     let message = match error.as_db_error() {
@@ -749,7 +750,7 @@ async fn claim_jobs(
             from_cache.push((seq, story));
             continue;
         }
-        if !twins.insert((content_hash, cache_key)) {
+        if !no_cache && !twins.insert((content_hash, cache_key)) {
             // Its twin is taken in this very claim: it waits for that one's story.
             continue;
         }
@@ -759,7 +760,6 @@ async fn claim_jobs(
             }
             *left -= 1;
         }
-        let _ = no_cache;
         to_run.push(seq);
     }
     for (seq, story) in from_cache {
@@ -1144,26 +1144,32 @@ async fn reclaim_jobs(
     Ok(touched)
 }
 
-/// The condition that worker row `w`'s advisory lock is held (it is alive).
-const WORKER_ALIVE: &str = "EXISTS (SELECT 1 FROM pg_locks AS l \
+/// The condition that worker row `w`'s advisory lock is held (it is alive): a lock taken with
+/// two keys shows its first as `classid` and its second as `objid` (`objsubid` 2).
+const WORKER_ALIVE: &str = concat!(
+    "EXISTS (SELECT 1 FROM pg_locks AS l \
      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 \
        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-       AND l.classid::bigint = 21332 AND l.objid::bigint = w.lock_key)";
+       AND l.classid::bigint = ",
+    lock_class!(),
+    " AND l.objid::bigint = w.lock_key)"
+);
 
 /// The real time in ms on the server, whatever the tests do to the queue's clock: what worker
 /// heartbeats are stamped and judged with.
 const REAL_NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
-/// The workers registered whose lock nobody holds: they have gone. Just after the server
-/// started (a restart drops every session at once), a free lock is not enough: the worker
-/// has a few seconds to open its session again, and is gone only once it has not said it is
-/// there for as long.
+/// The workers registered whose lock nobody holds: they have gone, at once if they had a
+/// session on the server as it runs now (it ended: the process died). A worker last heard of
+/// before the server started (a restart drops every session at once) has a few seconds to
+/// open its session again, and is gone only once it has not said it is there for as long.
 async fn gone_workers<C: GenericClient>(client: &C) -> Result<Vec<String>> {
     let rows = client
         .query(
             &format!(
                 "SELECT w.owner FROM workers AS w WHERE NOT {WORKER_ALIVE} \
-                 AND (pg_postmaster_start_time() < now() - interval '5 seconds' \
+                 AND (w.heartbeat_at >= \
+                          (extract(epoch FROM pg_postmaster_start_time()) * 1000)::bigint \
                       OR w.heartbeat_at < {REAL_NOW_MS} - 5000)"
             ),
             &[],

@@ -4,7 +4,7 @@ use super::*;
 
 /// Runs `$body` (an async block using `tx` and `outbox`) in a transaction of `$store`, commits,
 /// and publishes what it changed.
-macro_rules! write {
+macro_rules! in_transaction {
     ($store:expr, |$tx:ident, $outbox:ident| $body:expr) => {{
         let store: &PostgresStore = $store;
         let mut client = store.client().await?;
@@ -27,7 +27,7 @@ impl JobStore for PostgresStore {
             if jobs.is_empty() {
                 return Ok((BatchId::new(), Vec::new()));
             }
-            write!(self, |tx, outbox| enqueue_batch(self, &tx, outbox, jobs)
+            in_transaction!(self, |tx, outbox| enqueue_batch(self, &tx, outbox, jobs)
                 .await?)
         })
     }
@@ -57,7 +57,7 @@ impl JobStore for PostgresStore {
             let mut races = 0;
             loop {
                 let attempt: Result<Vec<Job>> = async {
-                    write!(self, |tx, outbox| claim_jobs(
+                    in_transaction!(self, |tx, outbox| claim_jobs(
                         &tx, outbox, &owner, &room, lease_ms
                     )
                     .await?)
@@ -176,7 +176,7 @@ impl JobStore for PostgresStore {
     fn report(&self, id: JobId, owner: &str, stage: Stage, progress: f64) -> StoreFuture<'_, ()> {
         let owner = owner.to_owned();
         Box::pin(async move {
-            write!(self, |tx, outbox| {
+            in_transaction!(self, |tx, outbox| {
                 let changed = tx
                     .query_opt(
                         "UPDATE jobs SET stage = $3, progress = $4, updated_at = st_now_ms() \
@@ -256,7 +256,7 @@ impl JobStore for PostgresStore {
     fn finish(&self, id: JobId, owner: &str, outcome: Outcome) -> StoreFuture<'_, Job> {
         let owner = owner.to_owned();
         Box::pin(async move {
-            write!(self, |tx, outbox| finish_job(
+            in_transaction!(self, |tx, outbox| finish_job(
                 &tx, outbox, id, &owner, outcome
             )
             .await?)
@@ -284,7 +284,7 @@ impl JobStore for PostgresStore {
 
     fn book_usage(&self, id: JobId, usage: Usage) -> StoreFuture<'_, Job> {
         Box::pin(async move {
-            write!(self, |tx, outbox| {
+            in_transaction!(self, |tx, outbox| {
                 book_usage(&tx, id, &usage).await?;
                 let job = Self::load_job(&tx, id)
                     .await?
@@ -337,7 +337,7 @@ impl JobStore for PostgresStore {
         pause: Option<StorytellerPause>,
     ) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            write!(self, |tx, outbox| {
+            in_transaction!(self, |tx, outbox| {
                 match pause {
                     Some(pause) => {
                         tx.execute(
@@ -385,29 +385,18 @@ impl JobStore for PostgresStore {
     fn register_worker(&self, owner: &str) -> StoreFuture<'_, WorkerRegistration> {
         let owner = owner.to_owned();
         Box::pin(async move {
-            let pid = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
-            let row = self
-                .client()
-                .await?
-                .query_one(
-                    &format!(
-                        "INSERT INTO workers (owner, machine, pid, started_at, heartbeat_at) \
-                         VALUES ($1, $2, $3, st_now_ms(), {REAL_NOW_MS}) \
-                         ON CONFLICT (owner) DO UPDATE SET machine = excluded.machine, \
-                         pid = excluded.pid, started_at = excluded.started_at, \
-                         heartbeat_at = excluded.heartbeat_at RETURNING lock_key"
-                    ),
-                    &[&owner, &self.inner.machine, &pid],
-                )
-                .await?;
-            let key: i32 = row.try_get(0)?;
+            let facts = WorkerFacts {
+                owner: owner.clone(),
+                machine: self.inner.machine.clone(),
+                pid: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
+            };
             // The first session is opened here, so a registration that returns is alive; the
             // task keeps it (and opens it again after a lost connection).
-            let session = WorkerSession::open(&self.inner.config, key).await?;
+            let (session, key) = WorkerSession::open(&self.inner.config, &facts, None).await?;
             let stop = tokio_util::sync::CancellationToken::new();
             let keeper = tokio::spawn(keep_alive(
                 self.inner.config.clone(),
-                owner.clone(),
+                facts,
                 key,
                 session,
                 stop.clone(),
@@ -458,7 +447,7 @@ impl JobStore for PostgresStore {
 
     fn reclaim(&self, max_attempts: u32) -> StoreFuture<'_, Vec<JobId>> {
         Box::pin(async move {
-            write!(self, |tx, outbox| reclaim_jobs(&tx, outbox, max_attempts)
+            in_transaction!(self, |tx, outbox| reclaim_jobs(&tx, outbox, max_attempts)
                 .await?)
         })
     }
@@ -480,7 +469,7 @@ impl JobStore for PostgresStore {
 
     fn cancel(&self, id: JobId) -> StoreFuture<'_, Job> {
         Box::pin(async move {
-            write!(self, |tx, outbox| {
+            in_transaction!(self, |tx, outbox| {
                 let Some(from) = Self::load_job(&tx, id).await?.map(|j| j.state) else {
                     return Err(EngineError::JobNotFound(id.to_string()));
                 };
@@ -506,7 +495,7 @@ impl JobStore for PostgresStore {
 
     fn retry(&self, id: JobId) -> StoreFuture<'_, Job> {
         Box::pin(async move {
-            write!(self, |tx, outbox| {
+            in_transaction!(self, |tx, outbox| {
                 let Some(from) = Self::load_job(&tx, id).await?.map(|j| j.state) else {
                     return Err(EngineError::JobNotFound(id.to_string()));
                 };
@@ -540,7 +529,7 @@ impl JobStore for PostgresStore {
 
     fn retry_failed(&self) -> StoreFuture<'_, Vec<Job>> {
         Box::pin(async move {
-            write!(self, |tx, outbox| {
+            in_transaction!(self, |tx, outbox| {
                 let rows = tx
                     .query(
                         &format!(
@@ -565,7 +554,7 @@ impl JobStore for PostgresStore {
 
     fn set_priority(&self, id: JobId, priority: Priority) -> StoreFuture<'_, Job> {
         Box::pin(async move {
-            write!(self, |tx, outbox| {
+            in_transaction!(self, |tx, outbox| {
                 let rank = priority.rank() as i16;
                 let front = fair_front(&tx, rank).await?;
                 let row = tx
@@ -593,7 +582,7 @@ impl JobStore for PostgresStore {
 
     fn delete(&self, id: JobId) -> StoreFuture<'_, Removed> {
         Box::pin(async move {
-            write!(self, |tx, outbox| {
+            in_transaction!(self, |tx, outbox| {
                 let gone = tx
                     .query_opt(
                         "DELETE FROM jobs WHERE id = $1 AND state <> 'running' \
@@ -621,7 +610,7 @@ impl JobStore for PostgresStore {
 
     fn clear_finished(&self) -> StoreFuture<'_, Removed> {
         Box::pin(async move {
-            write!(self, |tx, outbox| {
+            in_transaction!(self, |tx, outbox| {
                 let rows = tx
                     .query(
                         "DELETE FROM jobs WHERE state IN ('succeeded', 'dead', 'cancelled') \
@@ -651,7 +640,7 @@ impl JobStore for PostgresStore {
 
     fn set_paused(&self, reason: Option<String>) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            write!(self, |tx, outbox| {
+            in_transaction!(self, |tx, outbox| {
                 let was: Option<String> = tx
                     .query_opt("SELECT value FROM queue_settings WHERE key = 'paused'", &[])
                     .await?
@@ -697,7 +686,7 @@ impl JobStore for PostgresStore {
 
     fn note_settings_changed(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            write!(self, |tx, outbox| {
+            in_transaction!(self, |tx, outbox| {
                 let _ = &tx;
                 outbox.changes.push(("settings", String::new()));
             })
@@ -734,7 +723,7 @@ impl JobStore for PostgresStore {
             let choices = serde_json::to_string(&folder).map_err(|e| {
                 EngineError::InvalidArgument(format!("a watched folder's choices: {e}"))
             })?;
-            write!(self, |tx, outbox| {
+            in_transaction!(self, |tx, outbox| {
                 tx.execute(
                     "INSERT INTO watched_folders (path, choices, added_at) \
                      VALUES ($1, $2, st_now_ms()) \
@@ -749,7 +738,7 @@ impl JobStore for PostgresStore {
 
     fn remove_watched_folder(&self, path: PathBuf) -> StoreFuture<'_, bool> {
         Box::pin(async move {
-            write!(self, |tx, outbox| {
+            in_transaction!(self, |tx, outbox| {
                 let bytes = path_bytes(&path);
                 tx.execute("DELETE FROM watched_sightings WHERE folder = $1", &[&bytes])
                     .await?;
@@ -768,7 +757,7 @@ impl JobStore for PostgresStore {
         jobs: Vec<NewJob>,
     ) -> StoreFuture<'_, (BatchId, Vec<Option<Enqueued>>)> {
         Box::pin(async move {
-            write!(self, |tx, outbox| {
+            in_transaction!(self, |tx, outbox| {
                 let folder_bytes = path_bytes(&folder);
                 let mut fresh = Vec::new();
                 let mut is_fresh = Vec::with_capacity(jobs.len());
@@ -902,7 +891,7 @@ impl JobStore for PostgresStore {
 
     fn move_source(&self, id: JobId, source: PathBuf) -> StoreFuture<'_, Job> {
         Box::pin(async move {
-            write!(self, |tx, outbox| {
+            in_transaction!(self, |tx, outbox| {
                 let row = tx
                     .query_opt(
                         &format!(
@@ -1080,6 +1069,13 @@ impl JobStore for PostgresStore {
 /// How often a worker's session says it is still there.
 const WORKER_HEARTBEAT: Duration = Duration::from_secs(2);
 
+/// Who a worker is, as its row says.
+struct WorkerFacts {
+    owner: String,
+    machine: String,
+    pid: i32,
+}
+
 /// A worker's own connection, holding its advisory lock: what every other process sees.
 struct WorkerSession {
     client: tokio_postgres::Client,
@@ -1087,10 +1083,16 @@ struct WorkerSession {
 }
 
 impl WorkerSession {
-    /// Connects and takes the lock of worker `key` (waiting for an old session of its own that
-    /// the server has not yet seen go, after a lost connection).
-    async fn open(config: &tokio_postgres::Config, key: i32) -> Result<WorkerSession> {
-        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    /// Connects, writes the worker's row (keeping lock key `key` when it has one already) and
+    /// takes its lock, in one transaction: the row is seen only with its lock held, so nobody
+    /// takes a worker that is starting for one that has gone. Waits for an old session of its
+    /// own that the server has not yet seen go (after a lost connection). The lock key.
+    async fn open(
+        config: &tokio_postgres::Config,
+        facts: &WorkerFacts,
+        key: Option<i32>,
+    ) -> Result<(WorkerSession, i32)> {
+        let (mut client, connection) = config.connect(tokio_postgres::NoTls).await?;
         let connection = tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(error = %e, "a worker's connection to the queue ended");
@@ -1098,7 +1100,23 @@ impl WorkerSession {
         });
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let taken: bool = client
+            let tx = client.transaction().await?;
+            let row = tx
+                .query_one(
+                    &format!(
+                        "INSERT INTO workers (owner, lock_key, machine, pid, started_at, \
+                         heartbeat_at) OVERRIDING SYSTEM VALUE \
+                         VALUES ($1, coalesce($2, nextval(pg_get_serial_sequence('workers', \
+                         'lock_key'))::integer), $3, $4, st_now_ms(), {REAL_NOW_MS}) \
+                         ON CONFLICT (owner) DO UPDATE SET machine = excluded.machine, \
+                         pid = excluded.pid, heartbeat_at = excluded.heartbeat_at \
+                         RETURNING lock_key"
+                    ),
+                    &[&facts.owner, &key, &facts.machine, &facts.pid],
+                )
+                .await?;
+            let key: i32 = row.try_get(0)?;
+            let taken: bool = tx
                 .query_one(
                     "SELECT pg_try_advisory_lock($1, $2)",
                     &[&schema::LOCK_CLASS, &key],
@@ -1106,8 +1124,11 @@ impl WorkerSession {
                 .await?
                 .try_get(0)?;
             if taken {
-                return Ok(WorkerSession { client, connection });
+                // A session lock outlives the transaction that took it.
+                tx.commit().await?;
+                return Ok((WorkerSession { client, connection }, key));
             }
+            tx.rollback().await?;
             if std::time::Instant::now() > deadline {
                 return Err(EngineError::Storage(StorageError {
                     backend: StoreBackend::Postgres,
@@ -1120,11 +1141,11 @@ impl WorkerSession {
     }
 }
 
-/// Keeps worker `owner`'s session: says every [`WORKER_HEARTBEAT`] that it is there, and
+/// Keeps worker `facts.owner`'s session: says every [`WORKER_HEARTBEAT`] that it is there, and
 /// opens it again when the connection is lost (a server restarted), until `stop`.
 async fn keep_alive(
     config: tokio_postgres::Config,
-    owner: String,
+    facts: WorkerFacts,
     key: i32,
     mut session: WorkerSession,
     stop: tokio_util::sync::CancellationToken,
@@ -1138,24 +1159,27 @@ async fn keep_alive(
             .client
             .execute(
                 &format!("UPDATE workers SET heartbeat_at = {REAL_NOW_MS} WHERE owner = $1"),
-                &[&owner],
+                &[&facts.owner],
             )
             .await;
-        if said.is_ok() {
+        // Said, with the row there (it is written again if something took it away).
+        if said.as_ref().is_ok_and(|rows| *rows > 0) {
             continue;
         }
-        tracing::warn!(worker = %owner, "lost the connection that keeps this worker known; opening it again");
+        if said.is_err() {
+            tracing::warn!(worker = %facts.owner, "lost the connection that keeps this worker known; opening it again");
+        }
         drop(session);
         session = loop {
-            tokio::select! {
-                _ = stop.cancelled() => return None,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-            match WorkerSession::open(&config, key).await {
-                Ok(session) => break session,
+            match WorkerSession::open(&config, &facts, Some(key)).await {
+                Ok((session, _)) => break session,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not reach the queue to keep this worker known")
                 }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return None,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         };
     }

@@ -197,8 +197,24 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 /// The latest schema version this build knows.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 
-/// The advisory lock class of this queue's locks (an arbitrary constant: "ST").
+/// The advisory lock class of this queue's locks (an arbitrary constant: "ST", 0x5354), as a
+/// literal for statements put together at compile time.
+macro_rules! lock_class {
+    () => {
+        "21332"
+    };
+}
+
+/// The advisory lock class of this queue's locks: `lock_class!()` as a number.
 pub const LOCK_CLASS: i32 = 0x5354;
 
 /// The advisory lock key under [`LOCK_CLASS`] that migrations take.
 pub const MIGRATION_LOCK: i32 = 0;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_lock_class_literal_is_the_lock_class() {
+        assert_eq!(lock_class!().parse::<i32>().ok(), Some(super::LOCK_CLASS));
+    }
+}
