@@ -752,11 +752,7 @@ impl Engine {
             Ok(stats) => DoctorCheck {
                 subject: "database".into(),
                 ok: true,
-                message: format!(
-                    "{} ({} jobs)",
-                    self.inner.home.database().display(),
-                    stats.total()
-                ),
+                message: format!("{} ({} jobs)", self.inner.store.place(), stats.total()),
                 model: None,
                 needed: true,
             },

@@ -114,6 +114,20 @@ fn three_machines_on_one_queue_tell_every_video_exactly_once() {
     assert_eq!(stats["cacheMisses"], videos.len(), "{stats:#}");
     let workers = machines[0].ok(&["workers", "--json"]).json();
     assert_eq!(workers, serde_json::json!([]), "they all stopped cleanly");
+    // The doctor says where the jobs are: the server, not the home's file.
+    let doctor = machines[0].run(&["doctor", "--json"]).json();
+    let database = doctor["checks"]
+        .as_array()
+        .and_then(|checks| checks.iter().find(|c| c["subject"] == "database"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(database["ok"], true, "{doctor:#}");
+    assert!(
+        database["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("PostgreSQL at 127.0.0.1:") && m.contains("12 jobs")),
+        "{doctor:#}"
+    );
 }
 
 #[test]

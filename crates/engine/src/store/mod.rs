@@ -593,6 +593,10 @@ pub trait JobStore: Send + Sync + 'static {
     /// whose own clock is off still wakes on time.
     fn next_ready_in(&self) -> StoreFuture<'_, Option<Duration>>;
 
+    /// Where the jobs are kept, for people: a database file, or a server and its database
+    /// (never a password).
+    fn place(&self) -> String;
+
     /// Starts following the changes other processes commit: the store publishes what they mean
     /// on its bus, then hands them to `sink`. Following stops when the [`Follower`] is dropped.
     fn follow_others(&self, sink: ForeignSink) -> StoreFuture<'_, Follower>;

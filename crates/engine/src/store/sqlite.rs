@@ -2417,6 +2417,10 @@ impl JobStore for SqliteStore {
         })
     }
 
+    fn place(&self) -> String {
+        self.inner.path.display().to_string()
+    }
+
     fn follow_others(&self, sink: ForeignSink) -> StoreFuture<'_, Follower> {
         Box::pin(feed::follow(self.clone(), sink))
     }

@@ -378,6 +378,10 @@ impl JobStore for FlakyStore {
         self.inner.stranded_jobs()
     }
 
+    fn place(&self) -> String {
+        self.inner.place()
+    }
+
     fn reclaim(&self, max_attempts: u32) -> StoreFuture<'_, Vec<JobId>> {
         self.inner.reclaim(max_attempts)
     }

@@ -1061,6 +1061,10 @@ impl JobStore for PostgresStore {
         })
     }
 
+    fn place(&self) -> String {
+        format!("the team queue on PostgreSQL at {}", self.inner.place)
+    }
+
     fn follow_others(&self, sink: ForeignSink) -> StoreFuture<'_, Follower> {
         Box::pin(feed::follow(self.clone(), sink))
     }
