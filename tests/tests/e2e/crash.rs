@@ -11,21 +11,6 @@ use std::time::{Duration, Instant};
 /// The lease a claimed job holds without a heartbeat (`PoolConfig::default().lease`).
 const LEASE: Duration = Duration::from_secs(30);
 
-/// `count` different videos of `seconds` each, queued.
-fn queue_videos(sandbox: &Sandbox, count: usize, seconds: u32) -> Vec<PathBuf> {
-    let videos: Vec<PathBuf> = (0..count)
-        .map(|i| sandbox.video(&format!("take-{i:02}.mp4"), Look::varied(i, seconds)))
-        .collect();
-    let paths: Vec<&std::path::Path> = videos.iter().map(PathBuf::as_path).collect();
-    let (added, refused, code) = sandbox.add(&paths, &[]);
-    assert_eq!(
-        (added.len(), refused.len(), code),
-        (count, 0, Some(0)),
-        "{refused:#?}"
-    );
-    videos
-}
-
 fn ids_in(jobs: &[Value], state: &str) -> Vec<String> {
     jobs.iter()
         .filter(|j| j["state"] == state)
@@ -36,7 +21,7 @@ fn ids_in(jobs: &[Value], state: &str) -> Vec<String> {
 #[test]
 fn a_restart_after_kill_9_reclaims_at_once_and_tells_every_video_exactly_once() {
     let sandbox = Sandbox::new();
-    let videos = queue_videos(&sandbox, 12, 5);
+    let videos = sandbox.queue_videos(12, 5);
 
     let runner = sandbox.spawn(&["run", "--concurrency", "3"]);
     let before_kill =
@@ -156,7 +141,7 @@ fn a_restart_after_kill_9_reclaims_at_once_and_tells_every_video_exactly_once() 
 #[test]
 fn sigterm_stops_promptly_and_puts_running_jobs_back_without_counting_them() {
     let sandbox = Sandbox::new();
-    let videos = queue_videos(&sandbox, 6, 6);
+    let videos = sandbox.queue_videos(6, 6);
 
     let runner = sandbox.spawn(&["run", "--concurrency", "3"]);
     let seen = sandbox.wait_for_jobs(RUN_DEADLINE, "jobs running", |jobs| {
@@ -260,7 +245,7 @@ fn still_running(pid: u32) -> bool {
 #[test]
 fn no_ffmpeg_outlives_a_runner_killed_with_sigkill() {
     let sandbox = Sandbox::new();
-    queue_videos(&sandbox, 2, 3);
+    sandbox.queue_videos(2, 3);
     // A probe that hangs without a word: nothing it writes can fail and end it once its parent
     // is gone, as a real ffmpeg busy on a long video would not either.
     let hanging = sandbox.videos().join("ffprobe-that-hangs");
@@ -305,7 +290,7 @@ fn no_ffmpeg_outlives_a_runner_killed_with_sigkill() {
 #[test]
 fn sighup_is_a_clean_stop_that_counts_no_attempt() {
     let sandbox = Sandbox::new();
-    queue_videos(&sandbox, 3, 30);
+    sandbox.queue_videos(3, 30);
     let runner = sandbox.spawn(&["run", "--concurrency", "3"]);
     sandbox.wait_for_jobs(RUN_DEADLINE, "jobs running", |jobs| {
         count_in(jobs, "running") >= 2
@@ -328,7 +313,7 @@ fn sighup_is_a_clean_stop_that_counts_no_attempt() {
 #[test]
 fn after_a_clean_exit_the_database_file_alone_holds_every_job() {
     let sandbox = Sandbox::new();
-    let videos = queue_videos(&sandbox, 2, 3);
+    let videos = sandbox.queue_videos(2, 3);
     sandbox.work_queue();
     let database = sandbox.database();
     let wal = database.with_file_name("storyteller.db-wal");
@@ -354,7 +339,7 @@ fn after_a_clean_exit_the_database_file_alone_holds_every_job() {
 #[test]
 fn a_job_killed_after_its_decoding_passes_resumes_without_decoding_again() {
     let sandbox = Sandbox::new();
-    queue_videos(&sandbox, 1, 20);
+    sandbox.queue_videos(1, 20);
     // An ffmpeg that logs every run and takes its time over thumbnails, so the runner can be
     // killed after the passes (saved as a checkpoint) and before the story is done.
     let log = sandbox.videos().join("ffmpeg-runs.log");
@@ -568,7 +553,7 @@ fn a_damaged_database_is_caught_at_open_copied_aside_and_never_written() {
 #[test]
 fn a_database_deleted_while_running_stops_the_runner_with_a_clear_error() {
     let sandbox = Sandbox::new();
-    queue_videos(&sandbox, 3, 40);
+    sandbox.queue_videos(3, 40);
     let runner = sandbox.spawn(&["run", "--concurrency", "1"]);
     sandbox.wait_for_jobs(RUN_DEADLINE, "a job running", |jobs| {
         count_in(jobs, "running") == 1

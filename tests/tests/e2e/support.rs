@@ -375,6 +375,21 @@ impl Sandbox {
         matching[0].clone()
     }
 
+    /// `count` different videos of `seconds` each, made and queued; every one must be added.
+    pub fn queue_videos(&self, count: usize, seconds: u32) -> Vec<PathBuf> {
+        let videos: Vec<PathBuf> = (0..count)
+            .map(|i| self.video(&format!("take-{i:02}.mp4"), Look::varied(i, seconds)))
+            .collect();
+        let paths: Vec<&Path> = videos.iter().map(PathBuf::as_path).collect();
+        let (added, refused, code) = self.add(&paths, &[]);
+        assert_eq!(
+            (added.len(), refused.len(), code),
+            (count, 0, Some(0)),
+            "{refused:#?}"
+        );
+        videos
+    }
+
     /// `stats --json`.
     pub fn stats(&self) -> Value {
         self.ok(&["stats", "--json"]).json()

@@ -4,8 +4,7 @@
 //! machine sees the others' workers.
 
 use crate::postgres_server::PostgresServer;
-use crate::support::{count_in, summary, Look, Sandbox, RUN_DEADLINE};
-use std::path::PathBuf;
+use crate::support::{count_in, summary, Sandbox, RUN_DEADLINE};
 use std::time::{Duration, Instant};
 
 /// A server of the test's own, and a runtime to drive it (the tests themselves are plain
@@ -44,26 +43,12 @@ impl Drop for Server {
     }
 }
 
-fn queue_videos(machine: &Sandbox, count: usize, seconds: u32) -> Vec<PathBuf> {
-    let videos: Vec<PathBuf> = (0..count)
-        .map(|i| machine.video(&format!("shot-{i:02}.mp4"), Look::varied(i, seconds)))
-        .collect();
-    let paths: Vec<&std::path::Path> = videos.iter().map(PathBuf::as_path).collect();
-    let (added, refused, code) = machine.add(&paths, &[]);
-    assert_eq!(
-        (added.len(), refused.len(), code),
-        (count, 0, Some(0)),
-        "{refused:#?}"
-    );
-    videos
-}
-
 #[test]
 fn three_machines_on_one_queue_tell_every_video_exactly_once() {
     let server = Server::start();
     let url = server.fresh_queue();
     let machines: Vec<Sandbox> = (0..3).map(|_| Sandbox::on_queue(&url)).collect();
-    let videos = queue_videos(&machines[0], 12, 3);
+    let videos = machines[0].queue_videos(12, 3);
 
     // Runners that stay up until stopped: however fast the videos go, all three are there.
     let runners: Vec<_> = machines
@@ -136,7 +121,7 @@ fn a_machine_killed_mid_job_leaves_its_jobs_to_the_others_at_once() {
     let url = server.fresh_queue();
     let doomed = Sandbox::on_queue(&url);
     let heir = Sandbox::on_queue(&url);
-    let videos = queue_videos(&doomed, 8, 6);
+    let videos = doomed.queue_videos(8, 6);
 
     let runner = doomed.spawn(&["run", "--concurrency", "3"]);
     doomed.wait_for_jobs(RUN_DEADLINE, "jobs running on the doomed machine", |jobs| {
