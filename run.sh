@@ -5,8 +5,8 @@
 #   ./run.sh demo    no window: build the command, turn the sample videos into stories
 #   ./run.sh test    install what is missing, then fmt, clippy, docs, the UI's checks and every
 #                    test, the window's under Xvfb
-#   ./run.sh bench   the engine, offline-storyteller, Gemini, watched-folder and window
-#                    benchmarks (prints figures)
+#   ./run.sh bench   the engine, offline-storyteller, Gemini, watched-folder, team-queue and
+#                    window benchmarks (prints figures)
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
@@ -154,6 +154,7 @@ case "${1:-app}" in
     BENCH_QUICK=1 cargo bench --locked -p storyteller-engine --profile dev --bench engine
     BENCH_QUICK=1 cargo bench --locked -p storyteller-engine --profile dev --bench gemini
     BENCH_QUICK=1 cargo bench --locked -p storyteller-engine --profile dev --bench watch
+    BENCH_QUICK=1 cargo bench --locked -p storyteller-engine --profile dev --bench queue
     BENCH_QUICK=1 xvfb-run -a -s "-screen 0 1280x800x24" \
       cargo bench --locked -p storyteller-e2e --profile dev --bench window
     ;;

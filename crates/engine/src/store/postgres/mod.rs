@@ -82,9 +82,19 @@ struct Inner {
     machine: String,
     // Migrations the connect ran.
     migrated: std::sync::atomic::AtomicU32,
+    // Woken when the counts changed: one task reads them and publishes them, at most every
+    // [`STATS_EVERY`], however many writes changed them meanwhile.
+    counts_changed: Arc<tokio::sync::Notify>,
     // Whether a `LISTEN` connection wakes the follower (not through PgBouncer's transaction
     // pooling, which passes no notices).
     listen: bool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The counts' task wakes, finds the store gone and ends.
+        self.counts_changed.notify_one();
+    }
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -312,9 +322,14 @@ impl PostgresStore {
                 origin: Uuid::now_v7(),
                 machine: super::liveness::machine_name(),
                 migrated: std::sync::atomic::AtomicU32::new(0),
+                counts_changed: Arc::new(tokio::sync::Notify::new()),
                 listen,
             }),
         };
+        tokio::spawn(publish_counts(
+            Arc::downgrade(&store.inner),
+            store.inner.counts_changed.clone(),
+        ));
         let ran = store.migrate().await?;
         store
             .inner
@@ -429,10 +444,7 @@ impl PostgresStore {
             self.inner.bus.publish(event);
         }
         if outbox.counts {
-            match self.stats().await {
-                Ok(stats) => self.inner.bus.publish(Event::QueueStats { stats }),
-                Err(e) => tracing::warn!(error = %e, "reading the queue's counts failed"),
-            }
+            self.inner.counts_changed.notify_one();
         }
     }
 
@@ -466,6 +478,27 @@ impl PostgresStore {
         let client = self.client().await?;
         let row = client.query_one("SELECT version()", &[]).await?;
         Ok(row.try_get(0)?)
+    }
+}
+
+/// How often at most the counts are read again and published while they keep changing.
+const STATS_EVERY: Duration = Duration::from_millis(100);
+
+/// Publishes the queue's counts after they changed, at most every [`STATS_EVERY`]: reading them
+/// after every write was most of a claim's cost. Ends with the store.
+async fn publish_counts(inner: std::sync::Weak<Inner>, changed: Arc<tokio::sync::Notify>) {
+    loop {
+        changed.notified().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let store = PostgresStore { inner };
+        match store.stats().await {
+            Ok(stats) => store.inner.bus.publish(Event::QueueStats { stats }),
+            Err(e) => tracing::warn!(error = %e, "reading the queue's counts failed"),
+        }
+        drop(store);
+        tokio::time::sleep(STATS_EVERY).await;
     }
 }
 
