@@ -21,7 +21,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::wanted;
+use common::{wanted, Fixed};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,41 +31,9 @@ use storyteller_engine::job::{NewJob, Priority, StorySpec, Usage};
 use storyteller_engine::pool::{Pool, PoolConfig, RunUntil};
 use storyteller_engine::store::Outcome;
 use storyteller_engine::store::{Enqueued, JobStore, SqliteStore};
-use storyteller_engine::storyteller::{
-    BoxFuture, StoryError, StoryRequest, StorySink, Storyteller, StorytellerRegistry,
-};
+use storyteller_engine::storyteller::StorytellerRegistry;
 use storyteller_engine::wire::{AddOptions, SearchQuery};
 use storyteller_engine::{Engine, EngineOptions, Event, EventBus};
-
-/// Writes a one-word story after `delay` (zero: a no-op job).
-struct Fixed {
-    delay: Duration,
-}
-
-impl Storyteller for Fixed {
-    fn name(&self) -> &str {
-        "bench"
-    }
-    fn default_model(&self) -> &str {
-        "none"
-    }
-    fn presets(&self) -> &[&'static str] {
-        &["narrative"]
-    }
-    fn tell<'a>(
-        &'a self,
-        _request: &'a StoryRequest,
-        sink: &'a mut StorySink,
-    ) -> BoxFuture<'a, Result<Usage, StoryError>> {
-        Box::pin(async move {
-            if !self.delay.is_zero() {
-                tokio::time::sleep(self.delay).await;
-            }
-            sink.write("done");
-            Ok(Usage::default())
-        })
-    }
-}
 
 /// Jobs `first..first + n`: each a different file, so none is taken for one already added.
 fn new_jobs_from(first: usize, n: usize, storyteller: &str) -> Vec<NewJob> {

@@ -11,46 +11,21 @@
 //! `BENCH_QUICK=1` shrinks the runs for a smoke test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 #[path = "../tests/engine/postgres_server.rs"]
 mod postgres_server;
 
-use postgres_server::PostgresServer;
+use common::Fixed;
+use postgres_server::{execute, PostgresServer};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storyteller_engine::clock::SystemClock;
-use storyteller_engine::job::{NewJob, Priority, StorySpec, Usage};
+use storyteller_engine::job::{NewJob, Priority, StorySpec};
 use storyteller_engine::pool::{Pool, PoolConfig, RunUntil};
 use storyteller_engine::store::{ForeignChanges, JobStore, PostgresStore, SqliteStore};
-use storyteller_engine::storyteller::{
-    BoxFuture, StoryError, StoryRequest, StorySink, Storyteller, StorytellerRegistry,
-};
+use storyteller_engine::storyteller::StorytellerRegistry;
 use storyteller_engine::EventBus;
-
-/// A no-op storyteller: a one-word story at once.
-struct Instant0;
-
-impl Storyteller for Instant0 {
-    fn name(&self) -> &str {
-        "bench"
-    }
-    fn default_model(&self) -> &str {
-        "none"
-    }
-    fn presets(&self) -> &[&'static str] {
-        &["narrative"]
-    }
-    fn tell<'a>(
-        &'a self,
-        _request: &'a StoryRequest,
-        sink: &'a mut StorySink,
-    ) -> BoxFuture<'a, Result<Usage, StoryError>> {
-        Box::pin(async move {
-            sink.write("done");
-            Ok(Usage::default())
-        })
-    }
-}
 
 fn new_jobs(prefix: &str, n: usize) -> Vec<NewJob> {
     (0..n)
@@ -79,7 +54,9 @@ async fn round(store: Arc<dyn JobStore>, bus: EventBus, prefix: &str, jobs: usiz
     store.enqueue(new_jobs(prefix, jobs)).await.unwrap();
     let enqueue = jobs as f64 / started.elapsed().as_secs_f64();
     let mut registry = StorytellerRegistry::new();
-    registry.register(Arc::new(Instant0));
+    registry.register(Arc::new(Fixed {
+        delay: Duration::ZERO,
+    }));
     let pool = Pool::new(
         store.clone(),
         registry,
@@ -106,16 +83,6 @@ async fn round(store: Arc<dyn JobStore>, bus: EventBus, prefix: &str, jobs: usiz
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     values[values.len() / 2]
-}
-
-async fn execute(url: &str, sql: &str) {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let connection = tokio::spawn(connection);
-    client.batch_execute(sql).await.unwrap();
-    drop(client);
-    let _ = connection.await;
 }
 
 async fn wake_up(url: &str, samples: usize) {

@@ -2,7 +2,7 @@
 //! `contract`), and what is the server's own.
 
 use crate::contract::Queue;
-use crate::postgres_server::PostgresServer;
+use crate::postgres_server::{execute, PostgresServer};
 use std::sync::Arc;
 use std::time::Duration;
 use storyteller_engine::pool::{Pool, RunUntil};
@@ -28,17 +28,6 @@ async fn postgres_queue() -> Box<dyn Queue> {
         bus,
         store: Arc::new(store),
     })
-}
-
-/// Runs `sql` on the queue's database, as an operator would.
-async fn execute(url: &str, sql: &str) {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let connection = tokio::spawn(connection);
-    client.batch_execute(sql).await.unwrap();
-    drop(client);
-    let _ = connection.await;
 }
 
 impl Queue for PostgresQueue {

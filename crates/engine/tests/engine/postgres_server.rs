@@ -673,3 +673,17 @@ async fn postgres_server_stop_then_start_again() {
     drop(server);
     assert!(!root.exists(), "dropping the server removes its folder");
 }
+
+/// Runs `sql` on the database at `url`, as an operator would (settings, the tests' clock).
+pub async fn execute(url: &str, sql: &str) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connecting to the test server");
+    let connection = tokio::spawn(connection);
+    client
+        .batch_execute(sql)
+        .await
+        .expect("running SQL on the test server");
+    drop(client);
+    let _ = connection.await;
+}
